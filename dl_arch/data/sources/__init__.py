@@ -1,0 +1,8 @@
+"""Random-access data sources, registered by name (`config.dataset.name`).
+
+A source is built by `factory(dataset_config, split: str, seed: int)` and has `__len__`
+and `__getitem__(index) -> dict[str, np.ndarray]`. Standard keys: `image` (float32 HWC in
+[0, 1]), `label` (int32), `inputs`/`targets` (arrays), `boxes`/`box_labels` (detection).
+`tfds:<name>` is handled by `dl_arch.data.tfds_source`; everything else is registered
+here with `@register_dataset("name")`.
+"""

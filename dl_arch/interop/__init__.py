@@ -1,0 +1,1 @@
+"""Importers of pretrained weights from other frameworks into our parameter trees."""

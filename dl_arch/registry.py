@@ -1,0 +1,69 @@
+"""Name -> object registries, so configs choose models, tasks and datasets by name.
+
+Each registry imports every module of its package on first lookup; a module registers
+its objects with a decorator, so adding a model is adding a file, not editing a list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+
+class Registry:
+    """A named table of constructors, filled by the modules of one package."""
+
+    def __init__(self, kind: str, package: str, config_field: str):
+        self.kind = kind
+        self.package = package
+        self.config_field = config_field
+        self._table: dict[str, Any] = {}
+        self._discovered = False
+
+    def register(self, name: str, obj: Any = None) -> Callable[[Any], Any] | Any:
+        """Registers `obj` under `name`; without `obj`, returns a decorator."""
+        if obj is not None:
+            self._add(name, obj)
+            return obj
+
+        def decorator(target: Any) -> Any:
+            self._add(name, target)
+            return target
+
+        return decorator
+
+    def _add(self, name: str, obj: Any) -> None:
+        if name in self._table and self._table[name] is not obj:
+            raise ValueError(f"{self.kind} '{name}' is registered twice")
+        self._table[name] = obj
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        pkg = importlib.import_module(self.package)
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=self.package + "."):
+            importlib.import_module(info.name)
+
+    def names(self) -> list[str]:
+        self._discover()
+        return sorted(self._table)
+
+    def get(self, name: str) -> Any:
+        self._discover()
+        if name not in self._table:
+            known = ", ".join(self.names())
+            raise ValueError(
+                f"unknown {self.kind} '{name}' in {self.config_field}; known: {known}"
+            )
+        return self._table[name]
+
+
+MODELS = Registry("model", "dl_arch.models", "config.model.name")
+TASKS = Registry("task", "dl_arch.tasks", "config.task.name")
+DATASETS = Registry("dataset", "dl_arch.data.sources", "config.dataset.name")
+register_model = MODELS.register
+register_task = TASKS.register
+register_dataset = DATASETS.register

@@ -1,0 +1,105 @@
+"""The task interface: everything the shared training loop needs to know about a problem.
+
+A task owns the model(s), the loss and the metrics; the loop in `dl_arch.train` owns the
+optimisers, sharding, checkpoints, logging and evaluation schedule. One loop serves every
+family because a task may split its parameters into *phases*: each phase is one entry of
+`params`, has its own optimiser and is updated by its own loss, in order, inside the one
+jitted train step (a GAN has phases ("discriminator", "generator"); every other task has
+the single phase `ALL`, which updates the whole parameter tree).
+
+Contract (all methods are pure, jit-traceable functions of arrays, except the `host_*`
+hooks, which run on the host outside jit):
+
+- `init_variables(rng, batch)` -> variables dict: `{"params": ..., **mutable}` where
+  mutable collections (e.g. `batch_stats`) are carried in the train state.
+- `loss(phase, params, mutable, batch, rng)` -> `(scalar loss, (metrics, new_mutable))`;
+  `metrics` is a flat dict of scalars to log (`loss` is added by the loop).
+- `eval_metrics(variables, batch)` -> dict name -> `(sum, count)`; examples whose
+  `batch["_mask"]` is 0 are padding and must not count. The loop sums these over the
+  whole eval split; `finalize_metrics` turns the totals into reported values.
+- `host_report(variables, batch, step, workdir, writer, final)` -> optional pictures /
+  files at eval time and at the end of a run (confusion matrix, sample grids, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dl_arch.registry import MODELS
+
+ALL = "all"  # the phase that updates every parameter (single-model tasks)
+
+Variables = dict[str, Any]
+Batch = dict[str, jax.Array]
+MetricTotals = dict[str, tuple[jax.Array, jax.Array]]
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+    """Resolves `config.dtype`: 'auto' is bfloat16 on GPU/TPU and float32 on CPU."""
+    if name == "auto":
+        return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
+    return jnp.dtype(name)
+
+
+def build_model(model_config: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
+                **overrides: Any):
+    """Builds `MODELS[model_config.name](**fields, dtype=..., param_dtype=...)`."""
+    fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+    cls = MODELS.get(fields.pop("name"))
+    fields.setdefault("dtype", compute_dtype(config.get("dtype", "float32")))
+    fields.setdefault("param_dtype", jnp.dtype(config.get("param_dtype", "float32")))
+    fields.update(overrides)
+    try:
+        return cls(**fields)
+    except TypeError as e:
+        raise ValueError(f"config.model: {e}; check the field names of '{model_config.name}'") from e
+
+
+def masked_mean_pair(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(sum of values over real examples, number of real examples) for eval metrics.
+
+    `values` has the batch as its leading axis; extra axes (tokens, pixels) are averaged
+    per example first, so every real example weighs the same.
+    """
+    values = values.astype(jnp.float32)
+    if values.ndim > 1:
+        values = values.reshape(values.shape[0], -1).mean(axis=1)
+    mask = mask.astype(jnp.float32)
+    return jnp.sum(values * mask), jnp.sum(mask)
+
+
+class Task:
+    """Base class; subclasses register with `@register_task("name")`."""
+
+    phases: tuple[str, ...] = (ALL,)
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+
+    # ----- pure functions (traced inside jit) -----
+    def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
+        raise NotImplementedError
+
+    def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch,
+             rng: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], Variables]]:
+        raise NotImplementedError
+
+    def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
+        raise NotImplementedError
+
+    # ----- host side -----
+    def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+        """Turns summed (sum, count) pairs into reported metrics; default: the mean."""
+        return {k: s / max(float(c), 1.0) for k, (s, c) in totals.items()}
+
+    def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
+                    workdir: str, writer: Any, final: bool) -> None:
+        """Optional pictures or files at eval time (`final=True` at the end of a run)."""
+
+    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
+        """Optional: `launch.py --sample` calls this on the restored variables."""
+        raise ValueError(f"task '{self.config.task.name}' has no sampling; drop --sample")
