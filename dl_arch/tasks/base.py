@@ -17,6 +17,8 @@ hooks, which run on the host outside jit):
 - `eval_metrics(variables, batch)` -> dict name -> `(sum, count)`; examples whose
   `batch["_mask"]` is 0 are padding and must not count. The loop sums these over the
   whole eval split; `finalize_metrics` turns the totals into reported values.
+- `preprocess(example, rng, train)` -> example: per-example numpy work in the input
+  pipeline (augmentation, tokenising); runs in grain, outside jit.
 - `host_report(variables, batch, step, workdir, writer, final)` -> optional pictures /
   files at eval time and at the end of a run (confusion matrix, sample grids, ...).
 """
@@ -92,6 +94,15 @@ class Task:
         raise NotImplementedError
 
     # ----- host side -----
+    def preprocess(self, example: dict[str, Any], rng: Any, train: bool) -> dict[str, Any]:
+        """Per-example input preprocessing in the data pipeline (numpy, deterministic rng).
+
+        Default: image augmentation and normalisation from `config.dataset`.
+        """
+        from dl_arch.data.augment import preprocess
+
+        return preprocess(example, rng, self.config.dataset, train)
+
     def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
         """Turns summed (sum, count) pairs into reported metrics; default: the mean."""
         return {k: s / max(float(c), 1.0) for k, (s, c) in totals.items()}

@@ -1,0 +1,209 @@
+"""CNN train steps, ours (jit, channels-last) vs the same architecture in PyTorch (CPU).
+
+    python -m benchmarks.run --only cnn [--quick]
+    python -m benchmarks.bench_cnn [--quick]
+
+Rows: resnet18 (small stem, 32x32, batch 128; 32 with --quick) and lenet5 (28x28 MNIST
+shape, batch 128): SGD-momentum steps with softmax cross-entropy and BatchNorm updates.
+The PyTorch models use torchvision's module names and `channels_last` memory format, and
+double as the reference implementations in tests/test_torchvision_import.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks.harness import Row, compare, mfu_text, step_flops
+from dl_arch.registry import MODELS
+
+
+def _torch_modules() -> Any:
+    """Imports torch lazily so the benchmark module imports without it."""
+    import torch
+    from torch import nn as tnn
+
+    class BasicBlock(tnn.Module):
+        expansion = 1
+
+        def __init__(self, cin: int, width: int, stride: int):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(cin, width, 3, stride, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(width)
+            self.conv2 = tnn.Conv2d(width, width, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(width)
+            self.downsample = _downsample(cin, width, stride)
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.bn2(self.conv2(y))
+            return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class Bottleneck(tnn.Module):
+        expansion = 4
+
+        def __init__(self, cin: int, width: int, stride: int):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(cin, width, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(width)
+            self.conv2 = tnn.Conv2d(width, width, 3, stride, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(width)
+            self.conv3 = tnn.Conv2d(width, width * 4, 1, bias=False)
+            self.bn3 = tnn.BatchNorm2d(width * 4)
+            self.downsample = _downsample(cin, width * 4, stride)
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = torch.relu(self.bn2(self.conv2(y)))
+            y = self.bn3(self.conv3(y))
+            return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    def _downsample(cin: int, cout: int, stride: int):
+        if stride == 1 and cin == cout:
+            return None
+        return tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False),
+                              tnn.BatchNorm2d(cout))
+
+    class ResNet(tnn.Module):
+        """torchvision.models.ResNet's layout and key names, plus a CIFAR stem option."""
+
+        def __init__(self, stage_sizes: Sequence[int], block: str, num_classes: int,
+                     width: int = 64, small: bool = False, in_channels: int = 3):
+            super().__init__()
+            cls = BasicBlock if block == "basic" else Bottleneck
+            if small:
+                self.conv1 = tnn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+            else:
+                self.conv1 = tnn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
+            self.bn1 = tnn.BatchNorm2d(width)
+            self.maxpool = tnn.Identity() if small else tnn.MaxPool2d(3, 2, 1)
+            cin = width
+            for s, n in enumerate(stage_sizes):
+                blocks = []
+                for b in range(n):
+                    blocks.append(cls(cin, width * 2**s, 2 if s > 0 and b == 0 else 1))
+                    cin = width * 2**s * cls.expansion
+                setattr(self, f"layer{s + 1}", tnn.Sequential(*blocks))
+            self.num_stages = len(stage_sizes)
+            self.fc = tnn.Linear(cin, num_classes)
+
+        def forward(self, x):
+            x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+            for s in range(self.num_stages):
+                x = getattr(self, f"layer{s + 1}")(x)
+            return self.fc(torch.flatten(torch.mean(x, dim=(2, 3)), 1))
+
+    class LeNet5(tnn.Module):
+        """Our LeNet5 (ReLU, max pool) with the same parameter names."""
+
+        def __init__(self, num_classes: int = 10, small: bool = True):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(1, 6, 5, padding=2 if small else 0)
+            self.conv2 = tnn.Conv2d(6, 16, 5)
+            self.fc1 = tnn.Linear(400, 120)
+            self.fc2 = tnn.Linear(120, 84)
+            self.head = tnn.Linear(84, num_classes)
+
+        def forward(self, x):
+            x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+            x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+            x = torch.flatten(x.permute(0, 2, 3, 1), 1)  # flatten H, W, C like ours
+            x = torch.relu(self.fc2(torch.relu(self.fc1(x))))
+            return self.head(x)
+
+    return torch, ResNet, LeNet5
+
+
+def torch_reference_models() -> tuple[Any, Any, Any]:
+    """(torch, ResNet, LeNet5): the PyTorch reference classes (torchvision key layout)."""
+    return _torch_modules()
+
+
+def make_train_step(model: Any, tx: optax.GradientTransformation):
+    """A jitted SGD step: softmax CE, BatchNorm statistics updated, state donated."""
+
+    def train_step(state, images, labels):
+        params, batch_stats, opt_state = state
+
+        def loss_fn(p):
+            variables = {"params": p}
+            if batch_stats is not None:
+                variables["batch_stats"] = batch_stats
+                logits, upd = model.apply(variables, images, train=True,
+                                          mutable=["batch_stats"])
+                new_stats = upd["batch_stats"]
+            else:
+                logits, new_stats = model.apply(variables, images, train=True), None
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            return loss, new_stats
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), new_stats, opt_state), loss
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, hw: int,
+         channels: int, num_classes: int, quick: bool) -> Row:
+    rng = np.random.default_rng(0)
+    images_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)
+    labels_np = rng.integers(0, num_classes, batch).astype(np.int32)
+
+    images, labels = jnp.asarray(images_np), jnp.asarray(labels_np)
+    variables = jax.jit(lambda: ours_model.init(jax.random.key(0), images))()
+    tx = optax.sgd(0.01, momentum=0.9)
+    state = [(variables["params"], variables.get("batch_stats"),
+              tx.init(variables["params"]))]
+    step = make_train_step(ours_model, tx)
+    flops = step_flops(step, state[0], images, labels)
+
+    def ours():
+        state[0], loss = step(state[0], images, labels)
+        return loss
+
+    torch_model = torch_model.to(memory_format=torch.channels_last).train()
+    # The same NHWC buffer viewed as NCHW in channels_last memory: no copy, no transpose.
+    x_t = torch.from_numpy(images_np).permute(0, 3, 1, 2)
+    y_t = torch.from_numpy(labels_np.astype(np.int64))
+    opt = torch.optim.SGD(torch_model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def ref():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(torch_model(x_t), y_t)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def extra(seconds: float) -> str:
+        return f"images/s={batch / seconds:8.1f} {mfu_text(flops, seconds, quick)}"
+
+    return compare(name, ours, ref, "torch", quick=quick, extra=extra)
+
+
+def rows(quick: bool) -> Iterable[Row]:
+    """resnet18 (small stem, 32x32) and lenet5 (28x28) train steps vs PyTorch."""
+    torch, TorchResNet, TorchLeNet5 = _torch_modules()
+    torch.manual_seed(0)
+    batch = 32 if quick else 128
+    resnet = MODELS.get("resnet18")(num_classes=10, stem="small")
+    yield _row(f"cnn/resnet18 small-stem 32x32 train step b={batch}", resnet,
+               TorchResNet((2, 2, 2, 2), "basic", 10, small=True), torch, batch, 32, 3, 10,
+               quick)
+    lenet = MODELS.get("lenet5")(num_classes=10, stem="small")
+    yield _row("cnn/lenet5 28x28 train step b=128", lenet, TorchLeNet5(10, small=True), torch,
+               128, 28, 1, 10, quick)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    for r in rows(parser.parse_args().quick):
+        print(r.line(), flush=True)

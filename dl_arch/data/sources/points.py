@@ -1,0 +1,56 @@
+"""2-D point sets that no straight line separates: xor, two spirals, concentric circles.
+
+The classic demonstration that a single-layer perceptron is limited to linearly
+separable problems while a hidden layer is enough to solve them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dl_arch.data.sources.procedural import ProceduralSource, split_length
+from dl_arch.registry import register_dataset
+
+
+class PointSet(ProceduralSource):
+    """Labelled points in [-1, 1]^2; `kind` picks the geometry, `noise` jitters the points."""
+
+    def __init__(self, kind: str, noise: float, length: int, seed: int, split: str):
+        super().__init__(length, seed, split)
+        self.kind = kind
+        self.noise = float(noise)
+
+    def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
+        label = index % 2  # balanced classes
+        if self.kind == "xor":
+            x = rng.uniform(0.1, 1.0, size=2)  # a margin around the axes keeps labels clean
+            # quadrant signs: label 0 -> same signs, label 1 -> opposite signs
+            s = rng.choice([-1.0, 1.0])
+            x = x * np.array([s, s if label == 0 else -s])
+        elif self.kind == "circles":
+            r = rng.uniform(0.0, 0.45) if label == 0 else rng.uniform(0.65, 1.0)
+            a = rng.uniform(0, 2 * np.pi)
+            x = r * np.array([np.cos(a), np.sin(a)])
+        elif self.kind == "spirals":
+            t = np.sqrt(rng.uniform(0.02, 1.0)) * 3 * np.pi  # sqrt: uniform density along arm
+            a = t + label * np.pi
+            x = (t / (3 * np.pi)) * np.array([np.cos(a), np.sin(a)])
+        else:  # pragma: no cover - guarded in factory
+            raise AssertionError(self.kind)
+        x = x + rng.normal(0.0, self.noise, size=2)
+        return {"inputs": x.astype(np.float32), "label": np.int32(label)}
+
+
+def _factory(kind: str):
+    def factory(dataset_config: Any, split: str, seed: int) -> PointSet:
+        return PointSet(kind, dataset_config.get("noise", 0.05),
+                        split_length(dataset_config, split), seed, split)
+
+    factory.__doc__ = f"The `{kind}` point set (fields: noise, num_train_examples, num_eval_examples)."
+    return factory
+
+
+for _kind in ("xor", "circles", "spirals"):
+    register_dataset(_kind, _factory(_kind))

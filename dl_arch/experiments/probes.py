@@ -1,0 +1,356 @@
+"""Post-run analyses a study asks for by name (`probes` in the experiment), and their plots.
+
+A probe runs after a trial's training, on the trained parameters (restored from the run's
+checkpoint) and on its initial ones ("init": recomputed exactly as the loop draws them
+from `config.seed`). It writes arrays to `<run>/probe_<name>.npz` and scalars to
+`<run>/probes.json`, which the report adds to `results.csv` and the table.
+
+- `decision_boundary`: class-1 probability of a 2-D classifier on a grid, plus eval points.
+- `layer_grad_norms`: the l2 norm of dL/dW per top-level layer (input side first).
+- `grad_through_time`: |dL/dh_t| per time step t of the first recurrent layer, through the
+  model's zero `perturbations` on its hidden states (`dl_arch.models.rnn.Recurrent`).
+- `step_cost`: XLA's FLOPs and memory (arguments + outputs + temporaries) of one
+  forward+backward pass at the training batch size, measurable on every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dl_arch.tasks.base import ALL
+
+PROBE_JSON = "probes.json"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def make_task(config: ml_collections.ConfigDict) -> Any:
+    """The run's task object, built the way the loop builds it."""
+    from dl_arch.registry import TASKS
+
+    return TASKS.get(config.task.name)(config)
+
+
+def probe_batch(config: ml_collections.ConfigDict, split: str, n: int) -> dict[str, np.ndarray]:
+    """The first `n` examples of a split, stacked, standardised, with an all-ones `_mask`."""
+    from dl_arch.data.pipeline import make_source, standardize
+
+    source = make_source(config.dataset, split, config.seed)
+    n = min(n, len(source))
+    examples = [standardize(dict(source[i])) for i in range(n)]
+    batch = {k: np.stack([np.asarray(e[k]) for e in examples]) for k in examples[0]}
+    batch["_mask"] = np.ones((n,), np.float32)
+    return batch
+
+
+def trained_variables(workdir: str) -> dict[str, Any]:
+    """`{'params': ..., **mutable}` of the newest checkpoint of a run."""
+    from dl_arch.train.checkpoints import restore_raw_state
+
+    state = restore_raw_state(workdir)
+    return {"params": state["params"], **dict(state.get("mutable") or {})}
+
+
+def init_variables(task: Any, config: ml_collections.ConfigDict, batch: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The run's initial variables: the loop's own key split of `PRNGKey(config.seed)`."""
+    init_rng, _ = jax.random.split(jax.random.PRNGKey(config.seed))
+    return task.init_variables(init_rng, batch)
+
+
+def _split_vars(variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    params = variables["params"]
+    mutable = {k: v for k, v in variables.items() if k != "params"}
+    return params, mutable
+
+
+def _loss_fn(task: Any, batch: dict[str, Any]) -> Callable[[Any, dict[str, Any]], jax.Array]:
+    rng = jax.random.PRNGKey(0)
+
+    def loss(params: Any, mutable: dict[str, Any]) -> jax.Array:
+        value, _ = task.loss(ALL, params, mutable, batch, rng)
+        return value
+
+    return loss
+
+
+def _natural_key(name: str) -> tuple[bool, list[Any]]:
+    """'hidden_2' < 'hidden_10' < 'head': layers in depth order, the head last."""
+    return (name.startswith("head"), [int(p) if p.isdigit() else p
+                                       for p in re.split(r"(\d+)", name)])
+
+
+# ----------------------------------------------------------------------------- probes
+
+
+def decision_boundary(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """p(class 1) of the trained model on a 2-D grid, with eval points for the picture."""
+    task = make_task(config)
+    points = probe_batch(config, config.dataset.get("eval_split", "test"), 400)
+    key = "inputs"
+    if points[key].shape[-1] != 2:
+        raise ValueError(f"probe decision_boundary needs 2-D inputs; config.dataset.name="
+                         f"'{config.dataset.name}' gives shape {points[key].shape[1:]}")
+    lim = float(np.abs(points[key]).max()) * 1.1
+    axis = np.linspace(-lim, lim, 121, dtype=np.float32)
+    gx, gy = np.meshgrid(axis, axis)
+    grid = {key: np.stack([gx.ravel(), gy.ravel()], -1), "_mask": np.ones(gx.size, np.float32)}
+    variables = trained_variables(workdir)
+    logits = task.apply_eval(variables, grid)
+    prob = np.asarray(jax.nn.softmax(logits.astype(jnp.float32), -1))[:, 1].reshape(gx.shape)
+    np.savez(os.path.join(workdir, "probe_decision_boundary.npz"), axis=axis, prob=prob,
+             points=points[key], labels=points["label"])
+    return {}
+
+
+def layer_norms(task: Any, variables: dict[str, Any], batch: dict[str, Any]
+                ) -> tuple[list[str], np.ndarray]:
+    """(layer names, ||dL/dW|| of each top-level layer) of the task loss on `batch`."""
+    params, mutable = _split_vars(variables)
+    grads = jax.grad(_loss_fn(task, batch))(params, mutable)
+    names = sorted(grads, key=_natural_key)
+    norms = [float(jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
+                                for g in jax.tree_util.tree_leaves(grads[n])))) for n in names]
+    return names, np.array(norms)
+
+
+def layer_grad_norms(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """||dL/dW|| per top-level layer at init and after training, on one training batch."""
+    task = make_task(config)
+    batch = probe_batch(config, config.dataset.get("train_split", "train"),
+                        int(config.batch_size))
+    out: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    for stage, variables in (("init", init_variables(task, config, batch)),
+                             ("final", trained_variables(workdir))):
+        names, norms = layer_norms(task, variables, batch)
+        arrays[stage] = norms
+        arrays["names"] = np.array(names)
+        hidden = [i for i, n in enumerate(names) if not n.startswith("head")]
+        hidden = hidden or list(range(len(names)))
+        first, last = norms[hidden[0]], norms[hidden[-1]]
+        # how much smaller the gradient reaching the first layer is than at the last hidden one
+        out[f"grad_first_over_last_{stage}"] = float(first / last) if last > 0 else math.inf
+    np.savez(os.path.join(workdir, "probe_layer_grad_norms.npz"), **arrays)
+    return out
+
+
+def hidden_state_grads(task: Any, variables: dict[str, Any], batch: dict[str, Any]
+                       ) -> jax.Array:
+    """dL/dh_t of the first recurrent layer, (T, B, H), via its zero `perturbations`."""
+    inputs = task.inputs(batch)
+    _, shapes = jax.eval_shape(
+        lambda v: task.model.apply(v, inputs, train=False, mutable=["perturbations"]),
+        variables)
+    if "perturbations" not in shapes:
+        raise ValueError(f"probe grad_through_time: model '{task.config.model.name}' exposes "
+                         "no hidden-state perturbations; use a recurrent model")
+    eps = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["perturbations"])
+    first_path = min((p for p, _ in jax.tree_util.tree_flatten_with_path(eps)[0]),
+                     key=lambda p: _natural_key(jax.tree_util.keystr(p)))
+    params, mutable = _split_vars(variables)
+
+    def loss(e: Any) -> jax.Array:
+        value, _ = task.loss(ALL, params, {**mutable, "perturbations": e}, batch,
+                             jax.random.PRNGKey(0))
+        return value
+
+    grads = jax.grad(loss)(eps)
+    return dict(jax.tree_util.tree_flatten_with_path(grads)[0])[first_path]
+
+
+def grad_through_time(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """mean_b ||dL/dh_t|| for each t, first recurrent layer, at init and after training."""
+    task = make_task(config)
+    batch = probe_batch(config, config.dataset.get("train_split", "train"),
+                        min(int(config.batch_size), 64))
+    out: dict[str, Any] = {}
+    arrays: dict[str, Any] = {}
+    for stage, variables in (("init", init_variables(task, config, batch)),
+                             ("final", trained_variables(workdir))):
+        g_TBH = hidden_state_grads(task, variables, batch)
+        norms_T = np.asarray(jnp.linalg.norm(g_TBH.astype(jnp.float32), axis=-1).mean(axis=1))
+        arrays[stage] = norms_T
+        last = norms_T[-1]
+        out[f"grad_h1_over_hT_{stage}"] = float(norms_T[0] / last) if last > 0 else math.inf
+    np.savez(os.path.join(workdir, "probe_grad_through_time.npz"), **arrays)
+    return out
+
+
+def step_cost(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """FLOPs and bytes XLA plans for one forward+backward pass at the training batch size."""
+    task = make_task(config)
+    batch = probe_batch(config, config.dataset.get("train_split", "train"),
+                        int(config.batch_size))
+    params, mutable = _split_vars(init_variables(task, config, batch))
+    compiled = jax.jit(jax.value_and_grad(_loss_fn(task, batch))).lower(params, mutable).compile()
+    out: dict[str, Any] = {}
+    try:
+        mem = compiled.memory_analysis()
+        out["step_memory_bytes"] = int(mem.argument_size_in_bytes + mem.output_size_in_bytes
+                                       + mem.temp_size_in_bytes)
+    except Exception:  # noqa: BLE001 - a backend without memory analysis: leave it out
+        pass
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) and cost else cost
+    if cost and "flops" in cost:
+        out["step_flops"] = float(cost["flops"])
+    return out
+
+
+PROBES: dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]] = {
+    "decision_boundary": decision_boundary,
+    "layer_grad_norms": layer_grad_norms,
+    "grad_through_time": grad_through_time,
+    "step_cost": step_cost,
+}
+
+
+def run_probes(names: list[str], config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Runs the named probes and merges their scalars into `<workdir>/probes.json`."""
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise ValueError(f"experiment probes: unknown {unknown}; known: {', '.join(PROBES)}")
+    path = os.path.join(workdir, PROBE_JSON)
+    scalars: dict[str, Any] = {}
+    for name in names:
+        scalars.update(PROBES[name](config, workdir))
+    with open(path, "w") as f:
+        json.dump(scalars, f, indent=1)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _mean_arrays(run_dirs: list[str], probe: str, key: str) -> np.ndarray | None:
+    arrays = []
+    for d in run_dirs:
+        try:
+            with np.load(os.path.join(d, f"probe_{probe}.npz")) as z:
+                arrays.append(np.asarray(z[key], np.float64))
+        except (OSError, KeyError):
+            continue
+    if not arrays or len({a.shape for a in arrays}) != 1:
+        return None
+    return np.mean(arrays, axis=0)
+
+
+def _trials(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["trial"] for r in rows))
+
+
+def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], path: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panel_key, col_key = spec.get("panels"), spec.get("columns")
+    panel_values = list(dict.fromkeys(r.get(panel_key) for r in rows)) if panel_key else [None]
+    col_values = (list(dict.fromkeys(r.get(col_key) for r in rows)) if col_key
+                  else _trials(rows))
+    fig, axes = plt.subplots(len(panel_values), len(col_values),
+                             figsize=(2.4 * len(col_values), 2.4 * len(panel_values)),
+                             squeeze=False)
+    drawn = False
+    for i, pv in enumerate(panel_values):
+        for j, cv in enumerate(col_values):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            match = [r for r in rows if (panel_key is None or r.get(panel_key) == pv)
+                     and (r.get(col_key) == cv if col_key else r["trial"] == cv)]
+            if not match:
+                ax.set_visible(False)
+                continue
+            r = match[0]  # the first seed's picture
+            try:
+                z = np.load(os.path.join(r["workdir"], "probe_decision_boundary.npz"))
+            except OSError:
+                ax.set_visible(False)
+                continue
+            axis = z["axis"]
+            ax.contourf(axis, axis, z["prob"], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
+                        alpha=0.8)
+            ax.contour(axis, axis, z["prob"], levels=[0.5], colors="k", linewidths=0.8)
+            pts, lab = z["points"], z["labels"]
+            ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="RdBu_r", s=4, edgecolors="none")
+            acc = r.get(spec.get("metric", "eval/accuracy"))
+            title = f"{cv}" + (f"\nacc={acc:.3f}" if isinstance(acc, (int, float)) else "")
+            ax.set_title(title, fontsize=7)
+            if j == 0 and pv is not None:
+                ax.set_ylabel(str(pv), fontsize=9)
+            drawn = True
+    if drawn:
+        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+def _plot_stage_curves(spec: dict[str, Any], rows: list[dict[str, Any]], path: str,
+                       probe: str, xlabel: str, ylabel: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = spec.get("stages", ["init", "final"])
+    group = spec.get("group")
+    panel_key = spec.get("panels")
+    panel_values = list(dict.fromkeys(r.get(panel_key) for r in rows)) if panel_key else [None]
+    fig, axes = plt.subplots(len(panel_values), len(stages),
+                             figsize=(4.4 * len(stages), 3.3 * len(panel_values)), squeeze=False)
+    drawn = False
+    for i, pv in enumerate(panel_values):
+        sub = [r for r in rows if panel_key is None or r.get(panel_key) == pv]
+        for j, stage in enumerate(stages):
+            ax = axes[i][j]
+            for t in _trials(sub):
+                tr = [r for r in sub if r["trial"] == t]
+                y = _mean_arrays([r["workdir"] for r in tr], probe, stage)
+                if y is None:
+                    continue
+                label = t if group is None else str(tr[0].get(group))
+                ax.plot(np.arange(1, len(y) + 1), np.maximum(y, 1e-30), label=label,
+                        linewidth=1.2, marker="." if len(y) <= 30 else None)
+                drawn = True
+            ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3, which="both")
+            ax.set_title(stage + ("" if pv is None else f", {panel_key}={pv}"), fontsize=9)
+            ax.legend(fontsize=7)
+    if drawn:
+        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
+def draw_probe_plot(kind: str, spec: dict[str, Any], rows: list[dict[str, Any]],
+                    path: str) -> bool:
+    """Draws a plot of probe outputs; False (no file) when no run has them yet."""
+    if kind == "decision_boundary":
+        return _plot_decision_boundary(spec, rows, path)
+    if kind == "layer_grad_norms":
+        return _plot_stage_curves(spec, rows, path, "layer_grad_norms",
+                                  "layer (1 = input side; last = head)", "||dL/dW||")
+    if kind == "grad_through_time":
+        return _plot_stage_curves(spec, rows, path, "grad_through_time", "time step t",
+                                  "mean ||dL/dh_t||")
+    raise ValueError(f"plot '{spec.get('name')}': unknown kind '{kind}'; use metric, bar, "
+                     "curves, decision_boundary, layer_grad_norms or grad_through_time")

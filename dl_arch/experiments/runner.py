@@ -1,0 +1,508 @@
+"""The sweep runner: an experiment file's grid -> one sub-workdir per (trial, seed) -> report.
+
+An experiment is `experiments/<name>.py` with `get_experiment(arg: str | None) -> ConfigDict`:
+
+- `base`: the config every trial starts from, a ConfigDict or a `'configs/x.py:opts'` string;
+- `trials`: a list of `{name, overrides: {dotted.field: value}, config?: 'configs/y.py:opts',
+  params?: {label: value}, depends_on?: [trial names]}`; `config` replaces `base` for that
+  trial, `params` are extra columns for the report (e.g. `{'T': 100}`) that need not be
+  config fields; `depends_on` trials finish first (pretraining before fine-tuning), and
+  `{workdir}` / `{seed}` in string override values become the sweep's directory and the
+  run's seed (`'init_from': '{workdir}/pretrain/seed_{seed}'`);
+- `seeds`: the seeds every trial is repeated with (`config.seed`);
+- `plots`, `metrics`, `probes`, `title`: what the report shows (see `dl_arch.experiments.report`).
+
+Run `r = trials[i] x seeds[j]` is number `i * len(seeds) + j` and lives in
+`<workdir>/<trial>/seed_<s>/`. A run whose `summary.json` says `completed` is skipped; any
+other run is (re)started on its workdir, so the loop resumes it from its checkpoints.
+`--parallel=N` runs N runs at once as separate processes; `--trial=K` runs only run K
+(or the runs of the trial named K), for one element of a cluster job array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import ml_collections
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_TRAINER = "dl_arch.train.loop:train_and_evaluate"
+TRIAL_FILE = "trial.json"  # written by the runner: which trial/seed/overrides a run dir holds
+SUMMARY_FILE = "summary.json"  # written by the loop at the end of a completed run
+ERROR_FILE = "error.txt"  # the traceback of the last failed attempt
+FINISHED = ("done", "diverged")  # statuses a rerun skips
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.=+-]+$")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """'experiments/x.py:smoke,T=5' -> ('experiments/x.py', 'smoke,T=5')."""
+    path, sep, arg = spec.partition(".py:")
+    if sep:
+        return path + ".py", arg
+    return spec, None
+
+
+def resolve_path(path: str) -> str:
+    """A file path as given, or relative to the repository root when not found as given."""
+    if os.path.exists(path):
+        return os.path.abspath(path)
+    candidate = os.path.join(REPO_ROOT, path)
+    if os.path.exists(candidate):
+        return candidate
+    raise ValueError(f"file '{path}' not found (relative to {os.getcwd()} or {REPO_ROOT})")
+
+
+def load_module(path: str) -> Any:
+    """Imports a Python file by path (configs and experiments are files, not packages)."""
+    full = resolve_path(path)
+    name = "_dl_arch_file_" + re.sub(r"\W", "_", os.path.relpath(full, REPO_ROOT))
+    module_spec = importlib.util.spec_from_file_location(name, full)
+    module = importlib.util.module_from_spec(module_spec)
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)  # so `from configs import ...` works in the file
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Loads `configs/x.py[:opts]` by calling its `get_config(opts)`."""
+    path, arg = split_spec(spec)
+    module = load_module(path)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file '{path}' has no get_config(arg) function")
+    return module.get_config(arg)
+
+
+def _name_of(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def load_experiment(spec: str) -> ml_collections.ConfigDict:
+    """Loads and validates `experiments/x.py[:opts]`; adds `name` and `spec`."""
+    path, arg = split_spec(spec)
+    module = load_module(path)
+    if not hasattr(module, "get_experiment"):
+        raise ValueError(f"experiment file '{path}' has no get_experiment(arg) function")
+    exp = module.get_experiment(arg)
+    if not isinstance(exp, ml_collections.ConfigDict):
+        exp = ml_collections.ConfigDict(exp)
+    exp.name = _name_of(path)
+    exp.spec = spec
+    exp.description = (module.__doc__ or "").strip()
+    defaults = {"seeds": [0], "plots": [], "metrics": [], "derived": [], "probes": [],
+                "title": exp.name, "trainer": DEFAULT_TRAINER, "base": None}
+    for key, value in defaults.items():
+        if key not in exp:
+            exp[key] = value
+    validate_experiment(exp)
+    return exp
+
+
+def validate_experiment(exp: ml_collections.ConfigDict) -> None:
+    """Fails early, in one line naming the field, on a malformed grid."""
+    trials = exp.get("trials")
+    if not trials:
+        raise ValueError(f"experiment '{exp.name}': `trials` is empty; add at least one trial")
+    if not exp.seeds:
+        raise ValueError(f"experiment '{exp.name}': `seeds` is empty; use e.g. [0]")
+    seen = set()
+    for i, t in enumerate(trials):
+        name = t.get("name", "")
+        if not name or not _NAME_RE.match(name):
+            raise ValueError(
+                f"experiment '{exp.name}': trials[{i}].name '{name}' must be non-empty and use "
+                "only letters, digits and _.=+-"
+            )
+        if name in seen:
+            raise ValueError(f"experiment '{exp.name}': trial name '{name}' appears twice")
+        seen.add(name)
+        unknown = set(t) - {"name", "overrides", "config", "params", "depends_on"}
+        if unknown:
+            raise ValueError(
+                f"experiment '{exp.name}': trials[{i}] has unknown keys {sorted(unknown)}; "
+                "allowed: name, overrides, config, params, depends_on"
+            )
+        for dep in t.get("depends_on", ()) or ():
+            if dep not in seen:
+                raise ValueError(
+                    f"experiment '{exp.name}': trial '{name}' depends_on '{dep}', which is not "
+                    "an earlier trial; list it before"
+                )
+        if exp.base is None and not t.get("config"):
+            raise ValueError(
+                f"experiment '{exp.name}': trial '{name}' has no `config` and the experiment "
+                "has no `base`; set one of them"
+            )
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One (trial, seed) pair of an experiment and the directory it trains in."""
+
+    index: int
+    trial: str
+    seed: int
+    overrides: dict[str, Any]
+    params: dict[str, Any]
+    config_spec: str | None  # the trial's own config file, or None for the experiment base
+    workdir: str
+    depends_on: tuple[str, ...] = ()
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for an existing run dir to count as this run (JSON-ready).
+
+        The sweep directory is written as `{workdir}`, so a moved sweep still resumes.
+        """
+        sweep = os.path.abspath(os.path.dirname(os.path.dirname(self.workdir)))
+        text = json.dumps({
+            "trial": self.trial,
+            "seed": self.seed,
+            "overrides": self.overrides,
+            "config": self.config_spec,
+        }, default=str)
+        return json.loads(text.replace(json.dumps(sweep)[1:-1], "{workdir}"))
+
+
+def _substitute(value: Any, workdir: str, seed: int) -> Any:
+    if isinstance(value, str) and ("{workdir}" in value or "{seed}" in value):
+        return value.replace("{workdir}", os.path.abspath(workdir)).replace("{seed}", str(seed))
+    return value
+
+
+def expand_runs(exp: ml_collections.ConfigDict, workdir: str) -> list[Run]:
+    """Trials x seeds, in order: run `i * len(seeds) + j`."""
+    runs = []
+    for t in exp.trials:
+        for seed in exp.seeds:
+            seed = int(seed)
+            overrides = {k: _substitute(v, workdir, seed)
+                         for k, v in dict(t.get("overrides", {}) or {}).items()}
+            runs.append(Run(
+                index=len(runs),
+                trial=t["name"],
+                seed=seed,
+                overrides=overrides,
+                params=dict(t.get("params", {}) or {}),
+                config_spec=t.get("config"),
+                workdir=os.path.join(workdir, t["name"], f"seed_{seed}"),
+                depends_on=tuple(t.get("depends_on", ()) or ()),
+            ))
+    return runs
+
+
+def dependencies_done(run: Run, runs: list[Run]) -> bool:
+    """True when every run of every trial `run` depends on has finished."""
+    return all(run_status(r) == "done" for r in runs if r.trial in run.depends_on)
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any],
+                    where: str = "overrides") -> ml_collections.ConfigDict:
+    """Sets dotted fields (`'optimizer.learning_rate': 1e-2`) on a copy of `config`."""
+    config = ml_collections.ConfigDict(config.to_dict()) if config.is_locked else config
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for i, part in enumerate(parents):
+            if part not in node:
+                raise ValueError(
+                    f"{where}: '{dotted}' has no parent field '{'.'.join(parents[:i + 1])}' "
+                    "in the config; check the field name"
+                )
+            node = node[part]
+        if isinstance(value, dict) and isinstance(node.get(leaf), ml_collections.ConfigDict):
+            node[leaf] = ml_collections.ConfigDict(value)
+        elif leaf in node and node[leaf] is not None and value is not None:
+            try:
+                node[leaf] = value
+            except TypeError:  # ConfigDict type safety (e.g. int field given a float)
+                with node.ignore_type():
+                    node[leaf] = value
+        else:
+            with node.ignore_type():
+                node[leaf] = value
+    return config
+
+
+def build_run_config(exp: ml_collections.ConfigDict, run: Run) -> ml_collections.ConfigDict:
+    """The full config of one run: base or trial config, overrides, seed."""
+    import copy
+
+    if run.config_spec:
+        config = load_config(run.config_spec)
+    elif isinstance(exp.base, str):
+        config = load_config(exp.base)
+    else:
+        config = copy.deepcopy(exp.base)
+    config = apply_overrides(config, run.overrides, where=f"trial '{run.trial}' overrides")
+    config.seed = run.seed
+    return config
+
+
+# ----------------------------------------------------------------------------- run state
+
+
+def read_json(path: str) -> Any:
+    """The JSON content of `path`, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_status(run: Run) -> str:
+    """'done', 'diverged' (NaN loss: a result, not rerun), 'failed', 'partial' or 'new'."""
+    summary = read_json(os.path.join(run.workdir, SUMMARY_FILE))
+    if summary and summary.get("completed", False):
+        return "done"
+    error_path = os.path.join(run.workdir, ERROR_FILE)
+    if os.path.exists(error_path):
+        with open(error_path) as f:
+            return "diverged" if "FloatingPointError" in f.read() else "failed"
+    if os.path.isdir(run.workdir) and os.listdir(run.workdir):
+        return "partial"
+    return "new"
+
+
+def check_identity(run: Run) -> None:
+    """Refuses to resume a run dir that holds a different trial (a changed grid)."""
+    recorded = read_json(os.path.join(run.workdir, TRIAL_FILE))
+    if recorded is not None and recorded != run.identity():
+        raise ValueError(
+            f"{run.workdir} holds a different run ({recorded}) than the grid now asks for "
+            f"({run.identity()}); use a new --workdir or delete that directory"
+        )
+
+
+class Preempted(Exception):
+    """The sweep got SIGTERM: runs saved checkpoints; the same command resumes them."""
+
+
+def _raise_preempted(signum: int, frame: Any) -> None:
+    raise Preempted(f"signal {signum}")
+
+
+def _import_trainer(dotted: str) -> Callable[[ml_collections.ConfigDict, str], dict]:
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:
+    """Trains one run in this process (resuming it), then runs the experiment's probes."""
+    check_identity(run)
+    os.makedirs(run.workdir, exist_ok=True)
+    with open(os.path.join(run.workdir, TRIAL_FILE), "w") as f:
+        json.dump(run.identity(), f, indent=1)
+    error_path = os.path.join(run.workdir, ERROR_FILE)
+    if os.path.exists(error_path):
+        os.remove(error_path)
+    config = build_run_config(exp, run)
+    try:
+        metrics = _import_trainer(exp.trainer)(config, run.workdir) or {}
+        if metrics.get("preempted"):
+            raise Preempted(f"{run.workdir} stopped at step {metrics.get('step')} (SIGTERM)")
+        if exp.probes:
+            from dl_arch.experiments import probes
+
+            probes.run_probes(list(exp.probes), config, run.workdir)
+    except Preempted:
+        raise
+    except Exception:
+        with open(error_path, "w") as f:
+            f.write(traceback.format_exc())
+        raise
+    return metrics
+
+
+def _child_command(exp: ml_collections.ConfigDict, workdir: str, run: Run) -> list[str]:
+    return [sys.executable, "-m", "dl_arch.experiments.run_trial",
+            f"--experiment={exp.spec}", f"--workdir={workdir}", f"--index={run.index}"]
+
+
+def _short_metrics(run: Run) -> str:
+    summary = read_json(os.path.join(run.workdir, SUMMARY_FILE)) or {}
+    from dl_arch.experiments.report import flatten
+
+    flat = flatten(summary)
+    keys = [k for k in sorted(flat) if k.startswith("eval/")][:3]
+    return " ".join(f"{k}={flat[k]:.4g}" for k in keys if isinstance(flat[k], (int, float)))
+
+
+def _run_sequential(exp, runs: list[Run], all_runs: list[Run],
+                    log: Callable[[str], None]) -> list[Run]:
+    failed = []
+    for n, run in enumerate(runs):
+        if not dependencies_done(run, all_runs):
+            failed.append(run)
+            log(f"[{n + 1}/{len(runs)}] {run.trial} seed={run.seed}: NOT RUN, it depends on "
+                f"{', '.join(run.depends_on)}, which did not finish")
+            continue
+        log(f"[{n + 1}/{len(runs)}] {run.trial} seed={run.seed}: {run_status(run)} -> running "
+            f"in {run.workdir}")
+        t0 = time.time()
+        try:
+            execute_run(exp, run)
+        except (KeyboardInterrupt, Preempted):
+            raise
+        except FloatingPointError as e:  # a NaN loss is an outcome of the grid, not a bug
+            log(f"[{n + 1}/{len(runs)}] {run.trial} seed={run.seed}: DIVERGED ({e})")
+            continue
+        except Exception as e:  # one failed trial must not stop the sweep
+            failed.append(run)
+            log(f"[{n + 1}/{len(runs)}] {run.trial} seed={run.seed}: FAILED ({type(e).__name__}: "
+                f"{e}); traceback in {os.path.join(run.workdir, ERROR_FILE)}")
+            continue
+        log(f"[{n + 1}/{len(runs)}] {run.trial} seed={run.seed}: done in {time.time() - t0:.1f}s "
+            f"{_short_metrics(run)}")
+    return failed
+
+
+def _run_parallel(exp, workdir: str, runs: list[Run], all_runs: list[Run], parallel: int,
+                  log: Callable[[str], None]) -> list[Run]:
+    pending = list(runs)
+    active: dict[int, tuple[subprocess.Popen, Run, float, Any]] = {}
+    failed = []
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH", "")]))
+    done_count = 0
+    try:
+        while pending or active:
+            while len(active) < parallel:
+                ready = [r for r in pending if dependencies_done(r, all_runs)]
+                if not ready:
+                    break
+                run = ready[0]
+                pending.remove(run)
+                check_identity(run)  # fail in the parent, before starting anything
+                os.makedirs(run.workdir, exist_ok=True)
+                out = open(os.path.join(run.workdir, "stdout.log"), "a")
+                proc = subprocess.Popen(_child_command(exp, workdir, run), stdout=out,
+                                        stderr=subprocess.STDOUT, env=env, cwd=os.getcwd())
+                active[proc.pid] = (proc, run, time.time(), out)
+                log(f"started {run.trial} seed={run.seed} (pid {proc.pid}) in {run.workdir}")
+            time.sleep(0.2)
+            for pid, (proc, run, t0, out) in list(active.items()):
+                if proc.poll() is None:
+                    continue
+                out.close()
+                del active[pid]
+                done_count += 1
+                tag = f"[{done_count}/{len(runs)}] {run.trial} seed={run.seed}"
+                if proc.returncode == 0:
+                    log(f"{tag}: done in {time.time() - t0:.1f}s {_short_metrics(run)}")
+                elif run_status(run) == "diverged":
+                    log(f"{tag}: DIVERGED (NaN loss); see {os.path.join(run.workdir, ERROR_FILE)}")
+                else:
+                    failed.append(run)
+                    log(f"{tag}: FAILED (exit {proc.returncode}); see "
+                        f"{os.path.join(run.workdir, 'stdout.log')}")
+            if pending and not active:  # what is left waits on runs that failed
+                for run in pending:
+                    log(f"{run.trial} seed={run.seed}: NOT RUN, it depends on "
+                        f"{', '.join(run.depends_on)}, which did not finish")
+                failed += pending
+                pending = []
+    finally:
+        # interrupted (Ctrl-C, SIGTERM): our own children get SIGTERM, checkpoint and exit
+        for proc, _, _, _out in active.values():
+            proc.terminate()
+        for proc, _, _, out in active.values():
+            proc.wait()
+            out.close()
+    return failed
+
+
+def select_runs(runs: list[Run], trial: int | str | None) -> list[Run]:
+    """All runs (trial None or -1), run number K, or every seed of the trial named K."""
+    if trial is None or trial == "" or trial == -1 or trial == "-1":
+        return runs
+    if isinstance(trial, int) or str(trial).isdigit():
+        k = int(trial)
+        if not 0 <= k < len(runs):
+            raise ValueError(
+                f"--trial={k} is out of range: this experiment has runs 0..{len(runs) - 1} "
+                "(trials x seeds); e.g. a SLURM array --array=0-" + str(len(runs) - 1)
+            )
+        return [runs[k]]
+    chosen = [r for r in runs if r.trial == trial]
+    if not chosen:
+        names = ", ".join(dict.fromkeys(r.trial for r in runs))
+        raise ValueError(f"--trial='{trial}' names no trial; known: {names}")
+    return chosen
+
+
+def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
+                   trial: int | str | None = None, report_only: bool = False) -> str:
+    """Runs an experiment's grid into `workdir` and writes its report; returns report.md's path.
+
+    Finished runs are skipped and interrupted ones resumed; with `trial` only that run is
+    trained and no report is written (run again with `report_only` once all have finished).
+    """
+    from dl_arch.experiments import report
+
+    if not workdir:
+        raise ValueError("--workdir is empty; give the directory the sweep writes to")
+    if parallel < 1:
+        raise ValueError(f"--parallel={parallel}; use 1 (sequential) or more processes")
+    exp = load_experiment(path_with_options)
+    runs = expand_runs(exp, workdir)
+    os.makedirs(workdir, exist_ok=True)
+    log = lambda msg: print(f"[{exp.name}] {msg}", flush=True)
+    failed: list[Run] = []
+    single = trial is not None and str(trial) not in ("", "-1")
+    if not report_only:
+        chosen = select_runs(runs, trial)
+        todo = [r for r in chosen if run_status(r) not in FINISHED]
+        log(f"{len(runs)} runs ({len(exp.trials)} trials x {len(exp.seeds)} seeds); "
+            f"{len(chosen) - len(todo)} of the {len(chosen)} selected already finished")
+        if single and todo and not dependencies_done(todo[0], runs):
+            raise ValueError(
+                f"--trial={trial}: {todo[0].trial} depends on {', '.join(todo[0].depends_on)}, "
+                "whose runs have not all finished; run those first (SLURM: a second array "
+                "with --dependency=afterok)"
+            )
+        previous = signal.signal(signal.SIGTERM, _raise_preempted) if parallel > 1 else None
+        try:
+            if parallel > 1 and len(todo) > 1:
+                failed = _run_parallel(exp, workdir, todo, runs, parallel, log)
+            else:
+                failed = _run_sequential(exp, todo, runs, log)
+        except Preempted as e:
+            log(f"preempted ({e}); finished runs are kept and interrupted ones checkpointed: "
+                "run the same command again to resume")
+            raise SystemExit(143) from e
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if single:
+            if failed:
+                raise RuntimeError(f"run(s) failed: {', '.join(r.workdir for r in failed)}")
+            log("trial finished; write the report with --report_only once every run is done")
+            return os.path.join(workdir, "report.md")
+    path = report.write_report(exp, runs, workdir)
+    print(report.summary_text(exp, runs), flush=True)
+    log(f"report: {path}")
+    if failed:
+        raise RuntimeError(
+            f"{len(failed)} run(s) failed (see error.txt / stdout.log in each): "
+            + ", ".join(r.workdir for r in failed)
+        )
+    return path

@@ -1,0 +1,113 @@
+"""Pieces shared by the CNN family: stem checks, initialisers, torchvision-exact pooling."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+STEMS = ("imagenet", "small")
+
+# torchvision's conv init (kaiming normal, fan_out), so from-scratch runs start alike.
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def check_stem(stem: str, model: str) -> None:
+    """Fails early with a one-line fix when `config.model.stem` is not a known stem."""
+    if stem not in STEMS:
+        raise ValueError(
+            f"config.model.stem='{stem}' is unknown for {model}; use 'imagenet' "
+            "(224x224 inputs) or 'small' (28x28/32x32 inputs)"
+        )
+
+
+def check_images(x: jax.Array, model: str) -> None:
+    """Fails early unless `x` is a channels-last image batch (B, H, W, C)."""
+    if x.ndim != 4:
+        raise ValueError(
+            f"{model} takes images shaped (batch, height, width, channels), got shape "
+            f"{tuple(x.shape)}; check config.dataset (images must be HWC)"
+        )
+
+
+def batch_norm(train: bool, dtype: Any, param_dtype: Any, epsilon: float = 1e-5,
+               name: str | None = None) -> nn.BatchNorm:
+    """BatchNorm with torchvision's defaults (momentum 0.1 there = 0.9 here, eps 1e-5)."""
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=epsilon,
+                        dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+@functools.lru_cache(maxsize=64)
+def _pool_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) averaging weights of torch's AdaptiveAvgPool along one axis."""
+    m = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_out):
+        start = (i * n_in) // n_out
+        end = -((-(i + 1) * n_in) // n_out)  # ceil((i + 1) * n_in / n_out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_avg_pool(x_BHWC: jax.Array, out_hw: int) -> jax.Array:
+    """torch.nn.AdaptiveAvgPool2d(out_hw) in channels-last: any input size -> out_hw x out_hw."""
+    _, h, w, _ = x_BHWC.shape
+    if h == out_hw and w == out_hw:
+        return x_BHWC
+    if out_hw == 1:
+        return jnp.mean(x_BHWC, axis=(1, 2), keepdims=True)
+    ph_PH = jnp.asarray(_pool_matrix(h, out_hw), x_BHWC.dtype)
+    pw_QW = jnp.asarray(_pool_matrix(w, out_hw), x_BHWC.dtype)
+    return jnp.einsum("ph,bhwc,qw->bpqc", ph_PH, x_BHWC, pw_QW)
+
+
+def max_pool(x_BHWC: jax.Array, window: int, stride: int, padding: int = 0,
+             ceil_mode: bool = False) -> jax.Array:
+    """torch.nn.MaxPool2d(window, stride, padding, ceil_mode) in channels-last."""
+    pads = []
+    for n in x_BHWC.shape[1:3]:
+        span = n + 2 * padding - window
+        out = (-(-span // stride) if ceil_mode else span // stride) + 1
+        if ceil_mode and (out - 1) * stride >= n + padding:
+            out -= 1  # torch: the last window must start inside the input or left padding
+        extra = max(0, (out - 1) * stride + window - (n + 2 * padding))
+        pads.append((padding, padding + extra))
+    return nn.max_pool(x_BHWC, (window, window), (stride, stride), padding=tuple(pads))
+
+
+def flatten_hwc(x_BHWC: jax.Array) -> jax.Array:
+    """(B, H, W, C) -> (B, H*W*C); torchvision flattens C, H, W (see interop.torchvision)."""
+    return x_BHWC.reshape(x_BHWC.shape[0], -1)
+
+
+_lecun = nn.initializers.lecun_normal()
+
+
+def head(num_classes: int, param_dtype: Any, name: str = "head",
+         kernel_init: Any = _lecun) -> nn.Dense:
+    """The classifier layer; computes in float32 so logits and losses stay float32."""
+    return nn.Dense(num_classes, dtype=jnp.float32, param_dtype=param_dtype,
+                    kernel_init=kernel_init, name=name)
+
+
+def param_count(tree: Any) -> int:
+    """Number of scalars in a parameter tree (works on `jax.eval_shape` outputs too)."""
+    return int(sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Rounds a channel count to a multiple of `divisor`, never below 90% (MobileNet rule)."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def as_tuple(x: Sequence[Any]) -> tuple[Any, ...]:
+    """Nested lists (from a ConfigDict) -> nested tuples, so module fields stay hashable."""
+    return tuple(as_tuple(v) if isinstance(v, (list, tuple)) else v for v in x)

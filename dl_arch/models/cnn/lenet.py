@@ -1,0 +1,62 @@
+"""LeNet-5: conv(6,5x5)-pool-conv(16,5x5)-pool-fc120-fc84-head, for 32x32 (or 28x28) images."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dl_arch.models.cnn.common import check_images, check_stem, head
+from dl_arch.registry import register_model
+
+_ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
+
+
+class LeNet5(nn.Module):
+    """LeCun et al. 1998 layout; 61,706 parameters with 10 classes and one input channel.
+
+    stem="imagenet" is the classic valid-padded layout for 32x32 inputs; stem="small" pads the
+    first convolution by 2 so 28x28 MNIST digits reach the same 5x5x16 map (same parameters).
+    """
+
+    num_classes: int = 10
+    stem: str = "imagenet"
+    features: Sequence[int] = (6, 16)  # channels of the two convolutions
+    hidden: Sequence[int] = (120, 84)  # widths of the fully connected layers
+    activation: str = "relu"  # relu | tanh (the 1998 paper's squashing function)
+    pooling: str = "max"  # max | avg (the paper's subsampling is an average)
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
+        check_stem(self.stem, "lenet5")
+        check_images(x_BHWC, "lenet5")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"config.model.activation='{self.activation}'; use relu or tanh")
+        if self.pooling not in ("max", "avg"):
+            raise ValueError(f"config.model.pooling='{self.pooling}'; use max or avg")
+        act = _ACTIVATIONS[self.activation]
+        pool = nn.max_pool if self.pooling == "max" else nn.avg_pool
+        conv = functools.partial(nn.Conv, kernel_size=(5, 5), dtype=self.dtype,
+                                 param_dtype=self.param_dtype)
+        x = jnp.asarray(x_BHWC, self.dtype)
+        x = act(conv(self.features[0], padding=2 if self.stem == "small" else 0, name="conv1")(x))
+        x = pool(x, (2, 2), (2, 2))
+        self.sow("intermediates", "stage1", x)
+        x = act(conv(self.features[1], padding=0, name="conv2")(x))
+        x = pool(x, (2, 2), (2, 2))
+        self.sow("intermediates", "stage2", x)
+        x = x.reshape(x.shape[0], -1)
+        for i, width in enumerate(self.hidden):
+            x = act(nn.Dense(width, dtype=self.dtype, param_dtype=self.param_dtype,
+                             name=f"fc{i + 1}")(x))
+        return head(self.num_classes, self.param_dtype)(x)
+
+
+register_model("lenet5", LeNet5)
+register_model("lenet5_tiny", functools.partial(LeNet5, features=(4, 8), hidden=(32, 16)))

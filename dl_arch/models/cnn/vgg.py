@@ -1,0 +1,90 @@
+"""VGG 11/13/16/19 (Simonyan & Zisserman 2014), with or without BatchNorm, torchvision layout."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dl_arch.models.cnn.common import (
+    adaptive_avg_pool,
+    as_tuple,
+    batch_norm,
+    check_images,
+    check_stem,
+    conv_init,
+    flatten_hwc,
+    head,
+    max_pool,
+)
+from dl_arch.registry import register_model
+
+# Channels of the 3x3 convolutions per stage; every stage ends with a 2x2 max pool.
+VGG_STAGES = {
+    11: ((64,), (128,), (256, 256), (512, 512), (512, 512)),
+    13: ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
+    16: ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    19: ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
+}
+
+_dense_init = nn.initializers.normal(0.01)  # torchvision's Linear init for VGG
+
+
+class VGG(nn.Module):
+    """Stages of 3x3 convolutions (+BatchNorm) and max pools, then fc1-fc2-head.
+
+    Parameters are named `conv{stage}_{layer}`, `bn{stage}_{layer}`, `fc1`, `fc2`, `head`.
+    stem="small" defaults `pooled_size` to 1 and `classifier_width` to 512 (CIFAR VGG).
+    """
+
+    stages: Sequence[Sequence[int]] = VGG_STAGES[16]
+    batch_norm: bool = False
+    num_classes: int = 1000
+    stem: str = "imagenet"
+    classifier_width: int | None = None  # hidden width of fc1/fc2 (None: 4096 or 512)
+    pooled_size: int | None = None  # adaptive average pool side before fc1 (None: 7 or 1)
+    dropout_rate: float = 0.5
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
+        check_stem(self.stem, "vgg")
+        check_images(x_BHWC, "vgg")
+        small = self.stem == "small"
+        x = jnp.asarray(x_BHWC, self.dtype)
+        for s, stage in enumerate(as_tuple(self.stages)):
+            for i, channels in enumerate(stage):
+                x = nn.Conv(channels, (3, 3), padding=1, dtype=self.dtype,
+                            param_dtype=self.param_dtype, kernel_init=conv_init,
+                            name=f"conv{s + 1}_{i + 1}")(x)
+                if self.batch_norm:
+                    x = batch_norm(train, self.dtype, self.param_dtype,
+                                   name=f"bn{s + 1}_{i + 1}")(x)
+                x = nn.relu(x)
+            x = max_pool(x, 2, 2)
+            self.sow("intermediates", f"stage{s + 1}", x)
+        pooled = self.pooled_size or (1 if small else 7)
+        width = self.classifier_width or (512 if small else 4096)
+        x = flatten_hwc(adaptive_avg_pool(x, pooled))
+        dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype,
+                                  kernel_init=_dense_init)
+        x = nn.relu(dense(width, name="fc1")(x))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = nn.relu(dense(width, name="fc2")(x))
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return head(self.num_classes, self.param_dtype, kernel_init=_dense_init)(x)
+
+
+for _depth, _stages in VGG_STAGES.items():
+    register_model(f"vgg{_depth}", functools.partial(VGG, stages=_stages, batch_norm=False))
+    register_model(f"vgg{_depth}_bn", functools.partial(VGG, stages=_stages, batch_norm=True))
+_TINY = ((8,), (16,), (16, 16))
+register_model("vgg_tiny", functools.partial(
+    VGG, stages=_TINY, batch_norm=False, classifier_width=32, stem="small"))
+register_model("vgg_bn_tiny", functools.partial(
+    VGG, stages=_TINY, batch_norm=True, classifier_width=32, stem="small"))

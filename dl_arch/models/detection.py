@@ -1,0 +1,199 @@
+"""A single-shot, anchor-based object detector (SSD/RetinaNet style) on a ResNet backbone.
+
+Why anchors: several boxes of chosen sizes and aspect ratios at every cell of several
+feature maps let one location predict objects of different shapes, and assignment by
+IoU (see `dl_arch.tasks.detection`) handles objects whose centres share a grid cell,
+which a one-box-per-cell centre scheme (YOLOv1) cannot.
+
+Pipeline: backbone stages (`feature_stages`, strides 8/16/32 with the ImageNet stem)
+-> optional extra stride-2 levels (SSD's extra layers) -> optional top-down FPN merge
+-> one head shared by all levels with a classification tower (per-anchor class logits
+and an objectness logit) and a box tower (per-anchor SSD box deltas). The model returns
+raw logits and deltas plus the constant anchor set; decoding, NMS and losses live in
+the task.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dl_arch.models.cnn.common import batch_norm, check_images, check_stem, conv_init, max_pool
+from dl_arch.models.cnn.resnet import BLOCKS, ResNet
+from dl_arch.models.layers.boxes import make_anchors
+from dl_arch.registry import MODELS, register_model
+
+
+class ResNetFeatures(nn.Module):
+    """The ResNet of `dl_arch.models.cnn.resnet` without its head, returning stage outputs.
+
+    Parameter names (`conv1`, `bn1`, `layer{s}_{b}`) equal the classifier's, so
+    `config.init_from` a ResNet classification run loads its backbone weights.
+    """
+
+    stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    block: str = "basic"
+    stem: str = "imagenet"
+    width: int = 64
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> list[jax.Array]:
+        check_stem(self.stem, "detector backbone")
+        if self.block not in BLOCKS:
+            raise ValueError(f"config.model.backbone block='{self.block}'; use basic or bottleneck")
+        conv = functools.partial(nn.Conv, self.width, use_bias=False, dtype=self.dtype,
+                                 param_dtype=self.param_dtype, kernel_init=conv_init,
+                                 name="conv1")
+        x = jnp.asarray(x_BHWC, self.dtype)
+        x = conv((7, 7), strides=2, padding=3)(x) if self.stem == "imagenet" else conv(
+            (3, 3), padding=1)(x)
+        x = nn.relu(batch_norm(train, self.dtype, self.param_dtype, name="bn1")(x))
+        if self.stem == "imagenet":
+            x = max_pool(x, 3, 2, padding=1)
+        stages = []
+        for s, num_blocks in enumerate(self.stage_sizes):
+            for b in range(num_blocks):
+                x = BLOCKS[self.block](self.width * 2**s, strides=2 if s > 0 and b == 0 else 1,
+                                       dtype=self.dtype, param_dtype=self.param_dtype,
+                                       name=f"layer{s + 1}_{b}")(x, train)
+            stages.append(x)
+        return stages
+
+
+def backbone_fields(name: str) -> dict[str, Any]:
+    """Constructor fields of a registered ResNet variant (`resnet18`, `resnet50`, ...)."""
+    entry = MODELS.get(name)
+    func = getattr(entry, "func", entry)
+    if func is not ResNet:
+        resnets = [n for n in MODELS.names() if n.startswith("resnet")]
+        raise ValueError(f"config.model.backbone='{name}' is not a ResNet; the detector reads "
+                         f"stage outputs of: {', '.join(resnets)}")
+    keep = ("stage_sizes", "block", "stem", "width")
+    return {k: v for k, v in getattr(entry, "keywords", {}).items() if k in keep}
+
+
+class SingleShotDetector(nn.Module):
+    """Multi-scale anchor detector: `{class_logits, objectness_logits, box_deltas, anchors}`.
+
+    Shapes: class logits `[B, A, C]`, objectness `[B, A]`, deltas `[B, A, 4]` (float32),
+    anchors `[A, 4]` corner boxes in [0, 1]. `A` = sum over levels of h * w * K with
+    `K = len(anchor_scales) * len(aspect_ratios)`.
+    """
+
+    num_classes: int
+    backbone: str = "resnet18"  # a registered ResNet variant
+    backbone_width: int = 0  # 0: the variant's own width
+    backbone_stem: str = ""  # '': the variant's own stem (imagenet | small)
+    backbone_stage_sizes: Sequence[int] = ()  # (): the variant's own blocks per stage
+    feature_stages: Sequence[int] = (2, 3, 4)  # ResNet stages feeding the head (1-based)
+    extra_levels: int = 0  # SSD-style stride-2 levels on top of the last stage
+    fpn: bool = True  # top-down merge of coarser levels into finer ones
+    head_width: int = 128
+    head_depth: int = 2  # 3x3 conv + GroupNorm + ReLU layers per tower
+    anchor_size_factor: float = 4.0  # anchor side = factor cells of its level
+    anchor_sizes: Sequence[float] = ()  # explicit sides (fractions of the image) per level
+    anchor_scales: Sequence[float] = (1.0, 1.41)
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0)  # h / w
+    prior_prob: float = 0.01  # initial objectness probability (RetinaNet bias init)
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @property
+    def anchors_per_cell(self) -> int:
+        return len(self.anchor_scales) * len(self.aspect_ratios)
+
+    def anchors_for(self, level_shapes: Sequence[tuple[int, int]]) -> np.ndarray:
+        """The constant anchor set `[A, 4]` for feature maps of these (h, w)."""
+        sizes = (list(self.anchor_sizes) if self.anchor_sizes else
+                 [self.anchor_size_factor / max(h, w) for h, w in level_shapes])
+        return make_anchors(level_shapes, sizes, self.aspect_ratios, self.anchor_scales)
+
+    def _conv(self, features: int, name: str, kernel: int = 3, strides: int = 1,
+              **kw: Any) -> nn.Conv:
+        return nn.Conv(features, (kernel, kernel), strides, padding=kernel // 2,
+                       dtype=self.dtype, param_dtype=self.param_dtype, name=name, **kw)
+
+    def _tower(self, prefix: str) -> list[tuple[nn.Conv, nn.GroupNorm]]:
+        groups = max(1, min(8, self.head_width // 4))
+        return [(self._conv(self.head_width, f"{prefix}_conv{i}",
+                            kernel_init=nn.initializers.normal(0.01)),
+                 nn.GroupNorm(groups, dtype=self.dtype, param_dtype=self.param_dtype,
+                              name=f"{prefix}_norm{i}"))
+                for i in range(self.head_depth)]
+
+    @staticmethod
+    def _run_tower(tower: list[tuple[nn.Conv, nn.GroupNorm]], x: jax.Array) -> jax.Array:
+        for conv, norm in tower:
+            x = nn.relu(norm(conv(x)))
+        return x
+
+    @nn.compact
+    def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
+        check_images(x_BHWC, "detector")
+        if self.num_classes < 1:
+            raise ValueError("config.model.num_classes must be >= 1")
+        fields = backbone_fields(self.backbone)
+        if self.backbone_width:
+            fields["width"] = self.backbone_width
+        if self.backbone_stem:
+            fields["stem"] = self.backbone_stem
+        if self.backbone_stage_sizes:
+            fields["stage_sizes"] = tuple(self.backbone_stage_sizes)
+        n_stages = len(fields.get("stage_sizes", ResNet.stage_sizes))
+        if not self.feature_stages or any(not 1 <= s <= n_stages for s in self.feature_stages):
+            raise ValueError(f"config.model.feature_stages={tuple(self.feature_stages)}; pick "
+                             f"stages in 1..{n_stages} of {self.backbone}")
+        stages = ResNetFeatures(**fields, dtype=self.dtype, param_dtype=self.param_dtype,
+                                name="backbone")(x_BHWC, train=train)
+        levels = [self._conv(self.head_width, f"lateral{i}", kernel=1)(stages[s - 1])
+                  for i, s in enumerate(self.feature_stages)]
+        if self.fpn:
+            for i in range(len(levels) - 2, -1, -1):  # coarse to fine
+                fine = levels[i]
+                up = jax.image.resize(levels[i + 1], fine.shape[:3] + levels[i + 1].shape[3:],
+                                      "nearest")
+                levels[i] = fine + up
+            levels = [self._conv(self.head_width, f"smooth{i}")(p) for i, p in enumerate(levels)]
+        top = levels[-1]
+        for e in range(self.extra_levels):
+            top = self._conv(self.head_width, f"extra{e}", strides=2)(nn.relu(top))
+            levels.append(top)
+
+        k, c = self.anchors_per_cell, self.num_classes
+        cls_tower, box_tower = self._tower("cls_tower"), self._tower("box_tower")
+        bias = float(-np.log((1 - self.prior_prob) / self.prior_prob))
+        cls_out = self._conv(k * (c + 1), "cls_out", kernel_init=nn.initializers.normal(0.01),
+                             bias_init=lambda *_: jnp.asarray(
+                                 np.tile(np.r_[np.zeros(c), bias], k), self.param_dtype))
+        box_out = self._conv(k * 4, "box_out", kernel_init=nn.initializers.normal(0.01))
+        cls_all, box_all, shapes = [], [], []
+        for p in levels:
+            b, h, w, _ = p.shape
+            shapes.append((h, w))
+            cls_all.append(cls_out(self._run_tower(cls_tower, p)).reshape(b, h * w * k, c + 1))
+            box_all.append(box_out(self._run_tower(box_tower, p)).reshape(b, h * w * k, 4))
+        cls_BAX = jnp.concatenate(cls_all, 1).astype(jnp.float32)
+        for i, p in enumerate(levels):
+            self.sow("intermediates", f"level{i}", p)
+        return {
+            "class_logits": cls_BAX[..., :c],
+            "objectness_logits": cls_BAX[..., c],
+            "box_deltas": jnp.concatenate(box_all, 1).astype(jnp.float32),
+            "anchors": jnp.asarray(self.anchors_for(shapes)),
+        }
+
+
+register_model("ssd_resnet18", functools.partial(SingleShotDetector, backbone="resnet18"))
+register_model("ssd_resnet50", functools.partial(SingleShotDetector, backbone="resnet50"))
+# tiny test / CPU variant: one basic block per stage, 8 channels, small head
+register_model("ssd_tiny", functools.partial(
+    SingleShotDetector, backbone="resnet18", backbone_width=8, backbone_stage_sizes=(1, 1, 1, 1),
+    head_width=16, head_depth=1))

@@ -1,0 +1,175 @@
+"""Multi-head (and grouped-query) attention on `jax.nn.dot_product_attention`, with a KV cache.
+
+Shapes: B batch, T query length, S key/value length, D model width, N query heads,
+K key/value heads (GQA: N is a multiple of K), H head dim. Masks are boolean, True where
+a query may attend, broadcastable to (B, N, T, S); build them with the helpers below
+(padding, causal, packed-sequence segment ids) and combine with `nn.combine_masks`.
+
+`implementation` picks the kernel: "xla" (fused XLA, any backend), "cudnn" (flash
+attention on NVIDIA GPUs), "auto" (JAX chooses), or "naive" (explicit einsum + softmax,
+the reference path; also used whenever attention-probability dropout is active, because
+the fused kernels never materialise the probabilities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from dl_arch.models.layers.position import apply_rope
+
+Array = jax.Array
+IMPLEMENTATIONS = ("xla", "cudnn", "auto", "naive")
+
+
+def padding_mask(q_valid_BT: Array, kv_valid_BS: Array | None = None) -> Array:
+    """(B, 1, T, S) mask: a pair attends only when both query and key are real tokens."""
+    kv_valid_BS = q_valid_BT if kv_valid_BS is None else kv_valid_BS
+    return nn.make_attention_mask(q_valid_BT, kv_valid_BS, dtype=jnp.bool_)
+
+
+def causal_mask(length: int) -> Array:
+    """(1, 1, T, T) lower-triangular mask: position i sees positions <= i."""
+    return nn.make_causal_mask(jnp.ones((1, length), jnp.int32), dtype=jnp.bool_)
+
+
+def segment_mask(q_segment_BT: Array, kv_segment_BS: Array | None = None) -> Array:
+    """(B, 1, T, S) mask for packed sequences: tokens attend only within their segment."""
+    kv_segment_BS = q_segment_BT if kv_segment_BS is None else kv_segment_BS
+    return nn.make_attention_mask(q_segment_BT, kv_segment_BS, jnp.equal, dtype=jnp.bool_)
+
+
+def naive_attention(q_BTNH: Array, k_BSKH: Array, v_BSKH: Array, mask: Array | None,
+                    causal: bool, dropout: Callable[[Array], Array] | None = None
+                    ) -> tuple[Array, Array]:
+    """Explicit einsum/softmax attention; returns (output BTNH, probabilities BNTS in f32)."""
+    n, k = q_BTNH.shape[2], k_BSKH.shape[2]
+    if n != k:  # GQA: every key/value head serves n // k query heads
+        k_BSKH = jnp.repeat(k_BSKH, n // k, axis=2)
+        v_BSKH = jnp.repeat(v_BSKH, n // k, axis=2)
+    scale = q_BTNH.shape[-1] ** -0.5
+    logits_BNTS = jnp.einsum("btnh,bsnh->bnts", q_BTNH, k_BSKH,
+                             preferred_element_type=jnp.float32) * scale
+    if causal:
+        t, s = logits_BNTS.shape[-2:]
+        mask = nn.combine_masks(mask, jnp.tril(jnp.ones((t, s), jnp.bool_))[None, None],
+                                dtype=jnp.bool_)
+    if mask is not None:
+        logits_BNTS = jnp.where(mask, logits_BNTS, jnp.finfo(jnp.float32).min)
+    probs_BNTS = jax.nn.softmax(logits_BNTS, axis=-1)
+    used = probs_BNTS if dropout is None else dropout(probs_BNTS)
+    out_BTNH = jnp.einsum("bnts,bsnh->btnh", used.astype(v_BSKH.dtype), v_BSKH)
+    return out_BTNH, probs_BNTS
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with optional GQA, RoPE and a KV cache (`decode=True`).
+
+    Self-attention when `kv_BSD` is None, cross-attention otherwise. In decode mode the
+    layer keeps `cache/{cached_key, cached_value, cache_index}`: initialise it by running
+    `init` on a full-length input, then feed one chunk (prompt or one token) per call.
+    """
+
+    num_heads: int
+    num_kv_heads: int | None = None  # None = num_heads (plain MHA); 1 = multi-query
+    head_dim: int | None = None  # None = input width // num_heads
+    out_features: int | None = None  # None = input width
+    use_bias: bool = True
+    attention_dropout: float = 0.0  # dropout on the attention probabilities (naive path)
+    rope: bool = False  # rotary position embedding on queries and keys
+    rope_base: float = 10000.0
+    implementation: str = "xla"  # xla | cudnn | auto | naive
+    decode: bool = False  # autoregressive decoding with a key/value cache
+    kernel_init: Callable[..., Any] = nn.initializers.xavier_uniform()
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BTD: Array, kv_BSD: Array | None = None, *, mask: Array | None = None,
+                 causal: bool = False, positions_BT: Array | None = None,
+                 train: bool = False) -> Array:
+        """Attends from `x_BTD` to `kv_BSD` (itself if None); returns (B, T, out_features)."""
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(f"attention implementation '{self.implementation}' is unknown; "
+                             f"set config.model.attention_impl to one of {IMPLEMENTATIONS}")
+        n = self.num_heads
+        k_heads = n if self.num_kv_heads is None else self.num_kv_heads
+        if n % k_heads:
+            raise ValueError(f"num_heads={n} is not a multiple of num_kv_heads={k_heads}; "
+                             "set config.model.num_kv_heads to a divisor of num_heads")
+        d = x_BTD.shape[-1]
+        h = self.head_dim or d // n
+        if self.head_dim is None and d % n:
+            raise ValueError(f"width {d} is not divisible by num_heads={n}; "
+                             "change config.model.num_heads or the model width")
+        dense = lambda heads, name: nn.DenseGeneral(
+            (heads, h), use_bias=self.use_bias, kernel_init=self.kernel_init,
+            dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+        self_attention = kv_BSD is None
+        kv_BSD = x_BTD if self_attention else kv_BSD
+        q_BTNH = dense(n, "query")(x_BTD)
+        k_BSKH = dense(k_heads, "key")(kv_BSD)
+        v_BSKH = dense(k_heads, "value")(kv_BSD)
+
+        t = x_BTD.shape[1]
+        if self.decode and self_attention:
+            q_BTNH, k_BSKH, v_BSKH, cache_mask, offset = self._update_cache(
+                q_BTNH, k_BSKH, v_BSKH)
+            if cache_mask is not None:
+                mask = nn.combine_masks(mask, cache_mask, dtype=jnp.bool_)
+                causal = False  # the cache mask already hides the future
+        else:
+            offset = 0
+        if self.rope:
+            if positions_BT is None:
+                positions_BT = offset + jnp.arange(t)[None, :]
+            q_BTNH = apply_rope(q_BTNH, positions_BT, self.rope_base)
+            # cached keys were rotated when they were written (see _update_cache)
+            if not (self.decode and self_attention):
+                k_BSKH = apply_rope(k_BSKH, positions_BT, self.rope_base)
+
+        use_dropout = train and self.attention_dropout > 0.0
+        if self.implementation == "naive" or use_dropout:
+            drop = None
+            if use_dropout:
+                drop = lambda p: nn.Dropout(self.attention_dropout)(p, deterministic=False)
+            out_BTNH, probs = naive_attention(q_BTNH, k_BSKH, v_BSKH, mask, causal, drop)
+            self.sow("intermediates", "attention_probs", probs)
+        else:
+            impl = None if self.implementation == "auto" else self.implementation
+            out_BTNH = jax.nn.dot_product_attention(
+                q_BTNH, k_BSKH, v_BSKH, mask=mask, is_causal=causal, implementation=impl)
+        return nn.DenseGeneral(
+            self.out_features or d, axis=(-2, -1), use_bias=self.use_bias,
+            kernel_init=self.kernel_init, dtype=self.dtype, param_dtype=self.param_dtype,
+            name="out")(out_BTNH)
+
+    def _update_cache(self, q_BTNH: Array, k_BTKH: Array, v_BTKH: Array):
+        """Writes this chunk's keys/values at `cache_index`; returns the full cache + mask."""
+        initialised = self.has_variable("cache", "cached_key")
+        cached_k = self.variable("cache", "cached_key", jnp.zeros, k_BTKH.shape, k_BTKH.dtype)
+        cached_v = self.variable("cache", "cached_value", jnp.zeros, v_BTKH.shape, v_BTKH.dtype)
+        index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+        if not initialised:  # the init call only shapes the cache; attend as usual
+            if self.rope:
+                pos = jnp.arange(k_BTKH.shape[1])[None, :]
+                k_BTKH = apply_rope(k_BTKH, pos, self.rope_base)
+            return q_BTNH, k_BTKH, v_BTKH, None, 0
+        t, s = q_BTNH.shape[1], cached_k.value.shape[1]
+        start = index.value
+        if self.rope:
+            k_BTKH = apply_rope(k_BTKH, start + jnp.arange(t)[None, :], self.rope_base)
+        k_BSKH = lax.dynamic_update_slice(cached_k.value, k_BTKH.astype(cached_k.value.dtype),
+                                          (0, start, 0, 0))
+        v_BSKH = lax.dynamic_update_slice(cached_v.value, v_BTKH.astype(cached_v.value.dtype),
+                                          (0, start, 0, 0))
+        cached_k.value, cached_v.value = k_BSKH, v_BSKH
+        index.value = start + t
+        q_pos_T = start + jnp.arange(t)
+        mask_TS = jnp.arange(s)[None, :] <= q_pos_T[:, None]
+        return q_BTNH, k_BSKH, v_BSKH, mask_TS[None, None], start

@@ -1,0 +1,233 @@
+"""Autoencoding: AE, denoising AE and VAE (ELBO with beta) on images in [0, 1].
+
+`config.task` fields:
+  reconstruction_loss: 'bce' (Bernoulli decoder: per-pixel sigmoid cross-entropy on logits)
+                       or 'mse' (squared error of sigmoid(logits)); summed over pixels.
+  corruption: 'none' | 'gaussian' | 'masking' | 'salt_pepper' (denoising: the model sees the
+              corrupted image, the loss compares with the clean one); noise_level sets
+              the Gaussian std, the masked fraction, or the salt-and-pepper fraction.
+  beta: weight of the KL term of a VAE (beta-VAE; 1 = the ELBO).
+Metrics: loss, recon (per image, summed over pixels), kl and elbo = -(recon + kl) for
+VAEs (nats per image), mse per pixel, psnr of the reconstruction vs the clean image, and
+psnr_noisy of the corrupted input vs the clean image (denoising).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from dl_arch.models.autoencoder import gaussian_kl
+from dl_arch.registry import register_task
+from dl_arch.tasks import image_grids
+from dl_arch.tasks.base import ALL, Batch, MetricTotals, Task, Variables, build_model, \
+    masked_mean_pair
+
+CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
+LOSSES = ("bce", "mse")
+
+
+def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.Array:
+    """The corrupted copy of images in [0, 1] that a denoising autoencoder sees."""
+    if kind == "none" or level == 0.0:
+        return x_BHWC
+    if kind == "gaussian":  # additive noise of std `level`, clipped back to [0, 1]
+        return jnp.clip(x_BHWC + level * jax.random.normal(rng, x_BHWC.shape, x_BHWC.dtype),
+                        0.0, 1.0)
+    pixel_shape = x_BHWC.shape[:-1] + (1,)  # one draw per pixel, shared by its channels
+    if kind == "masking":  # dropout noise: a fraction `level` of pixels set to 0
+        keep = jax.random.bernoulli(rng, 1.0 - level, pixel_shape)
+        return jnp.where(keep, x_BHWC, 0.0)
+    if kind == "salt_pepper":  # a fraction `level` of pixels set to 0 or 1, equally likely
+        hit_rng, salt_rng = jax.random.split(rng)
+        hit = jax.random.bernoulli(hit_rng, level, pixel_shape)
+        salt = jax.random.bernoulli(salt_rng, 0.5, pixel_shape).astype(x_BHWC.dtype)
+        return jnp.where(hit, salt, x_BHWC)
+    raise ValueError(f"config.task.corruption='{kind}'; use one of {CORRUPTIONS}")
+
+
+def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str) -> jax.Array:
+    """Per-image reconstruction term (B,), summed over pixels: -log p(x|z) for 'bce'."""
+    logits_BHWC = logits_BHWC.astype(jnp.float32)
+    x_BHWC = x_BHWC.astype(jnp.float32)
+    if kind == "bce":
+        per_pixel = optax.sigmoid_binary_cross_entropy(logits_BHWC, x_BHWC)
+    elif kind == "mse":
+        per_pixel = jnp.square(jax.nn.sigmoid(logits_BHWC) - x_BHWC)
+    else:
+        raise ValueError(f"config.task.reconstruction_loss='{kind}'; use one of {LOSSES}")
+    return per_pixel.reshape(per_pixel.shape[0], -1).sum(axis=1)
+
+
+def psnr(a_BHWC: jax.Array, b_BHWC: jax.Array) -> jax.Array:
+    """Peak signal-to-noise ratio per image (B,), in dB, for pixel values in [0, 1]."""
+    diff = (a_BHWC.astype(jnp.float32) - b_BHWC.astype(jnp.float32)).reshape(a_BHWC.shape[0], -1)
+    return -10.0 * jnp.log10(jnp.mean(jnp.square(diff), axis=1) + 1e-10)
+
+
+def autoencoder_terms(out: dict[str, jax.Array], clean_BHWC: jax.Array, noisy_BHWC: jax.Array,
+                      loss_kind: str, beta: float) -> dict[str, jax.Array]:
+    """Per-image loss terms (each (B,)) of a model output against the clean images."""
+    recon = reconstruction_error(out["logits"], clean_BHWC, loss_kind)
+    pixels = jax.nn.sigmoid(out["logits"])
+    terms = {
+        "recon": recon,
+        "mse": jnp.mean(jnp.square(pixels - clean_BHWC).reshape(recon.shape[0], -1), axis=1),
+        "psnr": psnr(pixels, clean_BHWC),
+        "psnr_noisy": psnr(noisy_BHWC, clean_BHWC),
+    }
+    if "mean" in out:
+        kl = gaussian_kl(out["mean"], out["logvar"])
+        terms.update(kl=kl, elbo=-(recon + kl), loss=recon + beta * kl)
+    else:
+        terms["loss"] = recon
+    return terms
+
+
+@register_task("autoencoding")
+class AutoencodingTask(Task):
+    """Reconstruct (denoise) images; with a variational model, maximise the (beta-)ELBO."""
+
+    phases = (ALL,)
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        tc = config.task
+        self.loss_kind = tc.get("reconstruction_loss", "bce")
+        self.corruption = tc.get("corruption", "none")
+        self.noise_level = float(tc.get("noise_level", 0.0))
+        self.beta = float(tc.get("beta", 1.0))
+        if self.loss_kind not in LOSSES:
+            raise ValueError(
+                f"config.task.reconstruction_loss='{self.loss_kind}'; use one of {LOSSES}")
+        if self.corruption not in CORRUPTIONS:
+            raise ValueError(f"config.task.corruption='{self.corruption}'; use one of "
+                             f"{CORRUPTIONS}")
+        if self.corruption in ("masking", "salt_pepper") and not 0.0 <= self.noise_level <= 1.0:
+            raise ValueError(f"config.task.noise_level={self.noise_level} is a fraction of "
+                             f"pixels for '{self.corruption}'; use a value in [0, 1]")
+        if self.beta < 0:
+            raise ValueError(f"config.task.beta={self.beta} must be >= 0")
+        self.model = build_model(config.model, config)
+        self.variational = bool(getattr(self.model, "variational", False))
+        self._encode = jax.jit(lambda v, x: self.model.apply(v, x, method="encode"))
+        self._decode = jax.jit(lambda v, z: self.model.apply(v, z, method="decode"))
+        self._reconstruct = jax.jit(lambda v, x: self.model.apply(v, x, sample=False))
+
+    # ----- pure functions -----
+    def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
+        params_rng, latent_rng = jax.random.split(rng)
+        return dict(self.model.init({"params": params_rng, "latent": latent_rng},
+                                    batch["image"], train=False))
+
+    def _forward(self, variables: Variables, images: jax.Array, rng: jax.Array, train: bool
+                 ) -> tuple[dict[str, jax.Array], dict[str, jax.Array], Variables]:
+        noise_rng, latent_rng, dropout_rng = jax.random.split(rng, 3)
+        clean = images.astype(jnp.float32)
+        noisy = corrupt(clean, noise_rng, self.corruption, self.noise_level)
+        mutable = [k for k in variables if k != "params"] if train else False
+        result = self.model.apply(variables, noisy, train=train, sample=self.variational,
+                                  rngs={"latent": latent_rng, "dropout": dropout_rng},
+                                  mutable=mutable)
+        out, new_mutable = result if train else (result, {})
+        terms = autoencoder_terms(out, clean, noisy, self.loss_kind, self.beta)
+        return terms, out, dict(new_mutable)
+
+    def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch,
+             rng: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], Variables]]:
+        terms, _, new_mutable = self._forward({"params": params, **mutable}, batch["image"],
+                                              rng, train=True)
+        metrics = {k: jnp.mean(v) for k, v in terms.items() if k != "loss"}
+        if self.corruption == "none":
+            metrics.pop("psnr_noisy")
+        return jnp.mean(terms["loss"]), (metrics, new_mutable)
+
+    def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
+        # a fixed key: the eval split always gets the same corruption and latent noise
+        terms, _, _ = self._forward(variables, batch["image"], jax.random.key(0), train=False)
+        mask = batch.get("_mask", jnp.ones(batch["image"].shape[:1], jnp.float32))
+        if self.corruption == "none":
+            terms.pop("psnr_noisy")
+        return {k: masked_mean_pair(v, mask) for k, v in terms.items()}
+
+    # ----- host side -----
+    def _latents(self, variables: Variables, images: np.ndarray) -> np.ndarray:
+        out = self._encode(variables, jnp.asarray(images))
+        return np.asarray(out["mean"] if self.variational else out["z"])
+
+    def _prior_samples(self, variables: Variables, count: int, seed: int) -> np.ndarray:
+        z = jax.random.normal(jax.random.key(seed), (count, self.model.latent_dim))
+        return np.asarray(jax.nn.sigmoid(self._decode(variables, z)))
+
+    def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
+                    workdir: str, writer: Any, final: bool) -> None:
+        """Input vs reconstruction (noisy vs denoised), prior samples, interpolation, scatter."""
+        tc = self.config.task
+        images = np.asarray(batch["image"], np.float32)
+        if "_mask" in batch:
+            images = images[np.asarray(batch["_mask"]) > 0]
+        images = images[: int(tc.get("num_report_images", 16))]
+        if len(images) == 0:
+            return
+        pictures: dict[str, np.ndarray] = {}
+        noisy = np.asarray(corrupt(jnp.asarray(images), jax.random.key(0), self.corruption,
+                                   self.noise_level))
+        recon = np.asarray(jax.nn.sigmoid(self._reconstruct(variables, jnp.asarray(noisy))
+                                          ["logits"]))
+        if self.corruption == "none":
+            pictures["reconstruction"] = image_grids.comparison_grid([images, recon])
+        else:
+            pictures["denoising"] = image_grids.comparison_grid([images, noisy, recon])
+        if len(images) >= 2:  # latent interpolation between pairs of test images
+            z = self._latents(variables, images)
+            steps = int(tc.get("interpolation_steps", 10))
+            rows = [image_grids.interpolate(z[2 * i], z[2 * i + 1], steps)
+                    for i in range(min(4, len(images) // 2))]
+            strip = np.asarray(jax.nn.sigmoid(self._decode(variables,
+                                                           jnp.asarray(np.concatenate(rows)))))
+            pictures["interpolation"] = image_grids.make_grid(strip, steps)
+        seed = int(tc.get("sample_seed", 1234))
+        if self.variational:
+            pictures["prior_samples"] = image_grids.make_grid(
+                self._prior_samples(variables, 64, seed), 8)
+        if self.model.latent_dim == 2:
+            pictures["latent_scatter"] = self._scatter(variables, step)
+        image_grids.publish(pictures, step, workdir, writer, final)
+        fc = self.config.get("frechet", None)
+        if final and self.variational and fc is not None and fc.get("enabled", False):
+            from dl_arch.tasks.frechet import frechet_report
+
+            scores = frechet_report(self.config, workdir,
+                                    lambda n: self._prior_samples(variables, n, seed + 1))
+            write_final_scalars(writer, step, scores)
+
+    def _scatter(self, variables: Variables, step: int) -> np.ndarray:
+        from dl_arch.tasks.frechet import load_examples
+
+        ds = self.config.dataset
+        images, labels = load_examples(ds, ds.get("eval_split", "test"), self.config.seed,
+                                       int(self.config.task.get("scatter_examples", 1000)))
+        z = np.concatenate([self._latents(variables, images[i:i + 256])
+                            for i in range(0, len(images), 256)])
+        return image_grids.scatter_image(z, labels, f"latent means of the eval split, step {step}")
+
+    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
+        """VAE: `num_samples` images from the prior (floats in [0, 1], NHWC)."""
+        if not self.variational:
+            raise ValueError("an autoencoder has no prior to sample; use a *_vae model "
+                             "(config.model.name) or drop --sample")
+        return self._prior_samples(variables, int(sample_config.get("num_samples", 64)),
+                                   int(sample_config.get("seed", 0)))
+
+
+def write_final_scalars(writer: Any, step: int, scalars: dict[str, float]) -> None:
+    """Writes end-of-run scalars (e.g. the Fréchet distance) through the loop's writer."""
+    scalars = {k: float(v) for k, v in scalars.items() if math.isfinite(float(v))}
+    if writer is not None and hasattr(writer, "write_scalars"):
+        writer.write_scalars(step, scalars)

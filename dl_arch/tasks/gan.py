@@ -1,0 +1,161 @@
+"""GAN training as two phases of the shared loop: the discriminator, then the generator.
+
+The loop runs `loss("discriminator", ...)` and updates only `params["discriminator"]` with
+its optimiser, then `loss("generator", ...)` with the updated parameters and updates only
+`params["generator"]`, inside one jitted step. Losses (logits l = D(x)):
+  discriminator: -log sigmoid(l_real) - log(1 - sigmoid(l_fake)) = softplus(-l_real) +
+                 softplus(l_fake), real and fake scored as separate BatchNorm batches;
+  generator (non-saturating): -log sigmoid(l_fake) = softplus(-l_fake).
+Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
+Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
+fake), and mean D probabilities. Pictures: samples of a fixed noise batch (comparable
+across steps) and latent interpolation strips; at the end, the Fréchet distance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dl_arch.registry import register_task
+from dl_arch.tasks import image_grids
+from dl_arch.tasks.autoencoding import write_final_scalars
+from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
+
+DISCRIMINATOR, GENERATOR = "discriminator", "generator"
+
+
+def to_tanh_range(images: jax.Array) -> jax.Array:
+    """[0, 1] -> [-1, 1]."""
+    return images.astype(jnp.float32) * 2.0 - 1.0
+
+
+def from_tanh_range(images: Any) -> Any:
+    """[-1, 1] -> [0, 1]."""
+    return (images + 1.0) * 0.5
+
+
+def discriminator_loss(real_logits_B: jax.Array, fake_logits_B: jax.Array) -> jax.Array:
+    """Binary cross-entropy of D with real = 1 and fake = 0, per example (B,)."""
+    return jax.nn.softplus(-real_logits_B) + jax.nn.softplus(fake_logits_B)
+
+
+def generator_loss(fake_logits_B: jax.Array) -> jax.Array:
+    """Non-saturating generator loss -log D(G(z)) per example (B,)."""
+    return jax.nn.softplus(-fake_logits_B)
+
+
+@register_task("gan")
+class GANTask(Task):
+    """DCGAN-style adversarial training; `params = {"generator", "discriminator"}`."""
+
+    phases = (DISCRIMINATOR, GENERATOR)
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        self.model = build_model(config.model, config)
+        for method in ("generate", "discriminate"):
+            if not hasattr(self.model, method):
+                raise ValueError(f"config.model.name='{config.model.name}' has no `{method}`; "
+                                 f"the gan task needs a generator/discriminator model (dcgan*)")
+        self.latent_dim = int(self.model.latent_dim)
+        self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
+
+    def noise(self, rng: jax.Array, batch_size: int) -> jax.Array:
+        """Generator input z ~ N(0, I), (B, latent_dim)."""
+        return jax.random.normal(rng, (batch_size, self.latent_dim), jnp.float32)
+
+    # ----- pure functions -----
+    def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
+        z = jnp.zeros((batch["image"].shape[0], self.latent_dim), jnp.float32)
+        return dict(self.model.init({"params": rng}, z, train=False))
+
+    def _apply(self, params: Any, stats: Any, x: jax.Array, method: str
+               ) -> tuple[jax.Array, Any]:
+        """A train-mode call that returns the updated batch statistics."""
+        out, new = self.model.apply({"params": params, "batch_stats": stats}, x, train=True,
+                                    method=method, mutable=["batch_stats"])
+        return out, new["batch_stats"]
+
+    def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch,
+             rng: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], Variables]]:
+        if phase not in self.phases:
+            raise ValueError(f"unknown GAN phase '{phase}'; phases are {self.phases}")
+        real = to_tanh_range(batch["image"])
+        # a different noise batch per phase even if the loop hands both the same key
+        z = self.noise(jax.random.fold_in(rng, self.phases.index(phase)), real.shape[0])
+        stats = mutable["batch_stats"]
+        fake, stats = self._apply(params, stats, z, "generate")
+        if phase == DISCRIMINATOR:
+            fake = jax.lax.stop_gradient(fake)
+            real_logits, stats = self._apply(params, stats, real, "discriminate")
+            fake_logits, stats = self._apply(params, stats, fake, "discriminate")
+            loss = jnp.mean(discriminator_loss(real_logits, fake_logits))
+            metrics = {
+                "d_loss": loss,
+                "d_real_accuracy": jnp.mean((real_logits > 0).astype(jnp.float32)),
+                "d_fake_accuracy": jnp.mean((fake_logits < 0).astype(jnp.float32)),
+                "d_real_prob": jnp.mean(jax.nn.sigmoid(real_logits)),
+                "d_fake_prob": jnp.mean(jax.nn.sigmoid(fake_logits)),
+            }
+        else:
+            fake_logits, stats = self._apply(params, stats, fake, "discriminate")
+            loss = jnp.mean(generator_loss(fake_logits))
+            metrics = {"g_loss": loss,
+                       "g_fools_d": jnp.mean((fake_logits > 0).astype(jnp.float32))}
+        return loss, (metrics, {**mutable, "batch_stats": stats})
+
+    def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
+        real = to_tanh_range(batch["image"])
+        mask = batch.get("_mask", jnp.ones(real.shape[:1], jnp.float32))
+        z = self.noise(jax.random.key(0), real.shape[0])  # fixed: comparable across evals
+        fake = self.model.apply(variables, z, method="generate")
+        real_logits = self.model.apply(variables, real, method="discriminate")
+        fake_logits = self.model.apply(variables, fake, method="discriminate")
+        return {
+            "d_loss": masked_mean_pair(discriminator_loss(real_logits, fake_logits), mask),
+            "g_loss": masked_mean_pair(generator_loss(fake_logits), mask),
+            "d_real_accuracy": masked_mean_pair(real_logits > 0, mask),
+            "d_fake_accuracy": masked_mean_pair(fake_logits < 0, mask),
+        }
+
+    # ----- host side -----
+    def generate_images(self, variables: Variables, count: int, seed: int,
+                        batch_size: int = 256) -> np.ndarray:
+        """`count` generated images in [0, 1] (NHWC) from noise of key `seed`."""
+        z = self.noise(jax.random.key(seed), count)
+        outs = [np.asarray(self._generate(variables, z[i:i + batch_size]))
+                for i in range(0, count, batch_size)]
+        return from_tanh_range(np.concatenate(outs))
+
+    def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
+                    workdir: str, writer: Any, final: bool) -> None:
+        """Fixed-noise sample grid and interpolation strips; Fréchet distance at the end."""
+        tc = self.config.task
+        seed = int(tc.get("sample_seed", 1234))
+        n = int(tc.get("num_report_images", 64))
+        pictures = {"samples": image_grids.make_grid(self.generate_images(variables, n, seed),
+                                                     8)}
+        steps = int(tc.get("interpolation_steps", 10))
+        ends = np.asarray(self.noise(jax.random.key(seed + 1), 8))
+        z = np.concatenate([image_grids.interpolate(ends[2 * i], ends[2 * i + 1], steps)
+                            for i in range(4)])
+        strip = from_tanh_range(np.asarray(self._generate(variables, jnp.asarray(z))))
+        pictures["interpolation"] = image_grids.make_grid(strip, steps)
+        image_grids.publish(pictures, step, workdir, writer, final)
+        fc = self.config.get("frechet", None)
+        if final and fc is not None and fc.get("enabled", False):
+            from dl_arch.tasks.frechet import frechet_report
+
+            scores = frechet_report(self.config, workdir,
+                                    lambda k: self.generate_images(variables, k, seed + 2))
+            write_final_scalars(writer, step, scores)
+
+    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
+        """`num_samples` generated images (floats in [0, 1], NHWC)."""
+        return self.generate_images(variables, int(sample_config.get("num_samples", 64)),
+                                    int(sample_config.get("seed", 0)))

@@ -1,0 +1,326 @@
+"""The one training loop: every model family runs through `train_and_evaluate`.
+
+Order of a run: validate the config -> mesh -> task -> data -> state (restored from the
+newest checkpoint, else initialised into its sharding, then `init_from`) -> compile the
+step once -> loop {step; log; evaluate; checkpoint} -> final evaluation, report, summary.
+Metrics of step t are pulled to the host after step t+1 is dispatched, so logging never
+stalls the device; a NaN/Inf loss stops the run before any checkpoint holds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from dl_arch.data.pipeline import eval_batches, train_dataset
+from dl_arch.registry import TASKS
+from dl_arch.tasks.base import ALL, Task
+from dl_arch.train import mesh as mesh_lib
+from dl_arch.train.checkpoints import Checkpointer
+from dl_arch.train.optimizers import build_optimizer
+from dl_arch.train.paths import check_patterns
+from dl_arch.train.progress import Progress
+from dl_arch.train.state import TrainState
+from dl_arch.train.step import eval_step, train_step
+from dl_arch.train.summary import compiled_flops, format_table, param_table, peak_memory_bytes
+from dl_arch.train.transfer import load_pretrained
+from dl_arch.train.writers import MetricWriter
+
+log = logging.getLogger("dl_arch")
+
+
+class Preempted:
+    """Set by SIGTERM; the loop saves at the next step boundary and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._previous = None
+
+    def __enter__(self) -> Preempted:
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: no signal handling
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        log.warning("SIGTERM received: saving a checkpoint at the next step boundary")
+        self.flag = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _validate(config: ml_collections.ConfigDict) -> None:
+    for field in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
+                  "checkpoint_every_steps", "grad_accum_steps"):
+        value = config.get(field)
+        if not isinstance(value, int) or value < (0 if field == "num_train_steps" else 1):
+            raise ValueError(f"config.{field}={value!r} must be a positive integer")
+    if config.batch_size % config.grad_accum_steps:
+        raise ValueError(f"config.batch_size={config.batch_size} must divide by "
+                         f"config.grad_accum_steps={config.grad_accum_steps}")
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def build_task(config: ml_collections.ConfigDict) -> Task:
+    return TASKS.get(config.task.name)(config)
+
+
+def build_txs(config: ml_collections.ConfigDict, task: Task):
+    """One (optax transformation, schedule) per task phase."""
+    txs, schedules = {}, {}
+    for phase in task.phases:
+        opt = ml_collections.ConfigDict(config.optimizer.to_dict())
+        if phase != ALL and phase in config.get("phase_optimizers", {}):
+            opt.update(config.phase_optimizers[phase].to_dict())
+        txs[phase], schedules[phase] = build_optimizer(opt, config.num_train_steps,
+                                                       tuple(config.get("freeze", ())))
+    return txs, schedules
+
+
+def make_init_fn(task: Task, txs: dict, example_batch: dict, rng: jax.Array):
+    """A pure function rng -> fresh TrainState (jitted with out_shardings by the caller)."""
+    def init(rng: jax.Array) -> TrainState:
+        init_rng, state_rng = jax.random.split(rng)
+        variables = dict(task.init_variables(init_rng, example_batch))
+        params = variables.pop("params")
+        opt_state = {p: txs[p].init(params if p == ALL else params[p]) for p in task.phases}
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
+                          mutable=variables, rng=state_rng)
+    return init
+
+
+class _Averager:
+    """Running mean of per-step train metrics between two log lines."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.n += 1
+
+    def pop(self) -> dict[str, float]:
+        out = {k: v / max(self.n, 1) for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        return out
+
+
+def evaluate(config: ml_collections.ConfigDict, task: Task, state: TrainState, eval_fn: Any,
+             mesh: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Metrics over the eval split (or its first `eval_max_batches` batches), and one batch."""
+    totals, first = None, None
+    eval_bs = config.eval_batch_size or config.batch_size
+    for local in eval_batches(config.dataset, config.seed, eval_bs, task.preprocess,
+                              jax.process_index(), jax.process_count(), config.eval_max_batches):
+        first = first if first is not None else local
+        out = eval_fn(state, mesh_lib.to_global(local, mesh))
+        totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
+    if totals is None:
+        return {}, None
+    totals = jax.device_get(totals)
+    metrics = task.finalize_metrics({k: (np.asarray(s), np.asarray(c)) for k, (s, c) in totals.items()})
+    return {f"eval/{k}": v for k, v in metrics.items()}, first
+
+
+def _log_line(prefix: str, step: int, metrics: dict[str, Any]) -> None:
+    shown = ", ".join(f"{k.split('/', 1)[-1]}={v:.4g}" for k, v in metrics.items()
+                      if np.ndim(v) == 0 and isinstance(v, (int, float, np.floating)))
+    log.info("%s step %d: %s", prefix, step, shown)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Runs (or resumes) one training run in `workdir`; returns the final metrics."""
+    t_start = time.time()
+    _validate(config)
+    os.makedirs(workdir, exist_ok=True)
+    save_config(config, workdir)
+    mesh = mesh_lib.make_mesh()
+    mesh_lib.check_batch_size(config.batch_size, mesh)
+    mesh_lib.check_batch_size(config.batch_size // config.grad_accum_steps, mesh,
+                              "config.batch_size / config.grad_accum_steps")
+    mesh_lib.check_batch_size(config.eval_batch_size or config.batch_size, mesh,
+                              "config.eval_batch_size")
+    log.info("devices: %d x %s (%d processes); mesh %s", jax.device_count(),
+             jax.devices()[0].device_kind, jax.process_count(), dict(mesh.shape))
+
+    task = build_task(config)
+    pidx, pcount = jax.process_index(), jax.process_count()
+    train_ds = train_dataset(config.dataset, config.seed, config.batch_size, task.preprocess,
+                             pidx, pcount)
+    train_iter = iter(train_ds)
+    example_batch = mesh_lib.to_global(next(iter(train_ds)), mesh)
+
+    txs, schedules = build_txs(config, task)
+    rng = jax.random.PRNGKey(config.seed)
+    init_fn = make_init_fn(task, txs, example_batch, rng)
+    abstract = jax.eval_shape(init_fn, rng)
+    state_sharding = jax.tree_util.tree_map(lambda _: mesh_lib.replicated(mesh), abstract)
+    freeze = tuple(config.get("freeze", ()))
+    if freeze:
+        check_patterns(freeze, abstract.params)
+
+    ckpt = Checkpointer(workdir, config.max_checkpoints_to_keep)
+    abstract_sharded = jax.tree_util.tree_map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
+    restored = ckpt.restore(abstract_sharded, train_iter)
+    if restored is not None:
+        state, start = restored
+        log.info("resumed from checkpoint step %d in %s", start, ckpt.directory)
+        summary_path = os.path.join(workdir, "summary.json")
+        if start >= config.num_train_steps and os.path.exists(summary_path):
+            ckpt.close()
+            log.info("run already complete (%s)", summary_path)
+            with open(summary_path) as f:
+                return json.load(f)
+    else:
+        state = jax.jit(init_fn, out_shardings=state_sharding)(rng)
+        start = 0
+        if config.get("init_from", ""):
+            params, mutable = load_pretrained(state.params, state.mutable, config.init_from)
+            opt_state = {p: txs[p].init(params if p == ALL else params[p]) for p in task.phases}
+            state = jax.device_put(state.replace(params=params, mutable=mutable,
+                                                 opt_state=opt_state), state_sharding)
+
+    log.info("model parameters:\n%s", format_table(param_table(state.params)))
+    step_fn = jax.jit(
+        functools.partial(train_step, task=task, txs=txs, schedules=schedules,
+                          grad_accum_steps=config.grad_accum_steps, freeze=freeze),
+        out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=(0,))
+    compiled = step_fn.lower(state, example_batch).compile()
+    flops = compiled_flops(compiled)
+    log.info("FLOPs per train step (XLA cost analysis): %s",
+             f"{flops:.4g}" if flops else "not reported by this backend")
+    eval_fn = jax.jit(functools.partial(eval_step, task=task),
+                      out_shardings=mesh_lib.replicated(mesh))
+
+    writer = MetricWriter(workdir)
+    progress = Progress(config.num_train_steps, start, config.get("progress", "auto"),
+                        config.log_every_steps)
+    averager = _Averager()
+    final_metrics: dict[str, Any] = {}
+    pending: tuple[int, Any] | None = None
+    last_loss: float | None = None
+
+    def drain() -> None:
+        """Pulls the pending step's metrics to the host: NaN check, averaging, logging."""
+        nonlocal pending, last_loss
+        if pending is None:
+            return
+        step, metrics = pending
+        pending = None
+        metrics = jax.device_get(metrics)
+        losses = {k: float(v) for k, v in metrics.items() if k.endswith("loss")}
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            ckpt.wait()
+            last_good = ckpt.latest_step()
+            raise FloatingPointError(
+                f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; "
+                f"last good checkpoint: {last_good if last_good is not None else 'none'} in "
+                f"{ckpt.directory}; lower config.optimizer.learning_rate or set "
+                f"config.optimizer.clip_norm")
+        last_loss = losses.get("loss", next(iter(losses.values()), None))
+        averager.add(metrics)
+        if step % config.log_every_steps == 0 or step == config.num_train_steps:
+            row = {f"train/{k}": v for k, v in averager.pop().items()}
+            row["train/steps_per_sec"] = progress.steps_per_sec(step)
+            writer.write_scalars(step, row)
+        progress.update(step, last_loss)
+
+    def run_eval(step: int, final: bool) -> dict[str, Any]:
+        metrics, first = evaluate(config, task, state, eval_fn, mesh)
+        if metrics:
+            writer.write_scalars(step, metrics)
+            _log_line("eval", step, metrics)
+        if first is not None and (final or config.get("report_on_eval", True)):
+            variables = jax.device_get({"params": state.params, **state.mutable})
+            task.host_report(variables, first, step, workdir, writer, final)
+        writer.flush()
+        return metrics
+
+    with Preempted() as preempted:
+        step = start
+        try:
+            for step in range(start + 1, config.num_train_steps + 1):
+                batch = mesh_lib.to_global(next(train_iter), mesh)
+                state, metrics = compiled(state, batch)
+                drain()
+                pending = (step, metrics)
+                stop = preempted.flag if pcount == 1 else _any_process(preempted.flag, step,
+                                                                       config.log_every_steps)
+                last = step == config.num_train_steps
+                if step % config.eval_every_steps == 0 and not last:
+                    drain()
+                    run_eval(step, final=False)
+                if step % config.checkpoint_every_steps == 0 or last or stop:
+                    drain()
+                    ckpt.save(step, state, train_iter, force=True)
+                if stop:
+                    drain()
+                    log.warning("stopped by SIGTERM after step %d; checkpoint saved", step)
+                    ckpt.close()
+                    progress.close()
+                    writer.close()
+                    return {"preempted": True, "step": step}
+            drain()
+            final_metrics = run_eval(config.num_train_steps, final=True)
+        finally:
+            progress.close()
+            ckpt.close()
+            writer.close()
+
+    summary = {
+        **{k: v for k, v in final_metrics.items() if np.ndim(v) == 0},
+        "num_params": int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(state.params))),
+        "flops_per_step": flops,
+        "steps_per_sec": progress.steps_per_sec(config.num_train_steps) if step > start else None,
+        "wall_time_s": time.time() - t_start,
+        "peak_memory_bytes": peak_memory_bytes(),
+        "num_devices": jax.device_count(),
+        "completed": True,
+    }
+    if jax.process_index() == 0:
+        with open(os.path.join(workdir, "summary.json"), "w") as f:
+            json.dump({k: (float(v) if isinstance(v, np.floating) else v)
+                       for k, v in summary.items()}, f, indent=2)
+    return summary
+
+
+def _any_process(flag: bool, step: int, every: int) -> bool:
+    """Multi-host: all processes agree to stop at the same step (checked every `every`)."""
+    if step % every:
+        return False
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
+                          ) -> tuple[Task, dict[str, Any]]:
+    """(task, variables) of the newest checkpoint in `workdir`, e.g. for `--sample`."""
+    from dl_arch.train.checkpoints import restore_raw_state
+
+    task = build_task(config)
+    raw = restore_raw_state(workdir)
+    return task, {"params": raw["params"], **(raw.get("mutable") or {})}

@@ -1,0 +1,47 @@
+"""Device mesh and shardings: the batch is split along `data`, the state is replicated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA = "data"
+
+
+def make_mesh() -> Mesh:
+    """A 1-D mesh over every device of every process."""
+    return jax.make_mesh((jax.device_count(),), (DATA,), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(DATA))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_size") -> None:
+    n = mesh.devices.size
+    if batch_size % n:
+        raise ValueError(
+            f"{field}={batch_size} must be divisible by the number of devices ({n}); "
+            f"use a multiple of {n}"
+        )
+
+
+def to_global(local_batch: dict[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
+    """Each process's local rows -> one global array per key, sharded along `data`.
+
+    Non-numeric fields (strings from TFDS) cannot live on a device and are dropped.
+    """
+    sharding = batch_sharding(mesh)
+    out = {}
+    for k, v in local_batch.items():
+        v = np.asarray(v)
+        if v.dtype.kind in "biuf":
+            out[k] = jax.make_array_from_process_local_data(sharding, v)
+    return out

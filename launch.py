@@ -1,0 +1,106 @@
+"""The one entry point: a training run, a sampling call, or a whole experiment.
+
+    python launch.py                                    # the default main job (offline)
+    python launch.py --config=configs/mlp_xor.py:smoke --workdir=runs/x [--config.seed=1]
+    python launch.py --config=configs/lstm_text.py --workdir=runs/lm --sample
+    python launch.py --experiment=experiments/optimizers.py --workdir=runs/opt [--parallel=2]
+
+It only parses flags, starts the (multi-host) runtime and calls into `dl_arch`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+DEFAULT_CONFIG = "configs/mlp_shapes.py"
+DEFAULT_EXPERIMENT = "experiments/quick_tour.py"
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "configs/<name>.py[:options]", lock_config=False)
+flags.DEFINE_string("workdir", None, "run directory (default: a fresh one under runs/)")
+flags.DEFINE_string("experiment", None, "experiments/<name>.py[:options]: run a whole study")
+flags.DEFINE_integer("parallel", 1, "experiments: trials run at once as separate processes")
+flags.DEFINE_integer("trial", -1, "experiments: run only trial K (cluster job arrays)")
+flags.DEFINE_bool("report_only", False, "experiments: only (re)write the report")
+flags.DEFINE_bool("sample", False, "sample from the trained model in --workdir (config.sample.*)")
+flags.DEFINE_string("coordinator_address", "", "multi-host: host:port of process 0")
+flags.DEFINE_integer("num_processes", 0, "multi-host: number of processes")
+flags.DEFINE_integer("process_id", -1, "multi-host: index of this process")
+
+
+def _fresh_workdir(name: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{name}-{stamp}")
+
+
+def _parse(argv: list[str]) -> None:
+    try:
+        FLAGS(argv)
+    except flags.Error as e:
+        raise ValueError(f"bad command line: {str(e).splitlines()[0]}") from e
+    except (FileNotFoundError, OSError) as e:
+        raise ValueError(f"--config: cannot read {e.filename or e}: check the path") from e
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("absl", "jax._src", "orbax", "grain"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _parse(argv)
+
+    from dl_arch.train.distributed import initialize
+
+    initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+
+    if FLAGS.experiment or (FLAGS.config is None and os.path.exists(DEFAULT_EXPERIMENT)
+                            and not FLAGS.sample):
+        from dl_arch.experiments.runner import run_experiment
+
+        spec = FLAGS.experiment or DEFAULT_EXPERIMENT
+        workdir = FLAGS.workdir or _fresh_workdir(os.path.basename(spec.split(":")[0])[:-3])
+        logging.info("experiment %s -> %s", spec, workdir)
+        run_experiment(spec, workdir, FLAGS.parallel, FLAGS.trial, FLAGS.report_only)
+        return 0
+
+    config = FLAGS.config
+    if config is None:
+        from configs.mlp_shapes import get_config
+
+        config = get_config(None)
+    workdir = FLAGS.workdir or _fresh_workdir(f"{config.model.name}-{config.dataset.name}".replace(":", "_"))
+
+    if FLAGS.sample:
+        from dl_arch.train.loop import restore_for_inference
+
+        task, variables = restore_for_inference(config, workdir)
+        task.sample(variables, config.sample)
+        return 0
+
+    from dl_arch.train.loop import train_and_evaluate
+
+    logging.info("workdir: %s", os.path.abspath(workdir))
+    summary = train_and_evaluate(config, workdir)
+    shown = {k: round(float(v), 4) for k, v in summary.items()
+             if k.startswith("eval/") or k == "preempted"}
+    logging.info("done: %s; results in %s", shown, os.path.abspath(workdir))
+    return 0
+
+
+def cli() -> None:
+    """Runs main with one-line errors for bad input (no traceback)."""
+    try:
+        sys.exit(main(sys.argv))
+    except (ValueError, FloatingPointError, KeyError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

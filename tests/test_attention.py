@@ -1,0 +1,284 @@
+"""Attention, positional encodings and blocks against numpy implementations of their equations,
+plus the properties the Transformer family relies on: causality, padding invariance, KV-cached
+decoding == full forward, scan == unrolled, remat == plain.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dl_arch.models.layers.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    padding_mask,
+    segment_mask,
+)
+from dl_arch.models.layers.position import apply_rope, sinusoidal_encoding
+from dl_arch.models.layers.transformer_block import TransformerBlock, TransformerStack
+from dl_arch.models.transformer import GPT, EncoderDecoderTransformer
+
+
+@pytest.fixture(autouse=True)
+def _strict_ranks():
+    with jax.numpy_rank_promotion("raise"):
+        yield
+
+
+B, T, D, N = 2, 6, 16, 4
+
+
+def numpy_mha(params, x, kv, mask, num_kv_heads):
+    """softmax(Q K^T / sqrt(H) + mask) V per head, then the output projection, in float64."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    x, kv = np.asarray(x, np.float64), np.asarray(kv, np.float64)
+    q = np.einsum("btd,dnh->btnh", x, p["query"]["kernel"]) + p["query"]["bias"]
+    k = np.einsum("bsd,dnh->bsnh", kv, p["key"]["kernel"]) + p["key"]["bias"]
+    v = np.einsum("bsd,dnh->bsnh", kv, p["value"]["kernel"]) + p["value"]["bias"]
+    groups = q.shape[2] // num_kv_heads
+    out = np.zeros(q.shape)
+    for n in range(q.shape[2]):
+        kn, vn = k[:, :, n // groups], v[:, :, n // groups]
+        scores = np.einsum("bth,bsh->bts", q[:, :, n], kn) / np.sqrt(q.shape[-1])
+        if mask is not None:
+            m = np.broadcast_to(np.asarray(mask)[:, 0], scores.shape)
+            scores = np.where(m, scores, -1e30)
+        scores = scores - scores.max(-1, keepdims=True)
+        w = np.exp(scores)
+        w = w / w.sum(-1, keepdims=True)
+        out[:, :, n] = np.einsum("bts,bsh->bth", w, vn)
+    return np.einsum("btnh,nhd->btd", out, p["out"]["kernel"]) + p["out"]["bias"]
+
+
+def _masks():
+    valid = jnp.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], bool)
+    seg = jnp.array([[1, 1, 1, 2, 2, 2], [1, 1, 2, 2, 2, 0]])
+    return {
+        "none": None,
+        "causal": causal_mask(T),
+        "padding": padding_mask(valid),
+        "segment": segment_mask(seg),
+        "causal+segment": jnp.logical_and(causal_mask(T), segment_mask(seg)),
+    }
+
+
+@pytest.mark.parametrize("impl", ["xla", "naive"])
+@pytest.mark.parametrize("mask_kind", list(_masks()))
+@pytest.mark.parametrize("kv_heads", [N, 2, 1])
+def test_attention_matches_numpy_values_and_gradients(impl, mask_kind, kv_heads):
+    mask = _masks()[mask_kind]
+    x = jax.random.normal(jax.random.key(0), (B, T, D))
+    layer = MultiHeadAttention(N, num_kv_heads=kv_heads, implementation=impl)
+    params = layer.init(jax.random.key(1), x)["params"]
+    chex.assert_shape(params["key"]["kernel"], (D, kv_heads, D // N))
+    out = layer.apply({"params": params}, x, mask=mask)
+    ref = numpy_mha(params, x, x, mask, kv_heads)
+    chex.assert_trees_all_close(np.asarray(out), ref, atol=2e-5, rtol=2e-5)
+
+    # gradient w.r.t. the input along a random direction vs central finite differences
+    w = np.random.default_rng(0).normal(size=(B, T, D))
+    loss = lambda x_: jnp.sum(layer.apply({"params": params}, x_, mask=mask) * w)
+    g = jax.grad(loss)(x)
+    v = np.random.default_rng(1).normal(size=x.shape)
+    eps = 1e-4
+    xs = np.asarray(x, np.float64)
+    fd = (np.sum(numpy_mha(params, xs + eps * v, xs + eps * v, mask, kv_heads) * w)
+          - np.sum(numpy_mha(params, xs - eps * v, xs - eps * v, mask, kv_heads) * w)) / (2 * eps)
+    np.testing.assert_allclose(float(jnp.sum(g * v)), fd, rtol=1e-4, atol=1e-4)
+
+
+def test_cross_attention_matches_numpy():
+    x = jax.random.normal(jax.random.key(0), (B, T, D))
+    kv = jax.random.normal(jax.random.key(1), (B, T + 3, D))
+    mask = padding_mask(jnp.ones((B, T), bool), jnp.arange(T + 3)[None, :] < jnp.array([[9], [5]]))
+    layer = MultiHeadAttention(N)
+    params = layer.init(jax.random.key(2), x, kv)["params"]
+    out = layer.apply({"params": params}, x, kv, mask=mask)
+    chex.assert_trees_all_close(np.asarray(out), numpy_mha(params, x, kv, mask, N), atol=2e-5)
+
+
+def test_causal_flag_equals_causal_mask_and_naive_path():
+    x = jax.random.normal(jax.random.key(0), (B, T, D))
+    layer = MultiHeadAttention(N)
+    params = layer.init(jax.random.key(1), x)
+    by_flag = layer.apply(params, x, causal=True)
+    by_mask = layer.apply(params, x, mask=causal_mask(T))
+    naive = MultiHeadAttention(N, implementation="naive").apply(params, x, causal=True)
+    chex.assert_trees_all_close(by_flag, by_mask, atol=1e-6)
+    chex.assert_trees_all_close(by_flag, naive, atol=1e-5)
+
+
+def test_bad_head_counts_raise_clear_errors():
+    x = jnp.ones((1, 3, D))
+    with pytest.raises(ValueError, match="num_kv_heads"):
+        MultiHeadAttention(N, num_kv_heads=3).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="num_heads"):
+        MultiHeadAttention(5).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="attention_impl"):
+        MultiHeadAttention(N, implementation="flash").init(jax.random.key(0), x)
+
+
+def test_sinusoidal_matches_paper_formula():
+    pos = np.arange(10)
+    table = np.asarray(sinusoidal_encoding(jnp.asarray(pos)[None], 8))[0]
+    i = np.arange(4)
+    angle = pos[:, None] / 10000 ** (2 * i[None, :] / 8)
+    np.testing.assert_allclose(table[:, 0::2], np.sin(angle), atol=1e-5)
+    np.testing.assert_allclose(table[:, 1::2], np.cos(angle), atol=1e-5)
+
+
+def test_rope_matches_rotation_and_is_relative():
+    h = 8
+    x = np.random.default_rng(0).normal(size=(1, 5, 2, h)).astype(np.float32)
+    pos = jnp.arange(5)[None]
+    out = np.asarray(apply_rope(jnp.asarray(x), pos))
+    # numpy: pair (i, i + h/2) rotated by angle pos * 10000^(-2i/h)
+    theta = np.arange(5)[:, None] * 10000.0 ** (-np.arange(0, h, 2) / h)
+    c, s = np.cos(theta)[None, :, None], np.sin(theta)[None, :, None]
+    x1, x2 = x[..., : h // 2], x[..., h // 2:]
+    np.testing.assert_allclose(out, np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], -1),
+                               atol=1e-5)
+    # <rope(q, m), rope(k, n)> depends only on m - n
+    q, k = jnp.asarray(x[:, :1, :1]), jnp.asarray(x[:, 1:2, :1])
+    dot = lambda m, n: float(jnp.sum(apply_rope(q, jnp.array([[m]]))
+                                     * apply_rope(k, jnp.array([[n]]))))
+    np.testing.assert_allclose(dot(3, 1), dot(7, 5), rtol=1e-4)
+
+
+def _gpt(**kw):
+    fields = dict(vocab_size=32, emb_dim=32, num_layers=2, num_heads=4, mlp_dim=64, max_len=16,
+                  dropout_rate=0.0)
+    fields.update(kw)
+    return GPT(**fields)
+
+
+def test_causality_no_gradient_from_future_positions():
+    stack = TransformerStack(2, dict(num_heads=4, mlp_dim=32, causal=True, rope=True))
+    x = jax.random.normal(jax.random.key(0), (1, T, D))
+    params = stack.init(jax.random.key(1), x)
+    jac = jax.jacrev(lambda x_: stack.apply(params, x_))(x)  # (1, T, D, 1, T, D)
+    influence_TS = np.abs(np.asarray(jac)[0, :, :, 0]).sum(axis=(1, 3))
+    assert np.all(influence_TS[np.triu_indices(T, k=1)] == 0.0)
+    assert np.all(influence_TS[np.tril_indices(T)] > 0.0)
+
+
+def test_gpt_logits_ignore_future_tokens():
+    model = _gpt(position="rope")
+    tokens = jax.random.randint(jax.random.key(0), (1, 8), 1, 32)
+    params = model.init(jax.random.key(1), tokens)
+    changed = tokens.at[:, 5:].set((tokens[:, 5:] + 7) % 31 + 1)
+    a, b = model.apply(params, tokens), model.apply(params, changed)
+    chex.assert_trees_all_close(a[:, :5], b[:, :5], atol=1e-6)
+    assert float(jnp.abs(a[:, 5:] - b[:, 5:]).max()) > 1e-3
+
+
+def test_kv_cache_decoding_matches_full_forward_gpt():
+    for kw in (dict(), dict(position="rope", num_kv_heads=2)):
+        model = _gpt(**kw)
+        tokens = jax.random.randint(jax.random.key(0), (2, 10), 1, 32)
+        params = model.init(jax.random.key(1), tokens)["params"]
+        full = model.apply({"params": params}, tokens)
+        dec = model.clone(decode=True)
+        cache = dec.init(jax.random.key(0), jnp.ones((2, 16), jnp.int32))["cache"]
+        # prefill 4 tokens in one chunk, then one token at a time
+        logits, upd = dec.apply({"params": params, "cache": cache}, tokens[:, :4],
+                                mutable=["cache"])
+        steps = [logits]
+        cache = upd["cache"]
+        for t in range(4, 10):
+            logits, upd = dec.apply({"params": params, "cache": cache}, tokens[:, t:t + 1],
+                                    mutable=["cache"])
+            cache = upd["cache"]
+            steps.append(logits)
+        chex.assert_trees_all_close(jnp.concatenate(steps, axis=1), full, atol=2e-5)
+
+
+def test_kv_cache_decoding_matches_full_forward_encoder_decoder():
+    model = EncoderDecoderTransformer(vocab_size=20, emb_dim=32, num_heads=4,
+                                      num_encoder_layers=2, num_decoder_layers=2, mlp_dim=64,
+                                      max_len=16, dropout_rate=0.0)
+    src = jnp.array([[3, 4, 5, 6, 0, 0], [7, 8, 9, 3, 4, 5]])
+    tgt = jnp.array([[1, 5, 6, 7, 8], [1, 9, 3, 4, 2]])
+    params = model.init(jax.random.key(0), src, tgt)["params"]
+    full = model.apply({"params": params}, src, tgt)
+    dec = model.clone(decode=True)
+    cache = dec.init(jax.random.key(0), src, jnp.ones((2, 8), jnp.int32))["cache"]
+    encoded = dec.apply({"params": params}, src, method="encode")
+    outs = []
+    for t in range(5):
+        logits, upd = dec.apply({"params": params, "cache": cache}, encoded, src,
+                                tgt[:, t:t + 1], method="decode_logits", mutable=["cache"])
+        cache = upd["cache"]
+        outs.append(logits)
+    chex.assert_trees_all_close(jnp.concatenate(outs, axis=1), full, atol=2e-5)
+
+
+def _stack(scan, remat):
+    block = dict(num_heads=4, mlp_dim=64, pre_ln=True, causal=True, dropout_rate=0.0)
+    return TransformerStack(3, block, scan=scan, remat=remat)
+
+
+def test_scan_and_remat_match_unrolled_values_and_gradients():
+    x = jax.random.normal(jax.random.key(0), (B, T, D * 2))
+    plain = _stack(False, False)
+    params = plain.init(jax.random.key(1), x)["params"]
+    # the scanned stack holds the same per-layer parameters stacked along axis 0
+    layers = [params[f"layer_{i}"] for i in range(3)]
+    stacked = {"layers": {"block": jax.tree.map(lambda *a: jnp.stack(a), *layers)},
+               "final_norm": params["final_norm"]}
+    loss = lambda m, p: jnp.sum(jnp.sin(m.apply({"params": p}, x)))
+    ref_val, ref_grad = jax.value_and_grad(lambda p: loss(plain, p))(params)
+    for scan, remat in ((True, False), (True, True), (False, True)):
+        p = stacked if scan else params
+        val, grad = jax.value_and_grad(lambda q, s=scan, r=remat: loss(_stack(s, r), q))(p)
+        chex.assert_trees_all_close(val, ref_val, rtol=1e-5)
+        if scan:
+            grad = {**{f"layer_{i}": jax.tree.map(lambda a, i=i: a[i], grad["layers"]["block"])
+                       for i in range(3)}, "final_norm": grad["final_norm"]}
+        chex.assert_trees_all_close(grad, ref_grad, atol=1e-5, rtol=1e-4)
+
+
+def test_scanned_gpt_kv_cache_matches_full_forward():
+    model = _gpt(scan=True, remat=True)
+    tokens = jax.random.randint(jax.random.key(0), (1, 6), 1, 32)
+    params = model.init(jax.random.key(1), tokens)["params"]
+    full = model.apply({"params": params}, tokens)
+    dec = model.clone(decode=True)
+    cache = dec.init(jax.random.key(0), jnp.ones((1, 8), jnp.int32))["cache"]
+    outs = []
+    for t in range(6):
+        logits, upd = dec.apply({"params": params, "cache": cache}, tokens[:, t:t + 1],
+                                mutable=["cache"])
+        cache = upd["cache"]
+        outs.append(logits)
+    chex.assert_trees_all_close(jnp.concatenate(outs, axis=1), full, atol=2e-5)
+
+
+@pytest.mark.parametrize("pre_ln", [True, False])
+def test_block_post_and_pre_ln_match_numpy(pre_ln):
+    x = jax.random.normal(jax.random.key(0), (1, 4, 8))
+    block = TransformerBlock(num_heads=2, mlp_dim=16, pre_ln=pre_ln, activation="relu")
+    params = block.init(jax.random.key(1), x)["params"]
+    out = np.asarray(block.apply({"params": params}, x))
+
+    def ln(y, p):
+        mu, var = y.mean(-1, keepdims=True), y.var(-1, keepdims=True)
+        return (y - mu) / np.sqrt(var + 1e-6) * np.asarray(p["scale"]) + np.asarray(p["bias"])
+
+    def mlp(y):
+        p = params["mlp"]
+        h = np.maximum(y @ np.asarray(p["fc1"]["kernel"]) + np.asarray(p["fc1"]["bias"]), 0)
+        return h @ np.asarray(p["fc2"]["kernel"]) + np.asarray(p["fc2"]["bias"])
+
+    att = lambda y: numpy_mha(params["self_attention"], y, y, None, 2)
+    y = np.asarray(x, np.float64)
+    if pre_ln:
+        y = y + att(ln(y, params["self_attention_norm"]))
+        y = y + mlp(ln(y, params["mlp_norm"]))
+    else:
+        y = ln(y + att(y), params["self_attention_norm"])
+        y = ln(y + mlp(y), params["mlp_norm"])
+    np.testing.assert_allclose(out, y, atol=2e-5)

@@ -1,0 +1,288 @@
+"""Autoencoders and VAEs: ELBO terms vs numpy, reparameterisation gradients, overfitting."""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from dl_arch.models import autoencoder
+from dl_arch.registry import MODELS, TASKS
+from dl_arch.tasks import autoencoding
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def task_config(model: str, **task_fields) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.dtype = "float32"
+    c.param_dtype = "float32"
+    c.model = ml_collections.ConfigDict({"name": model})
+    c.task = ml_collections.ConfigDict({"name": "autoencoding", **task_fields})
+    c.dataset = ml_collections.ConfigDict({
+        "name": "shapes", "image_size": 8, "channels": 1, "num_classes": 3, "noise": 0.0,
+        "train_split": "train", "eval_split": "test", "num_eval_examples": 64})
+    return c
+
+
+def toy_images(n: int = 8, size: int = 8, seed: int = 0) -> np.ndarray:
+    """Bright squares at random places on a dark background, (n, size, size, 1)."""
+    rng = np.random.default_rng(seed)
+    x = np.full((n, size, size, 1), 0.1, np.float32)
+    for i in range(n):
+        r, c = rng.integers(0, size - 3, size=2)
+        x[i, r:r + 3, c:c + 3] = 0.9
+    return x
+
+
+# ---------- the ELBO terms against numpy ----------
+
+def test_gaussian_kl_matches_numpy_and_monte_carlo():
+    rng = np.random.default_rng(0)
+    mean, logvar = rng.normal(size=(3, 5)), rng.normal(size=(3, 5)) * 0.5
+    ours = np.asarray(autoencoder.gaussian_kl(jnp.asarray(mean), jnp.asarray(logvar)))
+    closed = 0.5 * np.sum(mean**2 + np.exp(logvar) - 1.0 - logvar, axis=-1)
+    np.testing.assert_allclose(ours, closed, rtol=1e-5)
+    # an independent estimate: E_q[log q(z) - log p(z)] by sampling
+    std = np.exp(0.5 * logvar)
+    z = mean + std * rng.normal(size=(200_000, 3, 5))
+    log_q = -0.5 * (((z - mean) / std) ** 2 + logvar + np.log(2 * np.pi))
+    log_p = -0.5 * (z**2 + np.log(2 * np.pi))
+    np.testing.assert_allclose(ours, (log_q - log_p).sum(-1).mean(0), rtol=0.02, atol=0.01)
+
+
+def test_elbo_terms_match_numpy():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(4, 6, 6, 1)).astype(np.float32)
+    logits = rng.normal(size=x.shape).astype(np.float32) * 2
+    mean = rng.normal(size=(4, 3)).astype(np.float32)
+    logvar = rng.normal(size=(4, 3)).astype(np.float32)
+    out = {"logits": jnp.asarray(logits), "mean": jnp.asarray(mean), "logvar": jnp.asarray(logvar)}
+    beta = 0.5
+    terms = autoencoding.autoencoder_terms(out, jnp.asarray(x), jnp.asarray(x), "bce", beta)
+    p = np_sigmoid(logits.astype(np.float64))
+    recon = -(x * np.log(p) + (1 - x) * np.log(1 - p)).reshape(4, -1).sum(1)
+    kl = 0.5 * np.sum(mean**2 + np.exp(logvar) - 1 - logvar, axis=1)
+    chex.assert_trees_all_close(
+        {k: np.asarray(terms[k]) for k in ("recon", "kl", "elbo", "loss")},
+        {"recon": recon, "kl": kl, "elbo": -(recon + kl), "loss": recon + beta * kl},
+        rtol=1e-5, atol=1e-4)
+    mse_terms = autoencoding.autoencoder_terms(out, jnp.asarray(x), jnp.asarray(x), "mse", 1.0)
+    mse = ((p - x) ** 2).reshape(4, -1)
+    np.testing.assert_allclose(np.asarray(mse_terms["recon"]), mse.sum(1), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(mse_terms["psnr"]),
+                               -10 * np.log10(mse.mean(1)), rtol=1e-5)
+
+
+def test_task_loss_is_the_elbo_of_the_model_output():
+    """The VAE task's loss and metrics equal numpy's ELBO of the model's own z and logits."""
+    config = task_config("dense_vae_tiny", beta=2.0)
+    task = TASKS.get("autoencoding")(config)
+    x = jnp.asarray(toy_images(4))
+    variables = task.init_variables(jax.random.key(0), {"image": x})
+    rng = jax.random.key(7)
+    loss, (metrics, _) = task.loss("all", variables["params"], {}, {"image": x}, rng)
+    _, latent_rng, _ = jax.random.split(rng, 3)  # the task's (noise, latent, dropout) keys
+    out = task.model.apply(variables, x, train=True, rngs={"latent": latent_rng})
+    mean, logvar, logits = (np.asarray(out[k], np.float64) for k in ("mean", "logvar", "logits"))
+    xs = np.asarray(x, np.float64)
+    p = np_sigmoid(logits)
+    recon = -(xs * np.log(p) + (1 - xs) * np.log(1 - p)).reshape(4, -1).sum(1)
+    kl = 0.5 * np.sum(mean**2 + np.exp(logvar) - 1 - logvar, axis=1)
+    np.testing.assert_allclose(float(loss), np.mean(recon + 2.0 * kl), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["elbo"]), -np.mean(recon + kl), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["kl"]), np.mean(kl), rtol=1e-5)
+    # z really is mean + sigma * eps with a fresh standard-normal eps
+    eps = (np.asarray(out["z"]) - mean) / np.exp(0.5 * logvar)
+    assert not np.allclose(eps, 0.0)
+
+
+# ---------- the reparameterisation trick ----------
+
+def test_reparameterisation_gradient_matches_analytic():
+    """d/d(mean, logvar) of a Monte Carlo E[f(z)] through z = mean + sigma*eps is exact."""
+    mean = jnp.array([0.3, -1.2, 0.8])
+    logvar = jnp.array([-0.5, 0.2, 0.0])
+    eps = jax.random.normal(jax.random.key(0), (400_000, 3))
+
+    def mc(f):
+        return lambda m, lv: jnp.mean(jnp.sum(f(autoencoder.reparameterize(m, lv, eps)), -1))
+
+    # E[z^2] = mean^2 + var; E[sin z] = sin(mean) exp(-var / 2)
+    g_sq = jax.grad(mc(jnp.square), argnums=(0, 1))(mean, logvar)
+    var = np.exp(np.asarray(logvar))
+    m = np.asarray(mean)
+    np.testing.assert_allclose(g_sq[0], 2 * m, atol=0.02)
+    np.testing.assert_allclose(g_sq[1], var, atol=0.02)
+    g_sin = jax.grad(mc(jnp.sin), argnums=(0, 1))(mean, logvar)
+    np.testing.assert_allclose(g_sin[0], np.cos(m) * np.exp(-var / 2), atol=0.01)
+    np.testing.assert_allclose(g_sin[1], -0.5 * var * np.sin(m) * np.exp(-var / 2), atol=0.01)
+
+
+def test_sampling_flows_gradients_to_the_variance_head():
+    config = task_config("dense_vae_tiny")
+    task = TASKS.get("autoencoding")(config)
+    x = jnp.asarray(toy_images(4))
+    params = task.init_variables(jax.random.key(0), {"image": x})["params"]
+
+    def recon_only(p):  # without the KL term, logvar is reached only through z
+        return task.loss("all", p, {}, {"image": x}, jax.random.key(1))[1][0]["recon"]
+
+    grads = jax.grad(recon_only)(params)
+    assert float(jnp.abs(grads["latent_logvar"]["kernel"]).sum()) > 0
+
+
+# ---------- corruption and PSNR ----------
+
+def test_corruptions_have_the_requested_statistics():
+    x = jnp.full((64, 32, 32, 3), 0.5)
+    key = jax.random.key(3)
+    g = np.asarray(autoencoding.corrupt(x, key, "gaussian", 0.1))
+    assert abs(np.std(g - 0.5) - 0.1) < 0.005
+    masked = np.asarray(autoencoding.corrupt(x, key, "masking", 0.3))
+    assert abs(np.mean(masked == 0.0) - 0.3) < 0.01
+    assert np.all((masked == masked[..., :1]))  # channels of a pixel are dropped together
+    sp = np.asarray(autoencoding.corrupt(x, key, "salt_pepper", 0.2))
+    assert abs(np.mean(sp != 0.5) - 0.2) < 0.01
+    assert abs(np.mean(sp == 1.0) - 0.1) < 0.01
+    np.testing.assert_array_equal(autoencoding.corrupt(x, key, "none", 0.5), x)
+    with pytest.raises(ValueError, match="config.task.corruption"):
+        autoencoding.corrupt(x, key, "blur", 0.1)
+
+
+def test_psnr_matches_numpy():
+    rng = np.random.default_rng(4)
+    a, b = rng.uniform(size=(2, 3, 5, 5, 1))
+    ours = np.asarray(autoencoding.psnr(jnp.asarray(a), jnp.asarray(b)))
+    np.testing.assert_allclose(ours, 10 * np.log10(1.0 / ((a - b) ** 2).reshape(3, -1).mean(1)),
+                               rtol=1e-5)
+
+
+# ---------- models ----------
+
+@pytest.mark.parametrize("name", ["dense_ae_tiny", "conv_ae_tiny", "dense_vae_tiny",
+                                  "conv_vae_tiny"])
+def test_shapes_and_prior_decode(name):
+    model = MODELS.get(name)()
+    x = jnp.asarray(toy_images(3))
+    variables = model.init({"params": jax.random.key(0), "latent": jax.random.key(1)}, x)
+    out = model.apply(variables, x, train=True, rngs={"latent": jax.random.key(2)})
+    chex.assert_shape(out["logits"], (3, 8, 8, 1))
+    chex.assert_shape(out["z"], (3, model.latent_dim))
+    assert out["logits"].dtype == jnp.float32
+    samples = model.apply(variables, jnp.zeros((5, model.latent_dim)), method="decode")
+    chex.assert_shape(samples, (5, 8, 8, 1))
+    if model.variational:  # eval mode uses the mean; train mode samples
+        det = model.apply(variables, x)
+        np.testing.assert_allclose(det["z"], det["mean"])
+        assert not np.allclose(out["z"], out["mean"])
+
+
+def count(tree) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def dense_count(sizes) -> int:
+    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+
+def test_published_parameter_counts():
+    def params_of(name):
+        m = MODELS.get(name)()
+        shapes = jax.eval_shape(lambda k: m.init({"params": k, "latent": k},
+                                                 jnp.zeros((1, 28, 28, 1))), jax.random.key(0))
+        return count(shapes["params"])
+
+    # Hinton & Salakhutdinov 2006: 784-1000-500-250-30 and the mirrored decoder
+    layers = [784, 1000, 500, 250, 30]
+    expected = dense_count(layers) + dense_count(layers[::-1])
+    assert params_of("dense_ae_hinton2006") == expected == 2_837_314
+    # Kingma & Welling VAE, 400 hidden units and 20 latents (pytorch/examples VAE: 652,824)
+    expected = dense_count([784, 400]) + 2 * dense_count([400, 20]) + dense_count([20, 400, 784])
+    assert params_of("dense_vae_kingma2013") == expected == 652_824
+
+
+def test_bad_config_fails_with_the_field_name():
+    with pytest.raises(ValueError, match="config.model.image_shape"):
+        m = MODELS.get("conv_ae")(image_shape=(30, 30, 1))
+        m.init(jax.random.key(0), jnp.zeros((1, 30, 30, 1)))
+    with pytest.raises(ValueError, match="config.model.image_shape"):
+        m = MODELS.get("dense_ae_tiny")()
+        m.init(jax.random.key(0), jnp.zeros((1, 9, 9, 1)))
+    with pytest.raises(ValueError, match="config.task.corruption"):
+        TASKS.get("autoencoding")(task_config("dense_ae_tiny", corruption="blur"))
+    with pytest.raises(ValueError, match="config.task.reconstruction_loss"):
+        TASKS.get("autoencoding")(task_config("dense_ae_tiny", reconstruction_loss="l1"))
+    with pytest.raises(ValueError, match="config.model.architecture"):
+        MODELS.get("dense_ae")(architecture="mlp").init(jax.random.key(0),
+                                                       jnp.zeros((1, 28, 28, 1)))
+
+
+# ---------- overfitting one batch ----------
+
+@pytest.mark.parametrize("name,corruption", [("dense_ae_tiny", "none"),
+                                             ("conv_ae_tiny", "masking"),
+                                             ("dense_vae_tiny", "none"),
+                                             ("conv_vae_tiny", "none")])
+def test_overfits_one_batch(name, corruption):
+    config = task_config(name, reconstruction_loss="mse", corruption=corruption,
+                         noise_level=0.2, beta=0.01)
+    task = TASKS.get("autoencoding")(config)
+    batch = {"image": jnp.asarray(toy_images(8))}
+    params = task.init_variables(jax.random.key(0), batch)["params"]
+    opt = optax.adam(3e-3)
+    opt_state = opt.init(params)
+
+    @jax.jit
+    def step(params, opt_state, i):
+        grads, (metrics, _) = jax.grad(lambda p: task.loss("all", p, {}, batch,
+                                                           jax.random.key(i)), has_aux=True)(
+            params)
+        updates, opt_state = opt.update(grads, opt_state)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    first = None
+    for i in range(400):
+        params, opt_state, metrics = step(params, opt_state, i)
+        first = first if first is not None else float(metrics["mse"])
+    final = task.eval_metrics({"params": params}, batch)
+    mse = float(final["mse"][0] / final["mse"][1])
+    assert mse < 0.1 * first, (first, mse)
+    assert float(final["psnr"][0] / final["psnr"][1]) > 20.0
+
+
+def test_host_report_writes_pictures(tmp_path):
+    class Writer:
+        def __init__(self):
+            self.images, self.scalars = {}, {}
+
+        def write_images(self, step, images):
+            self.images.update(images)
+
+        def write_scalars(self, step, scalars):
+            self.scalars.update(scalars)
+
+    config = task_config("dense_vae_tiny", corruption="gaussian", noise_level=0.1)
+    config.model.latent_dim = 2
+    task = TASKS.get("autoencoding")(config)
+    x = toy_images(8)
+    variables = task.init_variables(jax.random.key(0), {"image": jnp.asarray(x)})
+    writer = Writer()
+    task.host_report(variables, {"image": x, "_mask": np.ones(8)}, 5, str(tmp_path), writer,
+                     final=True)
+    assert set(writer.images) == {"denoising", "interpolation", "prior_samples",
+                                  "latent_scatter"}
+    for picture in writer.images.values():
+        assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[-1] == 3
+    assert (tmp_path / "images" / "prior_samples_final.png").exists()
+    samples = task.sample(variables, ml_collections.ConfigDict({"num_samples": 3}))
+    chex.assert_shape(samples, (3, 8, 8, 1))
