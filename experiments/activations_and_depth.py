@@ -13,12 +13,14 @@ initialisation and after training: the vanishing-gradient plot.
     python launch.py --experiment=experiments/activations_and_depth.py:smoke --workdir=/tmp/aad
 
 Default size: 64 runs, about 20 minutes with --parallel=2 on a 2-core CPU.
-Options: smoke, seeds (count), steps, width, depths (tuple), optimizers (tuple).
+Options: smoke, seeds (count), steps, width, depths and optimizers
+('a/b/c' lists, e.g. `:depths=2/10,optimizers=adam`).
 """
 
 import ml_collections
 
 from configs.base import parse_options
+from dl_arch.experiments.runner import as_list
 
 LEARNING_RATES = {"momentum": 0.05, "sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
@@ -28,7 +30,8 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     opts = parse_options(arg, seeds=2, steps=1500, width=32, depths=(2, 5, 10, 20),
                          optimizers=("momentum", "adam"))
     activations = ["sigmoid", "tanh", "relu", "gelu"]
-    depths, optimizers, seeds = list(opts.depths), list(opts.optimizers), list(range(opts.seeds))
+    depths, optimizers = as_list(opts.depths, int), as_list(opts.optimizers, str)
+    seeds = list(range(opts.seeds))
     suffix = ""
     if opts.smoke:
         activations, depths, optimizers, seeds, suffix = ["tanh", "relu"], [3], ["adam"], [0], \

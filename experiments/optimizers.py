@@ -10,12 +10,13 @@ accuracy vs learning rate per optimiser (the sensitivity curve) and training-los
     python launch.py --experiment=experiments/optimizers.py:smoke --workdir=/tmp/opt
 
 Default size: 40 runs, about 12 minutes with --parallel=2 on a 2-core CPU.
-Options: smoke, seeds (count), steps, lrs (tuple), image_size.
+Options: smoke, seeds (count), steps, lrs ('a/b/c', e.g. `:lrs=1e-3/1e-2`), image_size.
 """
 
 import ml_collections
 
 from configs.base import parse_options
+from dl_arch.experiments.runner import as_list
 
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -23,7 +24,7 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     opts = parse_options(arg, seeds=2, steps=600, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
                          image_size=16)
     optimizers = ["sgd", "momentum", "adam", "adamw"]
-    lrs, seeds = list(opts.lrs), list(range(opts.seeds))
+    lrs, seeds = as_list(opts.lrs, float), list(range(opts.seeds))
     config = f"configs/mlp_shapes.py:image_size={opts.image_size}"
     if opts.smoke:
         optimizers, lrs, seeds, config = ["sgd", "adam"], [1e-2], [0], config + ",smoke"

@@ -12,26 +12,27 @@ Report: accuracy per model and dataset, and every decision boundary.
     python launch.py --experiment=experiments/perceptron_vs_mlp.py:smoke --workdir=/tmp/pvm
 
 Default size: 54 runs, about 12 minutes with --parallel=2 on a 2-core CPU.
-Options: smoke, seeds (count), steps, widths (tuple), depth (hidden layers of the MLPs).
+Options: smoke, seeds (count), steps, widths ('a/b/c', e.g.
+`:widths=4/64`), depth (hidden layers of the MLPs).
 """
 
 import ml_collections
 
 from configs.base import parse_options
+from dl_arch.experiments.runner import as_list
 
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """The grid: datasets x (perceptron, MLP widths) x seeds."""
     opts = parse_options(arg, seeds=3, steps=2000, widths=(2, 4, 8, 32, 128), depth=1)
     datasets = ["xor", "circles", "spirals"]
-    widths = list(opts.widths)
+    widths = as_list(opts.widths, int)
     seeds = list(range(opts.seeds))
     suffix = ",smoke" if opts.smoke else ""
     if opts.smoke:
-        datasets, widths, seeds = ["xor"], [8], [0]
-    steps = {} if opts.smoke else {"num_train_steps": opts.steps,
-                                   "eval_every_steps": opts.steps,
-                                   "checkpoint_every_steps": opts.steps}
+        datasets, widths, seeds = ["xor"], [32], [0]
+    n = 60 if opts.smoke else opts.steps
+    steps = {"num_train_steps": n, "eval_every_steps": n, "checkpoint_every_steps": n}
     trials = []
     for d in datasets:
         trials.append({

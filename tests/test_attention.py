@@ -65,23 +65,24 @@ def _masks():
     }
 
 
-@pytest.mark.parametrize("impl", ["xla", "naive"])
-@pytest.mark.parametrize("mask_kind", list(_masks()))
-@pytest.mark.parametrize("kv_heads", [N, 2, 1])
+CASES = [(impl, m, kv) for impl in ("xla", "naive") for m in _masks() for kv in (N, 1)]
+
+
+@pytest.mark.parametrize("impl,mask_kind,kv_heads", CASES + [("xla", "causal+segment", 2)])
 def test_attention_matches_numpy_values_and_gradients(impl, mask_kind, kv_heads):
     mask = _masks()[mask_kind]
     x = jax.random.normal(jax.random.key(0), (B, T, D))
     layer = MultiHeadAttention(N, num_kv_heads=kv_heads, implementation=impl)
     params = layer.init(jax.random.key(1), x)["params"]
     chex.assert_shape(params["key"]["kernel"], (D, kv_heads, D // N))
-    out = layer.apply({"params": params}, x, mask=mask)
+    apply = jax.jit(lambda p, x_: layer.apply({"params": p}, x_, mask=mask))
+    out = apply(params, x)
     ref = numpy_mha(params, x, x, mask, kv_heads)
     chex.assert_trees_all_close(np.asarray(out), ref, atol=2e-5, rtol=2e-5)
 
     # gradient w.r.t. the input along a random direction vs central finite differences
     w = np.random.default_rng(0).normal(size=(B, T, D))
-    loss = lambda x_: jnp.sum(layer.apply({"params": params}, x_, mask=mask) * w)
-    g = jax.grad(loss)(x)
+    g = jax.jit(jax.grad(lambda x_: jnp.sum(apply(params, x_) * w)))(x)
     v = np.random.default_rng(1).normal(size=x.shape)
     eps = 1e-4
     xs = np.asarray(x, np.float64)
@@ -159,7 +160,7 @@ def test_causality_no_gradient_from_future_positions():
     stack = TransformerStack(2, dict(num_heads=4, mlp_dim=32, causal=True, rope=True))
     x = jax.random.normal(jax.random.key(0), (1, T, D))
     params = stack.init(jax.random.key(1), x)
-    jac = jax.jacrev(lambda x_: stack.apply(params, x_))(x)  # (1, T, D, 1, T, D)
+    jac = jax.jit(jax.jacrev(lambda x_: stack.apply(params, x_)))(x)  # (1, T, D, 1, T, D)
     influence_TS = np.abs(np.asarray(jac)[0, :, :, 0]).sum(axis=(1, 3))
     assert np.all(influence_TS[np.triu_indices(T, k=1)] == 0.0)
     assert np.all(influence_TS[np.tril_indices(T)] > 0.0)
@@ -184,13 +185,13 @@ def test_kv_cache_decoding_matches_full_forward_gpt():
         dec = model.clone(decode=True)
         cache = dec.init(jax.random.key(0), jnp.ones((2, 16), jnp.int32))["cache"]
         # prefill 4 tokens in one chunk, then one token at a time
-        logits, upd = dec.apply({"params": params, "cache": cache}, tokens[:, :4],
-                                mutable=["cache"])
+        step = jax.jit(lambda c, tok, dec=dec, params=params: dec.apply(
+            {"params": params, "cache": c}, tok, mutable=["cache"]))
+        logits, upd = step(cache, tokens[:, :4])
         steps = [logits]
         cache = upd["cache"]
         for t in range(4, 10):
-            logits, upd = dec.apply({"params": params, "cache": cache}, tokens[:, t:t + 1],
-                                    mutable=["cache"])
+            logits, upd = step(cache, tokens[:, t:t + 1])
             cache = upd["cache"]
             steps.append(logits)
         chex.assert_trees_all_close(jnp.concatenate(steps, axis=1), full, atol=2e-5)
@@ -207,10 +208,11 @@ def test_kv_cache_decoding_matches_full_forward_encoder_decoder():
     dec = model.clone(decode=True)
     cache = dec.init(jax.random.key(0), src, jnp.ones((2, 8), jnp.int32))["cache"]
     encoded = dec.apply({"params": params}, src, method="encode")
+    step = jax.jit(lambda c, tok: dec.apply({"params": params, "cache": c}, encoded, src, tok,
+                                            method="decode_logits", mutable=["cache"]))
     outs = []
     for t in range(5):
-        logits, upd = dec.apply({"params": params, "cache": cache}, encoded, src,
-                                tgt[:, t:t + 1], method="decode_logits", mutable=["cache"])
+        logits, upd = step(cache, tgt[:, t:t + 1])
         cache = upd["cache"]
         outs.append(logits)
     chex.assert_trees_all_close(jnp.concatenate(outs, axis=1), full, atol=2e-5)
@@ -230,10 +232,11 @@ def test_scan_and_remat_match_unrolled_values_and_gradients():
     stacked = {"layers": {"block": jax.tree.map(lambda *a: jnp.stack(a), *layers)},
                "final_norm": params["final_norm"]}
     loss = lambda m, p: jnp.sum(jnp.sin(m.apply({"params": p}, x)))
-    ref_val, ref_grad = jax.value_and_grad(lambda p: loss(plain, p))(params)
+    ref_val, ref_grad = jax.jit(jax.value_and_grad(lambda p: loss(plain, p)))(params)
     for scan, remat in ((True, False), (True, True), (False, True)):
         p = stacked if scan else params
-        val, grad = jax.value_and_grad(lambda q, s=scan, r=remat: loss(_stack(s, r), q))(p)
+        val, grad = jax.jit(jax.value_and_grad(lambda q, s=scan, r=remat: loss(_stack(s, r), q))
+                            )(p)
         chex.assert_trees_all_close(val, ref_val, rtol=1e-5)
         if scan:
             grad = {**{f"layer_{i}": jax.tree.map(lambda a, i=i: a[i], grad["layers"]["block"])
@@ -248,10 +251,11 @@ def test_scanned_gpt_kv_cache_matches_full_forward():
     full = model.apply({"params": params}, tokens)
     dec = model.clone(decode=True)
     cache = dec.init(jax.random.key(0), jnp.ones((1, 8), jnp.int32))["cache"]
+    step = jax.jit(lambda c, tok: dec.apply({"params": params, "cache": c}, tok,
+                                            mutable=["cache"]))
     outs = []
     for t in range(6):
-        logits, upd = dec.apply({"params": params, "cache": cache}, tokens[:, t:t + 1],
-                                mutable=["cache"])
+        logits, upd = step(cache, tokens[:, t:t + 1])
         cache = upd["cache"]
         outs.append(logits)
     chex.assert_trees_all_close(jnp.concatenate(outs, axis=1), full, atol=2e-5)

@@ -150,7 +150,7 @@ def test_corruptions_have_the_requested_statistics():
     assert abs(np.std(g - 0.5) - 0.1) < 0.005
     masked = np.asarray(autoencoding.corrupt(x, key, "masking", 0.3))
     assert abs(np.mean(masked == 0.0) - 0.3) < 0.01
-    assert np.all((masked == masked[..., :1]))  # channels of a pixel are dropped together
+    assert np.all(masked == masked[..., :1])  # channels of a pixel are dropped together
     sp = np.asarray(autoencoding.corrupt(x, key, "salt_pepper", 0.2))
     assert abs(np.mean(sp != 0.5) - 0.2) < 0.01
     assert abs(np.mean(sp == 1.0) - 0.1) < 0.01

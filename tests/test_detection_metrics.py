@@ -77,8 +77,8 @@ def test_ap_agrees_with_pycocotools(seed):
         ev.add_image(det, scores, det_cls, gt, gt_cls)
     ours = ev.compute()
     precision, stats = pycocotools_ap(scenes)
-    assert ours["mAP@[.5:.95]"] == pytest.approx(stats[0], abs=1e-9)
-    assert ours["mAP@0.5"] == pytest.approx(stats[1], abs=1e-9)
+    assert ours["mAP50_95"] == pytest.approx(stats[0], abs=1e-9)
+    assert ours["mAP50"] == pytest.approx(stats[1], abs=1e-9)
     ap = ev.per_class_ap()
     for k in range(NUM_CLASSES):
         ref = precision[:, :, k]
@@ -86,7 +86,7 @@ def test_ap_agrees_with_pycocotools(seed):
             assert np.isnan(ap[k]).all()
             continue
         np.testing.assert_allclose(ap[k], ref.mean(axis=1), atol=1e-9)
-    assert 0.1 < ours["mAP@0.5"] < 0.95  # a non-trivial case, not all-zero or perfect
+    assert 0.1 < ours["mAP50"] < 0.95  # a non-trivial case, not all-zero or perfect
 
 
 def test_batch_padding_and_perfect_detections():
@@ -98,8 +98,12 @@ def test_batch_padding_and_perfect_detections():
     ev.add_batch(gt, np.ones((2, 3)), np.maximum(gt_cls, 0), gt_cls >= 0, gt, gt_cls,
                  image_mask=np.array([1, 1]))
     out = ev.compute()
-    assert out["mAP@0.5"] == 1.0 and out["mAP@[.5:.95]"] == 1.0 and out["AP/b"] == 1.0
+    assert out["mAP50"] == 1.0 and out["mAP50_95"] == 1.0 and out["AP/b"] == 1.0
     assert ev.num_images == 2
+    # a class with ground truth but no detection has AP 0 (pycocotools does the same)
+    ev = DetectionEvaluator(2)
+    ev.add_image(gt[0, :1], [0.9], [0], gt[0, :2], [0, 1])
+    assert ev.compute()["AP50/1"] == 0.0 and ev.compute()["mAP50"] == pytest.approx(0.5)
 
 
 def test_iou_matrix_and_bad_class():

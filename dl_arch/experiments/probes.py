@@ -286,6 +286,7 @@ def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], pa
             ax.contour(axis, axis, z["prob"], levels=[0.5], colors="k", linewidths=0.8)
             pts, lab = z["points"], z["labels"]
             ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="RdBu_r", s=4, edgecolors="none")
+            ax.set_aspect("equal")
             acc = r.get(spec.get("metric", "eval/accuracy"))
             title = f"{cv}" + (f"\nacc={acc:.3f}" if isinstance(acc, (int, float)) else "")
             ax.set_title(title, fontsize=7)

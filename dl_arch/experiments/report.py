@@ -6,11 +6,15 @@ finished on other machines.
 
 Experiment fields read here:
 - `metrics`: the table's metric columns, `'eval/accuracy'` or `'eval/accuracy:max'`
-  (`:min`/`:max` says which direction is best; guessed from the name if absent). Default:
+  (`:min`/`:max` says which direction is best, `:none` marks no best; guessed from the
+  name if absent). A trial param `headline` (a metric name) adds the column
+  `headline_value`, for tables of trials that report different metrics. Default:
   every `eval/*` metric, then parameters, FLOPs/step, steps/s, wall time and peak memory.
 - `derived`: extra per-run metrics from `metrics.jsonl`: `{name, kind: 'first_step',
   metric, threshold, above: True}` (the first logged step where `metric` crosses
-  `threshold`; empty if never: "steps to solve"), or `{name, kind: 'best'|'last', metric}`.
+  `threshold`; empty if never: "steps to solve"), `{name, kind: 'best'|'last', metric}`,
+  or `{name, kind: 'scale', metric, factor}` (a column times a number or another column,
+  e.g. images/s = steps/s x batch size).
 - `plots`: a list of `{kind, name, y, x?, group?, panels?, where?, logx?, logy?, title?}`:
   `metric` (y vs a trial field or another column, one line per `group`, mean ± std over
   seeds), `bar` (y per trial), `curves` (y from `metrics.jsonl` against the step, one line
@@ -109,7 +113,7 @@ def _derived_value(spec: dict[str, Any], log: list[dict[str, Any]]) -> Any:
     if kind == "last":
         return sorted(points)[-1][1]
     raise ValueError(f"derived '{spec.get('name')}': unknown kind '{kind}'; use "
-                     "first_step, best or last")
+                     "first_step, best, last or scale")
 
 
 def field_names(runs: Iterable[Run]) -> list[str]:
@@ -135,12 +139,27 @@ def collect_rows(exp: ml_collections.ConfigDict, runs: list[Run]) -> list[dict[s
             row[f] = run.params.get(f, run.overrides.get(f))
         summary = read_json(os.path.join(run.workdir, SUMMARY_FILE)) or {}
         row.update({k: v for k, v in flatten(summary).items() if k != "completed"})
+        log = read_jsonl(os.path.join(run.workdir, "metrics.jsonl"))
+        if summary.get("completed"):
+            # end-of-run scalars written after the summary's evaluation (e.g. a Fréchet
+            # distance from host_report) exist only in metrics.jsonl: take their last value
+            for entry in log:
+                for k, v in entry.items():
+                    if k.startswith("eval/") and k not in summary:
+                        row[k] = v
         if exp.get("derived"):
-            log = read_jsonl(os.path.join(run.workdir, "metrics.jsonl"))
             for spec in exp.derived:
-                row[spec["name"]] = _derived_value(dict(spec), log)
+                spec = dict(spec)
+                if spec.get("kind") == "scale":  # e.g. images/s = steps/s x batch size
+                    v, factor = row.get(spec["metric"]), spec["factor"]
+                    factor = row.get(factor) if isinstance(factor, str) else factor
+                    row[spec["name"]] = None if v is None or factor is None else v * factor
+                else:
+                    row[spec["name"]] = _derived_value(spec, log)
         probe_scalars = read_json(os.path.join(run.workdir, "probes.json")) or {}
         row.update(flatten(probe_scalars))
+        if isinstance(row.get("headline"), str):  # trials that report different metrics
+            row["headline_value"] = row.get(row["headline"])
         rows.append(row)
     return rows
 
@@ -255,9 +274,10 @@ def markdown_table(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]],
     best: dict[str, float] = {}
     for c, goal in cols:
         means = [agg[t][c][0] for t in trials if agg[t][c] is not None]
-        if len(means) > 1:
+        if len(means) > 1 and goal in ("max", "min"):
             best[c] = max(means) if goal == "max" else min(means)
-    header = ["trial"] + fields + [f"{c} {'↑' if g == 'max' else '↓'}" for c, g in cols] + ["runs"]
+    arrows = {"max": " ↑", "min": " ↓"}
+    header = ["trial"] + fields + [f"{c}{arrows.get(g, '')}" for c, g in cols] + ["runs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     n_seeds = len(exp.seeds)
     for t in trials:

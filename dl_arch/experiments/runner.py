@@ -88,6 +88,17 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     return module.get_config(arg)
 
 
+def as_list(value: Any, cast: Callable[[Any], Any] = lambda v: v) -> list[Any]:
+    """An experiment option as a list: a tuple, one value, or 'a/b/c' (commas split options)."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, str):
+        items = [v for v in value.split("/") if v]
+    else:
+        items = [value]
+    return [cast(v) for v in items]
+
+
 def _name_of(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
@@ -414,7 +425,9 @@ def _run_parallel(exp, workdir: str, runs: list[Run], all_runs: list[Run], paral
                     failed.append(run)
                     log(f"{tag}: FAILED (exit {proc.returncode}); see "
                         f"{os.path.join(run.workdir, 'stdout.log')}")
-            if pending and not active:  # what is left waits on runs that failed
+            if pending and not active and not any(dependencies_done(r, all_runs)
+                                                  for r in pending):
+                # what is left waits on runs that failed
                 for run in pending:
                     log(f"{run.trial} seed={run.seed}: NOT RUN, it depends on "
                         f"{', '.join(run.depends_on)}, which did not finish")
@@ -466,13 +479,16 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
     runs = expand_runs(exp, workdir)
     os.makedirs(workdir, exist_ok=True)
     log = lambda msg: print(f"[{exp.name}] {msg}", flush=True)
+    log(f"{len(runs)} runs ({len(exp.trials)} trials x {len(exp.seeds)} seeds: run K is trial "
+        f"K // {len(exp.seeds)}, seed number K % {len(exp.seeds)}) in {workdir}")
     failed: list[Run] = []
     single = trial is not None and str(trial) not in ("", "-1")
     if not report_only:
         chosen = select_runs(runs, trial)
         todo = [r for r in chosen if run_status(r) not in FINISHED]
-        log(f"{len(runs)} runs ({len(exp.trials)} trials x {len(exp.seeds)} seeds); "
-            f"{len(chosen) - len(todo)} of the {len(chosen)} selected already finished")
+        for r in todo:  # a changed grid in an old sweep dir fails before anything runs
+            check_identity(r)
+        log(f"{len(chosen) - len(todo)} of the {len(chosen)} selected runs already finished")
         if single and todo and not dependencies_done(todo[0], runs):
             raise ValueError(
                 f"--trial={trial}: {todo[0].trial} depends on {', '.join(todo[0].depends_on)}, "
@@ -497,7 +513,9 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
                 raise RuntimeError(f"run(s) failed: {', '.join(r.workdir for r in failed)}")
             log("trial finished; write the report with --report_only once every run is done")
             return os.path.join(workdir, "report.md")
-    path = report.write_report(exp, runs, workdir)
+    command = f"python launch.py --experiment={path_with_options} --workdir={workdir}"
+    command += f" --parallel={parallel}" if parallel > 1 else ""
+    path = report.write_report(exp, runs, workdir, command=command)
     print(report.summary_text(exp, runs), flush=True)
     log(f"report: {path}")
     if failed:

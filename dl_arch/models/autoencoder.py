@@ -22,19 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.models.activations import get_activation as activation_fn
 from dl_arch.registry import register_model
-
-ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "elu": nn.elu,
-               "leaky_relu": nn.leaky_relu, "silu": nn.silu}
-
-
-def activation_fn(name: str):
-    """The activation called `name` (config.model.activation)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(
-            f"config.model.activation='{name}' is unknown; use one of {sorted(ACTIVATIONS)}"
-        )
-    return ACTIVATIONS[name]
 
 
 def reparameterize(mean_BZ: jax.Array, logvar_BZ: jax.Array, eps_BZ: jax.Array) -> jax.Array:

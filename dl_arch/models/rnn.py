@@ -99,7 +99,7 @@ def scan_recurrence(cell: str, xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Arr
 
     bh_G = None
     if b_hn is not None:  # the GRU's recurrent bias sits on the candidate block only
-        bh_G = jnp.concatenate([jnp.zeros_like(b_hn), jnp.zeros_like(b_hn), b_hn])
+        bh_G = jnp.concatenate([jnp.zeros_like(b_hn), jnp.zeros_like(b_hn), b_hn])[None, :]
 
     def step(state, xs):
         xg_BG, m_B, eps_BH = xs
@@ -163,15 +163,16 @@ class Recurrent(nn.Module):
 
         # The hoisted input projection: one (T*B, D) x (D, G) matmul. Transposing the narrow
         # input first is ~3x faster on CPU than asking the matmul for a time-major output.
-        xg_TBG = jnp.swapaxes(x_BTD, 0, 1) @ w_ih + b
+        xg_TBG = jnp.swapaxes(x_BTD, 0, 1) @ w_ih + b[None, None, :]
         mask_TB = None
         if lengths_B is not None:
             mask_TB = jnp.arange(steps)[:, None] < lengths_B[None, :]
         if initial_state is None:
             initial_state = zero_state(self.cell, batch, hid, self.dtype)
         eps_TBH = None
-        if (self.is_mutable_collection("perturbations")
-                or self.has_variable("perturbations", "hidden")):
+        # Only when asked for (gradient-flow diagnostics), never as a side effect of init.
+        if self.has_variable("perturbations", "hidden") or (
+                self.is_mutable_collection("perturbations") and not self.is_initializing()):
             eps_TBH = self.perturb("hidden", jnp.zeros((steps, batch, hid), self.dtype))
         final, h_TBH = scan_recurrence(
             self.cell, xg_TBG, w_hh, b_hn, initial_state, mask_TB, self.reverse, self.unroll,

@@ -14,7 +14,7 @@ psnr_noisy of the corrupted input vs the clean image (denoising).
 
 from __future__ import annotations
 
-import math
+import logging
 from typing import Any
 
 import jax
@@ -26,8 +26,15 @@ import optax
 from dl_arch.models.autoencoder import gaussian_kl
 from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
-from dl_arch.tasks.base import ALL, Batch, MetricTotals, Task, Variables, build_model, \
-    masked_mean_pair
+from dl_arch.tasks.base import (
+    ALL,
+    Batch,
+    MetricTotals,
+    Task,
+    Variables,
+    build_model,
+    masked_mean_pair,
+)
 
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 LOSSES = ("bce", "mse")
@@ -218,16 +225,19 @@ class AutoencodingTask(Task):
         return image_grids.scatter_image(z, labels, f"latent means of the eval split, step {step}")
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
-        """VAE: `num_samples` images from the prior (floats in [0, 1], NHWC)."""
+        """VAE: `num_samples` prior samples in [0, 1] (NHWC), saved to `output` if set."""
         if not self.variational:
             raise ValueError("an autoencoder has no prior to sample; use a *_vae model "
                              "(config.model.name) or drop --sample")
-        return self._prior_samples(variables, int(sample_config.get("num_samples", 64)),
-                                   int(sample_config.get("seed", 0)))
+        return image_grids.save_samples(
+            self._prior_samples(variables, int(sample_config.get("num_samples", 64)),
+                                int(sample_config.get("seed", 0))), sample_config)
 
 
 def write_final_scalars(writer: Any, step: int, scalars: dict[str, float]) -> None:
-    """Writes end-of-run scalars (e.g. the Fréchet distance) through the loop's writer."""
-    scalars = {k: float(v) for k, v in scalars.items() if math.isfinite(float(v))}
+    """Writes end-of-run scalars (the Fréchet distance) as `eval/<name>` and logs them."""
+    scalars = {f"eval/{k}": float(v) for k, v in scalars.items()}
+    logging.getLogger("dl_arch").info(
+        "final step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
     if writer is not None and hasattr(writer, "write_scalars"):
         writer.write_scalars(step, scalars)

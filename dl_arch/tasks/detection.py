@@ -361,11 +361,11 @@ class DetectionTask(SupervisedTask):
             ap = ap_from_histograms(hist["tp"], hist["fp"], hist["num_gt"])
             self.last_ap = ap
             has = ~np.isnan(ap[0])
-            metrics["mAP@0.5"] = float(ap[0, has].mean()) if has.any() else 0.0
-            metrics["mAP@[.5:.95]"] = float(ap[:, has].mean()) if has.any() else 0.0
+            metrics["mAP50"] = float(ap[0, has].mean()) if has.any() else 0.0
+            metrics["mAP50_95"] = float(ap[:, has].mean()) if has.any() else 0.0
             for c, name in enumerate(self.class_names[: self.num_classes]):
                 if has[c]:
-                    metrics[f"AP@0.5/{name}"] = float(ap[0, c])
+                    metrics[f"AP50/{name}"] = float(ap[0, c])
         return metrics
 
     # ----- host side

@@ -1,4 +1,4 @@
-"""COCO-style detection metrics on the host: mAP@0.5, mAP@[.5:.95] and per-class AP.
+"""COCO-style detection metrics on the host: mAP50 (IoU 0.5), mAP50_95 (COCO) and per-class AP.
 
 A numpy re-implementation of the `pycocotools` bbox protocol (area range "all", no crowd
 annotations), so evaluation needs no COCO json files and runs on any dataset:
@@ -54,6 +54,8 @@ def greedy_match(ious_DG: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 def average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> float:
     """101-point interpolated AP of merged detections (`tp` in the order of `scores`)."""
+    if len(scores) == 0:
+        return 0.0
     order = np.argsort(-scores, kind="mergesort")
     tp = tp[order].astype(np.float64)
     tp_sum = np.cumsum(tp)
@@ -63,7 +65,7 @@ def average_precision(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> float:
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone from the right
     idx = np.searchsorted(recall, RECALL_POINTS, side="left")
     q = np.where(idx < len(precision), precision[np.minimum(idx, len(precision) - 1)], 0.0)
-    return float(q.mean()) if len(precision) else 0.0
+    return float(q.mean())
 
 
 class DetectionEvaluator:
@@ -130,16 +132,16 @@ class DetectionEvaluator:
         return ap
 
     def compute(self) -> dict[str, float]:
-        """{'mAP@0.5', 'mAP@[.5:.95]', 'AP@0.5/<class>', 'AP/<class>'} (NaN without gt)."""
+        """{'mAP50', 'mAP50_95', 'AP50/<class>', 'AP/<class>'} (NaN without gt)."""
         ap = self.per_class_ap()
         has_gt = ~np.isnan(ap[:, 0])
         out: dict[str, float] = {}
         at50 = np.flatnonzero(np.isclose(self.thresholds, 0.5))
         if len(at50):
-            out["mAP@0.5"] = float(ap[has_gt, at50[0]].mean()) if has_gt.any() else float("nan")
-        out["mAP@[.5:.95]"] = float(ap[has_gt].mean()) if has_gt.any() else float("nan")
+            out["mAP50"] = float(ap[has_gt, at50[0]].mean()) if has_gt.any() else float("nan")
+        out["mAP50_95"] = float(ap[has_gt].mean()) if has_gt.any() else float("nan")
         for k, name in enumerate(self.class_names):
             if len(at50):
-                out[f"AP@0.5/{name}"] = float(ap[k, at50[0]])
+                out[f"AP50/{name}"] = float(ap[k, at50[0]])
             out[f"AP/{name}"] = float(np.mean(ap[k]))
         return out

@@ -156,6 +156,7 @@ class GANTask(Task):
             write_final_scalars(writer, step, scores)
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
-        """`num_samples` generated images (floats in [0, 1], NHWC)."""
-        return self.generate_images(variables, int(sample_config.get("num_samples", 64)),
-                                    int(sample_config.get("seed", 0)))
+        """`num_samples` generated images in [0, 1] (NHWC), saved to `output` if set."""
+        return image_grids.save_samples(
+            self.generate_images(variables, int(sample_config.get("num_samples", 64)),
+                                 int(sample_config.get("seed", 0))), sample_config)

@@ -128,3 +128,15 @@ def publish(images: dict[str, np.ndarray], step: int, workdir: str, writer: Any,
     if writer is not None and hasattr(writer, "write_images"):
         writer.write_images(step, images)
     return paths
+
+
+def save_samples(images_NHWC: np.ndarray, sample_config: Any) -> np.ndarray:
+    """`launch.py --sample`: writes the images as a grid PNG to `config.sample.output`."""
+    path = sample_config.get("output", "") if sample_config is not None else ""
+    if path:
+        import matplotlib.image
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        matplotlib.image.imsave(path, make_grid(images_NHWC, int(sample_config.get("ncols", 8))))
+        print(f"wrote {len(images_NHWC)} samples to {os.path.abspath(path)}")
+    return images_NHWC

@@ -144,7 +144,7 @@ class GoogLeNet(nn.Module):
             x = Inception(tuple(w(c) for c in INCEPTION_BLOCKS[name]),
                           branch3_kernel=3 if bn else 5, batch_norm=bn, dtype=self.dtype,
                           param_dtype=self.param_dtype, name=f"inception{name}")(x, train)
-            self.sow("intermediates", f"inception{name}", x)
+            self.sow("intermediates", f"inception{name}_output", x)
             if self.aux_logits and name in ("4a", "4d"):
                 aux = AuxHead(self.num_classes, self.width_multiplier, batch_norm=bn,
                               dtype=self.dtype, param_dtype=self.param_dtype,

@@ -1,0 +1,56 @@
+"""Autoencoder (convolutional or dense) on the procedural `shapes` images (offline).
+
+    python launch.py --config=configs/ae_shapes.py --workdir=runs/ae_shapes
+    python launch.py --config=configs/ae_shapes.py:smoke --workdir=/tmp/ae_shapes_smoke
+    python launch.py --config=configs/ae_shapes.py:model=dense_ae,latent_dim=2 --workdir=runs/ae2
+
+Pictures (inputs vs reconstructions, latent interpolations; a latent scatter when
+latent_dim=2) land in <workdir>/images and TensorBoard at every evaluation.
+"""
+
+from configs.base import base_config, parse_options, shrink_for_smoke
+
+
+def get_config(arg: str | None = None):
+    opts = parse_options(arg, model="conv_ae", latent_dim=32, image_size=32, channels=3,
+                         num_classes=4, steps=2000)
+    c = base_config()
+    c.task = dict(
+        name="autoencoding",
+        reconstruction_loss="bce",  # bce (Bernoulli decoder) | mse
+        corruption="none",  # none | gaussian | masking | salt_pepper (denoising)
+        noise_level=0.0,  # corruption strength
+        beta=1.0,  # KL weight (VAE models only)
+        num_report_images=16,  # test images shown in the reconstruction grid
+        interpolation_steps=10,  # images per latent interpolation strip
+        scatter_examples=1000,  # eval images in the 2-D latent scatter (latent_dim=2)
+        sample_seed=1234,  # fixed noise for pictures, comparable across steps
+    )
+    c.model = dict(
+        name=opts.model,  # conv_ae | dense_ae (or any registered autoencoder)
+        image_shape=(opts.image_size, opts.image_size, opts.channels),  # (H, W, C) of the data
+        latent_dim=opts.latent_dim,  # bottleneck width
+        features=(32, 64, 128),  # conv: channels of the stride-2 encoder convolutions
+        hidden_sizes=(512, 256),  # dense: encoder widths (the decoder mirrors them)
+        activation="relu",
+    )
+    c.dataset.name = "shapes"
+    c.dataset.image_size = opts.image_size
+    c.dataset.channels = opts.channels  # 1 = grayscale, 3 = RGB
+    c.dataset.num_classes = opts.num_classes  # first k of circle, square, triangle, star, ...
+    c.dataset.num_objects = 1  # one shape per image
+    c.dataset.noise = 0.02  # pixel noise of the images
+    c.dataset.num_train_examples = None  # endless: every batch is fresh
+    c.dataset.num_eval_examples = 512
+    c.batch_size = 64
+    c.num_train_steps = opts.steps
+    c.log_every_steps = 100
+    c.eval_every_steps = 500
+    c.checkpoint_every_steps = 500
+    c.optimizer.name = "adam"
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.schedule = "warmup_cosine"
+    c.optimizer.warmup_steps = 100
+    if opts.smoke:
+        shrink_for_smoke(c)
+    return c

@@ -1,0 +1,61 @@
+"""DCGAN on grayscale single-shape `shapes` images, 32x32 (offline).
+
+    python launch.py --config=configs/dcgan_shapes.py --workdir=runs/dcgan_shapes
+    python launch.py --config=configs/dcgan_shapes.py:smoke --workdir=/tmp/dcgan_shapes_smoke
+    python launch.py --config=configs/dcgan_shapes.py --workdir=runs/dcgan_shapes --sample
+
+One jitted step updates the discriminator, then the generator, each with its own Adam.
+Reports both losses and D's accuracy on real and fake; pictures of a fixed noise batch and
+latent interpolations; at the end the Fréchet distance in a shapes classifier's features.
+"""
+
+from configs.base import base_config, parse_options, shrink_for_smoke
+from dl_arch.tasks.frechet import frechet_config
+
+
+def get_config(arg: str | None = None):
+    opts = parse_options(arg, image_size=32, num_classes=4, features=32, latent_dim=64,
+                         steps=3000)
+    c = base_config()
+    c.task = dict(
+        name="gan",
+        num_report_images=64,  # generated images in the sample grid
+        interpolation_steps=10,  # images per latent interpolation strip
+        sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
+    )
+    c.model = dict(
+        name="dcgan",
+        image_shape=(opts.image_size, opts.image_size, 1),  # (H, W, C) of the data
+        latent_dim=opts.latent_dim,  # width of the generator's noise input
+        generator_features=opts.features,  # G's last hidden width (x2 per earlier stage)
+        discriminator_features=opts.features,  # D's first width (x2 per later stage)
+        num_stages=3,  # stride-2 (de)convolutions: 4x4 -> 32x32
+        kernel_size=4,
+    )
+    c.dataset.name = "shapes"
+    c.dataset.image_size = opts.image_size
+    c.dataset.channels = 1  # grayscale
+    c.dataset.num_classes = opts.num_classes  # first k of circle, square, triangle, star, ...
+    c.dataset.num_objects = 1  # one shape per image
+    c.dataset.noise = 0.0
+    c.dataset.num_train_examples = None  # endless: every batch is fresh
+    c.dataset.num_eval_examples = 512
+    c.frechet = frechet_config(num_classes=opts.num_classes, smoke=opts.smoke)
+    c.frechet.enabled = opts.num_classes >= 2  # the feature classifier needs classes
+    c.sample = dict(num_samples=64, seed=0, output="dcgan_shapes_samples.png")  # --sample
+    c.batch_size = 64
+    c.num_train_steps = opts.steps
+    c.log_every_steps = 100
+    c.eval_every_steps = 1000
+    c.checkpoint_every_steps = 1000
+    # Radford et al.: Adam, learning rate 2e-4, beta1 = 0.5, for both networks
+    c.optimizer.name = "adam"
+    c.optimizer.learning_rate = 2e-4
+    c.optimizer.b1 = 0.5
+    c.phase_optimizers = dict(  # per-network overrides of config.optimizer
+        discriminator=dict(learning_rate=2e-4),
+        generator=dict(learning_rate=2e-4),
+    )
+    if opts.smoke:
+        shrink_for_smoke(c)
+    return c

@@ -1,0 +1,71 @@
+"""The quick tour: one small model of each family, each on an offline task, side by side.
+
+What `python launch.py` with no flags runs. Each family that is installed (its config file
+and model are present) contributes one short run; the comparison table printed at the end
+gives each run's headline metric (accuracy, loss, mAP, ...), parameters, FLOPs per step,
+steps/s and wall time, and the path of the report with its plots.
+
+    python launch.py
+    python launch.py --experiment=experiments/quick_tour.py --workdir=runs/tour --parallel=2
+    python launch.py --experiment=experiments/quick_tour.py:smoke --workdir=/tmp/tour
+
+Default size: one seed, a few hundred steps per family; about 4 minutes on a 2-core CPU.
+Options: smoke, seeds (count), steps (multiplies every family's step count).
+"""
+
+import os
+
+import ml_collections
+
+from configs.base import parse_options
+from dl_arch.registry import MODELS
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# family, trial name, config (file:options), headline metric, training steps, model name
+FAMILIES = [
+    ("perceptron/MLP", "mlp-spirals", "configs/mlp_xor.py:dataset=spirals,width=64",
+     "eval/accuracy", 1000, "mlp"),
+    ("CNN", "lenet5-shapes", "configs/lenet5_shapes.py", "eval/accuracy", 300, "lenet5"),
+    ("RNN", "lstm-adding", "configs/lstm_adding.py:T=50", "eval/accuracy", 400,
+     "lstm_classifier"),
+    ("Transformer", "vit-shapes", "configs/vit_shapes.py", "eval/accuracy", 300, "vit_nano"),
+    ("Transformer", "gpt-text", "configs/gpt_text.py", "eval/loss", 300, "gpt_nano"),
+    ("autoencoder", "vae-shapes", "configs/vae_shapes.py", "eval/loss", 300, "conv_vae"),
+    ("GAN", "dcgan-shapes", "configs/dcgan_shapes.py", "eval/frechet_distance", 300, "dcgan"),
+    ("detection", "ssd-shapes", "configs/detector_shapes.py", "eval/mAP", 300, None),
+]
+
+
+def available(config_spec: str, model: str | None) -> bool:
+    """True when the family has landed: its config file exists and its model is registered."""
+    path = os.path.join(REPO, config_spec.split(".py")[0] + ".py")
+    return os.path.exists(path) and (model is None or model in MODELS.names())
+
+
+def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
+    """One trial per installed family."""
+    opts = parse_options(arg, seeds=1, steps=1.0)
+    trials = []
+    for family, name, spec, headline, steps, model in FAMILIES:
+        if not available(spec, model):
+            continue
+        path, _, options = spec.partition(":")
+        options = ",".join(filter(None, [options, "smoke" if opts.smoke else ""]))
+        overrides = {}
+        if not opts.smoke:
+            n = max(10, int(steps * opts.steps))
+            overrides = {"num_train_steps": n, "eval_every_steps": n,
+                         "checkpoint_every_steps": n, "log_every_steps": max(1, n // 20)}
+        trials.append({"name": name, "config": f"{path}:{options}" if options else path,
+                       "overrides": overrides,
+                       "params": {"family": family, "headline": headline}})
+    e = ml_collections.ConfigDict()
+    e.title = "Quick tour: one small model per family"
+    e.trials = trials
+    e.seeds = list(range(opts.seeds))
+    e.metrics = ["headline_value:none", "num_params:none", "flops_per_step:none",
+                 "steps_per_sec:none", "wall_time_s:none"]
+    e.plots = [{"name": "wall_time", "kind": "bar", "y": "wall_time_s",
+                "title": "Wall time per run (s), compile and evaluation included"}]
+    return e

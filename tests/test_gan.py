@@ -1,0 +1,209 @@
+"""DCGAN: losses vs numpy, phase-separated updates in the real train step, overfit, resume."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from dl_arch.registry import MODELS, TASKS
+from dl_arch.tasks import gan
+from dl_arch.testing import first_batch, load_config
+from dl_arch.train.checkpoints import restore_raw_state
+from dl_arch.train.loop import build_task, build_txs, make_init_fn, train_and_evaluate
+from dl_arch.train.step import train_step
+
+
+def tiny_config(**overrides) -> ml_collections.ConfigDict:
+    """configs/dcgan_shapes.py:smoke shrunk to 8x8 images and a few-thousand-weight GAN."""
+    c = load_config("configs/dcgan_shapes.py:smoke,image_size=8,features=4,latent_dim=4")
+    c.model.num_stages = 2
+    c.batch_size = 8
+    c.eval_batch_size = 8
+    c.dataset.num_eval_examples = 16
+    c.frechet.enabled = False
+    c.dtype = "float32"
+    for key, value in overrides.items():
+        c[key] = value
+    return c
+
+
+def count(tree) -> int:
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(tree))
+
+
+def test_published_parameter_counts():
+    """Radford et al. 64x64x3, z=100, 64 features; PyTorch's DCGAN example has the same."""
+    model = MODELS.get("dcgan")()
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 100)))["params"]
+    k = 4 * 4  # every (transposed) convolution is 4x4, without bias before BatchNorm
+    widths = [512, 256, 128, 64]
+    g = 100 * 4 * 4 * 512 + 2 * 512  # project + its BatchNorm scale/bias
+    g += sum(a * b * k + 2 * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    g += 64 * 3 * k
+    d = 3 * 64 * k  # first conv, no BatchNorm
+    d += sum(a * b * k + 2 * b for a, b in zip(widths[::-1][:-1], widths[::-1][1:], strict=True))
+    d += 512 * 4 * 4  # the 4x4 valid convolution to one logit
+    assert count(shapes["generator"]) == g == 3_576_704
+    assert count(shapes["discriminator"]) == d == 2_765_568
+
+
+@pytest.mark.parametrize("name,latent,shape", [("dcgan_28", 100, (28, 28, 1)),
+                                               ("dcgan_32", 100, (32, 32, 3)),
+                                               ("dcgan_tiny", 4, (8, 8, 1))])
+def test_generator_and_discriminator_shapes(name, latent, shape):
+    model = MODELS.get(name)()
+    z = jnp.zeros((2, latent))
+    out = jax.eval_shape(lambda: model.init_with_output(jax.random.key(0), z))[0]
+    chex.assert_shape(out, (2,))
+    variables = jax.eval_shape(model.init, jax.random.key(0), z)
+    images = jax.eval_shape(lambda v: model.apply(v, z, method="generate"), variables)
+    chex.assert_shape(images, (2, *shape))
+
+
+def test_generated_images_in_tanh_range_and_bad_shapes_rejected():
+    model = MODELS.get("dcgan_tiny")()
+    z = jax.random.normal(jax.random.key(0), (3, 4)) * 10
+    variables = model.init(jax.random.key(1), z)
+    images = model.apply(variables, z, method="generate")
+    assert float(jnp.max(jnp.abs(images))) <= 1.0
+    with pytest.raises(ValueError, match="config.model.latent_dim"):
+        model.apply(variables, jnp.zeros((1, 5)), method="generate")
+    with pytest.raises(ValueError, match="config.model.image_shape"):
+        model.apply(variables, jnp.zeros((1, 16, 16, 1)), method="discriminate")
+    with pytest.raises(ValueError, match="config.model.num_stages"):
+        MODELS.get("dcgan")(image_shape=(28, 28, 1)).init(jax.random.key(0), jnp.zeros((1, 100)))
+
+
+def test_losses_match_numpy():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(2, 16)) * 3
+
+    def np_sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    d_ref = -np.log(np_sigmoid(real)) - np.log(1 - np_sigmoid(fake))
+    np.testing.assert_allclose(gan.discriminator_loss(jnp.asarray(real), jnp.asarray(fake)),
+                               d_ref, rtol=1e-5)
+    np.testing.assert_allclose(gan.generator_loss(jnp.asarray(fake)),
+                               -np.log(np_sigmoid(fake)), rtol=1e-5)
+
+
+def test_one_step_updates_each_network_only_with_its_own_loss():
+    """The real train step equals: D -= lr * dL_D/dD; then G -= lr * dL_G/dG at the new D."""
+    config = tiny_config()
+    config.optimizer = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.5,
+                                                  "schedule": "constant"})
+    config.phase_optimizers = ml_collections.ConfigDict()
+    task = build_task(config)
+    batch = first_batch(config, task)
+    txs, schedules = build_txs(config, task)
+    state = make_init_fn(task, txs, batch, jax.random.key(0))(jax.random.key(0))
+    step = functools.partial(train_step, task=task, txs=txs, schedules=schedules)
+    new_state, metrics = jax.jit(step)(state, batch)
+
+    rng = jax.random.fold_in(state.rng, state.step)
+    params0, mutable0 = state.params, state.mutable
+    lr = 0.5
+
+    def phase_grad(phase, params, mutable, key):
+        def f(sub):
+            loss, (_, new_mut) = task.loss(phase, {**params, phase: sub}, mutable, batch, key)
+            return loss, new_mut
+        return jax.grad(f, has_aux=True)(params[phase])
+
+    g_d, mutable1 = phase_grad("discriminator", params0, mutable0, jax.random.fold_in(rng, 0))
+    d1 = jax.tree.map(lambda p, g: p - lr * g, params0["discriminator"], g_d)
+    params1 = {**params0, "discriminator": d1}
+    g_g, mutable2 = phase_grad("generator", params1, mutable1, jax.random.fold_in(rng, 1))
+    g1 = jax.tree.map(lambda p, g: p - lr * g, params0["generator"], g_g)
+    chex.assert_trees_all_close(new_state.params, {"discriminator": d1, "generator": g1},
+                                rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(new_state.mutable, mutable2, rtol=1e-5, atol=1e-6)
+
+    # the generator's loss does depend on D, and D's on G, yet neither moved the other
+    def gen_loss_wrt_d(d):
+        return task.loss("generator", {**params1, "discriminator": d}, mutable1, batch,
+                         jax.random.fold_in(rng, 1))[0]
+
+    assert float(optax.global_norm(jax.grad(gen_loss_wrt_d)(d1))) > 0
+    assert float(optax.global_norm(g_d)) > 0 and float(optax.global_norm(g_g)) > 0
+    for key in ("discriminator/loss", "discriminator/d_real_accuracy",
+                "discriminator/d_fake_accuracy", "generator/loss", "generator/g_loss"):
+        assert key in metrics
+
+
+def test_overfits_one_batch():
+    """On one fixed batch, D learns to tell real from fake, then G collapses onto the batch."""
+    from dl_arch.testing import overfit_one_batch
+
+    config = tiny_config(batch_size=4)
+    config.optimizer.learning_rate = 2e-3
+    config.phase_optimizers = ml_collections.ConfigDict()
+    history, state = overfit_one_batch(config, steps=300)
+    task = build_task(config)
+    real = np.asarray(first_batch(config, task)["image"])
+    variables = {"params": state.params, **state.mutable}
+    fake = task.generate_images(variables, 64, seed=3)
+    # every sample lands near one of the four training images
+    dist = ((fake[:, None] - real[None]) ** 2).reshape(64, 4, -1).mean(-1).min(1)
+    assert float(np.mean(dist)) < 0.01, float(np.mean(dist))
+    assert history[0]["discriminator/loss"] > 0
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """3 steps + restart + 3 steps ends with the same state as 6 uninterrupted steps."""
+    def config(steps):
+        return tiny_config(num_train_steps=steps, checkpoint_every_steps=3, eval_every_steps=3,
+                           log_every_steps=1, progress="none")
+
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    train_and_evaluate(config(6), straight)
+    train_and_evaluate(config(3), resumed)
+    summary = train_and_evaluate(config(6), resumed)
+    a, b = restore_raw_state(straight), restore_raw_state(resumed)
+    assert int(a["step"]) == int(b["step"]) == 6
+    for part in ("params", "mutable", "opt_state"):
+        chex.assert_trees_all_equal(a[part], b[part])
+    assert set(a["params"]) == {"generator", "discriminator"}
+    assert "eval/d_real_accuracy" in summary and "eval/g_loss" in summary
+
+
+def test_host_report_and_sample(tmp_path):
+    class Writer:
+        images: dict = {}
+
+        def write_images(self, step, images):
+            self.images = dict(images)
+
+    config = tiny_config()
+    task = TASKS.get("gan")(config)
+    batch = first_batch(config, task)
+    variables = jax.device_get(task.init_variables(jax.random.key(0), batch))
+    writer = Writer()
+    task.host_report(variables, jax.device_get(batch), 7, str(tmp_path), writer, final=False)
+    assert set(writer.images) == {"samples", "interpolation"}
+    assert (tmp_path / "images" / "samples_000007.png").exists()
+    # the fixed noise batch gives the same grid every time
+    again = Writer()
+    task.host_report(variables, jax.device_get(batch), 8, str(tmp_path), again, final=False)
+    np.testing.assert_array_equal(writer.images["samples"], again.images["samples"])
+    out = tmp_path / "s.png"
+    samples = task.sample(variables, ml_collections.ConfigDict({"num_samples": 5,
+                                                                "output": str(out)}))
+    chex.assert_shape(samples, (5, 8, 8, 1))
+    assert out.exists() and samples.min() >= 0.0 and samples.max() <= 1.0
+
+
+def test_gan_task_needs_a_gan_model():
+    config = tiny_config()
+    config.model = ml_collections.ConfigDict({"name": "dense_ae_tiny"})
+    with pytest.raises(ValueError, match="config.model.name"):
+        TASKS.get("gan")(config)

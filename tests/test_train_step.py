@@ -1,0 +1,138 @@
+"""The shared train step: overfitting, accumulation, clipping, freezing, optimisers, jit."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dl_arch.testing import first_batch, load_config, overfit_one_batch
+from dl_arch.train.loop import build_task, build_txs, make_init_fn
+from dl_arch.train.optimizers import OPTIMIZERS, build_optimizer, build_schedule
+from dl_arch.train.step import train_step
+
+
+def _setup(config):
+    task = build_task(config)
+    batch = first_batch(config, task)
+    txs, schedules = build_txs(config, task)
+    rng = jax.random.PRNGKey(config.seed)
+    state = jax.jit(make_init_fn(task, txs, batch, rng))(rng)
+    step = functools.partial(train_step, task=task, txs=txs, schedules=schedules,
+                             grad_accum_steps=config.grad_accum_steps,
+                             freeze=tuple(config.get("freeze", ())))
+    return state, batch, step
+
+
+@pytest.mark.parametrize("spec", ["configs/mlp_shapes.py:smoke", "configs/mlp_xor.py:smoke"])
+def test_mlp_overfits_one_batch(spec):
+    config = load_config(spec)
+    config.optimizer.schedule = "constant"
+    history, _ = overfit_one_batch(config, steps=150)
+    assert history[-1]["loss"] < 0.05 * history[0]["loss"], (history[0], history[-1])
+    assert history[-1]["accuracy"] == 1.0
+
+
+def test_perceptron_overfits_separable_batch():
+    config = load_config("configs/perceptron_xor.py:smoke,dataset=circles")
+    config.dataset.name = "xor"
+    history, _ = overfit_one_batch(config, steps=100)
+    # XOR: even one batch cannot be fitted by a line; accuracy stays far from 1
+    assert history[-1]["accuracy"] < 0.85
+
+
+class JitVariantsTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_step_same_with_and_without_jit(self):
+        config = load_config("configs/mlp_xor.py:smoke")
+        state, batch, step = _setup(config)
+        ref_state, ref_metrics = jax.jit(step)(state, batch)
+        out_state, metrics = self.variant(step)(state, batch)
+        chex.assert_trees_all_close(out_state.params, ref_state.params, rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(metrics["loss"], ref_metrics["loss"], rtol=1e-5)
+
+
+def test_grad_accumulation_equals_full_batch():
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 0.5
+    state, batch, step = _setup(config)
+    full, m_full = jax.jit(step)(state, batch)
+    config.grad_accum_steps = 4
+    _, _, step4 = _setup(config)
+    acc, m_acc = jax.jit(step4)(state, batch)
+    chex.assert_trees_all_close(acc.params, full.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m_acc["loss"], m_full["loss"], rtol=1e-5)
+
+
+def test_global_norm_clipping_bounds_the_update():
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 1.0
+    config.optimizer.clip_norm = 1e-3
+    state, batch, step = _setup(config)
+    new_state, metrics = jax.jit(step)(state, batch)
+    assert metrics["grad_norm"] > 1e-2  # clipping is active
+    delta = jax.tree_util.tree_map(lambda a, b: a - b, new_state.params, state.params)
+    np.testing.assert_allclose(optax.global_norm(delta), 1e-3, rtol=1e-4)
+
+
+def test_frozen_parameters_do_not_change():
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.freeze = ("hidden_0/",)
+    state, batch, step = _setup(config)
+    new_state, _ = jax.jit(step)(state, batch)
+    new_state, _ = jax.jit(step)(new_state, batch)
+    chex.assert_trees_all_equal(new_state.params["hidden_0"], state.params["hidden_0"])
+    assert not np.allclose(new_state.params["head"]["kernel"], state.params["head"]["kernel"])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_reduces_the_loss(name):
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.optimizer.name = name
+    config.optimizer.schedule = "constant"
+    config.optimizer.learning_rate = 0.2 if name in ("sgd", "momentum", "nesterov") else 5e-3
+    config.optimizer.weight_decay = 1e-4 if name == "adamw" else 0.0
+    history, _ = overfit_one_batch(config, steps=40)
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"], name
+
+
+def test_schedules_match_their_formulas():
+    import ml_collections as mc
+
+    base = dict(learning_rate=1.0, warmup_steps=10, decay_steps=100, step_boundaries=(0.5,),
+                step_factor=0.1)
+    cos = build_schedule(mc.ConfigDict(dict(base, schedule="cosine")), 100)
+    np.testing.assert_allclose(cos(25), 0.5 * (1 + np.cos(np.pi * 0.25)), rtol=1e-5)
+    wc = build_schedule(mc.ConfigDict(dict(base, schedule="warmup_cosine")), 100)
+    np.testing.assert_allclose(wc(5), 0.5, rtol=1e-5)
+    np.testing.assert_allclose(wc(55), 0.5 * (1 + np.cos(np.pi * 45 / 90)), rtol=1e-5)
+    st = build_schedule(mc.ConfigDict(dict(base, schedule="step")), 100)
+    assert float(st(49)) == 1.0 and np.isclose(float(st(51)), 0.1)
+    const = build_schedule(mc.ConfigDict(dict(base, schedule="constant")), 100)
+    np.testing.assert_allclose([const(0), const(5), const(50)], [0.0, 0.5, 1.0], rtol=1e-6)
+
+
+def test_unknown_optimizer_and_schedule_names_list_known_ones():
+    import ml_collections as mc
+
+    with pytest.raises(ValueError, match="config.optimizer.name; known: sgd, momentum"):
+        build_optimizer(mc.ConfigDict({"name": "adagrad", "learning_rate": 1.0}), 10)
+    with pytest.raises(ValueError, match="config.optimizer.schedule; known"):
+        build_schedule(mc.ConfigDict({"schedule": "linear", "learning_rate": 1.0}), 10)
+
+
+def test_adamw_does_not_decay_biases():
+    import ml_collections as mc
+
+    tx, _ = build_optimizer(mc.ConfigDict({"name": "adamw", "learning_rate": 1.0,
+                                           "weight_decay": 0.5}), 10)
+    params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    updates, _ = tx.update(zeros, tx.init(params), params)
+    np.testing.assert_allclose(updates["kernel"], -0.5)
+    np.testing.assert_allclose(updates["bias"], 0.0)
