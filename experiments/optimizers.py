@@ -1,7 +1,7 @@
 """Study 5, optimisers: SGD, SGD+momentum, Adam and AdamW over a learning-rate range on one task.
 
 Grid: optimiser {sgd, momentum 0.9, adam, adamw (weight decay 0.05)} x learning rate
-{1e-4, 1e-3, 1e-2, 1e-1, 1} x 2 seeds, training the 2x256 ReLU MLP of configs/mlp_shapes.py
+{1e-3, 1e-2, 1e-1, 1} x 1 seed, training the 2x256 ReLU MLP of configs/mlp_shapes.py
 on 16x16 `shapes` images (4 classes, fresh batches of 128), warmup-cosine schedule,
 `steps` steps. A run whose loss becomes NaN is reported as diverged. Report: final
 accuracy vs learning rate per optimiser (the sensitivity curve) and training-loss curves.
@@ -9,7 +9,7 @@ accuracy vs learning rate per optimiser (the sensitivity curve) and training-los
     python launch.py --experiment=experiments/optimizers.py --workdir=runs/optimizers --parallel=2
     python launch.py --experiment=experiments/optimizers.py:smoke --workdir=/tmp/opt
 
-Default size: 40 runs, about 12 minutes with --parallel=2 on a 2-core CPU.
+Default size: 16 runs, about 12 minutes with --parallel=2 on a 2-core CPU.
 Options: smoke, seeds (count), steps, lrs ('a/b/c', e.g. `:lrs=1e-3/1e-2`), image_size.
 """
 
@@ -21,7 +21,7 @@ from dl_arch.experiments.runner import as_list
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """The grid: optimisers x learning rates x seeds."""
-    opts = parse_options(arg, seeds=2, steps=600, lrs=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    opts = parse_options(arg, seeds=1, steps=600, lrs="1e-3/1e-2/1e-1/1",
                          image_size=16)
     optimizers = ["sgd", "momentum", "adam", "adamw"]
     lrs, seeds = as_list(opts.lrs, float), list(range(opts.seeds))

@@ -22,41 +22,43 @@ from dl_arch.registry import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# family, trial name, config (file:options), headline metric, training steps, model name
+# family, trial name, config (file:options), model override (None: the config's own),
+# headline metric, training steps
+SHAPES = "configs/mlp_shapes.py:image_size=32"
 FAMILIES = [
-    ("perceptron/MLP", "mlp-spirals", "configs/mlp_xor.py:dataset=spirals,width=64",
-     "eval/accuracy", 1000, "mlp"),
-    ("CNN", "lenet5-shapes", "configs/lenet5_shapes.py", "eval/accuracy", 300, "lenet5"),
-    ("RNN", "lstm-adding", "configs/lstm_adding.py:T=50", "eval/accuracy", 400,
-     "lstm_classifier"),
-    ("Transformer", "vit-shapes", "configs/vit_shapes.py", "eval/accuracy", 300, "vit_nano"),
-    ("Transformer", "gpt-text", "configs/gpt_text.py", "eval/loss", 300, "gpt_nano"),
-    ("autoencoder", "vae-shapes", "configs/vae_shapes.py", "eval/loss", 300, "conv_vae"),
-    ("GAN", "dcgan-shapes", "configs/dcgan_shapes.py", "eval/frechet_distance", 300, "dcgan"),
-    ("detection", "ssd-shapes", "configs/detector_shapes.py", "eval/mAP", 300, None),
+    ("perceptron/MLP", "mlp-spirals", "configs/mlp_xor.py:dataset=spirals,width=64", None,
+     "eval/accuracy", 1000),
+    ("CNN", "lenet5-shapes", SHAPES, {"name": "lenet5", "num_classes": 4}, "eval/accuracy", 300),
+    ("RNN", "lstm-adding", "configs/lstm_adding.py:T=50,hidden=64", None, "eval/solved", 600),
+    ("Transformer", "vit-shapes", SHAPES,
+     {"name": "vit_ti16", "num_classes": 4, "patch_size": 4, "hidden": 64, "num_layers": 4,
+      "num_heads": 4, "mlp_dim": 128}, "eval/accuracy", 300),
+    ("autoencoder", "vae-shapes", "configs/vae_shapes.py", None, "eval/loss", 300),
+    ("GAN", "dcgan-shapes", "configs/dcgan_shapes.py", None, "eval/frechet_distance", 300),
+    ("detection", "ssd-shapes", "configs/detector_shapes.py", None, "eval/mAP50", 300),
 ]
 
 
-def available(config_spec: str, model: str | None) -> bool:
+def available(config_spec: str, model: dict | None) -> bool:
     """True when the family has landed: its config file exists and its model is registered."""
-    path = os.path.join(REPO, config_spec.split(".py")[0] + ".py")
-    return os.path.exists(path) and (model is None or model in MODELS.names())
+    path = os.path.join(REPO, config_spec.split(":")[0])
+    return os.path.exists(path) and (model is None or model["name"] in MODELS.names())
 
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """One trial per installed family."""
     opts = parse_options(arg, seeds=1, steps=1.0)
     trials = []
-    for family, name, spec, headline, steps, model in FAMILIES:
+    for family, name, spec, model, headline, steps in FAMILIES:
         if not available(spec, model):
             continue
         path, _, options = spec.partition(":")
         options = ",".join(filter(None, [options, "smoke" if opts.smoke else ""]))
-        overrides = {}
+        overrides = {} if model is None else {"model": model}
         if not opts.smoke:
             n = max(10, int(steps * opts.steps))
-            overrides = {"num_train_steps": n, "eval_every_steps": n,
-                         "checkpoint_every_steps": n, "log_every_steps": max(1, n // 20)}
+            overrides.update({"num_train_steps": n, "eval_every_steps": n,
+                              "checkpoint_every_steps": n, "log_every_steps": max(1, n // 20)})
         trials.append({"name": name, "config": f"{path}:{options}" if options else path,
                        "overrides": overrides,
                        "params": {"family": family, "headline": headline}})

@@ -64,8 +64,8 @@ def test_parameter_counts_at_published_sizes(name, backbone, stages):
 def test_output_shapes_anchor_layout_and_bad_fields():
     model = MODELS.get("ssd_tiny")(num_classes=3, extra_levels=1)
     x = jnp.zeros((2, 64, 64, 3))
-    variables = model.init(jax.random.key(0), x)
-    out = model.apply(variables, x)
+    variables = jax.jit(model.init)(jax.random.key(0), x)
+    out = jax.jit(model.apply)(variables, x)
     # levels: stages 2, 3, 4 of a 64x64 input (8x8, 4x4, 2x2) + one extra (1x1); 6 anchors/cell
     a = (64 + 16 + 4 + 1) * 6
     chex.assert_shape([out["class_logits"], out["box_deltas"]], [(2, a, 3), (2, a, 4)])
@@ -123,7 +123,7 @@ def test_box_losses_vanish_for_perfect_regression():
     deltas = box_lib.encode_boxes(gt[0][matched], anchors)[None]
     outputs = {"anchors": anchors, "box_deltas": deltas,
                "objectness_logits": jnp.zeros((1, 16)), "class_logits": jnp.zeros((1, 16, 4))}
-    terms = task.losses(outputs, {"boxes": gt, "box_labels": labels})
+    terms = jax.jit(task.losses)(outputs, {"boxes": gt, "box_labels": labels})
     np.testing.assert_allclose(terms["smooth_l1_loss"], 0.0, atol=1e-5)
     np.testing.assert_allclose(terms["giou_loss"], 0.0, atol=1e-5)
     # uniform class logits: cross-entropy is log(C) per positive

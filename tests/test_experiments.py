@@ -12,6 +12,8 @@ import csv
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import chex
 import jax
@@ -352,10 +354,14 @@ def test_every_study_builds_every_run_config(path, size):
             assert config.num_train_steps <= 100
 
 
-def test_perceptron_vs_mlp_smoke_end_to_end_with_the_real_loop(tmp_path):
+def test_perceptron_vs_mlp_smoke_end_to_end_through_launch_with_the_real_loop(tmp_path):
     sweep = str(tmp_path / "pvm")
-    spec = os.path.join(REPO, "experiments", "perceptron_vs_mlp.py:smoke")
-    runner.run_experiment(spec, sweep, parallel=2)
+    spec = "experiments/perceptron_vs_mlp.py:smoke"
+    done = subprocess.run([sys.executable, "launch.py", f"--experiment={spec}",
+                           f"--workdir={sweep}", "--parallel=2"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "| xor-mlp32 |" in done.stdout and "report.md" in done.stdout  # the printed table
     rows = {r["trial"]: r for r in _csv(sweep)}
     assert {r["status"] for r in rows.values()} == {"done"}
     assert float(rows["xor-mlp32"]["eval/accuracy"]) > 0.9  # a hidden layer solves XOR ...
@@ -368,7 +374,8 @@ def test_perceptron_vs_mlp_smoke_end_to_end_with_the_real_loop(tmp_path):
     # the boundary matches XOR: same-sign quadrants are class 0, opposite signs class 1
     i, j = np.searchsorted(axis, 0.6), np.searchsorted(axis, -0.6)
     assert prob[i, i] < 0.5 and prob[j, j] < 0.5 and prob[i, j] > 0.5 and prob[j, i] > 0.5
-    before = os.path.getmtime(os.path.join(sweep, "xor-mlp32", "seed_0", "summary.json"))
-    runner.run_experiment(spec, sweep, report_only=True)
-    assert os.path.getmtime(os.path.join(sweep, "xor-mlp32", "seed_0", "summary.json")) == before
-
+    summary = os.path.join(sweep, "xor-mlp32", "seed_0", "summary.json")
+    before = os.path.getmtime(summary)
+    runner.run_experiment(os.path.join(REPO, spec), sweep, trial=1)  # finished: skipped
+    runner.run_experiment(os.path.join(REPO, spec), sweep, report_only=True)
+    assert os.path.getmtime(summary) == before

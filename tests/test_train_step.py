@@ -77,7 +77,7 @@ def test_global_norm_clipping_bounds_the_update():
     new_state, metrics = jax.jit(step)(state, batch)
     assert metrics["grad_norm"] > 1e-2  # clipping is active
     delta = jax.tree_util.tree_map(lambda a, b: a - b, new_state.params, state.params)
-    np.testing.assert_allclose(optax.global_norm(delta), 1e-3, rtol=1e-4)
+    np.testing.assert_allclose(optax.tree.norm(delta), 1e-3, rtol=1e-4)
 
 
 def test_frozen_parameters_do_not_change():

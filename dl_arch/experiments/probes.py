@@ -149,10 +149,10 @@ def layer_grad_norms(config: ml_collections.ConfigDict, workdir: str) -> dict[st
 def hidden_state_grads(task: Any, variables: dict[str, Any], batch: dict[str, Any]
                        ) -> jax.Array:
     """dL/dh_t of the first recurrent layer, (T, B, H), via its zero `perturbations`."""
-    inputs = task.inputs(batch)
+    inputs = task.inputs(batch) if hasattr(task, "inputs") else batch["inputs"]
     _, shapes = jax.eval_shape(
         lambda v: task.model.apply(v, inputs, train=False, mutable=["perturbations"]),
-        variables)
+        {"params": variables["params"]})
     if "perturbations" not in shapes:
         raise ValueError(f"probe grad_through_time: model '{task.config.model.name}' exposes "
                          "no hidden-state perturbations; use a recurrent model")

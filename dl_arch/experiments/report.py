@@ -266,9 +266,10 @@ def markdown_table(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]],
                    runs: list[Run]) -> str:
     """Mean ± std over seeds per trial; the best mean of each metric in bold."""
     trials = list(dict.fromkeys(r.trial for r in runs))
-    # only the fields that tell trials apart (a constant override is in the config already)
-    fields = [f for f in field_names(runs)
-              if len(trials) == 1 or len({str(r.get(f)) for r in rows}) > 1]
+    # the trials' declared `params` label them; without any, the overrides that vary
+    declared = list(dict.fromkeys(k for r in runs for k in r.params))
+    fields = declared or [f for f in field_names(runs)
+                          if len(trials) == 1 or len({str(r.get(f)) for r in rows}) > 1]
     cols = metric_columns(exp, rows)
     agg = aggregate(rows, trials, [c for c, _ in cols])
     best: dict[str, float] = {}
@@ -282,7 +283,8 @@ def markdown_table(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]],
     n_seeds = len(exp.seeds)
     for t in trials:
         first = next(r for r in rows if r["trial"] == t)
-        cells = [t] + ["" if first.get(f) is None else str(first.get(f)) for f in fields]
+        cells = [t] + ["" if first.get(f) is None else str(first.get(f)).replace("|", "\\|")
+                       for f in fields]
         diverged = sum(1 for r in rows if r["trial"] == t and r["status"] == "diverged")
         for c, _ in cols:
             v = agg[t][c]

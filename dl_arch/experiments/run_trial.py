@@ -10,6 +10,7 @@ it trains is exactly what the parent's report describes.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from dl_arch.experiments import runner
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", required=True, help="the sweep's directory")
     parser.add_argument("--index", type=int, required=True, help="run number (trial x seed)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("absl", "jax._src", "orbax", "grain"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     exp = runner.load_experiment(args.experiment)
     runs = runner.expand_runs(exp, args.workdir)
     (run,) = runner.select_runs(runs, args.index)

@@ -15,8 +15,10 @@ An experiment is `experiments/<name>.py` with `get_experiment(arg: str | None) -
 Run `r = trials[i] x seeds[j]` is number `i * len(seeds) + j` and lives in
 `<workdir>/<trial>/seed_<s>/`. A run whose `summary.json` says `completed` is skipped; any
 other run is (re)started on its workdir, so the loop resumes it from its checkpoints.
-`--parallel=N` runs N runs at once as separate processes; `--trial=K` runs only run K
-(or the runs of the trial named K), for one element of a cluster job array.
+`--parallel=N` runs N runs at once as separate processes on this host; `--trial=K` runs
+only run K (or the runs of the trial named K), for one element of a cluster job array.
+Launched on several hosts (with `--parallel=1`), every process trains each run together,
+as a single multi-host run does, and process 0 writes the files.
 """
 
 from __future__ import annotations
@@ -316,29 +318,39 @@ def _import_trainer(dotted: str) -> Callable[[ml_collections.ConfigDict, str], d
     return getattr(importlib.import_module(module), attr)
 
 
+def is_main_process() -> bool:
+    """Process 0 of a multi-host run writes the sweep's files; every process trains."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:
     """Trains one run in this process (resuming it), then runs the experiment's probes."""
     check_identity(run)
-    os.makedirs(run.workdir, exist_ok=True)
-    with open(os.path.join(run.workdir, TRIAL_FILE), "w") as f:
-        json.dump(run.identity(), f, indent=1)
+    main = is_main_process()
     error_path = os.path.join(run.workdir, ERROR_FILE)
-    if os.path.exists(error_path):
-        os.remove(error_path)
+    if main:
+        os.makedirs(run.workdir, exist_ok=True)
+        with open(os.path.join(run.workdir, TRIAL_FILE), "w") as f:
+            json.dump(run.identity(), f, indent=1)
+        if os.path.exists(error_path):
+            os.remove(error_path)
     config = build_run_config(exp, run)
     try:
         metrics = _import_trainer(exp.trainer)(config, run.workdir) or {}
         if metrics.get("preempted"):
             raise Preempted(f"{run.workdir} stopped at step {metrics.get('step')} (SIGTERM)")
-        if exp.probes:
+        if exp.probes and main:
             from dl_arch.experiments import probes
 
             probes.run_probes(list(exp.probes), config, run.workdir)
     except Preempted:
         raise
     except Exception:
-        with open(error_path, "w") as f:
-            f.write(traceback.format_exc())
+        if main:
+            with open(error_path, "w") as f:
+                f.write(traceback.format_exc())
         raise
     return metrics
 
@@ -393,6 +405,8 @@ def _run_parallel(exp, workdir: str, runs: list[Run], all_runs: list[Run], paral
     failed = []
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH", "")]))
+    # N processes share one accelerator: each may take its share of memory, not 75% of it
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / parallel:.3f}")
     done_count = 0
     try:
         while pending or active:
@@ -513,6 +527,8 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
                 raise RuntimeError(f"run(s) failed: {', '.join(r.workdir for r in failed)}")
             log("trial finished; write the report with --report_only once every run is done")
             return os.path.join(workdir, "report.md")
+    if parallel == 1 and not is_main_process():
+        return os.path.join(workdir, "report.md")  # multi-host: process 0 writes the report
     command = f"python launch.py --experiment={path_with_options} --workdir={workdir}"
     command += f" --parallel={parallel}" if parallel > 1 else ""
     path = report.write_report(exp, runs, workdir, command=command)

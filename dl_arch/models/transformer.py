@@ -220,7 +220,7 @@ class Bert(nn.Module):
                 jax.nn.gelu(h_BTD, approximate=False))
             bias = self.param("mlm_bias", nn.initializers.zeros, (self.vocab_size,),
                               self.param_dtype)
-            return (token_embed.attend(h_BTD) + bias).astype(jnp.float32)
+            return (token_embed.attend(h_BTD) + bias[None, None, :]).astype(jnp.float32)
         pooled_BD = x_BTD[:, 0]
         if self.pooler:
             pooled_BD = jnp.tanh(nn.Dense(self.hidden, kernel_init=init, name="pooler",

@@ -259,6 +259,7 @@ class DetectionTask(SupervisedTask):
         self.class_names = list(config.dataset.get("class_names", None) or
                                 [str(k) for k in range(self.num_classes)])
         self.last_ap: np.ndarray | None = None
+        self._detect_jit = jax.jit(self.detect)  # shared by pictures and the exact eval
 
     def nms_options(self) -> dict[str, Any]:
         t = self.config.task
@@ -374,12 +375,11 @@ class DetectionTask(SupervisedTask):
         from dl_arch.data.pipeline import eval_batches
 
         c = self.config
-        detect = jax.jit(self.detect)
         ev = DetectionEvaluator(self.num_classes, max_detections=self.nms_options()[
             "max_detections"], class_names=self.class_names[: self.num_classes])
         for batch in eval_batches(c.dataset, c.seed, c.eval_batch_size or c.batch_size,
                                   self.preprocess, max_batches=max_batches):
-            dets = jax.device_get(detect(variables, jnp.asarray(self.inputs(batch))))
+            dets = jax.device_get(self._detect_jit(variables, jnp.asarray(self.inputs(batch))))
             ev.add_batch(dets["boxes"], dets["scores"], dets["classes"], dets["valid"],
                          batch["boxes"], batch["box_labels"], batch["_mask"])
         return ev.compute()
@@ -390,8 +390,8 @@ class DetectionTask(SupervisedTask):
 
         t = self.config.task
         n = min(int(t.get("report_images", 8)), len(batch["_mask"]))
-        images = np.asarray(self.inputs(batch))[:n]
-        dets = jax.device_get(jax.jit(self.detect)(variables, jnp.asarray(images)))
+        images = np.asarray(self.inputs(batch))  # the whole batch: same shape as eval batches
+        dets = jax.device_get(self._detect_jit(variables, jnp.asarray(images)))
         pictures = []
         for i in range(n):
             one = {k: v[i] for k, v in dets.items()}

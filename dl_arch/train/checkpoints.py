@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import time
 from typing import Any
 
 import grain
@@ -43,6 +45,7 @@ class Checkpointer:
     def restore(self, abstract_state: Any, data_iterator: Any | None) -> tuple[Any, int] | None:
         """(state, step) from the newest readable checkpoint, restoring the iterator in place."""
         steps = sorted(self.manager.all_steps(), reverse=True)
+        unreadable = []
         for i, step in enumerate(steps):
             items = {"state": ocp.args.StandardRestore(abstract_state)}
             if data_iterator is not None:
@@ -55,9 +58,31 @@ class Checkpointer:
                             self.directory, type(e).__name__, str(e).splitlines()[0][:200],
                             f"falling back to step {older}" if older is not None
                             else "no older checkpoint, starting fresh")
+                unreadable.append(step)
                 continue
+            self._set_aside(unreadable)
             return restored["state"], step
+        self._set_aside(unreadable)
         return None
+
+    def _set_aside(self, steps: list[int]) -> None:
+        """Moves unreadable steps to `checkpoints.unreadable/` (kept for inspection, not lost)."""
+        if not steps:
+            return
+        if jax.process_index() == 0:
+            aside = self.directory + ".unreadable"
+            os.makedirs(aside, exist_ok=True)
+            for step in steps:
+                src = os.path.join(self.directory, str(step))
+                dst = os.path.join(aside, f"{step}-{int(time.time())}")
+                if os.path.exists(src):
+                    shutil.move(src, dst)
+                    log.warning("moved unreadable checkpoint %s to %s", src, dst)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("checkpoints_set_aside")
+        self.manager.reload()
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -101,9 +101,9 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task,
         prefix = "" if phase == ALL else f"{phase}/"
         metrics[f"{prefix}loss"] = loss
         metrics.update({f"{prefix}{k}": v for k, v in phase_metrics.items()})
-        metrics[f"{prefix}grad_norm"] = optax.global_norm(grads)
-        metrics[f"{prefix}update_norm"] = optax.global_norm(updates)
-        metrics[f"{prefix}param_norm"] = optax.global_norm(sub)
+        metrics[f"{prefix}grad_norm"] = optax.tree.norm(grads)
+        metrics[f"{prefix}update_norm"] = optax.tree.norm(updates)
+        metrics[f"{prefix}param_norm"] = optax.tree.norm(sub)
         metrics[f"{prefix}learning_rate"] = schedules[phase](state.step)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               mutable=mutable)

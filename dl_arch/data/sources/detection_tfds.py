@@ -30,9 +30,12 @@ def to_detection_example(example: dict[str, Any], max_objects: int, drop: np.nda
     objects = example["objects"]
     boxes = np.asarray(objects["bbox"], np.float32).reshape(-1, 4)
     labels = np.asarray(objects["label"], np.int32).reshape(-1)
-    if drop is not None:
-        keep = ~np.asarray(drop, bool).reshape(-1)
-        boxes, labels = boxes[keep], labels[keep]
+    flags = None if drop is None else np.asarray(drop, bool).reshape(-1)
+    # per-object fields have one length in real data; TFDS mock data draws each at random
+    n = min(len(boxes), len(labels), len(boxes) if flags is None else len(flags))
+    boxes, labels = boxes[:n], labels[:n]
+    if flags is not None:
+        boxes, labels = boxes[~flags[:n]], labels[~flags[:n]]
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.argsort(-area, kind="stable")[:max_objects]  # largest first if truncated
     padded = np.zeros((max_objects, 4), np.float32)

@@ -90,7 +90,7 @@ def encode_boxes(boxes: jnp.ndarray, anchors: jnp.ndarray,
     """
     b = corners_to_centers(boxes)
     a = corners_to_centers(anchors)
-    var = jnp.asarray(variances, b.dtype)
+    var = jnp.asarray(variances, b.dtype).reshape((1,) * (b.ndim - 1) + (4,))
     d_yx = (b[..., :2] - a[..., :2]) / jnp.maximum(a[..., 2:], _EPS)
     d_hw = jnp.log(jnp.maximum(b[..., 2:], _EPS) / jnp.maximum(a[..., 2:], _EPS))
     return jnp.concatenate([d_yx, d_hw], -1) / var
@@ -100,7 +100,7 @@ def decode_boxes(deltas: jnp.ndarray, anchors: jnp.ndarray,
                  variances: Sequence[float] = DEFAULT_VARIANCES) -> jnp.ndarray:
     """Inverse of `encode_boxes`: regression outputs -> corner boxes."""
     a = corners_to_centers(anchors)
-    d = deltas * jnp.asarray(variances, deltas.dtype)
+    d = deltas * jnp.asarray(variances, deltas.dtype).reshape((1,) * (deltas.ndim - 1) + (4,))
     c_yx = a[..., :2] + d[..., :2] * a[..., 2:]
     hw = a[..., 2:] * jnp.exp(jnp.minimum(d[..., 2:], _MAX_LOG_SCALE))
     return centers_to_corners(jnp.concatenate([c_yx, hw], -1))

@@ -1,0 +1,11 @@
+"""LSTM on the adding problem, sequence length `T` (same run as `rnn_adding.py`).
+
+    python launch.py --config=configs/lstm_adding.py:T=200 --workdir=runs/lstm_adding_T200
+    python launch.py --config=configs/lstm_adding.py:smoke --workdir=/tmp/lstm_adding_smoke
+"""
+
+from configs.rnn_adding import adding_config
+
+
+def get_config(arg: str | None = None):
+    return adding_config("lstm", arg)

@@ -1,0 +1,58 @@
+"""Sequential (pixel-by-pixel) image classification with an LSTM: `shapes` offline or MNIST.
+
+    python launch.py --config=configs/lstm_seq_shapes.py --workdir=runs/seq_shapes
+    python launch.py --config=configs/lstm_seq_shapes.py:dataset=mnist --workdir=runs/seq_mnist
+    python launch.py --config=configs/lstm_seq_shapes.py:dataset=mnist,permute --workdir=runs/pmnist
+    python launch.py --config=configs/lstm_seq_shapes.py:smoke --workdir=/tmp/seq_shapes_smoke
+
+Each image (H, W, C) is read as H*W steps of C features (`permute`: in a fixed random
+order), so the class must be remembered across hundreds of steps.
+"""
+
+from configs.base import base_config, parse_options, shrink_for_smoke
+
+
+def get_config(arg: str | None = None):
+    opts = parse_options(arg, dataset="shapes", cell="lstm", hidden=128, image_size=16,
+                         permute=False, steps=3000)
+    if opts.dataset not in ("shapes", "mnist"):
+        raise ValueError(f"config option dataset='{opts.dataset}'; use shapes | mnist")
+    c = base_config()
+    c.task = dict(
+        name="sequence_classification",
+        objective="classification",
+        pixel_sequence=True,  # (H, W, C) image -> (H*W, C) sequence
+        pixel_permute=opts.permute,  # fixed random pixel order (permuted MNIST)
+        permute_seed=0,
+        gradient_flow=True,
+    )
+    c.model = dict(name=f"{opts.cell}_classifier", num_outputs=4 if opts.dataset == "shapes"
+                   else 10, hidden_size=opts.hidden, pool="last")
+    if opts.dataset == "shapes":
+        c.dataset.name = "shapes"
+        c.dataset.image_size = opts.image_size  # sequence length = image_size ** 2
+        c.dataset.num_classes = 4
+        c.dataset.num_objects = 1
+        c.dataset.channels = 1
+        c.dataset.num_train_examples = None
+        c.dataset.num_eval_examples = 1000
+    else:
+        c.dataset.name = "tfds:mnist"
+        c.dataset.image_size = 28  # 784 steps
+        c.dataset.train_split = "train"
+        c.dataset.eval_split = "test"
+    c.batch_size = 64
+    c.num_train_steps = opts.steps
+    c.log_every_steps = 100
+    c.eval_every_steps = 1000
+    c.checkpoint_every_steps = 1000
+    c.optimizer.name = "adam"
+    c.optimizer.learning_rate = 1e-3
+    c.optimizer.clip_norm = 1.0
+    if opts.smoke:
+        c.model.hidden_size = 16
+        if opts.dataset == "shapes":
+            c.dataset.image_size = 8
+            c.dataset.num_eval_examples = 64
+        shrink_for_smoke(c)
+    return c

@@ -1,0 +1,120 @@
+"""Sequence-to-sequence with attention: teacher forcing, exact match, attention heat maps.
+
+Batches hold `inputs` (B, S) source tokens, `input_lengths` (B,), `targets` (B, T) ending
+in EOS then PAD, and `decoder_inputs` (B, T) = BOS + targets[:-1] (built here if absent).
+Training is teacher-forced cross-entropy over non-PAD target tokens. Eval reports token
+accuracy and exact-match of whole sequences, teacher-forced and free-running: greedy
+decoding, and beam search when `task.beam_size > 1`. The report saves the attention
+weights of a few greedy decodes as `attention.png`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dl_arch.registry import register_task
+from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
+from dl_arch.tasks.gradient_flow import save_figure
+
+
+@register_task("seq2seq")
+class Seq2Seq(Task):
+    """Teacher-forced training of an encoder-decoder with `greedy`/`beam_search` methods."""
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        self.model = build_model(config.model, config)
+        self.beam_size = int(config.task.get("beam_size", 0))
+        self.length_penalty = float(config.task.get("length_penalty", 0.6))
+        self.charset = str(config.task.get("charset", ""))  # id 3+i -> charset[i], for plots
+        self.pad, self.bos = self.model.pad_id, self.model.bos_id
+
+    def _decoder_inputs(self, batch: Batch) -> jax.Array:
+        if "decoder_inputs" in batch:
+            return batch["decoder_inputs"]
+        t = batch["targets"]
+        return jnp.concatenate([jnp.full_like(t[:, :1], self.bos), t[:, :-1]], axis=1)
+
+    def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
+        p_rng, d_rng = jax.random.split(rng)
+        v = self.model.init({"params": p_rng, "dropout": d_rng}, batch["inputs"],
+                            batch["input_lengths"], self._decoder_inputs(batch), train=False)
+        return {"params": v["params"]}
+
+    def _token_stats(self, logits: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+        targets = batch["targets"].astype(jnp.int32)
+        real = (targets != self.pad).astype(jnp.float32)
+        n = jnp.maximum(real.sum(-1), 1.0)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+        hit = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+        return {"loss": (ce * real).sum(-1) / n, "token_accuracy": (hit * real).sum(-1) / n,
+                "exact_match_teacher_forced": jnp.all((hit > 0) | (real == 0), axis=-1)}
+
+    def _exact(self, tokens: jax.Array, batch: Batch) -> jax.Array:
+        targets = batch["targets"].astype(jnp.int32)
+        return jnp.all(tokens[:, :targets.shape[1]] == targets, axis=-1)
+
+    def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
+        logits = self.model.apply({"params": params}, batch["inputs"], batch["input_lengths"],
+                                  self._decoder_inputs(batch), train=True, rngs={"dropout": rng})
+        per = self._token_stats(logits, batch)
+        metrics = {k: v.astype(jnp.float32).mean() for k, v in per.items() if k != "loss"}
+        return per["loss"].mean(), (metrics, mutable)
+
+    def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
+        v = {"params": variables["params"]}
+        logits = self.model.apply(v, batch["inputs"], batch["input_lengths"],
+                                  self._decoder_inputs(batch))
+        per = self._token_stats(logits, batch)
+        max_len = batch["targets"].shape[1]
+        greedy, _ = self.model.apply(v, batch["inputs"], batch["input_lengths"], max_len,
+                                     method="greedy")
+        per["exact_match_greedy"] = self._exact(greedy, batch)
+        if self.beam_size > 1:
+            beam = self.model.apply(v, batch["inputs"], batch["input_lengths"], max_len,
+                                    self.beam_size, self.length_penalty, method="beam_search")
+            per["exact_match_beam"] = self._exact(beam, batch)
+        return {k: masked_mean_pair(x, batch["_mask"]) for k, x in per.items()}
+
+    def _text(self, ids: Any) -> list[str]:
+        out = []
+        for i in np.asarray(ids).tolist():
+            if i == self.pad:
+                break
+            if self.charset and 3 <= i < 3 + len(self.charset):
+                out.append(self.charset[i - 3])
+            else:
+                out.append({self.bos: "<s>", self.model.eos_id: "</s>"}.get(i, f"<{i}>"))
+        return out
+
+    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
+                    writer: Any, final: bool) -> None:
+        """attention.png: greedy-decode attention weights (target x source) of 3 examples."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        n = int(min(3, np.sum(np.asarray(batch["_mask"]) > 0)))
+        src, lens = np.asarray(batch["inputs"])[:n], np.asarray(batch["input_lengths"])[:n]
+        tokens, attn = self.model.apply({"params": variables["params"]}, src, lens,
+                                        np.asarray(batch["targets"]).shape[1], method="greedy")
+        tokens, attn = np.asarray(tokens), np.asarray(attn)
+        fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+        for i, ax in enumerate(axes[0]):
+            src_txt = self._text(src[i, :lens[i]])
+            out_txt = self._text(tokens[i])
+            ax.imshow(attn[i, :len(out_txt), :lens[i]], cmap="viridis", aspect="auto", vmin=0)
+            ax.set_xticks(range(len(src_txt)), src_txt, fontsize=7)
+            ax.set_yticks(range(len(out_txt)), out_txt, fontsize=7)
+            ax.set_xlabel("source")
+            ax.set_ylabel("output (greedy)")
+        fig.suptitle(f"{self.config.model.name}: attention weights, step {step}")
+        image = save_figure(fig, os.path.join(workdir, "attention.png"))
+        writer.write_images(step, {"attention": image})

@@ -1,0 +1,137 @@
+"""Sequence classification and regression: sentiment, long-range tasks, pixel-by-pixel images.
+
+One model output per sequence (`label` (B,) integer -> cross-entropy; `targets` (B, k)
+float with `objective='regression'` -> mean squared error, e.g. the adding problem) or one
+per step (`targets` (B, T) integer, e.g. copy-memory, with optional `weights` marking the
+steps whose accuracy is reported). `lengths` in the batch is passed to the model as
+`lengths_B`, so padding never counts. With `task.pixel_sequence=True` an image (H, W, C)
+becomes a sequence of H*W pixels (C features), optionally in a fixed random order
+(`pixel_permute`, the permuted-MNIST benchmark). `task.gradient_flow=True` plots the norm
+of dL/dh_t over time at every eval (`gradient_flow.png`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from dl_arch.registry import register_task
+from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
+from dl_arch.tasks.gradient_flow import (
+    gradient_flow_metrics,
+    hidden_gradient_norms,
+    save_gradient_flow_plot,
+)
+
+OBJECTIVES = ("classification", "regression")
+
+
+@register_task("sequence_classification")
+class SequenceClassification(Task):
+    """Cross-entropy (per sequence or per step) or MSE on a recurrent sequence model."""
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        self.objective = config.task.get("objective", "classification")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"config.task.objective='{self.objective}'; use one of {OBJECTIVES}")
+        self.model = build_model(config.model, config)
+        self.solved_tolerance = float(config.task.get("solved_tolerance", 0.04))
+        self._perm = None
+        if config.task.get("pixel_permute", False):
+            side = int(config.dataset.get("image_size", 28))
+            self._perm = np.random.default_rng(int(config.task.get("permute_seed", 0))).permutation(
+                side * side)
+
+    # ----- data -----
+    def preprocess(self, example: dict[str, Any], rng: Any, train: bool) -> dict[str, Any]:
+        """Turns images into pixel sequences when `task.pixel_sequence` is set."""
+        if self.config.task.get("pixel_sequence", False):
+            if "image" not in example:
+                raise ValueError("config.task.pixel_sequence needs an 'image' in each example; "
+                                 f"got keys {sorted(example)}")
+            image = np.asarray(example.pop("image"), np.float32)
+            seq = image.reshape(-1, image.shape[-1])
+            if self._perm is not None:
+                if len(self._perm) != len(seq):
+                    raise ValueError(f"config.dataset.image_size gives {len(self._perm)} pixels; "
+                                     f"images have {len(seq)}: set image_size to the real side")
+                seq = seq[self._perm]
+            example["inputs"] = seq
+        return example
+
+    def _apply(self, variables: Variables, batch: Batch, train: bool, rng: jax.Array | None = None
+               ) -> jax.Array:
+        kwargs: dict[str, Any] = {"train": train}
+        if "lengths" in batch:
+            kwargs["lengths_B"] = batch["lengths"]
+        if train:
+            kwargs["rngs"] = {"dropout": rng}
+        return self.model.apply(variables, batch["inputs"], **kwargs)
+
+    def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
+        p_rng, d_rng = jax.random.split(rng)
+        kwargs = {"lengths_B": batch["lengths"]} if "lengths" in batch else {}
+        variables = self.model.init({"params": p_rng, "dropout": d_rng}, batch["inputs"],
+                                    train=False, **kwargs)
+        return {"params": variables["params"]}
+
+    # ----- losses -----
+    def per_example(self, out: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+        """Per-example loss and metrics (each of shape (B,))."""
+        if self.objective == "regression":
+            err = out - batch["targets"].astype(jnp.float32).reshape(out.shape)
+            sq = jnp.mean(err**2, axis=-1)
+            solved = jnp.all(jnp.abs(err) < self.solved_tolerance, axis=-1)
+            return {"loss": sq, "mse": sq, "solved": solved.astype(jnp.float32)}
+        if "label" in batch:
+            labels = batch["label"].astype(jnp.int32)
+            ce = optax.softmax_cross_entropy_with_integer_labels(out, labels)
+            acc = (jnp.argmax(out, -1) == labels).astype(jnp.float32)
+            return {"loss": ce, "accuracy": acc}
+        targets = batch["targets"].astype(jnp.int32)  # per step: (B, T)
+        ce_BT = optax.softmax_cross_entropy_with_integer_labels(out, targets)
+        hit_BT = (jnp.argmax(out, -1) == targets).astype(jnp.float32)
+        w_BT = batch.get("weights", jnp.ones_like(ce_BT)).astype(jnp.float32)
+        wsum = jnp.maximum(w_BT.sum(-1), 1.0)
+        return {"loss": ce_BT.mean(-1), "accuracy": (hit_BT * w_BT).sum(-1) / wsum,
+                "weighted_loss": (ce_BT * w_BT).sum(-1) / wsum}
+
+    def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
+        out = self._apply({"params": params, **mutable}, batch, True, rng)
+        per = self.per_example(out, batch)
+        metrics = {k: v.mean() for k, v in per.items() if k != "loss"}
+        return per["loss"].mean(), (metrics, mutable)
+
+    def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
+        out = self._apply(variables, batch, False)
+        return {k: masked_mean_pair(v, batch["_mask"])
+                for k, v in self.per_example(out, batch).items()}
+
+    # ----- host -----
+    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
+                    writer: Any, final: bool) -> None:
+        """The gradient-flow plot (dL/dh_t over t) when `task.gradient_flow` is set."""
+        if not self.config.task.get("gradient_flow", False):
+            return
+        real = np.asarray(batch["_mask"]) > 0
+        batch = {k: np.asarray(v)[real] for k, v in batch.items() if k != "_mask"}
+        variables = {k: v for k, v in variables.items() if k == "params"}
+        kwargs = {"lengths_B": batch["lengths"]} if "lengths" in batch else {}
+
+        def loss_of(out):
+            return self.per_example(out, batch)["loss"].mean()
+
+        norms = hidden_gradient_norms(self.model, variables, loss_of, batch["inputs"], **kwargs)
+        image = save_gradient_flow_plot(
+            norms, os.path.join(workdir, "gradient_flow.png"),
+            f"{self.config.model.name}: mean ||dL/dh_t|| at step {step}")
+        writer.write_scalars(step, gradient_flow_metrics(norms))
+        writer.write_images(step, {"gradient_flow": image})
+        np.savez(os.path.join(workdir, "gradient_flow.npz"), **{k.replace("/", "."): v
+                                                                for k, v in norms.items()})

@@ -1,0 +1,166 @@
+"""The loop end to end: learning, workdir files, resume, SIGTERM, NaN, corrupt checkpoints."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import numpy as np
+import pytest
+
+from dl_arch.testing import REPO, load_config
+from dl_arch.train.checkpoints import restore_raw_state
+from dl_arch.train.loop import train_and_evaluate
+from dl_arch.train.writers import read_metrics
+
+
+def test_mlp_solves_xor_and_perceptron_cannot(tmp_path):
+    mlp = train_and_evaluate(load_config("configs/mlp_xor.py"), str(tmp_path / "mlp"))
+    perceptron = train_and_evaluate(load_config("configs/perceptron_xor.py"),
+                                    str(tmp_path / "perceptron"))
+    assert mlp["eval/accuracy"] >= 0.99
+    assert abs(perceptron["eval/accuracy"] - 0.5) < 0.12  # a line gets at most ~3/4 of XOR
+
+
+def test_workdir_contents(tmp_path):
+    config = load_config("configs/mlp_shapes.py:smoke")
+    summary = train_and_evaluate(config, str(tmp_path))
+    for name in ("config.json", "metrics.jsonl", "summary.json", "confusion_matrix.png",
+                 "per_class_metrics.json"):
+        assert (tmp_path / name).exists(), name
+    assert os.listdir(tmp_path / "tensorboard")
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["name"] == "mlp"
+    rows = read_metrics(str(tmp_path))
+    train_rows = [r for r in rows if "train/loss" in r]
+    assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
+    for key in ("train/grad_norm", "train/learning_rate", "train/param_norm",
+                "train/update_norm", "train/steps_per_sec", "train/accuracy"):
+        assert key in train_rows[-1], key
+    assert "eval/accuracy" in rows[-1] and "eval/macro_f1" in rows[-1]
+    assert summary["completed"] and summary["num_params"] > 0 and summary["flops_per_step"] > 0
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20"]
+
+
+def _params(workdir):
+    return restore_raw_state(str(workdir))["params"]
+
+
+def test_stop_and_resume_is_bit_identical(tmp_path):
+    config = load_config("configs/mlp_shapes.py:smoke")
+    config.optimizer.decay_steps = 20  # the schedule must not depend on where we stop
+    config.num_train_steps = 20
+    train_and_evaluate(config, str(tmp_path / "straight"))
+    config.num_train_steps = 8
+    train_and_evaluate(config, str(tmp_path / "resumed"))
+    config.num_train_steps = 20
+    train_and_evaluate(config, str(tmp_path / "resumed"))
+    chex.assert_trees_all_equal(_params(tmp_path / "straight"), _params(tmp_path / "resumed"))
+    # a finished run is not run again
+    summary = train_and_evaluate(config, str(tmp_path / "resumed"))
+    assert summary["completed"]
+
+
+def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, caplog):
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.checkpoint_every_steps = 10
+    train_and_evaluate(config, str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == ["10", "20"]
+    state_dir = tmp_path / "checkpoints" / "20" / "state"
+    for root, _, files in os.walk(state_dir):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"garbage")
+    config.num_train_steps = 25
+    with caplog.at_level("WARNING", logger="dl_arch"):
+        summary = train_and_evaluate(config, str(tmp_path))
+    assert "step 20" in caplog.text and "falling back to step 10" in caplog.text
+    assert summary["completed"]
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.checkpoint_every_steps = 5
+    config.optimizer.name = "sgd"
+    config.optimizer.schedule = "constant"
+    config.num_train_steps = 5
+    train_and_evaluate(config, str(tmp_path))
+    config.num_train_steps = 40
+    config.optimizer.learning_rate = 1e30
+    with pytest.raises(FloatingPointError, match=r"loss=(nan|inf) at step \d+; last good checkpoint: 5"):
+        train_and_evaluate(config, str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["5"]
+
+
+def _launch(args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("XLA_FLAGS", None)
+    return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_sigterm_saves_and_resume_matches_uninterrupted(tmp_path):
+    common = ["--config=configs/mlp_shapes.py:smoke", "--config.num_train_steps=400",
+              "--config.checkpoint_every_steps=1000", "--config.eval_every_steps=1000",
+              "--config.log_every_steps=1", "--config.progress=none"]
+    proc = _launch(common + [f"--workdir={tmp_path / 'killed'}"])
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "SIGTERM" in out
+    saved = [int(s) for s in os.listdir(tmp_path / "killed" / "checkpoints")]
+    assert len(saved) == 1 and 3 <= saved[0] < 400
+    resumed = _launch(common + [f"--workdir={tmp_path / 'killed'}"])
+    straight = _launch(common + [f"--workdir={tmp_path / 'straight'}"])
+    for p in (resumed, straight):
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+    chex.assert_trees_all_equal(_params(tmp_path / "killed"), _params(tmp_path / "straight"))
+
+
+def test_tfds_mock_data_through_the_real_code_path(tmp_path):
+    import tensorflow_datasets as tfds
+
+    config = load_config("configs/mlp_mnist.py:smoke")
+    config.eval_batch_size = 8
+    with tfds.testing.mock_data(num_examples=64):
+        summary = train_and_evaluate(config, str(tmp_path))
+    assert summary["completed"] and 0.0 <= summary["eval/accuracy"] <= 1.0
+    rows = [r for r in read_metrics(str(tmp_path)) if "eval/loss" in r]
+    assert np.isfinite(rows[-1]["eval/loss"])
+
+
+def test_init_from_loads_matching_params_and_new_head(tmp_path, caplog):
+    config = load_config("configs/mlp_shapes.py:smoke")
+    train_and_evaluate(config, str(tmp_path / "pre"))
+    pre = _params(tmp_path / "pre")
+    config.model.num_classes = 6
+    config.dataset.num_classes = 6
+    config.init_from = str(tmp_path / "pre")
+    config.num_train_steps = 1
+    config.freeze = ("hidden_",)
+    with caplog.at_level("INFO", logger="dl_arch"):
+        train_and_evaluate(config, str(tmp_path / "fine"))
+    fine = _params(tmp_path / "fine")
+    chex.assert_trees_all_equal(fine["hidden_0"], pre["hidden_0"])
+    assert fine["head"]["kernel"].shape == (256, 6)
+    assert "skipped: head/kernel" in caplog.text
+
+
+def test_rerun_after_copying_workdir_continues(tmp_path):
+    """Checkpoints are self-contained: a copied workdir resumes where the original stopped."""
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.num_train_steps = 10
+    train_and_evaluate(config, str(tmp_path / "a"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    config.num_train_steps = 12
+    summary = train_and_evaluate(config, str(tmp_path / "b"))
+    assert summary["completed"]
+    assert sorted(os.listdir(tmp_path / "b" / "checkpoints"), key=int)[-1] == "12"
