@@ -13,7 +13,7 @@ from dl_arch.data.sources.shapes import SHAPE_NAMES
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, image_size=64, num_classes=4, num_objects=3, steps=3000,
+    opts = parse_options(arg, image_size=64, num_classes=4, num_objects=3, steps=1500,
                          focal=True, box_loss="both", width=16)
     c = base_config()
     c.task.name = "detection"
@@ -42,7 +42,7 @@ def get_config(arg: str | None = None):
         num_classes=opts.num_classes,
         backbone="resnet18",  # a registered ResNet; its blocks per stage are overridden below
         backbone_width=opts.width,  # channels of the first stage (64 in the real ResNet-18)
-        backbone_stage_sizes=(1, 1, 1, 1),  # one basic block per stage
+        backbone_stage_sizes=(1, 1, 1, 1),  # one basic block per stage (stage 4 unused: not built)
         backbone_stem="imagenet",  # 7x7/2 conv + max pool: stage strides 4, 8, 16, 32
         feature_stages=(1, 2, 3),  # 16x16, 8x8, 4x4 feature maps for 64x64 images
         extra_levels=0,  # no SSD extra levels: objects are at most half the image
@@ -74,8 +74,8 @@ def get_config(arg: str | None = None):
     c.batch_size = 32
     c.num_train_steps = opts.steps
     c.log_every_steps = 100
-    c.eval_every_steps = 1000
-    c.checkpoint_every_steps = 1000
+    c.eval_every_steps = 500
+    c.checkpoint_every_steps = 500
     c.optimizer.name = "adamw"
     c.optimizer.learning_rate = 3e-3
     c.optimizer.weight_decay = 1e-4
@@ -87,4 +87,11 @@ def get_config(arg: str | None = None):
         c.batch_size = 8
         c.dataset.num_eval_examples = 16
         c.task.report_images = 2
+        c.task.pre_nms_top_k = 100
+        # a 3-stage backbone on 32x32 images: two levels (4x4, 2x2), fast to compile
+        c.dataset.image_size = 32
+        c.dataset.min_size, c.dataset.max_size = 0.3, 0.6
+        c.model.backbone_stage_sizes = (1, 1, 1)
+        c.model.feature_stages = (2, 3)
+        c.model.anchor_sizes = (0.3, 0.6)
     return c

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dl_arch.models.cnn.common import adaptive_avg_pool, max_pool, param_count
+from dl_arch.models.cnn.common import adaptive_avg_pool, max_pool, numpy_init, param_count
 from dl_arch.models.cnn.googlenet import INCEPTION_BLOCKS
 from dl_arch.registry import MODELS
 
@@ -98,7 +98,8 @@ def test_tiny_variants_train_and_eval_modes(name):
     model = MODELS.get(name)(num_classes=5, **fields)
     channels = 1 if name.startswith("lenet") else 3
     x = jax.random.normal(jax.random.key(1), (4, 32, 32, channels))
-    variables = jax.jit(model.init)(jax.random.key(0), x)
+    # numpy_init: the jax RNG of a full init costs more compile time than the test itself.
+    variables = numpy_init(model, x)
     evaluate = jax.jit(lambda v, x: model.apply(v, x))
     logits = evaluate(variables, x)
     chex.assert_shape(logits, (4, 5))
@@ -123,7 +124,7 @@ def test_tiny_variants_train_and_eval_modes(name):
 def test_bfloat16_compute_keeps_float32_params_and_logits(name):
     model = MODELS.get(name)(num_classes=3, dtype=jnp.bfloat16)
     x = jnp.ones((2, 32, 32, 3))
-    variables = jax.jit(model.init)(jax.random.key(0), x)
+    variables = numpy_init(model, x)
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(variables)} == {jnp.dtype("float32")}
     logits, state = jax.jit(lambda v, x: model.apply(v, x, mutable=["intermediates"]))(
         variables, x)
@@ -131,10 +132,18 @@ def test_bfloat16_compute_keeps_float32_params_and_logits(name):
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(state)} == {jnp.dtype("bfloat16")}
 
 
+def test_init_draws_kernels_with_torchvision_scale():
+    """model.init itself (jax RNG): conv kernels ~ N(0, 2 / fan_out), heads small."""
+    model = MODELS.get("resnet_tiny")(num_classes=3)
+    params = jax.jit(model.init)(jax.random.key(0), jnp.ones((1, 8, 8, 3)))["params"]
+    kernel = np.asarray(params["layer2_0"]["conv2"]["kernel"])  # 3x3, 16 -> 16
+    np.testing.assert_allclose(kernel.std(), np.sqrt(2.0 / (9 * 16)), rtol=0.1)
+
+
 def test_intermediates_are_sown_per_stage():
     model = MODELS.get("resnet_tiny")(num_classes=3)
     x = jnp.ones((2, 32, 32, 3))
-    variables = model.init(jax.random.key(0), x)
+    variables = numpy_init(model, x)
     _, state = jax.jit(lambda v, x: model.apply(v, x, mutable=["intermediates"]))(variables, x)
     chex.assert_shape(state["intermediates"]["layer1"][0], (2, 32, 32, 8))
     chex.assert_shape(state["intermediates"]["layer2"][0], (2, 16, 16, 16))
@@ -176,8 +185,9 @@ def _numpy_depthwise_conv3x3(x_HWC: np.ndarray, k_33C: np.ndarray, stride: int) 
 def test_mobilenet_depthwise_conv_matches_numpy():
     model = MODELS.get("mobilenet_v2_tiny")(num_classes=3, stem="imagenet")
     x = jax.random.normal(jax.random.key(0), (1, 16, 16, 3))
-    variables = model.init(jax.random.key(1), x)
-    _, state = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+    variables = numpy_init(model, x)
+    _, state = jax.jit(lambda v, x: model.apply(
+        v, x, capture_intermediates=True, mutable=["intermediates"]))(variables, x)
     inter = state["intermediates"]
     for block, stride in (("block0", 1), ("block1", 2)):
         # Input of the depthwise conv = output of the expand BN (+ReLU6), or the block input.

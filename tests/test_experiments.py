@@ -346,7 +346,7 @@ def test_every_study_builds_every_run_config(path, size):
     exp = runner.load_experiment(spec)
     assert "Default size" in exp.description  # the docstring states the time on 2 CPU cores
     runs = runner.expand_runs(exp, "/nonexistent/sweep")
-    assert runs and (size is None or len(runs) <= 6)
+    assert runs and (size is None or len(runs) <= 8)
     for run in runs:
         config = runner.build_run_config(exp, run)
         assert config.model.name in MODELS.names()

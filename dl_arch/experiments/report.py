@@ -165,16 +165,19 @@ def collect_rows(exp: ml_collections.ConfigDict, runs: list[Run]) -> list[dict[s
 
 
 def write_csv(rows: list[dict[str, Any]], path: str) -> None:
-    """All columns of all rows (missing values empty)."""
+    """All columns of all rows (missing values empty); run dirs relative to the sweep's."""
     columns: dict[str, None] = {}
     for r in rows:
         for k in r:
             columns.setdefault(k, None)
+    sweep = os.path.dirname(os.path.abspath(path))
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns))
         w.writeheader()
         for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+            out = {k: ("" if r.get(k) is None else r.get(k)) for k in columns}
+            out["workdir"] = os.path.relpath(os.path.abspath(r["workdir"]), sweep)
+            w.writerow(out)
 
 
 def metric_columns(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]]

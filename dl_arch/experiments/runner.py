@@ -320,9 +320,8 @@ def _import_trainer(dotted: str) -> Callable[[ml_collections.ConfigDict, str], d
 
 def is_main_process() -> bool:
     """Process 0 of a multi-host run writes the sweep's files; every process trains."""
-    import jax
-
-    return jax.process_index() == 0
+    jax = sys.modules.get("jax")  # multi-host start-up imports jax; without it, one process
+    return jax is None or jax.process_index() == 0
 
 
 def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:

@@ -151,6 +151,9 @@ class SingleShotDetector(nn.Module):
         if not self.feature_stages or any(not 1 <= s <= n_stages for s in self.feature_stages):
             raise ValueError(f"config.model.feature_stages={tuple(self.feature_stages)}; pick "
                              f"stages in 1..{n_stages} of {self.backbone}")
+        # stages above the deepest one the head reads would be dead weight: not built
+        fields["stage_sizes"] = tuple(fields.get("stage_sizes", ResNet.stage_sizes))[
+            : max(self.feature_stages)]
         stages = ResNetFeatures(**fields, dtype=self.dtype, param_dtype=self.param_dtype,
                                 name="backbone")(x_BHWC, train=train)
         levels = [self._conv(self.head_width, f"lateral{i}", kernel=1)(stages[s - 1])

@@ -150,25 +150,31 @@ def sine_series(cfg: Any, split: str, seed: int) -> SineSeries:
                       split_length(cfg, split), seed, split)
 
 
-@functools.lru_cache(maxsize=4)
-def mackey_glass_series(n: int, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1,
-                        power: float = 10.0, dt: float = 0.1, sample_every: int = 1,
-                        x0: float = 1.2) -> np.ndarray:
-    """Mackey-Glass dx/dt = beta x(t-tau) / (1 + x(t-tau)^power) - gamma x, Euler steps of dt.
+def mackey_glass_euler(units: int, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1,
+                       power: float = 10.0, dt: float = 0.1, x0: float = 1.2) -> np.ndarray:
+    """Mackey-Glass dx/dt = beta x(t-tau) / (1 + x(t-tau)^power) - gamma x by Euler steps of dt.
 
-    Returns `n` samples taken every `sample_every` time units after a 500-unit burn-in,
-    standardised to zero mean and unit variance.
+    Returns x on the grid t = -tau, -tau + dt, ..., units (constant history x0 for t <= 0).
     """
-    per_unit = int(round(1 / dt))
     lag = int(round(tau / dt))
-    burn = 500 * per_unit
-    total = burn + n * sample_every * per_unit
-    x = np.empty(total + lag)
+    total = int(round(units / dt))
+    x = np.empty(total + lag + 1)
     x[:lag + 1] = x0
-    for i in range(lag, total + lag - 1):
+    for i in range(lag, total + lag):
         delayed = x[i - lag]
         x[i + 1] = x[i] + dt * (beta * delayed / (1.0 + delayed**power) - gamma * x[i])
-    samples = x[lag + burn::sample_every * per_unit][:n]
+    return x
+
+
+@functools.lru_cache(maxsize=4)
+def mackey_glass_series(n: int, sample_every: int = 1, dt: float = 0.1) -> np.ndarray:
+    """`n` samples of Mackey-Glass (tau = 17) every `sample_every` time units after a 500-unit
+    burn-in, standardised to zero mean and unit variance."""
+    burn = 500
+    x = mackey_glass_euler(burn + n * sample_every, dt=dt)
+    per_unit = int(round(1 / dt))
+    lag = int(round(17.0 / dt))
+    samples = x[lag + burn * per_unit::sample_every * per_unit][:n]
     return ((samples - samples.mean()) / samples.std()).astype(np.float32)
 
 

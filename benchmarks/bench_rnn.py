@@ -1,0 +1,94 @@
+"""Recurrent layers: ours vs Flax `nn.RNN` cells and PyTorch on CPU; scan vs unrolled compile time.
+
+    python -m benchmarks.bench_rnn [--quick]
+    python -m benchmarks.run --only rnn [--quick]
+
+Rows time forward + backward (gradients of sum(h^2) w.r.t. every weight) of one layer on
+(batch 32, T 256, 128 -> 256), smaller with --quick. speedup > 1: ours is faster. The
+compile rows time `jit(...).lower().compile()` of the same layer with a rolled `lax.scan`
+(ours) against a fully unrolled loop (reference) as T grows: the scan stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.harness import Row, compare
+from dl_arch.models.rnn import Recurrent
+
+
+def _ours(cell: str, x, hidden: int, unroll=1):
+    layer = Recurrent(hidden, cell, unroll=unroll)
+    params = layer.init(jax.random.key(1), x)
+    fn = jax.jit(jax.grad(lambda p, xx: jnp.sum(layer.apply(p, xx)[0] ** 2)))
+    return fn, params
+
+
+def _flax(cell: str, x, hidden: int):
+    c = nn.OptimizedLSTMCell(hidden) if cell == "lstm" else nn.GRUCell(hidden)
+    layer = nn.RNN(c)
+    params = layer.init(jax.random.key(1), x)
+    fn = jax.jit(jax.grad(lambda p, xx: jnp.sum(layer.apply(p, xx) ** 2)))
+    return fn, params
+
+
+def _torch(cell: str, x_np: np.ndarray, hidden: int):
+    import torch
+
+    mod = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(x_np.shape[-1], hidden,
+                                                              batch_first=True)
+    xt = torch.from_numpy(x_np)
+
+    def run():
+        mod.zero_grad(set_to_none=True)
+        y, _ = mod(xt)
+        (y**2).sum().backward()
+        return None
+
+    return run
+
+
+def rows(quick: bool) -> Iterator[Row]:
+    """Forward+backward rows for LSTM and GRU, then compile-time rows."""
+    b, t, d, h = (16, 64, 32, 64) if quick else (32, 256, 128, 256)
+    x = jax.random.normal(jax.random.key(0), (b, t, d))
+    x_np = np.asarray(x)
+    for cell in ("lstm", "gru"):
+        ours, p_ours = _ours(cell, x, h)
+        ref, p_ref = _flax(cell, x, h)
+        flax_name = "flax_OptimizedLSTMCell" if cell == "lstm" else "flax_GRUCell"
+        yield compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs flax", lambda: ours(p_ours, x),
+                      lambda: ref(p_ref, x), flax_name, quick)
+        yield compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs torch", lambda: ours(p_ours, x),
+                      _torch(cell, x_np, h), f"torch.nn.{cell.upper()}", quick)
+    for steps in ((8, 16, 32) if quick else (16, 32, 64)):
+        xs = jax.random.normal(jax.random.key(0), (8, steps, 16))
+        times = []
+        for unroll in (1, True):
+            layer = Recurrent(32, "lstm", unroll=unroll)
+            params = layer.init(jax.random.key(1), xs)
+            fn = jax.jit(jax.grad(lambda p, xx, m=layer: jnp.sum(m.apply(p, xx)[0] ** 2)))
+            t0 = time.perf_counter()
+            fn.lower(params, xs).compile()
+            times.append(time.perf_counter() - t0)
+        yield Row(f"compile lstm fwd+bwd T={steps}: scan vs unrolled", times[0], times[1],
+                  "unrolled")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    for row in rows(args.quick):
+        print(row.line(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Tokenizers with one interface: bytes, a closed word list, SentencePiece trained locally.
+
+Every tokenizer reserves the same special ids, so models and tasks need no per-tokenizer
+code: 0 = <pad>, 1 = <bos> (BERT's [CLS]), 2 = <eos> (BERT's [SEP]), 3 = <mask>.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+PAD, BOS, EOS, MASK = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
+
+
+class Tokenizer:
+    """Text <-> int ids; `decode` stops at <eos> and drops the other special tokens."""
+
+    pad_id, bos_id, eos_id, mask_id = PAD, BOS, EOS, MASK
+    vocab_size: int
+    num_special = len(SPECIALS)  # ids below this are never content tokens
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode_content(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Content tokens up to the first <eos>, as text."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i >= self.num_special:
+                out.append(i)
+        return self.decode_content(out)
+
+
+class ByteTokenizer(Tokenizer):
+    """UTF-8 bytes shifted past the special ids: vocabulary 256 + 4."""
+
+    vocab_size = 256 + len(SPECIALS)
+
+    def encode(self, text: str) -> list[int]:
+        return [b + self.num_special for b in text.encode("utf-8")]
+
+    def decode_content(self, ids: Sequence[int]) -> str:
+        return bytes(i - self.num_special for i in ids).decode("utf-8", "replace")
+
+
+class WordTokenizer(Tokenizer):
+    """A closed vocabulary of whitespace-separated words (procedural languages)."""
+
+    def __init__(self, words: Sequence[str]):
+        self.words = list(SPECIALS) + list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        if len(self.index) != len(self.words):
+            raise ValueError("WordTokenizer: the word list has duplicates")
+        self.vocab_size = len(self.words)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.index[w] for w in text.split()]
+        except KeyError as e:
+            raise ValueError(f"word {e} is not in the vocabulary of this procedural language"
+                             ) from e
+
+    def decode_content(self, ids: Sequence[int]) -> str:
+        return " ".join(self.words[i] for i in ids)
+
+
+class SentencePieceTokenizer(Tokenizer):
+    """A SentencePiece model whose ids 0-3 are <pad>, <bos>, <eos>, <mask> (unk is 4)."""
+
+    num_special = len(SPECIALS) + 1  # + <unk>
+
+    def __init__(self, model_file: str):
+        import sentencepiece as spm
+
+        self.sp = spm.SentencePieceProcessor(model_file=model_file)
+        self.vocab_size = int(self.sp.get_piece_size())
+        if self.sp.id_to_piece(MASK) != "<mask>":
+            raise ValueError(f"{model_file} was not trained by train_sentencepiece(); retrain it")
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.sp.encode(text))
+
+    def decode_content(self, ids: Sequence[int]) -> str:
+        return self.sp.decode([int(i) for i in ids])
+
+
+def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str,
+                        model_type: str = "unigram", max_sentences: int = 200_000
+                        ) -> SentencePieceTokenizer:
+    """Trains (or reuses from `cache_dir`) a SentencePiece model on `texts`.
+
+    The file name hashes the training text and settings, so a changed corpus retrains.
+    """
+    import sentencepiece as spm
+
+    sentences = []
+    digest = hashlib.sha256(f"{vocab_size}-{model_type}".encode())
+    for i, t in enumerate(texts):
+        if i >= max_sentences:
+            break
+        t = t.replace("\n", " ").strip()
+        if t:
+            sentences.append(t)
+            digest.update(t.encode("utf-8", "replace"))
+    if not sentences:
+        raise ValueError("train_sentencepiece: no training text; check config.dataset splits")
+    os.makedirs(cache_dir, exist_ok=True)
+    prefix = os.path.join(cache_dir, f"spm_{digest.hexdigest()[:16]}")
+    if not os.path.exists(prefix + ".model"):
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences), model_prefix=prefix, vocab_size=vocab_size,
+            model_type=model_type, pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=len(SPECIALS),
+            user_defined_symbols=["<mask>"], character_coverage=1.0,
+            hard_vocab_limit=False, minloglevel=2)
+    return SentencePieceTokenizer(prefix + ".model")
+
+
+def pad_to(ids: Sequence[int], length: int, what: str = "sequence") -> np.ndarray:
+    """int32 array of `length`, zero (<pad>) padded; longer inputs are truncated."""
+    out = np.zeros(length, np.int32)
+    ids = list(ids)[:length]
+    out[:len(ids)] = ids
+    return out
