@@ -10,6 +10,7 @@ It only parses flags, starts the (multi-host) runtime and calls into `dl_arch`.
 
 from __future__ import annotations
 
+import ast
 import datetime
 import logging
 import os
@@ -39,13 +40,36 @@ def _fresh_workdir(name: str) -> str:
     return os.path.join("runs", f"{name}-{stamp}")
 
 
+def _innermost(e: BaseException) -> BaseException:
+    while e.__cause__ is not None or e.__context__ is not None:
+        e = e.__cause__ or e.__context__
+    return e
+
+
 def _parse(argv: list[str]) -> None:
+    """Parses flags; every mistake becomes one line naming the flag and the fix."""
+    for arg in argv[1:]:
+        for flag in ("--config=", "--experiment="):
+            if arg.startswith(flag):
+                path = arg[len(flag):].split(":", 1)[0]
+                if not os.path.isfile(path):
+                    raise ValueError(f"{flag[:-1]}: file '{path}' does not exist "
+                                     f"(run from the repository root; configs live in configs/)")
     try:
         FLAGS(argv)
-    except flags.Error as e:
-        raise ValueError(f"bad command line: {str(e).splitlines()[0]}") from e
-    except (FileNotFoundError, OSError) as e:
-        raise ValueError(f"--config: cannot read {e.filename or e}: check the path") from e
+    except AttributeError as e:
+        text = str(e)
+        try:
+            text = str(ast.literal_eval(text))
+        except (ValueError, SyntaxError):
+            pass
+        field = "; ".join(x.strip() for x in text.splitlines())
+        raise ValueError(f"--config override: no such field {field}") from e
+    except Exception as e:  # noqa: BLE001 - absl wraps config errors in several types
+        root = _innermost(e)
+        first = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+        where = str(e).strip().splitlines()[0].split(":")[0]
+        raise ValueError(f"{where}: {first}") from e
 
 
 def main(argv: list[str]) -> int:

@@ -23,19 +23,24 @@ from dl_arch.registry import MODELS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # family, trial name, config (file:options), model override (None: the config's own),
-# headline metric, training steps
+# headline metric, training steps, other overrides (kept small: this is a tour)
 SHAPES = "configs/mlp_shapes.py:image_size=32"
 FAMILIES = [
     ("perceptron/MLP", "mlp-spirals", "configs/mlp_xor.py:dataset=spirals,width=64", None,
-     "eval/accuracy", 1000),
-    ("CNN", "lenet5-shapes", SHAPES, {"name": "lenet5", "num_classes": 4}, "eval/accuracy", 300),
-    ("RNN", "lstm-adding", "configs/lstm_adding.py:T=50,hidden=64", None, "eval/solved", 600),
+     "eval/accuracy", 1000, {}),
+    ("CNN", "lenet5-shapes", SHAPES, {"name": "lenet5", "num_classes": 4}, "eval/accuracy",
+     300, {}),
+    ("RNN", "lstm-adding", "configs/lstm_adding.py:T=50,hidden=64", None, "eval/solved", 600,
+     {"task.gradient_flow": False}),
     ("Transformer", "vit-shapes", SHAPES,
      {"name": "vit_ti16", "num_classes": 4, "patch_size": 4, "hidden": 64, "num_layers": 4,
-      "num_heads": 4, "mlp_dim": 128}, "eval/accuracy", 300),
-    ("autoencoder", "vae-shapes", "configs/vae_shapes.py", None, "eval/loss", 300),
-    ("GAN", "dcgan-shapes", "configs/dcgan_shapes.py", None, "eval/frechet_distance", 300),
-    ("detection", "ssd-shapes", "configs/detector_shapes.py", None, "eval/mAP50", 300),
+      "num_heads": 4, "mlp_dim": 128}, "eval/accuracy", 300, {}),
+    ("autoencoder", "vae-shapes", "configs/vae_shapes.py", None, "eval/loss", 300,
+     {"frechet.enabled": False}),
+    ("GAN", "dcgan-shapes", "configs/dcgan_shapes.py", None, "eval/frechet_distance", 300,
+     {"frechet.num_samples": 500, "frechet.classifier_steps": 200}),
+    ("detection", "ssd-shapes", "configs/detector_shapes.py", None, "eval/mAP50", 150,
+     {"batch_size": 16, "eval_max_batches": 4}),
 ]
 
 
@@ -49,13 +54,14 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """One trial per installed family."""
     opts = parse_options(arg, seeds=1, steps=1.0)
     trials = []
-    for family, name, spec, model, headline, steps in FAMILIES:
+    for family, name, spec, model, headline, steps, extra in FAMILIES:
         if not available(spec, model):
             continue
         path, _, options = spec.partition(":")
         options = ",".join(filter(None, [options, "smoke" if opts.smoke else ""]))
         overrides = {} if model is None else {"model": model}
         if not opts.smoke:
+            overrides.update(extra)
             n = max(10, int(steps * opts.steps))
             overrides.update({"num_train_steps": n, "eval_every_steps": n,
                               "checkpoint_every_steps": n, "log_every_steps": max(1, n // 20)})

@@ -85,10 +85,12 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
          "threshold": 0.99},
         {"name": "steps_to_solve_adding", "kind": "first_step", "metric": "eval/solved",
          "threshold": 0.9},
+        {"name": "step_time_ms", "kind": "scale", "metric": "steps_per_sec", "power": -1,
+         "factor": 1000.0},
     ]
     e.metrics = ["eval/accuracy:max", "eval/solved:max", "eval/mse:min",
                  "steps_to_solve_copy:min", "steps_to_solve_adding:min", "num_params:min",
-                 "steps_per_sec:max", "step_memory_bytes:min", "step_flops:min"]
+                 "step_time_ms:min", "step_memory_bytes:min", "step_flops:min"]
     e.plots = [
         {"name": "copy_accuracy_vs_T", "kind": "metric", "x": "T", "y": "eval/accuracy",
          "group": "model", "logx": True, "where": {"task": "copy", "purpose": "accuracy"},
@@ -96,14 +98,14 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
         {"name": "adding_solved_vs_T", "kind": "metric", "x": "T", "y": "eval/solved",
          "group": "model", "logx": True, "where": {"task": "adding", "purpose": "accuracy"},
          "title": "Adding problem: fraction solved (|error| < 0.04) vs T"},
-        {"name": "steps_per_sec_vs_T", "kind": "metric", "x": "T", "y": "steps_per_sec",
+        {"name": "step_time_vs_T", "kind": "metric", "x": "T", "y": "step_time_ms",
          "group": "model", "logx": True, "logy": True, "where": {"task": "copy"},
-         "title": "Training steps/s vs T, copy task (log-log)"},
+         "ref_slopes": [1, 2], "title": "Time per training step (ms) vs T, copy task (log-log)"},
         {"name": "memory_vs_T", "kind": "metric", "x": "T", "y": "step_memory_bytes",
          "group": "model", "logx": True, "logy": True, "where": {"task": "copy"},
-         "title": "XLA-planned memory of one train step vs T (log-log)"},
+         "ref_slopes": [1, 2], "title": "XLA-planned memory of one train step vs T (log-log)"},
         {"name": "flops_vs_T", "kind": "metric", "x": "T", "y": "step_flops",
          "group": "model", "logx": True, "logy": True, "where": {"task": "copy"},
-         "title": "FLOPs of one forward+backward pass vs T (log-log)"},
+         "ref_slopes": [1, 2], "title": "FLOPs of one forward+backward pass vs T (log-log)"},
     ]
     return e

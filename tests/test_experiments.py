@@ -53,6 +53,9 @@ def train(config, workdir):
             if mode == "crash_once" and step == 10 and start == 0:
                 open(progress, "w").write("10")
                 raise RuntimeError("simulated crash at step 10")
+    if mode == "preempt_once" and start == 0:
+        open(progress, "w").write("20")
+        return {"preempted": True, "step": 20}
     if mode == "nan":
         raise FloatingPointError("loss=nan at step 5")
     if mode == "broken":
@@ -72,13 +75,15 @@ from configs.base import base_config, parse_options
 from dl_arch.experiments.runner import as_list
 
 def get_experiment(arg=None):
-    o = parse_options(arg, widths=(2, 4, 8), crash="", nan="", broken="", pretrain=False)
+    o = parse_options(arg, widths=(2, 4, 8), crash="", nan="", broken="", pretrain=False,
+                      preempt="")
     e = ml_collections.ConfigDict()
     e.base = base_config()
     e.trainer = "fake_trainer:train"
     e.trials = []
     for w in as_list(o.widths, int):
-        mode = {o.crash: "crash_once", o.nan: "nan", o.broken: "broken"}.get(f"w{w}", "ok")
+        mode = {o.crash: "crash_once", o.nan: "nan", o.broken: "broken",
+                o.preempt: "preempt_once"}.get(f"w{w}", "ok")
         e.trials.append({"name": f"w{w}", "overrides": {"model.width": w, "fake_mode": mode},
                          "params": {"width": w}})
     if o.pretrain:
@@ -225,6 +230,46 @@ def test_trial_runs_one_run_and_report_only_trains_nothing(fake, tmp_path):
     statuses = {(r["trial"], r["seed"]): r["status"] for r in _csv(sweep)}
     assert statuses[("w4", "1")] == "done" and statuses[("w4", "0")] == "new"
     assert "| w4 | 4 |" in open(os.path.join(sweep, "report.md")).read()
+
+
+def test_preempted_sweep_stops_and_the_same_command_resumes_it(fake, tmp_path):
+    sweep = str(tmp_path / "sweep")
+    spec = f"{fake}/fake_exp.py:widths=2/4,preempt=w2"
+    with pytest.raises(SystemExit) as stop:  # SIGTERM inside the loop: checkpoint, stop
+        runner.run_experiment(spec, sweep)
+    assert stop.value.code == 143 and len(_calls(sweep)) == 1
+    assert not os.path.exists(os.path.join(sweep, "report.md"))
+    with pytest.raises(SystemExit):  # the next w2 run is preempted in its turn
+        runner.run_experiment(spec, sweep)
+    runner.run_experiment(spec, sweep)
+    assert [(os.path.relpath(c["workdir"], sweep), c["start"]) for c in _calls(sweep)] == [
+        ("w2/seed_0", 0), ("w2/seed_0", 20), ("w2/seed_1", 0), ("w2/seed_1", 20),
+        ("w4/seed_0", 0), ("w4/seed_1", 0)]
+    assert "Best per metric:" in open(os.path.join(sweep, "report.md")).read()
+
+
+def test_probe_plots_draw_from_saved_arrays(tmp_path):
+    rows = []
+    for t, (act, depth) in enumerate([("relu", 4), ("tanh", 4)]):
+        d = tmp_path / f"t{t}" / "seed_0"
+        d.mkdir(parents=True)
+        np.savez(d / "probe_layer_grad_norms.npz", init=np.geomspace(1e-3, 1, 5),
+                 final=np.geomspace(1e-2, 1, 5), names=np.array(["h0", "h1", "h2", "h3", "head"]))
+        np.savez(d / "probe_grad_through_time.npz", init=np.geomspace(1e-4, 1, 30),
+                 final=np.geomspace(1e-2, 1, 30))
+        axis = np.linspace(-1, 1, 11)
+        np.savez(d / "probe_decision_boundary.npz", axis=axis,
+                 prob=np.clip(axis[None, :] * axis[:, None] + 0.5, 0, 1),
+                 points=np.zeros((4, 2)), labels=np.array([0, 1, 0, 1]))
+        rows.append({"trial": f"t{t}", "seed": 0, "status": "done", "workdir": str(d),
+                     "activation": act, "depth": depth, "eval/accuracy": 0.5})
+    for kind in ("layer_grad_norms", "grad_through_time", "decision_boundary"):
+        path = str(tmp_path / f"{kind}.png")
+        assert report.draw_plot({"name": kind, "kind": kind, "group": "activation",
+                                 "where": {"depth": 4}}, rows, None, path)
+        assert os.path.getsize(path) > 1000
+    with pytest.raises(ValueError, match="unknown kind 'histogram'"):
+        report.draw_plot({"name": "h", "kind": "histogram"}, rows, None, str(tmp_path / "h.png"))
 
 
 def test_changed_grid_in_an_old_workdir_is_refused(fake, tmp_path):

@@ -27,10 +27,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dl_arch.experiments.runner import PROBE_FILE
 from dl_arch.tasks.base import ALL
-
-PROBE_JSON = "probes.json"
-
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -222,7 +220,7 @@ def run_probes(names: list[str], config: ml_collections.ConfigDict, workdir: str
     unknown = [n for n in names if n not in PROBES]
     if unknown:
         raise ValueError(f"experiment probes: unknown {unknown}; known: {', '.join(PROBES)}")
-    path = os.path.join(workdir, PROBE_JSON)
+    path = os.path.join(workdir, PROBE_FILE)
     scalars: dict[str, Any] = {}
     for name in names:
         scalars.update(PROBES[name](config, workdir))

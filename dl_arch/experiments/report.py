@@ -13,12 +13,13 @@ Experiment fields read here:
 - `derived`: extra per-run metrics from `metrics.jsonl`: `{name, kind: 'first_step',
   metric, threshold, above: True}` (the first logged step where `metric` crosses
   `threshold`; empty if never: "steps to solve"), `{name, kind: 'best'|'last', metric}`,
-  or `{name, kind: 'scale', metric, factor}` (a column times a number or another column,
-  e.g. images/s = steps/s x batch size).
+  or `{name, kind: 'scale', metric, factor, power?}` (a column to a power, times a number
+  or another column: images/s = steps/s x batch size; ms/step = 1000 x (steps/s)^-1).
 - `plots`: a list of `{kind, name, y, x?, group?, panels?, where?, logx?, logy?, title?}`:
   `metric` (y vs a trial field or another column, one line per `group`, mean ± std over
-  seeds), `bar` (y per trial), `curves` (y from `metrics.jsonl` against the step, one line
-  per trial, mean over seeds); probe kinds (`decision_boundary`, `layer_grad_norms`,
+  seeds; `ref_slopes: [1, 2]` adds dashed guides y ~ x^k on log-log axes), `bar` (y per
+  trial), `curves` (y from `metrics.jsonl` against the step, one line per trial, mean
+  over seeds); probe kinds (`decision_boundary`, `layer_grad_norms`,
   `grad_through_time`) are drawn by `dl_arch.experiments.probes`. `where` keeps rows whose
   fields equal the given values (a list means any of them); `panels` makes one subplot per
   value of that field. Files are `<experiment>_<name>.png`.
@@ -39,6 +40,7 @@ import ml_collections
 
 from dl_arch.experiments.runner import (
     ERROR_FILE,
+    PROBE_FILE,
     SUMMARY_FILE,
     Run,
     read_json,
@@ -151,12 +153,13 @@ def collect_rows(exp: ml_collections.ConfigDict, runs: list[Run]) -> list[dict[s
             for spec in exp.derived:
                 spec = dict(spec)
                 if spec.get("kind") == "scale":  # e.g. images/s = steps/s x batch size
-                    v, factor = row.get(spec["metric"]), spec["factor"]
+                    v, factor = row.get(spec["metric"]), spec.get("factor", 1.0)
                     factor = row.get(factor) if isinstance(factor, str) else factor
-                    row[spec["name"]] = None if v is None or factor is None else v * factor
+                    ok = isinstance(v, (int, float)) and v != 0 and factor is not None
+                    row[spec["name"]] = v ** spec.get("power", 1) * factor if ok else None
                 else:
                     row[spec["name"]] = _derived_value(spec, log)
-        probe_scalars = read_json(os.path.join(run.workdir, "probes.json")) or {}
+        probe_scalars = read_json(os.path.join(run.workdir, PROBE_FILE)) or {}
         row.update(flatten(probe_scalars))
         if isinstance(row.get("headline"), str):  # trials that report different metrics
             row["headline_value"] = row.get(row["headline"])
@@ -310,6 +313,22 @@ def summary_text(exp: ml_collections.ConfigDict, runs: list[Run]) -> str:
     return f"\n{exp.title}\n\n" + markdown_table(exp, rows, runs).replace("**", "") + "\n"
 
 
+def best_lines(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]],
+               runs: list[Run]) -> list[str]:
+    """'- eval/accuracy (max): trial (mean ± std)' for every metric with a direction."""
+    trials = list(dict.fromkeys(r.trial for r in runs))
+    cols = [(c, g) for c, g in metric_columns(exp, rows) if g in ("max", "min")]
+    agg = aggregate(rows, trials, [c for c, _ in cols])
+    out = []
+    for c, goal in cols:
+        scored = [(agg[t][c], t) for t in trials if agg[t][c] is not None]
+        if len(scored) < 2:
+            continue
+        (m, s, n), t = (max if goal == "max" else min)(scored, key=lambda x: x[0][0])
+        out.append(f"- {c} ({goal}): **{t}** {fmt(m)}" + (f" ± {s:.2g}" if n > 1 and s else ""))
+    return out
+
+
 def write_report(exp: ml_collections.ConfigDict, runs: list[Run], workdir: str,
                  command: str | None = None) -> str:
     """Writes results.csv, the plots and report.md into `workdir`; returns report.md's path."""
@@ -342,6 +361,9 @@ def write_report(exp: ml_collections.ConfigDict, runs: list[Run], workdir: str,
         markdown_table(exp, rows, runs),
         "",
     ]
+    best = best_lines(exp, rows, runs)
+    if best:
+        parts += ["Best per metric:", ""] + best + [""]
     if failed:
         parts += ["Failed runs (see their error.txt):", ""]
         parts += [f"- `{r['workdir']}`: {_first_error_line(r['workdir'])}" for r in failed]
@@ -481,6 +503,8 @@ def _plot_metric(ax, spec: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
                     capsize=3, label=None if g is None else str(g),
                     linestyle="-" if spec.get("lines", True) else "none")
         drawn = True
+    if numeric and drawn and spec.get("ref_slopes"):
+        _reference_slopes(ax, rows, x_key, y_key, spec["ref_slopes"])
     if not numeric:
         ax.set_xticks(range(len(xs_all)), [str(x) for x in xs_all], rotation=30, fontsize=8)
     elif spec.get("logx") and x_key not in COST_COLUMNS and len(xs_all) <= 12:
@@ -492,6 +516,22 @@ def _plot_metric(ax, spec: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
         ax.legend(fontsize=8)
     _style(ax, spec, spec.get("xlabel", x_key), spec.get("ylabel", y_key))
     return drawn
+
+
+def _reference_slopes(ax, rows: list[dict[str, Any]], x_key: str, y_key: str,
+                      slopes: list[float]) -> None:
+    """Dashed y = c x^k guides through the smallest-x point with the largest y."""
+    pts = [(float(r[x_key]), float(r[y_key])) for r in rows
+           if _numbers([r.get(x_key)]) and _numbers([r.get(y_key)]) and float(r[y_key]) > 0]
+    if not pts:
+        return
+    x0 = min(p[0] for p in pts)
+    y0 = max(p[1] for p in pts if p[0] == x0)
+    x1 = max(p[0] for p in pts)
+    for k in slopes:
+        ax.plot([x0, x1], [y0, y0 * (x1 / x0) ** k], linestyle="--", color="grey",
+                linewidth=0.8, alpha=0.7)
+        ax.annotate(f"∝ {x_key}^{k:g}", (x1, y0 * (x1 / x0) ** k), fontsize=7, color="grey")
 
 
 def _plot_bar(ax, spec: dict[str, Any], rows: list[dict[str, Any]]) -> bool:

@@ -44,6 +44,7 @@ DEFAULT_TRAINER = "dl_arch.train.loop:train_and_evaluate"
 TRIAL_FILE = "trial.json"  # written by the runner: which trial/seed/overrides a run dir holds
 SUMMARY_FILE = "summary.json"  # written by the loop at the end of a completed run
 ERROR_FILE = "error.txt"  # the traceback of the last failed attempt
+PROBE_FILE = "probes.json"  # the probes' scalars (dl_arch.experiments.probes)
 FINISHED = ("done", "diverged")  # statuses a rerun skips
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.=+-]+$")
 
@@ -178,6 +179,7 @@ class Run:
     config_spec: str | None  # the trial's own config file, or None for the experiment base
     workdir: str
     depends_on: tuple[str, ...] = ()
+    needs_probes: bool = False  # finished only once the experiment's probes have run
 
     def identity(self) -> dict[str, Any]:
         """What must match for an existing run dir to count as this run (JSON-ready).
@@ -217,6 +219,7 @@ def expand_runs(exp: ml_collections.ConfigDict, workdir: str) -> list[Run]:
                 config_spec=t.get("config"),
                 workdir=os.path.join(workdir, t["name"], f"seed_{seed}"),
                 depends_on=tuple(t.get("depends_on", ()) or ()),
+                needs_probes=bool(exp.get("probes")),
             ))
     return runs
 
@@ -284,7 +287,8 @@ def read_json(path: str) -> Any:
 def run_status(run: Run) -> str:
     """'done', 'diverged' (NaN loss: a result, not rerun), 'failed', 'partial' or 'new'."""
     summary = read_json(os.path.join(run.workdir, SUMMARY_FILE))
-    if summary and summary.get("completed", False):
+    probed = not run.needs_probes or os.path.exists(os.path.join(run.workdir, PROBE_FILE))
+    if summary and summary.get("completed", False) and probed:
         return "done"
     error_path = os.path.join(run.workdir, ERROR_FILE)
     if os.path.exists(error_path):

@@ -1,0 +1,23 @@
+"""VGG-11 with BatchNorm (channels / 8, CIFAR head) on the procedural `shapes`: offline.
+
+    python launch.py --config=configs/vgg_shapes.py --workdir=runs/vgg_shapes
+    python launch.py --config=configs/vgg_shapes.py:smoke --workdir=/tmp/vgg_shapes_smoke
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs.base import parse_options
+from configs.resnet_shapes import cnn_shapes_config
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    opts = parse_options(arg, image_size=32, num_classes=6, steps=400, lr=2e-3)
+    return cnn_shapes_config(
+        opts,
+        model=dict(name="vgg11_bn", stem="small",
+                   stages=((8,), (16,), (32, 32), (64, 64), (64, 64)),  # vgg11 widths / 8
+                   classifier_width=128),
+        smoke_model=dict(name="vgg_bn_tiny"),
+        visualize_layers=("stage1", "stage3"))

@@ -1,0 +1,88 @@
+"""Image preprocessing: uint8 conversion, random crop with padding, flips, normalisation."""
+
+from __future__ import annotations
+
+import ml_collections
+import numpy as np
+import pytest
+
+from dl_arch.data.augment import preprocess
+
+
+def _config(**fields) -> ml_collections.ConfigDict:
+    base = {"augment": ("random_crop", "flip_lr"), "crop_padding": 2, "normalize_mean": (),
+            "normalize_std": ()}
+    return ml_collections.ConfigDict({**base, **fields})
+
+
+def _image(h=6, w=5, c=3) -> np.ndarray:
+    return np.arange(h * w * c, dtype=np.uint8).reshape(h, w, c)
+
+
+def _windows(image: np.ndarray, pad: int) -> list[np.ndarray]:
+    """Every crop a padded random crop may produce, and its mirror image."""
+    h, w = image.shape[:2]
+    padded = np.zeros((h + 2 * pad, w + 2 * pad, image.shape[2]), image.dtype)
+    padded[pad:pad + h, pad:pad + w] = image
+    crops = [padded[i:i + h, j:j + w] for i in range(2 * pad + 1) for j in range(2 * pad + 1)]
+    return crops + [c[:, ::-1] for c in crops]
+
+
+def test_uint8_becomes_float_in_unit_range_and_eval_is_untouched():
+    example = {"image": _image(), "label": np.int32(3)}
+    out = preprocess(example, np.random.default_rng(0), _config(), train=False)
+    assert out["image"].dtype == np.float32
+    np.testing.assert_allclose(out["image"], _image() / 255.0, rtol=1e-6)
+    assert out["label"] == 3
+    assert example["image"].dtype == np.uint8  # the input example is not modified
+
+
+def test_train_crop_and_flip_produce_every_window_and_nothing_else():
+    image = _image()
+    windows = _windows(image.astype(np.float32) / 255.0, pad=2)
+    seen = set()
+    for seed in range(400):
+        out = preprocess({"image": image}, np.random.default_rng(seed), _config(), True)["image"]
+        assert out.shape == image.shape
+        matches = [k for k, w in enumerate(windows) if np.array_equal(w, out)]
+        assert matches, f"seed {seed} produced a crop that is no padded window"
+        seen.update(matches)
+    assert len(seen) == len(windows)  # 25 offsets x {plain, mirrored}
+
+
+def test_augmentation_is_deterministic_per_rng_seed():
+    image = np.random.default_rng(5).random((8, 8, 3), dtype=np.float32)
+    a = preprocess({"image": image}, np.random.default_rng([1, 2, 3]), _config(), True)
+    b = preprocess({"image": image}, np.random.default_rng([1, 2, 3]), _config(), True)
+    np.testing.assert_array_equal(a["image"], b["image"])
+
+
+def test_normalisation_per_channel_in_train_and_eval():
+    image = np.random.default_rng(0).random((4, 4, 3), dtype=np.float32)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.5)
+    cfg = _config(augment=(), normalize_mean=mean, normalize_std=std)
+    for train in (False, True):
+        out = preprocess({"image": image}, np.random.default_rng(0), cfg, train)["image"]
+        for c in range(3):
+            np.testing.assert_allclose(out[..., c], (image[..., c] - mean[c]) / std[c], rtol=1e-5)
+
+
+def test_grayscale_scalar_normalisation():
+    image = np.full((28, 28, 1), 255, np.uint8)
+    cfg = _config(augment=(), normalize_mean=(0.1307,), normalize_std=(0.3081,))
+    out = preprocess({"image": image}, np.random.default_rng(0), cfg, False)["image"]
+    np.testing.assert_allclose(out, (1.0 - 0.1307) / 0.3081, rtol=1e-5)
+
+
+def test_bad_fields_fail_with_the_field_name():
+    with pytest.raises(ValueError, match="config.dataset.augment has unknown op 'rotate'"):
+        preprocess({"image": _image()}, np.random.default_rng(0), _config(augment=("rotate",)),
+                   False)
+    with pytest.raises(ValueError, match="config.dataset.normalize_std"):
+        preprocess({"image": _image()}, np.random.default_rng(0),
+                   _config(normalize_std=(0.0, 1.0, 1.0)), False)
+
+
+def test_examples_without_images_pass_through():
+    example = {"inputs": np.ones(3)}
+    assert preprocess(example, np.random.default_rng(0), _config(), True) is example

@@ -1,0 +1,125 @@
+"""Sources are deterministic; the pipeline shards, batches, pads and resumes correctly."""
+
+import numpy as np
+import pytest
+
+from dl_arch.data.pipeline import eval_batches, make_source, train_dataset
+from dl_arch.data.sources.shapes import SHAPE_NAMES, shape_mask
+from dl_arch.testing import load_config
+
+IDENTITY = lambda ex, rng, train: ex
+
+
+def _dataset_config(**kw):
+    c = load_config("configs/mlp_shapes.py:smoke").dataset
+    c.update(kw)
+    return c
+
+
+@pytest.mark.parametrize("name", ["xor", "circles", "spirals", "shapes"])
+def test_sources_are_deterministic_and_split_dependent(name):
+    c = _dataset_config(name=name, num_eval_examples=10)
+    a, b = make_source(c, "train", 0), make_source(c, "train", 0)
+    for i in (0, 5, 12345):
+        for k in a[i]:
+            np.testing.assert_array_equal(a[i][k], b[i][k])
+    key = "image" if name == "shapes" else "inputs"
+    assert not np.array_equal(a[0][key], make_source(c, "test", 0)[0][key])
+    assert not np.array_equal(a[0][key], make_source(c, "train", 1)[0][key])
+    assert len(make_source(c, "test", 0)) == 10
+
+
+@pytest.mark.parametrize("name", ["xor", "circles", "spirals"])
+def test_point_sets_are_balanced_and_not_linearly_separable(name):
+    src = make_source(_dataset_config(name=name), "train", 0)
+    xs = np.stack([src[i]["inputs"] for i in range(2000)]).astype(np.float64)
+    ys = np.array([src[i]["label"] for i in range(2000)])
+    assert ys.mean() == 0.5
+    # best least-squares linear classifier: far from separating the classes
+    design = np.concatenate([xs, np.ones((len(xs), 1))], 1)
+    w, *_ = np.linalg.lstsq(design, 2.0 * ys - 1, rcond=None)
+    assert ((design @ w > 0) == ys).mean() < 0.7
+
+
+def test_xor_labels_follow_quadrants():
+    src = make_source(_dataset_config(name="xor", noise=0.0), "train", 0)
+    xs = np.stack([src[i]["inputs"] for i in range(200)])
+    ys = np.array([src[i]["label"] for i in range(200)])
+    np.testing.assert_array_equal(ys, (xs[:, 0] * xs[:, 1] < 0).astype(int))
+    assert ys.mean() == 0.5
+
+
+def test_shapes_boxes_enclose_the_objects():
+    c = _dataset_config(num_objects=3, max_objects=4, image_size=48, num_classes=8, noise=0.0)
+    src = make_source(c, "train", 0)
+    for i in range(10):
+        ex = src[i]
+        labels, boxes = ex["box_labels"], ex["boxes"]
+        assert (labels[:3] >= 0).all() and labels[3] == -1 and ex["label"] == labels[0]
+        assert (boxes[:3, 2:] > boxes[:3, :2]).all()
+        assert ((boxes[:3] >= 0) & (boxes[:3] <= 1)).all()
+        # outside every box the image is the plain background colour (noise is off)
+        inside = np.zeros((48, 48), bool)
+        for y0, x0, y1, x1 in np.round(boxes[:3] * 48).astype(int):
+            inside[y0:y1, x0:x1] = True
+        outside = ex["image"][~inside]
+        np.testing.assert_allclose(outside, np.broadcast_to(outside[0], outside.shape))
+        assert ex["image"].shape == (48, 48, 3) and ex["image"].dtype == np.float32
+
+
+def test_shape_masks_are_distinct():
+    yy, xx = np.mgrid[-1.2:1.2:64j, -1.2:1.2:64j]
+    masks = [shape_mask(k, xx, yy) for k in range(len(SHAPE_NAMES))]
+    for i in range(len(masks)):
+        assert masks[i].sum() > 100
+        for j in range(i):
+            assert (masks[i] != masks[j]).sum() > 40, (SHAPE_NAMES[i], SHAPE_NAMES[j])
+
+
+def test_process_shards_partition_the_global_stream():
+    c = _dataset_config(name="xor", num_train_examples=50)
+    full = iter(train_dataset(c, 0, 8, IDENTITY))
+    shards = [iter(train_dataset(c, 0, 8, IDENTITY, p, 2)) for p in range(2)]
+    for _ in range(15):  # crosses epoch boundaries (50 examples, reshuffled each epoch)
+        whole = next(full)["inputs"]
+        parts = [next(s)["inputs"] for s in shards]
+        np.testing.assert_array_equal(np.sort(np.concatenate(parts), 0), np.sort(whole, 0))
+
+
+def test_epochs_are_reshuffled_and_cover_the_data():
+    c = _dataset_config(name="xor", num_train_examples=16)
+    it = iter(train_dataset(c, 0, 16, IDENTITY))
+    e1, e2 = next(it)["inputs"], next(it)["inputs"]
+    np.testing.assert_array_equal(np.sort(e1, 0), np.sort(e2, 0))
+    assert not np.array_equal(e1, e2)
+
+
+def test_iterator_state_resumes_exactly():
+    c = _dataset_config(name="shapes")
+    it = iter(train_dataset(c, 3, 4, IDENTITY))
+    next(it)
+    state = it.get_state()
+    expected = next(it)["image"]
+    it2 = iter(train_dataset(c, 3, 4, IDENTITY))
+    it2.set_state(state)
+    np.testing.assert_array_equal(next(it2)["image"], expected)
+
+
+def test_eval_batches_cover_each_example_once_across_processes():
+    c = _dataset_config(name="xor", num_eval_examples=21)
+    src = make_source(c, "test", 0)
+    seen = []
+    counts = []
+    for p in range(2):
+        batches = list(eval_batches(c, 0, 8, IDENTITY, p, 2))
+        counts.append(len(batches))
+        for b in batches:
+            assert b["inputs"].shape == (4, 2)
+            seen += [tuple(x) for x, m in zip(b["inputs"], b["_mask"]) if m]
+    assert counts == [3, 3]
+    assert sorted(seen) == sorted(tuple(src[i]["inputs"]) for i in range(21))
+
+
+def test_batch_size_must_divide_by_processes():
+    with pytest.raises(ValueError, match="config.batch_size=9 must divide by the number of processes"):
+        train_dataset(_dataset_config(name="xor"), 0, 9, IDENTITY, 0, 2)

@@ -1,0 +1,45 @@
+"""Bad input fails early in one line that names the field and the fix."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dl_arch.testing import REPO
+
+SMOKE = "--config=configs/mlp_xor.py:smoke"
+
+
+def _error_line(*args):
+    p = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args, "--workdir=/tmp/dl_arch_err"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stdout + p.stderr
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "Traceback" not in p.stderr, p.stderr
+    return last
+
+
+@pytest.mark.parametrize("args, expected", [
+    ((SMOKE, "--config.model.name=mlq"), "unknown model 'mlq' in config.model.name; known: "),
+    ((SMOKE, "--config.dataset.name=xo"), "unknown dataset 'xo' in config.dataset.name; known: "),
+    ((SMOKE, "--config.optimizer.name=adagrad"),
+     "unknown optimizer 'adagrad' in config.optimizer.name; known: sgd, momentum, nesterov"),
+    ((SMOKE, "--config.task.name=clasification"), "unknown task 'clasification' in config.task.name"),
+    (("--config=configs/does_not_exist.py",), "--config: file 'configs/does_not_exist.py' does not exist"),
+    ((SMOKE, "--config.optimizer.learning_rate=fast"), "could not convert string to float: 'fast'"),
+    ((SMOKE, "--config.model.widht=3"), "no such field 'widht'; Did you mean \"width\""),
+    (("--config=configs/mlp_xor.py:smok",), "unknown config option 'smok'; known options:"),
+    ((SMOKE, "--config.batch_size=30", "--config.grad_accum_steps=4"),
+     "config.batch_size=30 must divide by config.grad_accum_steps=4"),
+    ((SMOKE, "--config.model.activation=swish"), "unknown activation 'swish' in config.model.activation"),
+    ((SMOKE, "--config.dataset.name=tfds:no_such_dataset"),
+     "config.dataset.name='tfds:no_such_dataset' split 'train' could not be opened"),
+])
+def test_one_line_errors(args, expected):
+    assert expected in _error_line(*args)
+
+
+def test_known_names_are_listed():
+    line = _error_line(SMOKE, "--config.model.name=nope")
+    assert "mlp" in line and "perceptron" in line
