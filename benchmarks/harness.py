@@ -41,6 +41,8 @@ class Row:
     extra: str = ""  # e.g. "images/s=1234 MFU=3.1%"
 
     def line(self) -> str:
+        if not self.ours_s:  # an information row (e.g. the measured peak)
+            return f"{self.name:<48} {self.extra}"
         s = f"{self.name:<48} ours={self.ours_s * 1e3:9.3f} ms"
         if self.ref_s is not None:
             s += f"  {self.ref_name}={self.ref_s * 1e3:9.3f} ms  speedup={self.ref_s / self.ours_s:6.2f}x"

@@ -14,14 +14,14 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, emb_dim=128, layers=3, steps=3000, pre_ln=False)
+    opts = parse_options(arg, emb_dim=64, layers=2, steps=2000, pre_ln=False)
     c = base_config()
     c.task = dict(
         name="translation",
         label_smoothing=0.1,  # as in the paper
         beam_size=4,
         length_penalty=0.6,  # GNMT alpha
-        bleu_examples=256,  # eval sentences decoded for BLEU at each evaluation
+        bleu_examples=128,  # eval sentences decoded for BLEU at each evaluation
         decode_len=0,  # 0 = dataset max_len
     )
     c.model = dict(

@@ -75,5 +75,8 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
         {"name": f"layer_grads_depth{deepest}", "kind": "layer_grad_norms", "group": "activation",
          "panels": "optimizer", "where": {"depth": deepest},
          "title": f"Per-layer gradient norms, depth {deepest}"},
+        {"name": f"train_loss_depth{deepest}", "kind": "curves", "y": "train/loss",
+         "group": "activation", "panels": "optimizer", "where": {"depth": deepest},
+         "logy": True, "title": f"Training loss, depth {deepest}"},
     ]
     return e

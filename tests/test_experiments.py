@@ -166,6 +166,19 @@ def test_validate_experiment_rejects_bad_grids(trials, message):
         runner.validate_experiment(exp)
 
 
+@pytest.mark.parametrize("extra, message", [
+    ({"plots": [{"name": "p", "kind": "pie", "y": "a"}]}, "kind 'pie' is unknown"),
+    ({"plots": [{"name": "p", "kind": "metric", "y": "a"}]}, "missing \\['x'\\]"),
+    ({"plots": [{"name": "a b", "kind": "bar", "y": "a"}]}, "file-safe name"),
+    ({"probes": ["gradcam"]}, "probes \\['gradcam'\\] are unknown"),
+])
+def test_validate_experiment_rejects_bad_plots_and_probes_before_training(extra, message):
+    exp = ml_collections.ConfigDict({"name": "bad", "base": base_config(), "seeds": [0],
+                                     "trials": [{"name": "a"}], **extra})
+    with pytest.raises(ValueError, match=message):
+        runner.validate_experiment(exp)
+
+
 # ----------------------------------------------------------------------------- runner
 
 

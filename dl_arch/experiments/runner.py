@@ -134,6 +134,26 @@ def validate_experiment(exp: ml_collections.ConfigDict) -> None:
         raise ValueError(f"experiment '{exp.name}': `trials` is empty; add at least one trial")
     if not exp.seeds:
         raise ValueError(f"experiment '{exp.name}': `seeds` is empty; use e.g. [0]")
+    plot_keys = {"metric": ("name", "x", "y"), "bar": ("name", "y"), "curves": ("name", "y"),
+                 "decision_boundary": ("name",), "layer_grad_norms": ("name",),
+                 "grad_through_time": ("name",)}
+    for i, plot in enumerate(exp.get("plots", [])):
+        kind = plot.get("kind", "metric")
+        if kind not in plot_keys:
+            raise ValueError(f"experiment '{exp.name}': plots[{i}].kind '{kind}' is unknown; "
+                             f"use one of {', '.join(plot_keys)}")
+        missing = [k for k in plot_keys[kind] if k not in plot]
+        if missing or not _NAME_RE.match(str(plot.get("name", ""))):
+            raise ValueError(f"experiment '{exp.name}': plots[{i}] ({kind}) needs "
+                             f"{', '.join(plot_keys[kind])} and a file-safe name; missing "
+                             f"{missing or ['a valid name']}")
+    if exp.get("probes"):
+        from dl_arch.experiments.probes import PROBES
+
+        unknown = [p for p in exp.probes if p not in PROBES]
+        if unknown:
+            raise ValueError(f"experiment '{exp.name}': probes {unknown} are unknown; "
+                             f"known: {', '.join(PROBES)}")
     seen = set()
     for i, t in enumerate(trials):
         name = t.get("name", "")

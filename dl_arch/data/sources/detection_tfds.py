@@ -36,6 +36,9 @@ def to_detection_example(example: dict[str, Any], max_objects: int, drop: np.nda
     boxes, labels = boxes[:n], labels[:n]
     if flags is not None:
         boxes, labels = boxes[~flags[:n]], labels[~flags[:n]]
+    # (min, max) order per axis: real TFDS boxes already are; generated mock boxes are not
+    boxes = np.concatenate([np.minimum(boxes[:, :2], boxes[:, 2:]),
+                            np.maximum(boxes[:, :2], boxes[:, 2:])], 1)
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.argsort(-area, kind="stable")[:max_objects]  # largest first if truncated
     padded = np.zeros((max_objects, 4), np.float32)
