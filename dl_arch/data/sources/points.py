@@ -54,3 +54,23 @@ def _factory(kind: str):
 
 for _kind in ("xor", "circles", "spirals"):
     register_dataset(_kind, _factory(_kind))
+
+
+class Function1D(ProceduralSource):
+    """Regression target y = sin(3x) + x/2 + noise for x uniform in [-1, 1]."""
+
+    def __init__(self, noise: float, length: int, seed: int, split: str):
+        super().__init__(length, seed, split)
+        self.noise = float(noise)
+
+    def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
+        x = rng.uniform(-1.0, 1.0, size=1)
+        y = np.sin(3 * x) + 0.5 * x + rng.normal(0.0, self.noise, size=1)
+        return {"inputs": x.astype(np.float32), "targets": y.astype(np.float32)}
+
+
+@register_dataset("function1d")
+def function1d(dataset_config: Any, split: str, seed: int) -> Function1D:
+    """A smooth 1-D regression problem (fields: noise, num_train/eval_examples)."""
+    return Function1D(dataset_config.get("noise", 0.0), split_length(dataset_config, split), seed,
+                      split)
