@@ -41,7 +41,7 @@ def get_config(arg: str | None = None):
     c.task.exact_eval_at_end = True  # exact COCO protocol at the end -> detection_metrics.json
 
     c.model = dict(
-        name="ssd_resnet18",
+        name="ssd_resnet18",  # the backbone field below picks the ResNet
         num_classes=len(VOC_CLASSES),
         backbone=opts.backbone,  # any registered ResNet: resnet18 | resnet34 | resnet50 | ...
         feature_stages=(2, 3, 4),  # strides 8, 16, 32
@@ -73,7 +73,7 @@ def get_config(arg: str | None = None):
     c.num_train_steps = opts.steps
     c.log_every_steps = 100
     c.eval_every_steps = 5000
-    c.eval_max_batches = 20  # in-loop eval on 640 test images; the full split at the end
+    c.eval_max_batches = 20  # in-loop and final eval on 640 test images (0 = all 4952)
     c.checkpoint_every_steps = 5000
     c.optimizer.name = "adamw"
     c.optimizer.learning_rate = 1e-3

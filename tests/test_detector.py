@@ -25,7 +25,7 @@ from dl_arch.tasks.detection import (
     hard_negative_mask,
 )
 from dl_arch.tasks.detection_metrics import DetectionEvaluator
-from dl_arch.testing import load_config, overfit_one_batch
+from dl_arch.testing import first_batch, load_config, overfit_one_batch
 from dl_arch.train.loop import build_task, train_and_evaluate
 
 SMOKE = "configs/detector_shapes.py:smoke"
@@ -249,8 +249,6 @@ def test_overfits_one_batch():
     history, state = overfit_one_batch(config, steps=120)
     assert history[-1]["loss"] < 0.25 * history[0]["loss"]
     task = build_task(config)
-    from dl_arch.testing import first_batch
-
     batch = jax.device_get(first_batch(config, task))
     dets = jax.device_get(jax.jit(task.detect)({"params": state.params, **state.mutable},
                                                batch["image"]))
@@ -268,3 +266,34 @@ def test_smoke_config_end_to_end(tmp_path):
         exact = json.load(f)
     assert {"mAP50", "mAP50_95"} <= set(exact)
     assert os.path.exists(os.path.join(tmp_path, "images", "detections_final.png"))
+
+
+def test_voc_config_pipeline_on_mock_data():
+    """configs/detector_voc.py:smoke: TFDS mock VOC -> adapter -> augmentation -> batch -> loss."""
+    config = load_config("configs/detector_voc.py:smoke")
+    with tfds.testing.mock_data(num_examples=8):
+        task = build_task(config)
+        batch = first_batch(config, task)
+    chex.assert_shape([batch["image"], batch["boxes"], batch["box_labels"]],
+                      [(4, 64, 64, 3), (4, 50, 4), (4, 50)])
+    variables = jax.eval_shape(task.init_variables, jax.random.key(0), batch)
+    params = variables.pop("params")
+    loss, (metrics, _) = jax.eval_shape(task.loss, "all", params, variables, batch,
+                                        jax.random.key(1))
+    assert loss.shape == () and "giou_loss" in metrics
+
+
+@pytest.mark.parametrize("arg", ["smoke", ""])
+def test_coco_config_builds_with_80_classes(arg):
+    config = load_config(f"configs/detector_coco.py:{arg}")
+    task = build_task(config)
+    size = config.dataset.image_size
+    batch = {"image": jnp.zeros((2, size, size, 3)),
+             "boxes": jnp.tile(jnp.array([0.1, 0.1, 0.5, 0.6]), (2, 100, 1)),
+             "box_labels": jnp.full((2, 100), 79, jnp.int32)}
+    variables = jax.eval_shape(task.init_variables, jax.random.key(0), batch)
+    params = variables.pop("params")
+    out = jax.eval_shape(task.model.apply, {"params": params, **variables}, batch["image"])
+    assert out["class_logits"].shape[-1] == 80 == len(config.dataset.class_names)
+    loss, _ = jax.eval_shape(task.loss, "all", params, variables, batch, jax.random.key(1))
+    assert loss.shape == ()

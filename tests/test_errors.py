@@ -43,3 +43,19 @@ def test_one_line_errors(args, expected):
 def test_known_names_are_listed():
     line = _error_line(SMOKE, "--config.model.name=nope")
     assert "mlp" in line and "perceptron" in line
+
+
+def test_unprepared_tfds_dataset_says_what_to_install(monkeypatch):
+    import ml_collections
+    import tensorflow_datasets as tfds
+
+    from dl_arch.data.tfds_source import tfds_source
+
+    def missing_tensorflow(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+
+    monkeypatch.setattr(tfds, "data_source", missing_tensorflow)
+    config = ml_collections.ConfigDict({"name": "tfds:mnist", "data_dir": "/tmp/none"})
+    with pytest.raises(ValueError, match=r"needs TensorFlow \(missing module tensorflow\): run "
+                                         r"pip install 'dl_arch\[tfds\]'"):
+        tfds_source(config, "train")

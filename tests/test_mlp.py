@@ -94,3 +94,14 @@ def test_top_k_and_per_class_scores():
     np.testing.assert_allclose(s["recall"], [5 / 6, 2 / 4])
     p, r = s["precision"], s["recall"]
     np.testing.assert_allclose(s["f1"], 2 * p * r / (p + r))
+
+
+def test_bfloat16_compute_keeps_float32_params_and_logits():
+    model = MLP(num_classes=3, width=8, depth=1, dtype=jnp.bfloat16)
+    x = jnp.ones((2, 4))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(variables))
+    out = model.apply(variables, x)
+    assert out.dtype == jnp.float32
+    ref = MLP(num_classes=3, width=8, depth=1).apply(variables, x)
+    np.testing.assert_allclose(out, ref, rtol=3e-2, atol=3e-2)

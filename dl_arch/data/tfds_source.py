@@ -27,8 +27,9 @@ def tfds_source(dataset_config: Any, split: str) -> Any:
     except ModuleNotFoundError as e:
         raise ValueError(
             f"config.dataset.name='{dataset_config.name}' is not prepared in "
-            f"{data_dir or 'the TFDS data dir'} and preparing it needs {e.name}: run "
-            f"pip install 'dl_arch[tfds]' once (with network), or pick an offline dataset"
+            f"{data_dir or 'the TFDS data dir'}; preparing it needs TensorFlow (missing module "
+            f"{e.name}): run pip install 'dl_arch[tfds]' once (with network), or pick an "
+            f"offline dataset"
         ) from e
     except Exception as e:  # noqa: BLE001 - TFDS raises many types; one clear line instead
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

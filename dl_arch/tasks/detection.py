@@ -403,7 +403,8 @@ class DetectionTask(SupervisedTask):
         if final and t.get("exact_eval_at_end", True) and jax.process_index() == 0:
             exact = self.evaluate_exact(variables, int(self.config.get("eval_max_batches", 0)))
             if writer is not None:
-                writer.write_scalars(step, {f"final/{k}": v for k, v in exact.items()})
+                writer.write_scalars(step, {f"final/{k}": v for k, v in exact.items()
+                                            if np.isfinite(v)})  # NaN: class without boxes
             if workdir:
                 with open(os.path.join(workdir, "detection_metrics.json"), "w") as f:
                     json.dump(exact, f, indent=1)
