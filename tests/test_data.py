@@ -123,3 +123,21 @@ def test_eval_batches_cover_each_example_once_across_processes():
 def test_batch_size_must_divide_by_processes():
     with pytest.raises(ValueError, match="config.batch_size=9 must divide by the number of processes"):
         train_dataset(_dataset_config(name="xor"), 0, 9, IDENTITY, 0, 2)
+
+
+def _double_image(ex, rng, train):
+    return dict(ex, image=ex["image"] * 2)
+
+
+def test_worker_processes_give_the_same_stream_and_resume():
+    c = _dataset_config(name="shapes")
+    plain = iter(train_dataset(c, 0, 4, _double_image))
+    c.num_workers = 1
+    workers = iter(train_dataset(c, 0, 4, _double_image))
+    for _ in range(3):
+        np.testing.assert_array_equal(next(workers)["image"], next(plain)["image"])
+    state = workers.get_state()
+    expected = next(workers)["image"]
+    resumed = iter(train_dataset(c, 0, 4, _double_image))
+    resumed.set_state(state)
+    np.testing.assert_array_equal(next(resumed)["image"], expected)

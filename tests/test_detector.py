@@ -3,6 +3,7 @@ TFDS adapters, overfitting one batch and the smoke config end to end."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -278,8 +279,8 @@ def test_voc_config_pipeline_on_mock_data():
                       [(4, 64, 64, 3), (4, 50, 4), (4, 50)])
     variables = jax.eval_shape(task.init_variables, jax.random.key(0), batch)
     params = variables.pop("params")
-    loss, (metrics, _) = jax.eval_shape(task.loss, "all", params, variables, batch,
-                                        jax.random.key(1))
+    loss, (metrics, _) = jax.eval_shape(functools.partial(task.loss, "all"), params, variables,
+                                        batch, jax.random.key(1))
     assert loss.shape == () and "giou_loss" in metrics
 
 
@@ -295,5 +296,6 @@ def test_coco_config_builds_with_80_classes(arg):
     params = variables.pop("params")
     out = jax.eval_shape(task.model.apply, {"params": params, **variables}, batch["image"])
     assert out["class_logits"].shape[-1] == 80 == len(config.dataset.class_names)
-    loss, _ = jax.eval_shape(task.loss, "all", params, variables, batch, jax.random.key(1))
+    loss, _ = jax.eval_shape(functools.partial(task.loss, "all"), params, variables, batch,
+                             jax.random.key(1))
     assert loss.shape == ()

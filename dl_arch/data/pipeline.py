@@ -72,6 +72,10 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
     it_ds = ds.to_iter_dataset()
     workers = int(dataset_config.get("num_workers", 0))
     if workers > 0:
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (library use, notebooks)
+            flags.FLAGS.mark_as_parsed()
         it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
     return it_ds
 

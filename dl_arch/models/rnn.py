@@ -87,16 +87,20 @@ def _add_to_hidden(cell: str, state: State, eps_BH: jax.Array) -> State:
 def scan_recurrence(cell: str, xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Array | None,
                     state0: State, mask_TB: jax.Array | None = None, reverse: bool = False,
                     unroll: int | bool = 1, eps_TBH: jax.Array | None = None,
-                    activation: Callable[[jax.Array], jax.Array] = jnp.tanh
+                    activation: str = "tanh", fused_backward: bool = True
                     ) -> tuple[State, jax.Array]:
     """Runs the recurrence over time-major pre-activations; returns (final state, h_TBH).
 
     Masked steps (`mask_TB` false) keep the state unchanged and output zeros, so each
     example's final state is the one at its own last real step (first, when reversed).
     `eps_TBH` is added to each new hidden state: a zero perturbation whose gradient is
-    the total dL/dh_t of backpropagation through time.
+    the total dL/dh_t of backpropagation through time. `fused_backward` uses the
+    hand-written backward pass (`_fused_recurrence`); the two agree to rounding.
     """
-
+    if eps_TBH is None and fused_backward:
+        return _fused_recurrence(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0,
+                                 mask_TB)
+    act = ACTIVATIONS[activation]
     bh_G = None
     if b_hn is not None:  # the GRU's recurrent bias sits on the candidate block only
         bh_G = jnp.concatenate([jnp.zeros_like(b_hn), jnp.zeros_like(b_hn), b_hn])[None, :]
@@ -106,7 +110,7 @@ def scan_recurrence(cell: str, xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Arr
         hg_BG = state_hidden(cell, state) @ w_hh
         if bh_G is not None:
             hg_BG = hg_BG + bh_G
-        new = cell_step(cell, xg_BG, hg_BG, state, activation)
+        new = cell_step(cell, xg_BG, hg_BG, state, act)
         if eps_BH is not None:
             new = _add_to_hidden(cell, new, eps_BH)
         h_BH = state_hidden(cell, new)
@@ -117,6 +121,125 @@ def scan_recurrence(cell: str, xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Arr
         return new, h_BH
 
     return jax.lax.scan(step, state0, (xg_TBG, mask_TB, eps_TBH), reverse=reverse, unroll=unroll)
+
+
+# ----- the recurrence with a hand-written backward pass -----
+# Autodiff of the scan accumulates dW_hh += h_{t-1}^T dz_t inside the backward loop, one
+# small matmul per step. Here the backward loop only propagates dL/dh (one matmul per
+# step, like the forward) and emits the gate gradients dz_t; dW_hh is then ONE large
+# (H, T*B) x (T*B, G) matmul after the loop, and the forward saves the gate activations
+# so nothing is recomputed.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _fused_recurrence(cell: str, activation: str, reverse: bool, unroll: int | bool,
+                      xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Array | None, state0: State,
+                      mask_TB: jax.Array | None) -> tuple[State, jax.Array]:
+    out, _ = _fused_fwd(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0, mask_TB)
+    return out
+
+
+def _fused_fwd(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0, mask_TB):
+    hid = w_hh.shape[0]
+    act = ACTIVATIONS[activation]
+    bh_G = None
+    if b_hn is not None:
+        bh_G = jnp.concatenate([jnp.zeros((2 * hid,), b_hn.dtype), b_hn])[None, :]
+
+    def step(state, xs):
+        xg_BG, m_B = xs
+        h_prev = state_hidden(cell, state)
+        hg_BG = h_prev @ w_hh
+        if cell == "rnn":
+            h = act(xg_BG + hg_BG)
+            new, res = h, (h,)
+        elif cell == "lstm":
+            z = xg_BG + hg_BG
+            i, f = jax.nn.sigmoid(z[:, :hid]), jax.nn.sigmoid(z[:, hid:2 * hid])
+            g, o = jnp.tanh(z[:, 2 * hid:3 * hid]), jax.nn.sigmoid(z[:, 3 * hid:])
+            c = f * state[0] + i * g
+            tc = jnp.tanh(c)
+            h = o * tc
+            new, res = (c, h), (i, f, g, o, state[0], tc)
+        else:
+            hg_BG = hg_BG + bh_G
+            r = jax.nn.sigmoid(xg_BG[:, :hid] + hg_BG[:, :hid])
+            u = jax.nn.sigmoid(xg_BG[:, hid:2 * hid] + hg_BG[:, hid:2 * hid])
+            hn = hg_BG[:, 2 * hid:]
+            n = jnp.tanh(xg_BG[:, 2 * hid:] + r * hn)
+            h = (1.0 - u) * n + u * h_prev
+            new, res = h, (r, u, n, hn)
+        if m_B is not None:
+            keep = m_B[:, None]
+            new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
+            h = jnp.where(keep, h, jnp.zeros_like(h))
+        return new, (h, h_prev, res)
+
+    final, (h_TBH, hprev_TBH, res) = jax.lax.scan(step, state0, (xg_TBG, mask_TB),
+                                                  reverse=reverse, unroll=unroll)
+    return (final, h_TBH), (w_hh, hprev_TBH, res, mask_TB)
+
+
+def _fused_bwd(cell, activation, reverse, unroll, saved, cotangents):
+    w_hh, hprev_TBH, res, mask_TB = saved
+    d_final, dy_TBH = cotangents
+    w_t = w_hh.T
+
+    def step(dstate, xs):
+        dy_BH, m_B, r_t, h_prev = xs
+        dc = None
+        if cell == "lstm":
+            dc, dh = dstate
+        else:
+            dh = dstate
+        if m_B is not None:
+            dy_BH = jnp.where(m_B[:, None], dy_BH, jnp.zeros_like(dy_BH))
+        dh = dh + dy_BH
+        direct = None
+        if cell == "rnn":
+            (h,) = r_t
+            grad = 1.0 - h * h if activation == "tanh" else (h > 0).astype(h.dtype)
+            dxg = dh * grad
+            dhg = dxg
+        elif cell == "lstm":
+            i, f, g, o, c_prev, tc = r_t
+            dc = dc + dh * o * (1.0 - tc * tc)
+            dxg = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f),
+                                   dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=-1)
+            dhg = dxg
+            dc = dc * f
+        else:
+            r, u, n, hn = r_t
+            dn = dh * (1.0 - u) * (1.0 - n * n)
+            dr = dn * hn * r * (1.0 - r)
+            du = dh * (h_prev - n) * u * (1.0 - u)
+            dxg = jnp.concatenate([dr, du, dn], axis=-1)
+            dhg = jnp.concatenate([dr, du, dn * r], axis=-1)
+            direct = dh * u
+        dh_prev = dhg @ w_t
+        if direct is not None:
+            dh_prev = dh_prev + direct
+        new = (dc, dh_prev) if cell == "lstm" else dh_prev
+        if m_B is not None:
+            keep = m_B[:, None]
+            new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, dstate)
+            dxg = jnp.where(keep, dxg, jnp.zeros_like(dxg))
+            dhg = jnp.where(keep, dhg, jnp.zeros_like(dhg))
+        return new, (dxg, dhg if cell == "gru" else None)
+
+    d_state0, (dxg_TBG, dhg_TBG) = jax.lax.scan(
+        step, d_final, (dy_TBH, mask_TB, res, hprev_TBH), reverse=not reverse, unroll=unroll)
+    if dhg_TBG is None:
+        dhg_TBG = dxg_TBG
+    d_w = jnp.einsum("tbh,tbg->hg", hprev_TBH, dhg_TBG)
+    d_bhn = None
+    if cell == "gru":
+        hid = w_hh.shape[0]
+        d_bhn = dhg_TBG[..., 2 * hid:].sum(axis=(0, 1))
+    return dxg_TBG, d_w, d_bhn, d_state0, None
+
+
+_fused_recurrence.defvjp(_fused_fwd, _fused_bwd)
 
 
 class Recurrent(nn.Module):
@@ -133,6 +256,7 @@ class Recurrent(nn.Module):
     reverse: bool = False
     unroll: int | bool = 1
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000)
+    fused_backward: bool = True  # hand-written BPTT backward pass; False: autodiff of the scan
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -176,7 +300,7 @@ class Recurrent(nn.Module):
             eps_TBH = self.perturb("hidden", jnp.zeros((steps, batch, hid), self.dtype))
         final, h_TBH = scan_recurrence(
             self.cell, xg_TBG, w_hh, b_hn, initial_state, mask_TB, self.reverse, self.unroll,
-            eps_TBH, ACTIVATIONS[self.activation])
+            eps_TBH, self.activation, self.fused_backward)
         return jnp.swapaxes(h_TBH, 0, 1), final
 
 
