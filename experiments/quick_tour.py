@@ -24,17 +24,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # family, trial name, config (file:options), model override (None: the config's own),
 # headline metric, training steps, other overrides (kept small: this is a tour)
-SHAPES = "configs/mlp_shapes.py:image_size=32"
 FAMILIES = [
     ("perceptron/MLP", "mlp-spirals", "configs/mlp_xor.py:dataset=spirals,width=64", None,
      "eval/accuracy", 1000, {}),
-    ("CNN", "lenet5-shapes", SHAPES, {"name": "lenet5", "num_classes": 4}, "eval/accuracy",
+    ("CNN", "lenet5-shapes", "configs/lenet5_shapes.py:num_classes=4", None, "eval/accuracy",
      300, {}),
     ("RNN", "lstm-adding", "configs/lstm_adding.py:T=50,hidden=64", None, "eval/solved", 600,
      {"task.gradient_flow": False}),
-    ("Transformer", "vit-shapes", SHAPES,
-     {"name": "vit_ti16", "num_classes": 4, "patch_size": 4, "hidden": 64, "num_layers": 4,
-      "num_heads": 4, "mlp_dim": 128}, "eval/accuracy", 300, {}),
+    ("Transformer", "vit-shapes", "configs/vit_shapes.py:hidden=64", None, "eval/accuracy",
+     300, {"batch_size": 64}),
+    ("Transformer", "gpt-text", "configs/gpt_text.py:model=gpt_nano", None,
+     "eval/bits_per_char", 300, {"batch_size": 16}),
     ("autoencoder", "vae-shapes", "configs/vae_shapes.py", None, "eval/loss", 300,
      {"frechet.enabled": False}),
     ("GAN", "dcgan-shapes", "configs/dcgan_shapes.py", None, "eval/frechet_distance", 300,

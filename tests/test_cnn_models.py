@@ -105,9 +105,15 @@ def test_tiny_variants_train_and_eval_modes(name):
     chex.assert_shape(logits, (4, 5))
     chex.assert_tree_all_finite(logits)
     mutable = [k for k in ("batch_stats", "aux_logits") if k in variables or fields]
-    train_logits, updated = jax.jit(lambda v, x: model.apply(
-        v, x, train=True, rngs={"dropout": jax.random.key(2)}, mutable=mutable))(variables, x)
+    train = jax.jit(lambda v, x, rng: model.apply(v, x, train=True, rngs={"dropout": rng},
+                                                  mutable=mutable))
+    train_logits, updated = train(variables, x, jax.random.key(2))
     chex.assert_shape(train_logits, (4, 5))
+    if not name.startswith(("lenet", "resnet")):  # models with dropout: rng changes outputs
+        other_logits, _ = train(variables, x, jax.random.key(3))
+        assert not np.allclose(train_logits, other_logits)
+    else:
+        chex.assert_trees_all_close(train(variables, x, jax.random.key(3))[0], train_logits)
     if fields:  # GoogLeNet's auxiliary heads sow their logits in train mode
         chex.assert_shape([updated["aux_logits"]["aux1"][0], updated["aux_logits"]["aux2"][0]],
                           (4, 5))

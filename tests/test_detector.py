@@ -81,6 +81,24 @@ def test_output_shapes_anchor_layout_and_bad_fields():
         MODELS.get("ssd_tiny")(num_classes=3, backbone="vgg11").init(jax.random.key(0), x)
 
 
+def test_backbone_features_equal_the_classifier_resnet_stages():
+    """ResNetFeatures with a ResNet classifier's weights gives the classifier's sown stages,
+    so `config.init_from` a classification run transfers the backbone unchanged."""
+    from dl_arch.models.cnn.resnet import ResNet
+    from dl_arch.models.detection import ResNetFeatures
+
+    fields = dict(stage_sizes=(1, 1), block="basic", width=8, stem="small")
+    x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3))
+    classifier = ResNet(num_classes=5, **fields)
+    variables = jax.jit(classifier.init)(jax.random.key(0), x)
+    _, sown = classifier.apply(variables, x, mutable=["intermediates"])
+    backbone_vars = {"params": {k: v for k, v in variables["params"].items() if k != "head"},
+                     "batch_stats": variables["batch_stats"]}
+    stages = ResNetFeatures(**fields).apply(backbone_vars, x)
+    for s, feat in enumerate(stages):
+        chex.assert_trees_all_close(feat, sown["intermediates"][f"layer{s + 1}"][0], atol=1e-6)
+
+
 # ---------------------------------------------------------- targets and losses
 def test_assign_targets_matches_loop_reference():
     anchors = box_lib.make_anchors([(4, 4), (2, 2)], [0.25, 0.5], [1.0, 2.0])

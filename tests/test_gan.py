@@ -212,3 +212,22 @@ def test_gan_task_needs_a_gan_model():
     config.model = ml_collections.ConfigDict({"name": "dense_ae_tiny"})
     with pytest.raises(ValueError, match="config.model.name"):
         TASKS.get("gan")(config)
+
+
+@pytest.mark.parametrize("path", ["configs/dcgan_shapes.py", "configs/dcgan_mnist.py",
+                                  "configs/dcgan_cifar10.py"])
+def test_config_builds_on_its_data(path):
+    """Each smoke config's GAN takes its dataset's batches (TFDS through mock data)."""
+    import tensorflow_datasets as tfds
+
+    config = load_config(f"{path}:smoke")
+    task = build_task(config)
+    with tfds.testing.mock_data(num_examples=40):
+        batch = first_batch(config, task)
+    variables = jax.eval_shape(task.init_variables, jax.random.key(0), batch)
+    params = variables.pop("params")
+    for phase in task.phases:
+        loss, _ = jax.eval_shape(lambda p, v, ph=phase: task.loss(ph, p, v, batch,
+                                                                  jax.random.key(1)),
+                                 params, variables)
+        assert loss.shape == ()

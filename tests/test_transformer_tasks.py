@@ -86,10 +86,11 @@ def _tiny_translator():
 
 def test_greedy_decode_matches_repeated_full_forward():
     model, params, src = _tiny_translator()
-    got = np.asarray(greedy_decode(model, params, src, 4))
+    got = np.asarray(jax.jit(lambda p, s: greedy_decode(model, p, s, 4))(params, src))
     seq = np.ones((2, 1), np.int32)
+    forward = jax.jit(lambda s, t: model.apply({"params": params}, s, t))
     for _ in range(4):
-        logits = model.apply({"params": params}, src, jnp.asarray(seq))
+        logits = forward(src, jnp.asarray(seq))
         seq = np.concatenate([seq, np.asarray(jnp.argmax(logits[:, -1], -1))[:, None]], 1)
     want = seq[:, 1:]
     for row in want:  # <pad> after the first <eos>
@@ -102,32 +103,34 @@ def test_greedy_decode_matches_repeated_full_forward():
 def test_beam_search_with_wide_beam_equals_exhaustive_search():
     model, params, src = _tiny_translator()
     length, alpha, vocab = 3, 0.6, 5
-    got = np.asarray(beam_search(model, params, src, length, beam_size=vocab ** 2, alpha=alpha))
+    got = np.asarray(jax.jit(lambda p, s: beam_search(model, p, s, length, vocab ** 2, alpha))(
+        params, src))
     # exhaustive: every sequence, scored by a teacher-forced full forward pass
+    seqs, ends = [], []
+    for seq in itertools.product(range(vocab), repeat=length):
+        seq = list(seq)
+        end = seq.index(EOS) + 1 if EOS in seq else length
+        if all(s == PAD for s in seq[end:]):  # nothing but <pad> after <eos>
+            seqs.append(seq)
+            ends.append(end)
+    seqs_NL, ends_N = np.array(seqs), np.array(ends)
+    dec_in = np.concatenate([np.ones((len(seqs), 1), np.int32), seqs_NL[:, :-1]], axis=1)
+    forward = jax.jit(lambda s, t: jax.nn.log_softmax(model.apply({"params": params}, s, t)))
     best = []
     for b in range(2):
-        scored = []
-        for seq in itertools.product(range(vocab), repeat=length):
-            seq = list(seq)
-            if EOS in seq:
-                end = seq.index(EOS) + 1
-                if any(s != PAD for s in seq[end:]):
-                    continue
-            else:
-                end = length
-            logits = model.apply({"params": params}, src[b:b + 1],
-                                 jnp.asarray([[1] + seq[:-1]]))
-            logp = np.asarray(jax.nn.log_softmax(logits))[0]
-            score = sum(logp[t, seq[t]] for t in range(end))
-            scored.append((score / float(length_penalty(jnp.asarray(end), alpha)), seq))
-        best.append(max(scored)[1])
+        logp_NLV = np.asarray(forward(jnp.tile(src[b:b + 1], (len(seqs), 1)), dec_in))
+        logp_NL = np.take_along_axis(logp_NLV, seqs_NL[..., None], -1)[..., 0]
+        score_N = (logp_NL * (np.arange(length)[None, :] < ends_N[:, None])).sum(1)
+        norm_N = score_N / np.asarray(length_penalty(jnp.asarray(ends_N), alpha))
+        best.append(seqs_NL[np.argmax(norm_N)])
     np.testing.assert_array_equal(got, np.array(best))
 
 
 def test_beam_size_one_is_greedy():
     model, params, src = _tiny_translator()
-    np.testing.assert_array_equal(beam_search(model, params, src, 6, beam_size=1, alpha=0.0),
-                                  greedy_decode(model, params, src, 6))
+    beam = jax.jit(lambda p, s: beam_search(model, p, s, 6, beam_size=1, alpha=0.0))
+    greedy = jax.jit(lambda p, s: greedy_decode(model, p, s, 6))
+    np.testing.assert_array_equal(beam(params, src), greedy(params, src))
 
 
 def test_cached_generation_matches_rereading_the_buffer():

@@ -3,8 +3,13 @@
 `preprocess(example, rng, dataset_config, train)` is called for every example; `rng` is a
 numpy Generator that is deterministic per (seed, index), so augmentation is reproducible.
 Fields read from `config.dataset`:
-  augment         tuple of op names applied in order when training: random_crop, flip_lr
+  augment         tuple of op names applied in order when training: random_crop, flip_lr,
+                  random_resized_crop (Inception-style area/aspect crop, to `resize_to`)
   crop_padding    zero padding on each side before a random crop back to the input size
+  resize_to       0 = keep the size; else every image leaves square at this side: in eval
+                  (and in training without random_resized_crop) by resizing the shorter
+                  side to resize_to / crop_fraction and taking the central crop
+  crop_fraction   the central crop's share of the shorter side (0.875: 224 of 256)
   normalize_mean  per-channel (or scalar) mean subtracted in train and eval; () = off
   normalize_std   per-channel (or scalar) std divided by in train and eval; () = off
 uint8 images (TFDS) become float32 in [0, 1] first; everything stays channels-last (HWC).
@@ -42,11 +47,51 @@ def flip_lr(image_HWC: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return image_HWC[:, ::-1] if rng.random() < 0.5 else image_HWC
 
 
+def resize(image_HWC: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a float image (PIL, per channel, antialiased when shrinking)."""
+    from PIL import Image
+
+    if image_HWC.shape[:2] == (height, width):
+        return image_HWC
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image_HWC[..., c]), mode="F")
+                           .resize((width, height), Image.BILINEAR))
+                for c in range(image_HWC.shape[2])]
+    return np.stack(channels, axis=-1)
+
+
+def center_resize(image_HWC: np.ndarray, size: int, crop_fraction: float) -> np.ndarray:
+    """Shorter side to size / crop_fraction, then the central size x size crop (eval)."""
+    h, w = image_HWC.shape[:2]
+    short = int(round(size / crop_fraction))
+    nh, nw = (short, max(short, round(w * short / h))) if h <= w else (
+        max(short, round(h * short / w)), short)
+    image_HWC = resize(image_HWC, nh, nw)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return image_HWC[top:top + size, left:left + size]
+
+
+def random_resized_crop(image_HWC: np.ndarray, rng: np.random.Generator, size: int,
+                        scale: tuple[float, float] = (0.08, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> np.ndarray:
+    """A random crop of 8-100% of the area and aspect 3/4-4/3, resized to size x size."""
+    h, w = image_HWC.shape[:2]
+    for _ in range(10):
+        area = h * w * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        cw, ch = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+            return resize(image_HWC[top:top + ch, left:left + cw], size, size)
+    return center_resize(image_HWC, size, 1.0)  # fallback: the central square
+
+
 def _ops(dataset_config: Any) -> dict[str, Callable[[np.ndarray, np.random.Generator], Any]]:
     padding = int(dataset_config.get("crop_padding", 4))
+    size = int(dataset_config.get("resize_to", 0) or 0)
     return {
         "random_crop": lambda im, rng: random_crop(im, rng, padding),
         "flip_lr": flip_lr,
+        "random_resized_crop": lambda im, rng: random_resized_crop(im, rng, size or im.shape[0]),
     }
 
 
@@ -75,6 +120,9 @@ def preprocess(example: dict[str, Any], rng: np.random.Generator, dataset_config
             raise ValueError(
                 f"config.dataset.augment has unknown op '{name}'; known: {', '.join(ops)}"
             )
+    size = int(dataset_config.get("resize_to", 0) or 0)
+    if size and not (train and "random_resized_crop" in names):
+        image = center_resize(image, size, float(dataset_config.get("crop_fraction", 0.875)))
     if train:
         for name in names:
             image = ops[name](image, rng)

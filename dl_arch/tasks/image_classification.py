@@ -26,6 +26,11 @@ from dl_arch.tasks.feature_maps import save_visualisations
 class ImageClassificationTask(ClassificationTask):
     """Fields beyond `classification`: task.aux_loss_weight, visualize_layers, ..._num_images."""
 
+    def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
+        # init makes every collection mutable: sown auxiliary logits are outputs, not state.
+        variables = super().init_variables(rng, batch)
+        return {k: v for k, v in variables.items() if k != "aux_logits"}
+
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
         if not self.config.model.get("aux_logits", False):
             return super().loss(phase, params, mutable, batch, rng)

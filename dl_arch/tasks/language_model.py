@@ -137,12 +137,19 @@ class LanguageModel(Task):
 
     # ----- generation -----
     def generate(self, params: Any, prompt: jax.Array, length: int, rng: jax.Array,
-                 temperature: float = 1.0, top_k: int = 0) -> jax.Array:
-        """Continues `prompt` (N, P) by `length` tokens; returns (N, length)."""
+                 temperature: float = 1.0, top_k: int = 0, use_state: bool | None = None
+                 ) -> jax.Array:
+        """Continues `prompt` (N, P) by `length` tokens; returns (N, length).
+
+        `use_state` (default: the model is recurrent) steps a carried state one token at a
+        time; otherwise the whole buffer is re-read at every step (any causal model).
+        """
         n, p = prompt.shape
         v = {"params": params}
         keys = jax.random.split(rng, length)
-        if getattr(self.model, "recurrent", False):
+        if use_state is None:
+            use_state = getattr(self.model, "recurrent", False)
+        if use_state:
             logits, state = self.model.apply(v, prompt, return_state=True)
 
             def step(carry, key):
@@ -176,7 +183,7 @@ class LanguageModel(Task):
         if vocab < 256:
             raise ValueError(f"config.model.vocab_size={vocab}: byte sampling needs >= 256")
         tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
-        gen = jax.jit(self.generate, static_argnums=(2, 4, 5))
+        gen = jax.jit(self.generate, static_argnums=(2, 4, 5, 6))
         out = np.asarray(gen(variables["params"], tokens, length,
                              jax.random.key(int(sc.get("seed", 0))), temperature, top_k))
         texts = [prompt + decode_bytes(row) for row in out]
@@ -192,8 +199,9 @@ class LanguageModel(Task):
         if not final or length <= 0 or int(self.config.model.get("vocab_size", 256)) < 256:
             return
         prompt = decode_bytes(np.asarray(batch["inputs"])[0, :32])
-        sc = {**self.config.get("sample", {}), "prompt": prompt, "length": length,
-              "num_samples": 1}
+        base = self.config.get("sample", {})
+        base = base.to_dict() if hasattr(base, "to_dict") else dict(base)
+        sc = {**base, "prompt": prompt, "length": length, "num_samples": 1}
         texts = self.sample(variables, sc)
         with open(os.path.join(workdir, "samples.txt"), "a", encoding="utf-8") as f:
             f.write(f"===== step {step} =====\n{texts[0]}\n")
