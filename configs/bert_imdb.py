@@ -15,7 +15,7 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 def get_config(arg: str | None = None):
     opts = parse_options(arg, max_len=512, steps=6000, init_from="")
     c = base_config()
-    c.task = dict(name="classification", input_key="inputs", label_smoothing=0.0, top_k=1)
+    c.task = dict(name="classification", input_key="inputs", label_smoothing=0.0, top_k=5)
     c.model = dict(name="bert_mini", vocab_size=256, max_len=opts.max_len, head="classify",
                    num_classes=2, dropout_rate=0.1, attention_impl="auto")
     c.dataset.name = "text_classification"

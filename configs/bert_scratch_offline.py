@@ -6,8 +6,8 @@ Identical to `bert_finetune_offline.py` without `init_from`, so the accuracy gap
 two runs is what masked-LM pretraining bought.
 """
 
-from configs.bert_finetune_offline import get_config as finetune_config
 from configs.base import parse_options
+from configs.bert_finetune_offline import get_config as finetune_config
 
 
 def get_config(arg: str | None = None):

@@ -41,6 +41,7 @@ def get_config(arg: str | None = None):
         name="ssd_tiny",
         num_classes=opts.num_classes,
         backbone="resnet18",  # a registered ResNet; its blocks per stage are overridden below
+        backbone_features=(),  # () = ResNet stages; other family CNNs: their sown map names
         backbone_width=opts.width,  # channels of the first stage (64 in the real ResNet-18)
         backbone_stage_sizes=(1, 1, 1, 1),  # one basic block per stage (stage 4 unused: not built)
         backbone_stem="imagenet",  # 7x7/2 conv + max pool: stage strides 4, 8, 16, 32

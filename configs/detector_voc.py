@@ -44,6 +44,8 @@ def get_config(arg: str | None = None):
         name="ssd_resnet18",  # the backbone field below picks the ResNet
         num_classes=len(VOC_CLASSES),
         backbone=opts.backbone,  # any registered ResNet: resnet18 | resnet34 | resnet50 | ...
+        backbone_features=(),  # other family CNNs: names of their sown maps, e.g. mobilenet_v2
+        # with ("group3", "group5", "group7"); () reads a ResNet's feature_stages directly
         feature_stages=(2, 3, 4),  # strides 8, 16, 32
         extra_levels=2,  # SSD extra levels: strides 64, 128 for large objects
         fpn=True,  # top-down merge of coarse levels into fine ones

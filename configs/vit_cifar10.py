@@ -16,6 +16,10 @@ def get_config(arg: str | None = None):
     c.dataset.name = "tfds:cifar10"
     c.dataset.train_split = "train"
     c.dataset.eval_split = "test"
+    c.dataset.augment = ("random_crop", "flip_lr")  # train only
+    c.dataset.crop_padding = 4
+    c.dataset.normalize_mean = (0.4914, 0.4822, 0.4465)  # CIFAR-10 channel statistics
+    c.dataset.normalize_std = (0.2470, 0.2435, 0.2616)
     c.dataset.class_names = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                              "horse", "ship", "truck")
     c.batch_size = 256

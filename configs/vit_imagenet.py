@@ -1,6 +1,6 @@
-"""ViT-B/16 (or Ti/S/B, patch 16/32) on TFDS imagenet2012 at 224x224 (prepare it once;
-the images need resizing to 224 in preprocessing, which the CNN family's
-`dl_arch/data/augment.py` provides through config.dataset.image_size).
+"""ViT-B/16 (or Ti/S/B, patch 16/32) on TFDS imagenet2012 at 224x224 (prepare it once).
+Images are resized/cropped to 224 by `dl_arch/data/augment.py` (Inception crop + flip when
+training, resize + central crop in eval), with ViT's [-1, 1] input scaling.
 
     python launch.py --config=configs/vit_imagenet.py --workdir=runs/vit_b16
     python launch.py --config=configs/vit_imagenet.py:variant=vit_s16 --workdir=runs/vit_s16
@@ -19,8 +19,11 @@ def get_config(arg: str | None = None):
     c.dataset.name = "tfds:imagenet2012"
     c.dataset.train_split = "train"
     c.dataset.eval_split = "validation"
-    c.dataset.image_size = 224
-    c.dataset.augment = "inception_crop_flip"
+    c.dataset.resize_to = 224  # every image leaves the pipeline at 224x224
+    c.dataset.crop_fraction = 0.875
+    c.dataset.augment = ("random_resized_crop", "flip_lr")  # train only
+    c.dataset.normalize_mean = (0.5, 0.5, 0.5)  # [0, 1] -> [-1, 1], as in big_vision
+    c.dataset.normalize_std = (0.5, 0.5, 0.5)
     c.batch_size = opts.batch
     c.num_train_steps = opts.steps
     c.log_every_steps = 100
@@ -36,7 +39,7 @@ def get_config(arg: str | None = None):
     if opts.smoke:
         c.model.update(name="vit_nano", hidden=16, num_layers=1, num_heads=2, mlp_dim=32,
                        patch_size=8, scan=False)
-        c.dataset.image_size = 32
+        c.dataset.resize_to = 32
         shrink_for_smoke(c, steps=4)
         c.batch_size = 4
     return c

@@ -27,7 +27,7 @@ LEARNING_RATES = {"momentum": 0.05, "sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """The grid: activations x depths x optimisers x seeds."""
-    opts = parse_options(arg, seeds=1, steps=1500, width=32, depths="2/5/10/20",
+    opts = parse_options(arg, seeds=1, steps=1000, width=32, depths="2/5/10/20",
                          optimizers="momentum/adam")
     activations = ["sigmoid", "tanh", "relu", "gelu"]
     depths, optimizers = as_list(opts.depths, int), as_list(opts.optimizers, str)

@@ -24,7 +24,7 @@ from dl_arch.experiments.runner import as_list
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """The grid: datasets x (perceptron, MLP widths) x seeds."""
-    opts = parse_options(arg, seeds=2, steps=2000, widths="2/8/32/128", depth=1)
+    opts = parse_options(arg, seeds=2, steps=1000, widths="2/8/32/128", depth=1)
     datasets = ["xor", "circles", "spirals"]
     widths = as_list(opts.widths, int)
     seeds = list(range(opts.seeds))

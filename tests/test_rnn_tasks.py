@@ -21,7 +21,6 @@ from dl_arch.train.loop import build_task, train_and_evaluate
 OFFLINE = {
     "configs/lstm_adding.py:smoke": ("eval/mse", "gradient_flow.png"),
     "configs/lstm_copy.py:smoke": ("eval/accuracy", None),
-    "configs/lstm_long_range.py:smoke,cell=gru": ("eval/accuracy", "gradient_flow.png"),
     "configs/lstm_forecast.py:smoke,series=sine": ("eval/skill", "forecast.png"),
     "configs/seq2seq_dates.py:smoke": ("eval/exact_match_beam", "attention.png"),
     "configs/lstm_text.py:smoke": ("eval/bits_per_char", "samples.txt"),
@@ -157,14 +156,14 @@ def test_gradient_flow_matches_finite_differences(cell):
     direction = jax.random.normal(jax.random.key(1), g_TBH.shape)
     for t in (0, x.shape[1] // 2, x.shape[1] - 1):
         v = jnp.zeros_like(g_TBH).at[t].set(direction[t])
-        eps = 1e-3
+        eps = 3e-2  # float32 loss: a larger step keeps rounding below the O(eps^2) error
 
         def loss_at(e, v=v):
             p = {"rnn": {"layer_0": {"hidden": e * v}}}
             return float(loss_of(task.model.apply({**variables, "perturbations": p}, x)))
 
         fd = (loss_at(eps) - loss_at(-eps)) / (2 * eps)
-        np.testing.assert_allclose(fd, float(jnp.sum(g_TBH * v)), rtol=2e-2, atol=1e-6)
+        np.testing.assert_allclose(fd, float(jnp.sum(g_TBH * v)), rtol=1e-2, atol=2e-5)
 
 
 def test_gradient_clipping_bounds_the_update():

@@ -70,37 +70,12 @@ def _xent(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def test_gpt_overfits_one_batch():
-    tokens = jax.random.randint(jax.random.key(1), (4, 17), 1, 256)
-    losses = _fit(MODELS.get("gpt_nano")(dropout_rate=0.0), (tokens[:, :-1],),
-                  lambda lg: _xent(lg, tokens[:, 1:]), steps=80, lr=1e-2)
-    assert losses[-1] < 0.1 * losses[0], losses[::10]
-
-
-def test_bert_overfits_one_batch_mlm_and_classify():
-    tokens = jax.random.randint(jax.random.key(2), (4, 12), 1, 50)
-    m = Bert(vocab_size=50, hidden=32, num_layers=2, num_heads=2, mlp_dim=64, max_len=16,
-             dropout_rate=0.0)
-    losses = _fit(m, (tokens,), lambda lg: _xent(lg, tokens))
-    assert losses[-1] < 0.1 * losses[0], losses[::10]
-    labels = jnp.array([0, 1, 2, 1])
-    losses = _fit(m.clone(head="classify", num_classes=3), (tokens,), lambda lg: _xent(lg, labels))
-    assert losses[-1] < 0.05, losses[::10]
-
-
-def test_encoder_decoder_overfits_one_batch():
-    src = jax.random.randint(jax.random.key(3), (4, 7), 3, 64)
-    tgt = jnp.concatenate([jnp.ones((4, 1), jnp.int32), src[:, ::-1]], axis=1)
-    m = MODELS.get("transformer_tiny")(dropout_rate=0.0)
-    losses = _fit(m, (src, tgt[:, :-1]), lambda lg: _xent(lg, tgt[:, 1:]), steps=80)
-    assert losses[-1] < 0.1 * losses[0], losses[::10]
-
-
-@pytest.mark.parametrize("pool", ["cls", "gap"])
-def test_vit_overfits_one_batch(pool):
+# The other models overfit one batch through their tasks and configs
+# (tests/test_transformer_tasks.py::test_configs_overfit_one_batch; ViT there pools with gap).
+def test_vit_with_class_token_overfits_one_batch():
     images = jax.random.uniform(jax.random.key(4), (4, 16, 16, 3))
     labels = jnp.array([0, 1, 2, 3])
-    m = MODELS.get("vit_nano")(pool=pool, num_classes=4)
+    m = MODELS.get("vit_nano")(pool="cls", num_classes=4)
     losses = _fit(m, (images,), lambda lg: _xent(lg, labels), steps=60)
     assert losses[-1] < 0.05, losses[::10]
 

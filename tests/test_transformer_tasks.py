@@ -183,7 +183,7 @@ def test_configs_overfit_one_batch(spec, metric):
     config.optimizer.warmup_steps = 0
     for name in ("dropout_rate",):
         config.model[name] = 0.0
-    history, _ = overfit_one_batch(config, steps=60)
+    history, _ = overfit_one_batch(config, steps=40)
     assert history[-1]["loss"] < 0.5 * history[0]["loss"], [h["loss"] for h in history[::10]]
     assert history[-1][metric] > 0.8 or spec.endswith("bert_pretrain_offline.py:smoke")
 

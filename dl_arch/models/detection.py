@@ -1,11 +1,12 @@
-"""A single-shot, anchor-based object detector (SSD/RetinaNet style) on a ResNet backbone.
+"""A single-shot, anchor-based object detector (SSD/RetinaNet style) on a family CNN backbone.
 
 Why anchors: several boxes of chosen sizes and aspect ratios at every cell of several
 feature maps let one location predict objects of different shapes, and assignment by
 IoU (see `dl_arch.tasks.detection`) handles objects whose centres share a grid cell,
 which a one-box-per-cell centre scheme (YOLOv1) cannot.
 
-Pipeline: backbone stages (`feature_stages`, strides 8/16/32 with the ImageNet stem)
+Pipeline: backbone stages (a ResNet's `feature_stages`, strides 8/16/32 with the ImageNet
+stem; or, for any other CNN of the family, the maps it sows, named by `backbone_features`)
 -> optional extra stride-2 levels (SSD's extra layers) -> optional top-down FPN merge
 -> one head shared by all levels with a classification tower (per-anchor class logits
 and an objectness logit) and a box tower (per-anchor SSD box deltas). The model returns
@@ -68,14 +69,54 @@ class ResNetFeatures(nn.Module):
         return stages
 
 
+class SownFeatures(nn.Module):
+    """Any registered CNN of the family as a backbone: the stage maps it sows, by name.
+
+    The CNN runs as a pure function of its own variables, kept under this module
+    (`params/backbone/net/...`, `batch_stats/backbone/net/...`), with `intermediates`
+    mutable so its sown maps come back. Its (1-class) head runs too: small for
+    ResNet/MobileNet/GoogLeNet, but VGG/AlexNet keep their large fc layers.
+    """
+
+    model: str
+    feature_names: Sequence[str]
+    stem: str = ""  # '': the model's own stem
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> list[jax.Array]:
+        kwargs = {"stem": self.stem} if self.stem else {}
+        net = MODELS.get(self.model)(num_classes=1, dtype=self.dtype,
+                                     param_dtype=self.param_dtype, **kwargs)
+
+        def init(rng: jax.Array) -> dict[str, Any]:
+            return net.init({"params": rng, "dropout": rng}, x_BHWC, train=False)
+
+        params = self.param("net", lambda rng: init(rng)["params"])
+        stats = self.variable("batch_stats", "net",
+                              lambda: init(jax.random.key(0)).get("batch_stats", {}))
+        rngs = {"dropout": self.make_rng("dropout")} if train else {}
+        _, state = net.apply({"params": params, "batch_stats": stats.value}, x_BHWC,
+                             train=train, rngs=rngs, mutable=["intermediates", "batch_stats"])
+        if train and not self.is_initializing():
+            stats.value = state["batch_stats"]
+        sown = state["intermediates"]
+        missing = [n for n in self.feature_names if n not in sown]
+        if missing:
+            raise ValueError(f"config.model.backbone_features={tuple(self.feature_names)}: "
+                             f"{self.model} sows {sorted(sown)}; pick from those")
+        return [sown[n][0] for n in self.feature_names]
+
+
 def backbone_fields(name: str) -> dict[str, Any]:
     """Constructor fields of a registered ResNet variant (`resnet18`, `resnet50`, ...)."""
     entry = MODELS.get(name)
     func = getattr(entry, "func", entry)
     if func is not ResNet:
-        resnets = [n for n in MODELS.names() if n.startswith("resnet")]
-        raise ValueError(f"config.model.backbone='{name}' is not a ResNet; the detector reads "
-                         f"stage outputs of: {', '.join(resnets)}")
+        raise ValueError(f"config.model.backbone='{name}' is not a ResNet; set "
+                         "config.model.backbone_features to the names of the maps it sows "
+                         "(e.g. stage3, stage4 for VGG; group5, group7 for MobileNetV2)")
     keep = ("stage_sizes", "block", "stem", "width")
     return {k: v for k, v in getattr(entry, "keywords", {}).items() if k in keep}
 
@@ -89,7 +130,8 @@ class SingleShotDetector(nn.Module):
     """
 
     num_classes: int
-    backbone: str = "resnet18"  # a registered ResNet variant
+    backbone: str = "resnet18"  # a registered CNN (ResNets read directly, others via sow)
+    backbone_features: Sequence[str] = ()  # non-ResNet: names of the sown maps to use
     backbone_width: int = 0  # 0: the variant's own width
     backbone_stem: str = ""  # '': the variant's own stem (imagenet | small)
     backbone_stage_sizes: Sequence[int] = ()  # (): the variant's own blocks per stage
@@ -140,6 +182,11 @@ class SingleShotDetector(nn.Module):
         check_images(x_BHWC, "detector")
         if self.num_classes < 1:
             raise ValueError("config.model.num_classes must be >= 1")
+        if self.backbone_features:
+            stages = SownFeatures(self.backbone, tuple(self.backbone_features),
+                                  self.backbone_stem, self.dtype, self.param_dtype,
+                                  name="backbone")(x_BHWC, train=train)
+            return self._detect(stages)
         fields = backbone_fields(self.backbone)
         if self.backbone_width:
             fields["width"] = self.backbone_width
@@ -156,8 +203,12 @@ class SingleShotDetector(nn.Module):
             : max(self.feature_stages)]
         stages = ResNetFeatures(**fields, dtype=self.dtype, param_dtype=self.param_dtype,
                                 name="backbone")(x_BHWC, train=train)
-        levels = [self._conv(self.head_width, f"lateral{i}", kernel=1)(stages[s - 1])
-                  for i, s in enumerate(self.feature_stages)]
+        return self._detect([stages[s - 1] for s in self.feature_stages])
+
+    def _detect(self, stages: list[jax.Array]) -> dict[str, jax.Array]:
+        """Feature maps (fine to coarse) -> FPN -> shared head -> logits, deltas, anchors."""
+        levels = [self._conv(self.head_width, f"lateral{i}", kernel=1)(f)
+                  for i, f in enumerate(stages)]
         if self.fpn:
             for i in range(len(levels) - 2, -1, -1):  # coarse to fine
                 fine = levels[i]
