@@ -103,6 +103,8 @@ def main(argv: list[str]) -> int:
         from dl_arch.train.loop import restore_for_inference
 
         task, variables = restore_for_inference(config, workdir)
+        if "workdir" not in config.sample:
+            config.sample.workdir = workdir  # where a task may write what it samples
         task.sample(variables, config.sample)
         return 0
 

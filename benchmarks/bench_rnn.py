@@ -57,6 +57,12 @@ def _torch(cell: str, x_np: np.ndarray, hidden: int):
 
 def rows(quick: bool) -> Iterator[Row]:
     """Forward+backward rows for LSTM and GRU, then compile-time rows."""
+    yield from speed_rows(quick)
+    yield from compile_rows(quick)
+
+
+def speed_rows(quick: bool) -> Iterator[Row]:
+    """Forward+backward time of our layers vs Flax and PyTorch."""
     b, t, d, h = (16, 64, 32, 64) if quick else (32, 256, 128, 256)
     x = jax.random.normal(jax.random.key(0), (b, t, d))
     x_np = np.asarray(x)
@@ -68,6 +74,10 @@ def rows(quick: bool) -> Iterator[Row]:
                       lambda: ref(p_ref, x), flax_name, quick)
         yield compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs torch", lambda: ours(p_ours, x),
                       _torch(cell, x_np, h), f"torch.nn.{cell.upper()}", quick)
+
+
+def compile_rows(quick: bool) -> Iterator[Row]:
+    """Compile time of the jitted fwd+bwd: rolled scan vs fully unrolled, as T grows."""
     for steps in ((8, 16, 32) if quick else (16, 32, 64)):
         xs = jax.random.normal(jax.random.key(0), (8, steps, 16))
         times = []

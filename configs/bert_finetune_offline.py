@@ -15,7 +15,7 @@ from configs.bert_pretrain_offline import LANGUAGE, bert_model
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, init_from="", labelled=256, steps=600, freeze_encoder=False)
+    opts = parse_options(arg, init_from="", labelled=32, steps=400, freeze_encoder=False)
     c = base_config()
     c.task = dict(name="classification", input_key="inputs", label_smoothing=0.0, top_k=2)
     c.model = bert_model("classify", opts.smoke)
@@ -29,7 +29,7 @@ def get_config(arg: str | None = None):
     c.num_train_steps = opts.steps
     c.log_every_steps = 50
     c.eval_every_steps = 200
-    c.checkpoint_every_steps = 600
+    c.checkpoint_every_steps = 400
     c.optimizer.name = "adamw"
     c.optimizer.learning_rate = 3e-4
     c.optimizer.weight_decay = 0.01

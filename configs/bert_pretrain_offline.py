@@ -15,27 +15,28 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 LANGUAGE = dict(  # the procedural language shared by the three offline BERT configs
     name="synthetic_sentences",
     num_topics=8,
-    words_per_topic=40,  # per category (noun, verb, adjective): 960 topic words
+    words_per_topic=10,  # per category (noun, verb, adjective): 240 topic words
     language_seed=0,
     max_adjectives=2,
-    noise=0.1,  # chance that a content word is off-topic
+    noise=0.05,  # chance that a content word is off-topic
     max_len=24,
 )
-VOCAB = 4 + 2 * (3 * 8 * 40 + 6)  # specials + both languages' words (see translation.py)
+VOCAB = 4 + 2 * (3 * 8 * 10 + 6)  # specials + both languages' words (see translation.py)
 
 
 def bert_model(head: str, smoke: bool) -> dict:
     """The small BERT of the offline configs (same shapes for pretraining and fine-tuning)."""
     m = dict(name="bert_mini", vocab_size=VOCAB, max_len=LANGUAGE["max_len"], head=head,
              num_classes=LANGUAGE["num_topics"], hidden=128, num_layers=2, num_heads=4,
-             mlp_dim=512, dropout_rate=0.1)
+             mlp_dim=512, dropout_rate=0.1,
+             pool="mean")  # [CLS] gets no MLM training signal; mean pooling reuses what did
     if smoke:
         m.update(hidden=32, num_layers=1, num_heads=2, mlp_dim=64)
     return m
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, steps=4000)
+    opts = parse_options(arg, steps=2000)
     c = base_config()
     c.task = dict(name="masked_lm", mask_rate=0.15, mask_token_prob=0.8, random_token_prob=0.1,
                   mask_id=3, num_special=4)
@@ -43,7 +44,7 @@ def get_config(arg: str | None = None):
     c.dataset.update(LANGUAGE)
     c.dataset.num_train_examples = None  # endless unlabelled text
     c.dataset.num_eval_examples = 1024
-    c.batch_size = 128
+    c.batch_size = 64
     c.num_train_steps = opts.steps
     c.log_every_steps = 100
     c.eval_every_steps = 1000

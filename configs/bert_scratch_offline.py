@@ -11,7 +11,7 @@ from configs.bert_finetune_offline import get_config as finetune_config
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, labelled=256, steps=600)
+    opts = parse_options(arg, labelled=32, steps=400)
     arg_text = f"labelled={opts.labelled},steps={opts.steps}" + (",smoke" if opts.smoke else "")
     c = finetune_config(arg_text)
     c.init_from = ""  # random initialisation

@@ -13,11 +13,11 @@ from configs.resnet_shapes import cnn_shapes_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    opts = parse_options(arg, image_size=32, num_classes=6, steps=400, lr=2e-3)
+    opts = parse_options(arg, image_size=32, num_classes=6, steps=1200, lr=2e-3)
     return cnn_shapes_config(
         opts,
         model=dict(name="vgg11_bn", stem="small",
                    stages=((8,), (16,), (32, 32), (64, 64), (64, 64)),  # vgg11 widths / 8
-                   classifier_width=128),
+                   classifier_width=128, dropout_rate=0.1),  # light dropout: 128-wide fc
         smoke_model=dict(name="vgg_bn_tiny"),
         visualize_layers=("stage1", "stage3"))

@@ -12,7 +12,8 @@ after training, through the models' zero hidden-state perturbations.
     python launch.py --experiment=experiments/rnn_gradient_flow.py --workdir=runs/gradflow
     python launch.py --experiment=experiments/rnn_gradient_flow.py:smoke --workdir=/tmp/gradflow
 
-Default size: 6 runs, about 5 minutes on a 2-core CPU.
+Default size: 6 runs; 7 minutes measured with --parallel=2 on a 2-core CPU shared with
+other jobs (load average ~23; docs/results/rnn_gradient_flow).
 Options: smoke, seeds (count), steps, T, hidden.
 """
 

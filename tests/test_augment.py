@@ -86,3 +86,29 @@ def test_bad_fields_fail_with_the_field_name():
 def test_examples_without_images_pass_through():
     example = {"inputs": np.ones(3)}
     assert preprocess(example, np.random.default_rng(0), _config(), True) is example
+
+
+def test_resize_to_gives_square_centre_crops_in_eval():
+    image = np.random.default_rng(0).random((64, 80, 3), dtype=np.float32)
+    cfg = _config(augment=("random_resized_crop", "flip_lr"), resize_to=56, crop_fraction=0.875)
+    out = preprocess({"image": image}, np.random.default_rng(0), cfg, False)["image"]
+    assert out.shape == (56, 56, 3)
+    # shorter side already 56 / 0.875 = 64: no resize, the exact central 56x56 window
+    np.testing.assert_array_equal(out, image[4:60, 12:68])
+
+
+def test_random_resized_crop_shapes_and_full_crop_identity():
+    from dl_arch.data.augment import random_resized_crop
+
+    image = np.random.default_rng(1).random((40, 30, 3), dtype=np.float32)
+    cfg = _config(augment=("random_resized_crop",), resize_to=24)
+    for seed in range(5):
+        out = preprocess({"image": image}, np.random.default_rng(seed), cfg, True)["image"]
+        assert out.shape == (24, 24, 3)
+        assert image.min() - 1e-6 <= out.min() and out.max() <= image.max() + 1e-6
+    square = image[:30]
+    same = random_resized_crop(square, np.random.default_rng(0), 30, scale=(1, 1), ratio=(1, 1))
+    np.testing.assert_allclose(same, square, atol=1e-6)  # the whole image at its own size
+    flat = random_resized_crop(np.full((50, 70, 1), 0.25, np.float32), np.random.default_rng(0),
+                               16)
+    np.testing.assert_allclose(flat, 0.25, atol=1e-6)

@@ -115,7 +115,8 @@ def test_reparameterisation_gradient_matches_analytic():
     eps = jax.random.normal(jax.random.key(0), (400_000, 3))
 
     def mc(f):
-        return lambda m, lv: jnp.mean(jnp.sum(f(autoencoder.reparameterize(m, lv, eps)), -1))
+        return lambda m, lv: jnp.mean(jnp.sum(
+            f(autoencoder.reparameterize(m[None], lv[None], eps)), -1))
 
     # E[z^2] = mean^2 + var; E[sin z] = sin(mean) exp(-var / 2)
     g_sq = jax.grad(mc(jnp.square), argnums=(0, 1))(mean, logvar)

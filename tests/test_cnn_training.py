@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -16,7 +13,7 @@ from dl_arch.models.cnn.common import numpy_init
 from dl_arch.registry import MODELS
 from dl_arch.tasks.base import build_model
 from dl_arch.tasks.classification import cross_entropy
-from dl_arch.testing import REPO, load_config
+from dl_arch.testing import load_config
 from dl_arch.train.loop import build_task, train_and_evaluate
 
 TINY = ["lenet5_tiny", "alexnet_tiny", "vgg_tiny", "vgg_bn_tiny", "resnet_tiny",
@@ -69,30 +66,31 @@ def test_googlenet_aux_loss_adds_weighted_auxiliary_cross_entropy():
     task = build_task(config)
     x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     batch = {"image": x, "label": jnp.array([0, 1, 2, 3])}
-    variables = task.init_variables(jax.random.key(0), batch)
-    assert "aux_logits" not in variables  # sown outputs are not carried as state
+    abstract = jax.eval_shape(task.init_variables, jax.random.key(0), batch)
+    assert set(abstract) == {"params", "batch_stats"}  # sown aux logits are not state
+    variables = numpy_init(task.model, x)
     params, mutable = variables["params"], {"batch_stats": variables["batch_stats"]}
     rng = jax.random.key(3)
-    loss, (metrics, new_mutable) = jax.jit(task.loss, static_argnums=0)(
-        "all", params, mutable, batch, rng)
-    logits, state = task.model.apply({"params": params, **mutable}, x, train=True,
-                                     rngs={"dropout": rng}, mutable=["batch_stats", "aux_logits"])
+
+    def both(params, mutable, batch, rng):
+        loss, (metrics, new_mutable) = task.loss("all", params, mutable, batch, rng)
+        logits, state = task.model.apply({"params": params, **mutable}, batch["image"],
+                                         train=True, rngs={"dropout": rng},
+                                         mutable=["batch_stats", "aux_logits"])
+        return loss, new_mutable, logits, state["aux_logits"]
+
+    loss, new_mutable, logits, aux = jax.jit(both)(params, mutable, batch, rng)
     ce = lambda z: float(cross_entropy(z, batch["label"]).mean())
-    aux = state["aux_logits"]
     expected = ce(logits) + 0.3 * (ce(aux["aux1"][0]) + ce(aux["aux2"][0]))
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
     assert set(new_mutable) == {"batch_stats"}
 
 
-CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
-                 if os.path.basename(p).split("_")[0] in
-                 ("lenet5", "alexnet", "vgg", "vgg11", "resnet", "resnet18", "resnet50",
-                  "googlenet", "mobilenet"))
+CONFIGS = ["lenet5_mnist.py", "resnet18_cifar10.py", "vgg11_cifar10.py",
+           "mobilenet_v2_cifar10.py", "googlenet_cifar10.py", "alexnet_imagenet.py",
+           "resnet50_imagenet.py", "lenet5_shapes.py", "alexnet_shapes.py", "vgg_shapes.py",
+           "resnet_shapes.py", "googlenet_shapes.py", "mobilenet_v2_shapes.py"]
 INPUT_SHAPES = {"tfds:mnist": (28, 28, 1), "tfds:cifar10": (32, 32, 3)}
-
-
-def test_every_cnn_config_is_covered():
-    assert len(CONFIGS) == 13, CONFIGS
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)

@@ -70,6 +70,9 @@ def test_overfit_one_batch(spec, key, goal):
     config.batch_size = 8
     if "stream_batch_size" in config.dataset:
         config.dataset.stream_batch_size = 8
+    if config.task.name == "language_model":  # 8 x 16 bytes to memorise
+        config.model.hidden_size = 128
+        config.dataset.seq_len = 16
     history, _ = overfit_one_batch(config, steps=150)
     assert history[-1][key] < goal < history[0][key], (history[0][key], history[-1][key])
 

@@ -86,7 +86,9 @@ def test_padding_does_not_change_outputs():
     tokens = jnp.array([[5, 6, 7, 8, 9]])
     padded = jnp.array([[5, 6, 7, 8, 9, 0, 0, 0]])
     p = bert.init(jax.random.key(0), padded)
-    chex.assert_trees_all_close(bert.apply(p, tokens), bert.apply(p, padded), atol=1e-5)
+    for pool in ("cls", "mean"):
+        m = bert.clone(pool=pool)
+        chex.assert_trees_all_close(m.apply(p, tokens), m.apply(p, padded), atol=1e-5)
 
     ed = MODELS.get("transformer_tiny")(dropout_rate=0.0)
     tgt = jnp.array([[1, 4, 5]])

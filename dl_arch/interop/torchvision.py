@@ -177,3 +177,40 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     sd = sd.get("state_dict", sd) if isinstance(sd, dict) else sd
     return {k: v.detach().float().numpy() if v.is_floating_point() else v.numpy()
             for k, v in sd.items()}
+
+
+def save_for_init_from(variables: Variables, directory: str) -> str:
+    """Writes converted variables where `config.init_from=<directory>` reads them."""
+    import os
+
+    import orbax.checkpoint as ocp
+
+    state: dict[str, Any] = {"params": variables["params"]}
+    mutable = {k: v for k, v in variables.items() if k != "params"}
+    if mutable:
+        state["mutable"] = mutable
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(os.path.abspath(directory), "state"), state)
+    checkpointer.wait_until_finished()
+    return directory
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: torchvision checkpoint -> a directory for `--config.init_from`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="python -m dl_arch.interop.torchvision --model resnet50 "
+                    "--weights resnet50.pth --out pretrained/resnet50")
+    parser.add_argument("--model", required=True, help="resnet18..152, vgg11..19[_bn], alexnet")
+    parser.add_argument("--weights", required=True, help=".pth/.pt (needs torch) or .safetensors")
+    parser.add_argument("--out", required=True, help="directory to write (then init_from it)")
+    args = parser.parse_args(argv)
+    variables = convert(args.model, load_state_dict(args.weights))
+    save_for_init_from(variables, args.out)
+    print(f"wrote {args.out}; fine-tune with --config.init_from={args.out} "
+          f"(model {args.model}, stem='imagenet')")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,7 +4,10 @@ Performance layout, shared by every cell: the input projection of ALL time steps
 large matmul hoisted out of the recurrence (`x_BTD @ w_ih -> xg_TBG`), and each step does a
 single fused matmul of the previous hidden state with the recurrent weights of every gate
 (`h_BH @ w_hh -> hg_BG`, G = gates * H). Only that small matmul and the elementwise gate
-maths run inside the `lax.scan`.
+maths run inside the `lax.scan`. The backward pass is written by hand (`jax.custom_vjp`):
+its loop carries only dL/dh (and dL/dc), and the recurrent weight gradient becomes one
+large matmul after the loop instead of T small ones inside it (`fused_backward=False`
+falls back to autodiff of the scan, e.g. for forward-mode differentiation).
 
 Gate layouts (columns of `w_ih`, `w_hh`, `b`):
 - `rnn`:  h' = act(x W_ih + h W_hh + b)                         G = H

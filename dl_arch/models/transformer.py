@@ -157,8 +157,9 @@ class Bert(nn.Module):
     """BERT encoder (post-LN, GELU, learned positions + token types) with a selectable head.
 
     head="mlm": masked-LM logits (B, T, V) (transform + LN + output tied to the token table);
-    head="classify": class logits (B, num_classes) from the pooled [CLS] state;
-    head="none": the pooled [CLS] state (B, D) (sequence states are sown as intermediates).
+    head="classify": class logits (B, num_classes) from the pooled state ([CLS], or the
+    mean over real tokens with pool="mean");
+    head="none": the pooled state (B, D) (sequence states are sown as intermediates).
     """
 
     vocab_size: int = 30522
@@ -170,6 +171,7 @@ class Bert(nn.Module):
     type_vocab_size: int = 2
     head: str = "mlm"  # mlm | classify | none
     num_classes: int = 2
+    pool: str = "cls"  # cls: the [CLS] state (BERT); mean: masked mean over real tokens
     pooler: bool = True
     dropout_rate: float = 0.1
     attention_dropout: float = 0.0
@@ -221,7 +223,13 @@ class Bert(nn.Module):
             bias = self.param("mlm_bias", nn.initializers.zeros, (self.vocab_size,),
                               self.param_dtype)
             return (token_embed.attend(h_BTD) + bias[None, None, :]).astype(jnp.float32)
-        pooled_BD = x_BTD[:, 0]
+        if self.pool == "mean":
+            valid_BT1 = (tokens_BT > 0)[..., None].astype(x_BTD.dtype)
+            pooled_BD = (x_BTD * valid_BT1).sum(1) / jnp.maximum(valid_BT1.sum(1), 1.0)
+        elif self.pool == "cls":
+            pooled_BD = x_BTD[:, 0]
+        else:
+            raise ValueError(f"config.model.pool='{self.pool}' is unknown; use 'cls' or 'mean'")
         if self.pooler:
             pooled_BD = jnp.tanh(nn.Dense(self.hidden, kernel_init=init, name="pooler",
                                           **common)(pooled_BD))

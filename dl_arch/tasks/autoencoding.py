@@ -14,7 +14,6 @@ psnr_noisy of the corrupted input vs the clean image (denoising).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import jax
@@ -210,9 +209,9 @@ class AutoencodingTask(Task):
         if final and self.variational and fc is not None and fc.get("enabled", False):
             from dl_arch.tasks.frechet import frechet_report
 
-            scores = frechet_report(self.config, workdir,
-                                    lambda n: self._prior_samples(variables, n, seed + 1))
-            write_final_scalars(writer, step, scores)
+            return frechet_report(self.config, workdir,
+                                  lambda n: self._prior_samples(variables, n, seed + 1))
+        return None
 
     def _scatter(self, variables: Variables, step: int) -> np.ndarray:
         from dl_arch.tasks.frechet import load_examples
@@ -232,12 +231,3 @@ class AutoencodingTask(Task):
         return image_grids.save_samples(
             self._prior_samples(variables, int(sample_config.get("num_samples", 64)),
                                 int(sample_config.get("seed", 0))), sample_config)
-
-
-def write_final_scalars(writer: Any, step: int, scalars: dict[str, float]) -> None:
-    """Writes end-of-run scalars (the Fréchet distance) as `eval/<name>` and logs them."""
-    scalars = {f"eval/{k}": float(v) for k, v in scalars.items()}
-    logging.getLogger("dl_arch").info(
-        "final step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
-    if writer is not None and hasattr(writer, "write_scalars"):
-        writer.write_scalars(step, scalars)

@@ -20,7 +20,8 @@ hooks, which run on the host outside jit):
 - `preprocess(example, rng, train)` -> example: per-example numpy work in the input
   pipeline (augmentation, tokenising); runs in grain, outside jit.
 - `host_report(variables, batch, step, workdir, writer, final)` -> optional pictures /
-  files at eval time and at the end of a run (confusion matrix, sample grids, ...).
+  files at eval time and at the end of a run (confusion matrix, sample grids, ...); it may
+  return extra scalars (a Fréchet distance), logged as `eval/<name>`.
 """
 
 from __future__ import annotations
@@ -108,8 +109,11 @@ class Task:
         return {k: s / max(float(c), 1.0) for k, (s, c) in totals.items()}
 
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
-                    workdir: str, writer: Any, final: bool) -> None:
-        """Optional pictures or files at eval time (`final=True` at the end of a run)."""
+                    workdir: str, writer: Any, final: bool) -> dict[str, float] | None:
+        """Optional pictures or files at eval time (`final=True` at the end of a run).
+
+        May return extra scalar metrics (logged as `eval/<name>` and kept in summary.json).
+        """
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
         """Optional: `launch.py --sample` calls this on the restored variables."""

@@ -23,7 +23,6 @@ import numpy as np
 
 from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
-from dl_arch.tasks.autoencoding import write_final_scalars
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 
 DISCRIMINATOR, GENERATOR = "discriminator", "generator"
@@ -151,9 +150,9 @@ class GANTask(Task):
         if final and fc is not None and fc.get("enabled", False):
             from dl_arch.tasks.frechet import frechet_report
 
-            scores = frechet_report(self.config, workdir,
-                                    lambda k: self.generate_images(variables, k, seed + 2))
-            write_final_scalars(writer, step, scores)
+            return frechet_report(self.config, workdir,
+                                  lambda k: self.generate_images(variables, k, seed + 2))
+        return None
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
         """`num_samples` generated images in [0, 1] (NHWC), saved to `output` if set."""

@@ -255,7 +255,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             _log_line("eval", step, metrics)
         if first is not None and (final or config.get("report_on_eval", True)):
             variables = jax.device_get({"params": state.params, **state.mutable})
-            task.host_report(variables, first, step, workdir, writer, final)
+            extra = task.host_report(variables, first, step, workdir, writer, final)
+            if extra:  # end-of-run scores computed on the host (e.g. a Fréchet distance)
+                extra = {f"eval/{k}": float(v) for k, v in extra.items()}
+                writer.write_scalars(step, extra)
+                _log_line("eval", step, extra)
+                metrics = {**metrics, **extra}
         writer.flush()
         return metrics
 

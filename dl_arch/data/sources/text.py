@@ -65,13 +65,24 @@ def local_stream(path: str, split_by: str, eval_fraction: float, train: bool,
     return stream
 
 
+def open_tfds(name: str, split: str, data_dir: str) -> Any:
+    """`tfds.data_source` with one clear error line when the dataset is not prepared."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir or None)
+    except Exception as e:  # noqa: BLE001 - TFDS raises many types; one clear line instead
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"config.dataset.tfds_name='{name}' split '{split}' could not be opened "
+                         f"({type(e).__name__}: {first}); prepare it once with "
+                         "pip install 'dl_arch[tfds]', or set config.dataset.data_dir") from e
+
+
 @functools.lru_cache(maxsize=8)
 def tfds_stream(name: str, split: str, feature: str, data_dir: str, max_bytes: int
                 ) -> np.ndarray:
     """All `feature` texts of a TFDS split joined by newlines (random-access data source)."""
-    import tensorflow_datasets as tfds
-
-    source = tfds.data_source(name, split=split, data_dir=data_dir or None)
+    source = open_tfds(name, split, data_dir)
     chunks, total = [], 0
     for i in range(len(source)):
         text = source[i][feature]
@@ -163,11 +174,9 @@ class TextClassification:
 @register_dataset("text_classification")
 def text_classification(cfg: Any, split: str, seed: int) -> TextClassification:
     """Byte-level sentiment/topic classification over a TFDS dataset (e.g. imdb_reviews)."""
-    import tensorflow_datasets as tfds
-
     name = cfg.get("tfds_name", "")
     if not name:
         raise ValueError("config.dataset.tfds_name is empty; set it, e.g. 'imdb_reviews'")
-    source = tfds.data_source(name, split=split, data_dir=cfg.get("data_dir", "") or None)
+    source = open_tfds(name, split, cfg.get("data_dir", ""))
     return TextClassification(source, int(cfg.get("max_len", 512)),
                               cfg.get("text_feature", "text"), cfg.get("label_feature", "label"))
