@@ -1,7 +1,7 @@
 """Offline sequence classification whose evidence is ~`T` tokens apart (variable lengths).
 
     python launch.py --config=configs/lstm_long_range.py --workdir=runs/lstm_long_range
-    python launch.py --config=configs/lstm_long_range.py:cell=rnn,T=100 --workdir=runs/rnn_lr
+    python launch.py --config=configs/lstm_long_range.py:cell=rnn --workdir=runs/rnn_long_range
     python launch.py --config=configs/lstm_long_range.py:smoke --workdir=/tmp/lr_smoke
 
 Label = whether the key token near the start equals the key near the end (chance: 50%).
@@ -11,7 +11,7 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, T=100, cell="lstm", hidden=64, steps=3000, lr=2e-3)
+    opts = parse_options(arg, T=40, cell="lstm", hidden=64, steps=2000, lr=2e-3)
     c = base_config()
     c.task = dict(name="sequence_classification", objective="classification",
                   gradient_flow=True)  # gradient_flow.png: ||dL/dh_t|| over t

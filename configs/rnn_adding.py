@@ -12,7 +12,7 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 
 def adding_config(cell: str, arg: str | None):
     """The adding-problem config shared by the three cells."""
-    opts = parse_options(arg, T=100, hidden=128, steps=4000, lr=1e-3, batch=64)
+    opts = parse_options(arg, T=100, hidden=128, steps=3000, lr=2e-3, batch=64)
     c = base_config()
     c.task = dict(
         name="sequence_classification",

@@ -13,7 +13,8 @@ initialisation and after training: the vanishing-gradient plot.
         --parallel=2
     python launch.py --experiment=experiments/activations_and_depth.py:smoke --workdir=/tmp/aad
 
-Default size: 16 runs, about 20 minutes with --parallel=2 on a 2-core CPU.
+Default size: 16 runs; 9 minutes measured with --parallel=2 on a 2-core CPU shared with
+other jobs (load average ~25; docs/results/activations_and_depth).
 Options: smoke, seeds (count), steps, width, depths and optimizers
 ('a/b/c' lists, e.g. `:depths=2/10,optimizers=adam`).
 """

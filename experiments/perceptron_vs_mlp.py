@@ -11,7 +11,8 @@ Report: accuracy per model and dataset, and every decision boundary.
     python launch.py --experiment=experiments/perceptron_vs_mlp.py --workdir=runs/pvm --parallel=2
     python launch.py --experiment=experiments/perceptron_vs_mlp.py:smoke --workdir=/tmp/pvm
 
-Default size: 30 runs, about 12 minutes with --parallel=2 on a 2-core CPU.
+Default size: 30 runs; 10.5 minutes measured with --parallel=2 on a 2-core CPU shared with
+other jobs (load average ~25; docs/results/perceptron_vs_mlp).
 Options: smoke, seeds (count), steps, widths ('a/b/c', e.g.
 `:widths=4/64`), depth (hidden layers of the MLPs).
 """

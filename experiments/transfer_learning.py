@@ -14,8 +14,8 @@ labelled-set size in `sizes`, three trials on the target: `scratch` (random init
     python launch.py --experiment=experiments/transfer_learning.py --workdir=runs/transfer
     python launch.py --experiment=experiments/transfer_learning.py:smoke --workdir=/tmp/tl
 
-Default size: 10 runs, about 8 minutes on a 2-core CPU (pretraining runs first; with
---parallel the fine-tuning runs wait for it).
+Default size: 10 runs; not yet run at this size (estimate: 10 minutes on a 2-core CPU).
+Pretraining runs first; with --parallel the fine-tuning runs wait for it.
 Options: smoke, seeds (count), steps, pretrain_steps, sizes ('a/b/c').
 """
 

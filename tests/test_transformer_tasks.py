@@ -183,9 +183,13 @@ def test_configs_overfit_one_batch(spec, metric):
     config.optimizer.warmup_steps = 0
     for name in ("dropout_rate",):
         config.model[name] = 0.0
-    history, _ = overfit_one_batch(config, steps=40)
-    assert history[-1]["loss"] < 0.5 * history[0]["loss"], [h["loss"] for h in history[::10]]
-    assert history[-1][metric] > 0.8 or spec.endswith("bert_pretrain_offline.py:smoke")
+    history, _ = overfit_one_batch(config, steps=60)
+    losses = [h["loss"] for h in history]
+    if spec.endswith("bert_pretrain_offline.py:smoke"):  # a fresh random masking every step
+        assert np.mean(losses[-5:]) < 0.6 * losses[0], losses[::10]
+    else:
+        assert losses[-1] < 0.5 * losses[0], losses[::10]
+        assert history[-1][metric] > 0.8, history[-1]
 
 
 def test_every_config_builds_its_model():

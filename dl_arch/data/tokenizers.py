@@ -125,7 +125,7 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str,
     return SentencePieceTokenizer(prefix + ".model")
 
 
-def pad_to(ids: Sequence[int], length: int, what: str = "sequence") -> np.ndarray:
+def pad_to(ids: Sequence[int], length: int) -> np.ndarray:
     """int32 array of `length`, zero (<pad>) padded; longer inputs are truncated."""
     out = np.zeros(length, np.int32)
     ids = list(ids)[:length]

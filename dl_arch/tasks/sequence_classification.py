@@ -115,10 +115,11 @@ class SequenceClassification(Task):
 
     # ----- host -----
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        """The gradient-flow plot (dL/dh_t over t) when `task.gradient_flow` is set."""
+                    writer: Any, final: bool) -> dict[str, float] | None:
+        """The gradient-flow plot (dL/dh_t over t) when `task.gradient_flow` is set; returns
+        log10(|dL/dh_first| / |dL/dh_last|) per layer as eval scalars."""
         if not self.config.task.get("gradient_flow", False):
-            return
+            return None
         real = np.asarray(batch["_mask"]) > 0
         batch = {k: np.asarray(v)[real] for k, v in batch.items() if k != "_mask"}
         variables = {k: v for k, v in variables.items() if k == "params"}
@@ -131,7 +132,7 @@ class SequenceClassification(Task):
         image = save_gradient_flow_plot(
             norms, os.path.join(workdir, "gradient_flow.png"),
             f"{self.config.model.name}: mean ||dL/dh_t|| at step {step}")
-        writer.write_scalars(step, gradient_flow_metrics(norms))
         writer.write_images(step, {"gradient_flow": image})
         np.savez(os.path.join(workdir, "gradient_flow.npz"), **{k.replace("/", "."): v
                                                                 for k, v in norms.items()})
+        return gradient_flow_metrics(norms)

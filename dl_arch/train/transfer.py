@@ -42,8 +42,20 @@ def merge_matching(target: Any, source: Any) -> tuple[Any, dict[str, list[str]]]
 
 
 def load_pretrained(params: Any, mutable: dict[str, Any], path: str) -> tuple[Any, dict[str, Any]]:
-    """Params and mutable collections (BatchNorm stats) from `config.init_from`, logged."""
-    raw = restore_raw_state(path)
+    """Params and mutable collections (BatchNorm stats) from `config.init_from`, logged.
+
+    `path` is an earlier run's workdir, or `hf:<gpt2|bert|vit>,<weights file>,<config.json>`
+    for a Hugging Face checkpoint (safetensors or a PyTorch state dict).
+    """
+    if path.startswith("hf:"):
+        from dl_arch.interop.huggingface import import_checkpoint
+
+        parts = path[3:].split(",")
+        if len(parts) != 3:
+            raise ValueError(f"config.init_from='{path}': use hf:<kind>,<weights file>,<config.json>")
+        raw = {"params": import_checkpoint(*parts)[1]}
+    else:
+        raw = restore_raw_state(path)
     params, report = merge_matching(params, raw["params"])
     new_mutable = {}
     for name, coll in mutable.items():

@@ -15,6 +15,8 @@ STEMS = ("imagenet", "small")
 
 # torchvision's conv init (kaiming normal, fan_out), so from-scratch runs start alike.
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# He init over fan_in: keeps activation scale through deep stacks without BatchNorm.
+conv_init_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
 def check_stem(stem: str, model: str) -> None:

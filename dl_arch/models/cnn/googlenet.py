@@ -21,6 +21,7 @@ from dl_arch.models.cnn.common import (
     check_images,
     check_stem,
     conv_init,
+    conv_init_fan_in,
     flatten_hwc,
     head,
     max_pool,
@@ -52,7 +53,9 @@ class ConvUnit(nn.Module):
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         x = nn.Conv(self.features, (self.kernel, self.kernel), self.strides,
                     padding=self.kernel // 2, use_bias=not self.batch_norm, dtype=self.dtype,
-                    param_dtype=self.param_dtype, kernel_init=conv_init, name="conv")(x)
+                    param_dtype=self.param_dtype,
+                    kernel_init=conv_init if self.batch_norm else conv_init_fan_in,
+                    name="conv")(x)
         if self.batch_norm:
             x = batch_norm(train, self.dtype, self.param_dtype, epsilon=1e-3, name="bn")(x)
         return nn.relu(x)
