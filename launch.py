@@ -27,7 +27,7 @@ config_flags.DEFINE_config_file("config", None, "configs/<name>.py[:options]", l
 flags.DEFINE_string("workdir", None, "run directory (default: a fresh one under runs/)")
 flags.DEFINE_string("experiment", None, "experiments/<name>.py[:options]: run a whole study")
 flags.DEFINE_integer("parallel", 1, "experiments: trials run at once as separate processes")
-flags.DEFINE_integer("trial", -1, "experiments: run only trial K (cluster job arrays)")
+flags.DEFINE_string("trial", "", "experiments: run only run K, or a trial by name (job arrays)")
 flags.DEFINE_bool("report_only", False, "experiments: only (re)write the report")
 flags.DEFINE_bool("sample", False, "sample from the trained model in --workdir (config.sample.*)")
 flags.DEFINE_string("coordinator_address", "", "multi-host: host:port of process 0")
@@ -89,7 +89,8 @@ def main(argv: list[str]) -> int:
         spec = FLAGS.experiment or DEFAULT_EXPERIMENT
         workdir = FLAGS.workdir or _fresh_workdir(os.path.basename(spec.split(":")[0])[:-3])
         logging.info("experiment %s -> %s", spec, workdir)
-        run_experiment(spec, workdir, FLAGS.parallel, FLAGS.trial, FLAGS.report_only)
+        trial = int(FLAGS.trial) if FLAGS.trial.lstrip("-").isdigit() else (FLAGS.trial or None)
+        run_experiment(spec, workdir, FLAGS.parallel, trial, FLAGS.report_only)
         return 0
 
     config = FLAGS.config
@@ -122,7 +123,7 @@ def cli() -> None:
     """Runs main with one-line errors for bad input (no traceback)."""
     try:
         sys.exit(main(sys.argv))
-    except (ValueError, FloatingPointError, KeyError) as e:
+    except (ValueError, FloatingPointError, KeyError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)

@@ -14,7 +14,7 @@ from dl_arch.models.cnn.common import (
     adaptive_avg_pool,
     check_images,
     check_stem,
-    conv_init,
+    conv_init_fan_in,
     flatten_hwc,
     head,
     max_pool,
@@ -43,8 +43,9 @@ class AlexNet(nn.Module):
         check_stem(self.stem, "alexnet")
         check_images(x_BHWC, "alexnet")
         small = self.stem == "small"
+        # fan-in He init: with no BatchNorm, fan-out init shrinks activations layer by layer
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                                 kernel_init=conv_init)
+                                 kernel_init=conv_init_fan_in)
         pool = (lambda y: max_pool(y, 2, 2)) if small else (lambda y: max_pool(y, 3, 2))
         f = self.features
         x = jnp.asarray(x_BHWC, self.dtype)
