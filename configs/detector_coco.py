@@ -10,7 +10,8 @@ ResNet run helps a lot: add `--config.init_from=<workdir of a ResNet ImageNet ru
     python launch.py --config=configs/detector_coco.py:smoke --workdir=/tmp/det_coco_smoke
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import parse_options
+from configs.detector_voc import tfds_detector_config
 
 COCO_CLASSES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -27,82 +28,13 @@ COCO_CLASSES = (
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, image_size=512, backbone="resnet18", steps=180_000, focal=True)
-    c = base_config()
-    c.task.name = "detection"
-    c.task.focal_loss = opts.focal  # True: sigmoid focal objectness; False: BCE + hard negatives
-    c.task.focal_alpha = 0.25  # focal weight of positives
-    c.task.focal_gamma = 2.0  # focal down-weighting of easy anchors
-    c.task.neg_pos_ratio = 3.0  # focal=False: negatives kept per positive (SSD)
-    c.task.min_negatives = 8  # focal=False: negatives kept per image even with no object
-    c.task.pos_iou = 0.5  # anchors at IoU >= this with a box are positives
-    c.task.neg_iou = 0.4  # anchors below this IoU with every box are negatives
-    c.task.box_loss = "both"  # smooth_l1 | giou | both
-    c.task.smooth_l1_beta = 1.0  # smooth-L1 switches from quadratic to linear here
-    c.task.box_weight = 1.0  # weight of the box loss against objectness + class
-    c.task.class_weight = 1.0  # weight of the class cross-entropy
-    c.task.score_threshold = 0.05  # detections below this score are dropped before NMS
-    c.task.nms_iou = 0.5  # same-class boxes above this IoU with a better one are removed
-    c.task.max_detections = 100  # fixed number of detections per image after NMS
-    c.task.pre_nms_top_k = 1000  # best (anchor, class) candidates entering NMS
-    c.task.score_bins = 1000  # resolution of the in-loop AP histograms
-    c.task.report_images = 8  # images drawn with predicted boxes at each eval
-    c.task.draw_min_score = 0.3  # boxes drawn in the pictures need at least this score
-    c.task.exact_eval_at_end = True  # exact COCO protocol at the end -> detection_metrics.json
-
-    c.model = dict(
-        name="ssd_resnet18",  # the backbone field below picks the ResNet
-        num_classes=len(COCO_CLASSES),
-        backbone=opts.backbone,  # any registered ResNet: resnet18 | resnet34 | resnet50 | ...
-        backbone_features=(),  # other family CNNs: names of their sown maps, e.g. mobilenet_v2
-        # with ("group3", "group5", "group7"); () reads a ResNet's feature_stages directly
-        feature_stages=(2, 3, 4),  # strides 8, 16, 32
-        extra_levels=2,  # SSD extra levels: strides 64, 128 for large objects
-        fpn=True,  # top-down merge of coarse levels into fine ones
-        head_width=128,  # channels of the shared head
-        head_depth=2,  # conv layers per head tower
-        anchor_size_factor=4.0,  # anchor side = 4 cells of its level (RetinaNet)
-        anchor_scales=(1.0, 1.41),  # each size also at sqrt(2) x
-        aspect_ratios=(0.5, 1.0, 2.0),  # h / w
-        prior_prob=0.01,  # initial objectness probability
-    )
+    c = tfds_detector_config(opts)
+    c.model.num_classes = len(COCO_CLASSES)
     c.dataset.name = "coco"  # dl_arch/data/sources/detection_tfds.py
     c.dataset.tfds_name = "coco/2017"
     c.dataset.train_split = "train"
     c.dataset.eval_split = "validation"
     c.dataset.class_names = COCO_CLASSES  # labels in the pictures and per-class AP
-    c.dataset.image_size = opts.image_size  # images are resized to a square of this side
+    del c.dataset["keep_difficult"]  # VOC only
     c.dataset.max_objects = 100  # boxes per example (padded with label -1; COCO has <= 93)
-    c.dataset.augment = True  # random scale-crop and horizontal flip (train only)
-    c.dataset.flip_prob = 0.5
-    c.dataset.crop_prob = 0.7
-    c.dataset.min_crop_scale = 0.3  # smallest crop side (fraction of the image)
-    c.dataset.max_crop_aspect = 2.0  # crop aspect jitter
-    c.dataset.num_workers = 8  # grain worker processes for decoding and augmentation
-
-    c.batch_size = 32
-    c.num_train_steps = opts.steps
-    c.log_every_steps = 100
-    c.eval_every_steps = 5000
-    c.eval_max_batches = 20  # in-loop and final eval on 640 val images (0 = all 5000)
-    c.checkpoint_every_steps = 5000
-    c.optimizer.name = "adamw"
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.weight_decay = 1e-4
-    c.optimizer.schedule = "warmup_cosine"
-    c.optimizer.warmup_steps = 1000
-    c.optimizer.clip_norm = 10.0
-    if opts.smoke:
-        shrink_for_smoke(c, steps=4)
-        c.batch_size = 4
-        c.eval_max_batches = 1
-        c.dataset.num_workers = 0
-        c.dataset.image_size = 64
-        c.task.report_images = 2
-        c.task.pre_nms_top_k = 100
-        c.model.name = "ssd_tiny"
-        c.model.backbone_stage_sizes = (1, 1, 1)
-        c.model.feature_stages = (2, 3)
-        c.model.extra_levels = 0
-        c.model.head_width = 16
-        c.model.head_depth = 1
-    return c
+    return c  # eval_max_batches=20: 640 of the 5,000 val images (0 = all)

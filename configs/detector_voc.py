@@ -18,6 +18,11 @@ VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, image_size=320, backbone="resnet18", steps=60_000, focal=True)
+    return tfds_detector_config(opts)
+
+
+def tfds_detector_config(opts):
+    """The VOC recipe; `configs/detector_coco.py` starts from it and swaps the dataset."""
     c = base_config()
     c.task.name = "detection"
     c.task.focal_loss = opts.focal  # True: sigmoid focal objectness; False: BCE + hard negatives

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ml_collections
 
 from configs.base import parse_options
-from configs.resnet_shapes import cnn_shapes_config
+from configs.cnn_shapes import cnn_shapes_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
