@@ -82,7 +82,7 @@ def compile_rows(quick: bool) -> Iterator[Row]:
         xs = jax.random.normal(jax.random.key(0), (8, steps, 16))
         times = []
         for unroll in (1, True):
-            layer = Recurrent(32, "lstm", unroll=unroll)
+            layer = Recurrent(32, "lstm", unroll=unroll, time_chunk=steps)  # one chunk
             params = layer.init(jax.random.key(1), xs)
             fn = jax.jit(jax.grad(lambda p, xx, m=layer: jnp.sum(m.apply(p, xx)[0] ** 2)))
             t0 = time.perf_counter()

@@ -7,12 +7,20 @@ report medians; a ratio > 1 means ours is faster. `python -m benchmarks.run --qu
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
+
+# PyTorch's OpenMP workers spin-wait after each parallel region (GNU default: 300k spins),
+# stealing the cores that XLA's next alternating measurement needs: our LSTM row measured
+# 133 ms beside torch vs 108 ms alone. A short spin keeps torch at its own speed (99 vs
+# 106 ms) and ours too; OMP_WAIT_POLICY=PASSIVE instead slowed torch 1.5x. Must be set
+# before torch is first imported.
+os.environ.setdefault("GOMP_SPINCOUNT", "20000")
 
 
 def block(x: Any) -> Any:

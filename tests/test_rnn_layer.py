@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from dl_arch.models.rnn import Recurrent, RecurrentStack, state_hidden
+from dl_arch.models.rnn import Recurrent, RecurrentStack, state_hidden, time_chunk_size
 from dl_arch.registry import MODELS
 
 B, T, D, H = 3, 7, 4, 5
@@ -224,13 +224,16 @@ def test_hidden_state_extraction():
     chex.assert_shape(state_hidden("lstm", s[0]), (2, H))
 
 
-@pytest.mark.parametrize("cell,act", [("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh")])
-def test_fused_backward_equals_autodiff_of_the_scan(cell, act):
+@pytest.mark.parametrize("cell,act,reverse,chunk", [
+    ("rnn", "relu", True, None), ("lstm", "tanh", True, None), ("gru", "tanh", True, None),
+    ("lstm", "tanh", False, 2), ("gru", "tanh", True, 4), ("rnn", "tanh", False, 3)])
+def test_fused_backward_equals_autodiff_of_the_scan(cell, act, reverse, chunk):
     """The hand-written BPTT backward == jax autodiff of the same scan (lengths, reverse,
-    initial state, final-state cotangents all exercised)."""
-    x = _x()
-    fused = Recurrent(H, cell, activation=act, reverse=True)
-    plain = Recurrent(H, cell, activation=act, reverse=True, fused_backward=False)
+    initial state, final-state cotangents all exercised), with the input projection of all
+    steps at once or `time_chunk` steps at a time (8 steps: chunks of 2, 4 and 1)."""
+    x = _x() if chunk is None else _x(shape=(B, 8, D))
+    fused = Recurrent(H, cell, activation=act, reverse=reverse, time_chunk=chunk)
+    plain = Recurrent(H, cell, activation=act, reverse=reverse, fused_backward=False)
     v = fused.init(jax.random.key(1), x)
     s0 = jax.tree.map(lambda a: a + 0.1, fused.apply(v, x)[1])
 
@@ -241,3 +244,20 @@ def test_fused_backward_equals_autodiff_of_the_scan(cell, act):
         return jax.grad(f, argnums=(0, 1, 2))
 
     chex.assert_trees_all_close(loss(fused)(v, x, s0), loss(plain)(v, x, s0), atol=1e-5)
+
+
+def test_time_chunk_size_divides_the_sequence():
+    assert [time_chunk_size(12, c) for c in (None, 12, 20, 5, 4, 1)] == [12, 12, 12, 4, 4, 1]
+    assert time_chunk_size(7, 3) == 1  # prime length: one step per input matmul
+    assert time_chunk_size(64, None) == (16 if jax.default_backend() == "cpu" else 64)
+    with pytest.raises(ValueError, match="time_chunk"):
+        time_chunk_size(8, 0)
+
+
+def test_stack_passes_compute_dtype_to_its_layers():
+    """bfloat16 compute reaches every layer (parameters stay float32)."""
+    m = RecurrentStack(H, num_layers=2, cell="gru", dtype=jnp.bfloat16, time_chunk=4)
+    v = m.init(jax.random.key(0), _x())
+    y, _ = m.apply(v, _x())
+    assert y.dtype == jnp.bfloat16
+    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(v))

@@ -1,7 +1,8 @@
 """Recurrent networks: simple RNN (Elman), LSTM and GRU on `lax.scan`, and models built on them.
 
 Performance layout, shared by every cell: the input projection of ALL time steps is one
-large matmul hoisted out of the recurrence (`x_BTD @ w_ih -> xg_TBG`), and each step does a
+large matmul hoisted out of the recurrence (`x_BTD @ w_ih -> xg_TBG`; on CPU one per chunk
+of 16 steps, `time_chunk`, so the projection stays in cache), and each step does a
 single fused matmul of the previous hidden state with the recurrent weights of every gate
 (`h_BH @ w_hh -> hg_BG`, G = gates * H). Only that small matmul and the elementwise gate
 maths run inside the `lax.scan`. The backward pass is written by hand (`jax.custom_vjp`):
@@ -90,19 +91,15 @@ def _add_to_hidden(cell: str, state: State, eps_BH: jax.Array) -> State:
 def scan_recurrence(cell: str, xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Array | None,
                     state0: State, mask_TB: jax.Array | None = None, reverse: bool = False,
                     unroll: int | bool = 1, eps_TBH: jax.Array | None = None,
-                    activation: str = "tanh", fused_backward: bool = True
-                    ) -> tuple[State, jax.Array]:
-    """Runs the recurrence over time-major pre-activations; returns (final state, h_TBH).
+                    activation: str = "tanh") -> tuple[State, jax.Array]:
+    """The recurrence over time-major pre-activations, differentiated by JAX autodiff.
 
-    Masked steps (`mask_TB` false) keep the state unchanged and output zeros, so each
-    example's final state is the one at its own last real step (first, when reversed).
-    `eps_TBH` is added to each new hidden state: a zero perturbation whose gradient is
-    the total dL/dh_t of backpropagation through time. `fused_backward` uses the
-    hand-written backward pass (`_fused_recurrence`); the two agree to rounding.
+    Returns (final state, h_TBH). Masked steps (`mask_TB` false) keep the state unchanged
+    and output zeros, so each example's final state is the one at its own last real step
+    (first, when reversed). `eps_TBH` is added to each new hidden state: a zero perturbation
+    whose gradient is the total dL/dh_t of backpropagation through time. `fused_recurrence`
+    computes the same with a hand-written backward pass; the two agree to rounding.
     """
-    if eps_TBH is None and fused_backward:
-        return _fused_recurrence(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0,
-                                 mask_TB)
     act = ACTIVATIONS[activation]
     bh_G = None
     if b_hn is not None:  # the GRU's recurrent bias sits on the candidate block only
@@ -166,15 +163,61 @@ def _prefetch_scan(body: Callable, init: Any, xs: Any, reverse: bool, unroll: in
     return final, ys
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _fused_recurrence(cell: str, activation: str, reverse: bool, unroll: int | bool,
-                      xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Array | None, state0: State,
-                      mask_TB: jax.Array | None) -> tuple[State, jax.Array]:
-    out, _ = _fused_fwd(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0, mask_TB)
+CPU_TIME_CHUNK = 16  # steps per input matmul on CPU (benchmarks/bench_rnn.py: 1.15-1.25x)
+
+
+def time_chunk_size(steps: int, chunk: int | None) -> int:
+    """Steps per hoisted input matmul: the largest divisor of `steps` that is <= chunk.
+
+    None picks by backend: all steps in one matmul on GPU/TPU; 16 on CPU, where writing
+    the whole (T, B, G) projection to memory and reading it back costs more than the larger
+    matmul saves (the chunk's slice stays in cache).
+    """
+    if chunk is None:
+        chunk = CPU_TIME_CHUNK if jax.default_backend() == "cpu" else steps
+    if chunk >= steps:
+        return steps
+    if chunk < 1:
+        raise ValueError(f"config.model.time_chunk={chunk} must be >= 1 (or None: all steps)")
+    return max(k for k in range(1, chunk + 1) if steps % k == 0)
+
+
+def _split(a: jax.Array | None, k: int) -> jax.Array | None:
+    """(T, ...) -> (T/k, k, ...): chunks of k time steps."""
+    return None if a is None else a.reshape(a.shape[0] // k, k, *a.shape[1:])
+
+
+def _merge(tree: Any) -> Any:
+    """(T/k, k, ...) -> (T, ...) for every array of a tree."""
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
+
+
+def fused_recurrence(cell: str, x_TBD: jax.Array, w_ih: jax.Array, b: jax.Array, w_hh: jax.Array,
+                     b_hn: jax.Array | None, state0: State, mask_TB: jax.Array | None = None,
+                     reverse: bool = False, unroll: int | bool = 1, activation: str = "tanh",
+                     time_chunk: int | None = None) -> tuple[State, jax.Array]:
+    """Input projection plus recurrence with the hand-written backward pass; (final, h_TBH).
+
+    The input projection of `time_chunk` steps at a time (all T by default) is one matmul
+    outside the per-step loop, and so are the weight gradients in the backward pass.
+    """
+    k = time_chunk_size(x_TBD.shape[0], time_chunk)
+    return _fused_recurrence(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn,
+                             state0, mask_TB)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
+def _fused_recurrence(cell: str, activation: str, reverse: bool, unroll: int | bool, k: int,
+                      x_TBD: jax.Array, w_ih: jax.Array, b: jax.Array, w_hh: jax.Array,
+                      b_hn: jax.Array | None, state0: State, mask_TB: jax.Array | None
+                      ) -> tuple[State, jax.Array]:
+    out, _ = _fused_fwd(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn,
+                        state0, mask_TB)
     return out
 
 
-def _fused_fwd(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0, mask_TB):
+def _fused_fwd(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn, state0,
+               mask_TB):
     hid = w_hh.shape[0]
     act = ACTIVATIONS[activation]
     bh_G = None
@@ -182,8 +225,8 @@ def _fused_fwd(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0, ma
         bh_G = jnp.concatenate([jnp.zeros((2 * hid,), b_hn.dtype), b_hn])[None, :]
     if cell == "lstm":
         is_g = (jnp.arange(4 * hid) // hid) == 2
-        half = jnp.where(is_g, 1.0, 0.5).astype(xg_TBG.dtype)
-        shift = jnp.where(is_g, 0.0, 0.5).astype(xg_TBG.dtype)
+        half = jnp.where(is_g, 1.0, 0.5).astype(w_hh.dtype)
+        shift = jnp.where(is_g, 0.0, 0.5).astype(w_hh.dtype)
 
     def step(state, xs):
         xg_BG, m_B = xs
@@ -216,13 +259,20 @@ def _fused_fwd(cell, activation, reverse, unroll, xg_TBG, w_hh, b_hn, state0, ma
             h = jnp.where(keep, h, jnp.zeros_like(h))
         return new, (h, h_prev, res)
 
-    final, (h_TBH, hprev_TBH, res) = _prefetch_scan(step, state0, (xg_TBG, mask_TB), reverse,
-                                                    unroll)
-    return (final, h_TBH), (w_hh, hprev_TBH, res, mask_TB)
+    def run_chunk(state, xs):
+        x_KBD, m_KB = xs
+        # The hoisted input projection of k steps: one (k*B, D) x (D, G) matmul.
+        xg_KBG = (_flat(x_KBD) @ w_ih + b[None, :]).reshape(k, *x_KBD.shape[1:2], -1)
+        return _prefetch_scan(step, state, (xg_KBG, m_KB), reverse, unroll)
+
+    final, outs = jax.lax.scan(run_chunk, state0, (_split(x_TBD, k), _split(mask_TB, k)),
+                               reverse=reverse)
+    h_TBH, hprev_TBH, res = _merge(outs)
+    return (final, h_TBH), (x_TBD, w_ih, w_hh, hprev_TBH, res, mask_TB)
 
 
-def _fused_bwd(cell, activation, reverse, unroll, saved, cotangents):
-    w_hh, hprev_TBH, res, mask_TB = saved
+def _fused_bwd(cell, activation, reverse, unroll, k, saved, cotangents):
+    x_TBD, w_ih, w_hh, hprev_TBH, res, mask_TB = saved
     d_final, dy_TBH = cotangents
     w_t = w_hh.T
     hid = w_hh.shape[0]
@@ -271,18 +321,36 @@ def _fused_bwd(cell, activation, reverse, unroll, saved, cotangents):
             dhg = jnp.where(keep, dhg, jnp.zeros_like(dhg))
         return new, (dxg, dhg if cell == "gru" else None)
 
-    d_state0, (dxg_TBG, dhg_TBG) = _prefetch_scan(
-        step, d_final, (dy_TBH, mask_TB, res, hprev_TBH if cell == "gru" else None), not reverse,
-        unroll)
-    if dhg_TBG is None:
-        dhg_TBG = dxg_TBG
-    # As 2-D (T*B)-long matmuls: ~1.5x faster on CPU than a dot contracting two axes.
-    d_w = _flat(hprev_TBH).T @ _flat(dhg_TBG)
-    d_bhn = None
-    if cell == "gru":
-        hid = w_hh.shape[0]
-        d_bhn = dhg_TBG[..., 2 * hid:].sum(axis=(0, 1))
-    return dxg_TBG, d_w, d_bhn, d_state0, None
+    f32 = jnp.float32
+
+    def run_chunk(carry, xs):
+        dstate, grads = carry
+        x_KBD, dy_KBH, m_KB, r_K, hprev_KBH = xs
+        dstate, (dxg_KBG, dhg_KBG) = _prefetch_scan(
+            step, dstate, (dy_KBH, m_KB, r_K, hprev_KBH if cell == "gru" else None),
+            not reverse, unroll)
+        if dhg_KBG is None:
+            dhg_KBG = dxg_KBG
+        # Weight gradients of k steps at once, as 2-D (k*B)-long matmuls (~1.5x faster on
+        # CPU than a dot contracting two axes), accumulated in float32.
+        d_wih, d_b, d_whh, d_bhn = grads
+        d_wih = d_wih + (_flat(x_KBD).T @ _flat(dxg_KBG)).astype(f32)
+        d_b = d_b + dxg_KBG.sum(axis=(0, 1)).astype(f32)
+        d_whh = d_whh + (_flat(hprev_KBH).T @ _flat(dhg_KBG)).astype(f32)
+        if d_bhn is not None:
+            d_bhn = d_bhn + dhg_KBG[..., 2 * hid:].sum(axis=(0, 1)).astype(f32)
+        dx_KBD = (_flat(dxg_KBG) @ w_ih.T).reshape(x_KBD.shape)
+        return (dstate, (d_wih, d_b, d_whh, d_bhn)), dx_KBD
+
+    zeros = (jnp.zeros(w_ih.shape, f32), jnp.zeros(w_ih.shape[1:], f32),
+             jnp.zeros(w_hh.shape, f32), jnp.zeros((hid,), f32) if cell == "gru" else None)
+    xs = jax.tree.map(lambda a: _split(a, k), (x_TBD, dy_TBH, mask_TB, res, hprev_TBH))
+    (d_state0, grads), dx_TBD = jax.lax.scan(run_chunk, (d_final, zeros), xs,
+                                             reverse=not reverse)
+    d_wih, d_b, d_whh, d_bhn = grads
+    return (_merge(dx_TBD), d_wih.astype(w_ih.dtype), d_b.astype(w_ih.dtype),
+            d_whh.astype(w_hh.dtype), None if d_bhn is None else d_bhn.astype(w_hh.dtype),
+            d_state0, None)
 
 
 _fused_recurrence.defvjp(_fused_fwd, _fused_bwd)
@@ -303,6 +371,8 @@ class Recurrent(nn.Module):
     unroll: int | bool = 1
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000)
     fused_backward: bool = True  # hand-written BPTT backward pass; False: autodiff of the scan
+    time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend, see
+    # `time_chunk_size`; >= T: all steps in one matmul)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -331,10 +401,9 @@ class Recurrent(nn.Module):
         if b_hn is not None:
             b_hn = b_hn.astype(self.dtype)
 
-        # The hoisted input projection: one (T*B, D) x (D, G) matmul. Transposing the narrow
-        # input first is ~3x faster on CPU than asking the matmul for a time-major output.
+        # Time-major input: transposing the narrow input first is ~3x faster on CPU than
+        # asking the input-projection matmul for a time-major output.
         x_TBD = jnp.swapaxes(x_BTD, 0, 1)
-        xg_TBG = (_flat(x_TBD) @ w_ih + b[None, :]).reshape(steps, batch, gates * hid)
         mask_TB = None
         if lengths_B is not None:
             mask_TB = jnp.arange(steps)[:, None] < lengths_B[None, :]
@@ -345,9 +414,15 @@ class Recurrent(nn.Module):
         if self.has_variable("perturbations", "hidden") or (
                 self.is_mutable_collection("perturbations") and not self.is_initializing()):
             eps_TBH = self.perturb("hidden", jnp.zeros((steps, batch, hid), self.dtype))
-        final, h_TBH = scan_recurrence(
-            self.cell, xg_TBG, w_hh, b_hn, initial_state, mask_TB, self.reverse, self.unroll,
-            eps_TBH, self.activation, self.fused_backward)
+        if eps_TBH is None and self.fused_backward:
+            final, h_TBH = fused_recurrence(
+                self.cell, x_TBD, w_ih, b, w_hh, b_hn, initial_state, mask_TB, self.reverse,
+                self.unroll, self.activation, self.time_chunk)
+        else:  # autodiff of the scan; the input projection of all steps is one matmul
+            xg_TBG = (_flat(x_TBD) @ w_ih + b[None, :]).reshape(steps, batch, gates * hid)
+            final, h_TBH = scan_recurrence(
+                self.cell, xg_TBG, w_hh, b_hn, initial_state, mask_TB, self.reverse,
+                self.unroll, eps_TBH, self.activation)
         return jnp.swapaxes(h_TBH, 0, 1), final
 
 
@@ -366,12 +441,15 @@ class RecurrentStack(nn.Module):
     activation: str = "tanh"
     unroll: int | bool = 1
     forget_bias: float = 1.0
+    time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     def _layer(self, name: str, reverse: bool) -> Recurrent:
-        return Recurrent(self.hidden_size, self.cell, self.activation, reverse, self.unroll,
-                         self.forget_bias, self.dtype, self.param_dtype, name=name)
+        return Recurrent(self.hidden_size, self.cell, activation=self.activation, reverse=reverse,
+                         unroll=self.unroll, forget_bias=self.forget_bias,
+                         time_chunk=self.time_chunk, dtype=self.dtype,
+                         param_dtype=self.param_dtype, name=name)
 
     @nn.compact
     def __call__(self, x_BTD: jax.Array, lengths_B: jax.Array | None = None,
@@ -407,8 +485,8 @@ class RecurrentStack(nn.Module):
 
 def _stack(m: Any, name: str = "rnn", bidirectional: bool = False) -> RecurrentStack:
     return RecurrentStack(m.hidden_size, m.num_layers, m.cell, bidirectional, m.dropout,
-                          m.activation, m.unroll, m.forget_bias, m.dtype, m.param_dtype,
-                          name=name)
+                          m.activation, m.unroll, m.forget_bias, time_chunk=m.time_chunk,
+                          dtype=m.dtype, param_dtype=m.param_dtype, name=name)
 
 
 class RNNLanguageModel(nn.Module):
@@ -428,6 +506,7 @@ class RNNLanguageModel(nn.Module):
     activation: str = "tanh"
     unroll: int | bool = 1
     forget_bias: float = 1.0
+    time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -483,6 +562,7 @@ class RNNSequenceModel(nn.Module):
     activation: str = "tanh"
     unroll: int | bool = 1
     forget_bias: float = 1.0
+    time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -535,6 +615,7 @@ class RNNForecaster(nn.Module):
     activation: str = "tanh"
     unroll: int | bool = 1
     forget_bias: float = 1.0
+    time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
