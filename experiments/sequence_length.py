@@ -64,7 +64,10 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
         else:
             cell = "lstm" if model == "transformer" else model
             config = f"configs/lstm_copy.py:T={T},cell={cell},hidden={opts.hidden}{smoke}"
-            extra = {"model": _gpt(T)} if model == "transformer" else {}
+            # the GPT keeps Adam at 1e-3: constant 3e-3 (the cells' rate) without warmup is
+            # an unstable start for attention
+            extra = ({"model": _gpt(T), "optimizer.learning_rate": 1e-3}
+                     if model == "transformer" else {})
         # smoke configs clamp T; the dataset field is set again so the grid's T is the run's T
         trials.append({"name": f"{task}-{model}-T{T}" + ("-cost" if purpose == "cost" else ""),
                        "config": config,
