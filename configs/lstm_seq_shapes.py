@@ -6,15 +6,17 @@
     python launch.py --config=configs/lstm_seq_shapes.py:smoke --workdir=/tmp/seq_shapes_smoke
 
 Each image (H, W, C) is read as H*W steps of C features (`permute`: in a fixed random
-order), so the class must be remembered across hundreds of steps.
+order), so the class must be remembered across hundreds of steps. Offline default: 8x8
+`shapes` (64 steps, 4 classes), where the LSTM reaches 0.91 in 2,000 steps; at
+`:image_size=16` (256 steps) it was still at chance (0.27) after 1,500 steps.
 """
 
 from configs.base import base_config, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, dataset="shapes", cell="lstm", hidden=128, image_size=16,
-                         permute=False, steps=3000)
+    opts = parse_options(arg, dataset="shapes", cell="lstm", hidden=128, image_size=8,
+                         permute=False, steps=2000, lr=3e-3)
     if opts.dataset not in ("shapes", "mnist"):
         raise ValueError(f"config option dataset='{opts.dataset}'; use shapes | mnist")
     c = base_config()
@@ -47,7 +49,7 @@ def get_config(arg: str | None = None):
     c.eval_every_steps = 1000
     c.checkpoint_every_steps = 1000
     c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-3
+    c.optimizer.learning_rate = opts.lr
     c.optimizer.clip_norm = 1.0
     if opts.smoke:
         c.model.hidden_size = 16
