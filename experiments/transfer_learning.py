@@ -14,7 +14,8 @@ labelled-set size in `sizes`, three trials on the target: `scratch` (random init
     python launch.py --experiment=experiments/transfer_learning.py --workdir=runs/transfer
     python launch.py --experiment=experiments/transfer_learning.py:smoke --workdir=/tmp/tl
 
-Default size: 10 runs; not yet run at this size (estimate: 10 minutes on a 2-core CPU).
+Default size: 10 runs, 5 minutes with --parallel=2 on a 2-core CPU; report in
+docs/results/transfer_learning.
 Pretraining runs first; with --parallel the fine-tuning runs wait for it.
 Options: smoke, seeds (count), steps, pretrain_steps, sizes ('a/b/c').
 """

@@ -463,9 +463,10 @@ def draw_plot(spec: dict[str, Any], rows: list[dict[str, Any]], exp: ml_collecti
 
 
 def _style(ax, spec: dict[str, Any], xlabel: str, ylabel: str) -> None:
-    if spec.get("logx"):
+    # set_xscale again would reset ticks already placed on the grid's own values
+    if spec.get("logx") and ax.get_xscale() != "log":
         ax.set_xscale("log")
-    if spec.get("logy"):
+    if spec.get("logy") and ax.get_yscale() != "log":
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
