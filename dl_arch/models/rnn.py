@@ -198,8 +198,9 @@ def fused_recurrence(cell: str, x_TBD: jax.Array, w_ih: jax.Array, b: jax.Array,
                      time_chunk: int | None = None) -> tuple[State, jax.Array]:
     """Input projection plus recurrence with the hand-written backward pass; (final, h_TBH).
 
-    The input projection of `time_chunk` steps at a time (all T by default) is one matmul
-    outside the per-step loop, and so are the weight gradients in the backward pass.
+    The input projection of `time_chunk` steps at a time (None: by backend, see
+    `time_chunk_size`) is one matmul outside the per-step loop, and so are the weight
+    gradients in the backward pass.
     """
     k = time_chunk_size(x_TBD.shape[0], time_chunk)
     return _fused_recurrence(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn,
