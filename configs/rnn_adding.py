@@ -11,7 +11,7 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 
 
 def adding_config(cell: str, arg: str | None):
-    """The adding-problem config shared by the three cells."""
+    """The adding-problem config shared by the three cells and the Transformer encoder."""
     opts = parse_options(arg, T=100, hidden=128, steps=3000, lr=2e-3, batch=64)
     c = base_config()
     c.task = dict(
@@ -44,7 +44,22 @@ def adding_config(cell: str, arg: str | None):
         c.model.hidden_size = 16
         c.dataset.num_eval_examples = 64
         shrink_for_smoke(c)
+    if cell == "transformer":
+        _use_transformer(c, opts)
     return c
+
+
+def _use_transformer(c, opts) -> None:
+    """A 2-layer pre-LN encoder of width `hidden` reading the (value, marker) pairs with a
+    summary token, at half the cells' learning rate with warmup (attention is less stable)."""
+    width = c.model.hidden_size
+    c.model = dict(name="transformer_classifier", num_outputs=1, emb_dim=width,
+                   num_layers=1 if opts.smoke else 2, num_heads=2 if opts.smoke else 4,
+                   mlp_dim=2 * width, pool="cls")
+    c.task.gradient_flow = False  # dL/dh_t is a recurrent-state diagnostic
+    c.optimizer.learning_rate = opts.lr / 2
+    c.optimizer.schedule = "warmup_cosine"
+    c.optimizer.warmup_steps = max(opts.steps // 20, 1)
 
 
 def get_config(arg: str | None = None):
