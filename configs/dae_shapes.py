@@ -15,11 +15,12 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, model="conv_ae", corruption="gaussian", noise_level=0.3,
-                         latent_dim=64, image_size=32, num_classes=4, steps=2000)
+                         latent_dim=64, image_size=32, num_classes=4, steps=8000)
     c = base_config()
     c.task = dict(
         name="autoencoding",
-        reconstruction_loss="bce",  # bce (Bernoulli decoder) | mse
+        reconstruction_loss="bce",  # bce (Bernoulli decoder) | gaussian | mse
+        decoder_std=0.1,  # pixel std of the "gaussian" decoder (smaller: sharper, more KL)
         corruption=opts.corruption,  # gaussian | masking | salt_pepper | none
         noise_level=opts.noise_level,  # Gaussian std, or fraction of pixels masked / flipped
         beta=1.0,  # KL weight (VAE models only)
@@ -34,6 +35,7 @@ def get_config(arg: str | None = None):
         latent_dim=opts.latent_dim,  # bottleneck width
         features=(32, 64, 128),  # conv: channels of the stride-2 encoder convolutions
         hidden_sizes=(512, 256),  # dense: encoder widths (the decoder mirrors them)
+        norm="group",  # conv: none | group (GroupNorm after each hidden convolution)
         activation="relu",
     )
     c.dataset.name = "shapes"
@@ -47,10 +49,10 @@ def get_config(arg: str | None = None):
     c.batch_size = 64
     c.num_train_steps = opts.steps
     c.log_every_steps = 100
-    c.eval_every_steps = 500
-    c.checkpoint_every_steps = 500
+    c.eval_every_steps = 1000
+    c.checkpoint_every_steps = 1000
     c.optimizer.name = "adam"
-    c.optimizer.learning_rate = 1e-3
+    c.optimizer.learning_rate = 2e-3
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = 100
     if opts.smoke:

@@ -21,6 +21,8 @@ def get_config(arg: str | None = None):
         num_report_images=64,  # generated images in the sample grid
         interpolation_steps=10,  # images per latent interpolation strip
         sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
+        real_label=1.0,  # D's target for real images; 0.9 = one-sided label smoothing
+        generator_ema=0.0,  # decay of the average of G's weights that draws pictures (0 = off)
     )
     c.model = dict(
         name="dcgan_32",

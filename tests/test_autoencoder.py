@@ -83,6 +83,25 @@ def test_elbo_terms_match_numpy():
                                -10 * np.log10(mse.mean(1)), rtol=1e-5)
 
 
+def test_gaussian_decoder_term_is_the_normal_negative_log_likelihood():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(3, 5, 5, 2)).astype(np.float32)
+    logits = rng.normal(size=x.shape).astype(np.float32)
+    for std in (0.05, 0.3):
+        ours = autoencoding.reconstruction_error(jnp.asarray(logits), jnp.asarray(x),
+                                                 "gaussian", std)
+        nll = -stats.norm.logpdf(x, loc=np_sigmoid(logits.astype(np.float64)), scale=std)
+        np.testing.assert_allclose(np.asarray(ours), nll.reshape(3, -1).sum(1), rtol=1e-5)
+    # the ELBO uses it unchanged: elbo = -(recon + kl)
+    out = {"logits": jnp.asarray(logits), "mean": jnp.zeros((3, 2)), "logvar": jnp.zeros((3, 2))}
+    terms = autoencoding.autoencoder_terms(out, jnp.asarray(x), jnp.asarray(x), "gaussian",
+                                           1.0, 0.05)
+    np.testing.assert_allclose(np.asarray(terms["elbo"]), -np.asarray(terms["recon"]),
+                               rtol=1e-6)
+
+
 def test_task_loss_is_the_elbo_of_the_model_output():
     """The VAE task's loss and metrics equal numpy's ELBO of the model's own z and logits."""
     config = task_config("dense_vae_tiny", beta=2.0)
@@ -223,20 +242,50 @@ def test_bad_config_fails_with_the_field_name():
         TASKS.get("autoencoding")(task_config("dense_ae_tiny", corruption="blur"))
     with pytest.raises(ValueError, match="config.task.reconstruction_loss"):
         TASKS.get("autoencoding")(task_config("dense_ae_tiny", reconstruction_loss="l1"))
+    with pytest.raises(ValueError, match="config.task.decoder_std"):
+        TASKS.get("autoencoding")(task_config("dense_ae_tiny", reconstruction_loss="gaussian",
+                                              decoder_std=0.0))
+    with pytest.raises(ValueError, match="config.model.norm"):
+        MODELS.get("conv_ae_tiny")(norm="batch").init(jax.random.key(0),
+                                                     jnp.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="config.model.architecture"):
         MODELS.get("dense_ae")(architecture="mlp").init(jax.random.key(0),
                                                        jnp.zeros((1, 28, 28, 1)))
 
 
+def test_group_norm_encoder_matches_numpy():
+    """norm='group': each hidden conv output is normalised over (H, W, channels of a group)
+    per example, then scaled and shifted; checked on the encoder's first layer."""
+    enc = autoencoder.ConvEncoder(features=(16,), norm="group")
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 3)), jnp.float32)
+    variables = enc.init(jax.random.key(0), x)
+    p = jax.tree.map(np.asarray, variables["params"])
+    p["norm_0"]["scale"] = np.linspace(0.5, 2.0, 16).astype(np.float32)
+    p["norm_0"]["bias"] = np.linspace(-1.0, 1.0, 16).astype(np.float32)
+    ours = np.asarray(enc.apply({"params": p}, x)).reshape(2, 4, 4, 16)
+    h = np.asarray(jax.lax.conv_general_dilated(
+        x, p["conv_0"]["kernel"], (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    ) + p["conv_0"]["bias"]
+    g = h.reshape(2, 4, 4, 8, 2).astype(np.float64)  # 8 groups of 2 channels
+    mean = g.mean(axis=(1, 2, 4), keepdims=True)
+    var = g.var(axis=(1, 2, 4), keepdims=True)
+    normed = ((g - mean) / np.sqrt(var + 1e-6)).reshape(2, 4, 4, 16)
+    expected = np.maximum(normed * p["norm_0"]["scale"] + p["norm_0"]["bias"], 0.0)
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+
 # ---------- overfitting one batch ----------
 
-@pytest.mark.parametrize("name,corruption", [("dense_ae_tiny", "none"),
-                                             ("conv_ae_tiny", "masking"),
-                                             ("dense_vae_tiny", "none"),
-                                             ("conv_vae_tiny", "none")])
-def test_overfits_one_batch(name, corruption):
+@pytest.mark.parametrize("name,corruption,norm", [("dense_ae_tiny", "none", "none"),
+                                                  ("conv_ae_tiny", "masking", "none"),
+                                                  ("conv_ae_tiny", "none", "group"),
+                                                  ("dense_vae_tiny", "none", "none"),
+                                                  ("conv_vae_tiny", "none", "none")])
+def test_overfits_one_batch(name, corruption, norm):
     config = task_config(name, reconstruction_loss="mse", corruption=corruption,
                          noise_level=0.2, beta=0.01)
+    if norm != "none":
+        config.model.norm = norm
     task = TASKS.get("autoencoding")(config)
     batch = {"image": jnp.asarray(toy_images(8))}
     params = task.init_variables(jax.random.key(0), batch)["params"]

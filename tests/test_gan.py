@@ -94,6 +94,11 @@ def test_losses_match_numpy():
                                d_ref, rtol=1e-5)
     np.testing.assert_allclose(gan.generator_loss(jnp.asarray(fake)),
                                -np.log(np_sigmoid(fake)), rtol=1e-5)
+    # one-sided label smoothing: cross-entropy against 0.9 for real, 0 for fake
+    smooth = (-0.9 * np.log(np_sigmoid(real)) - 0.1 * np.log(1 - np_sigmoid(real))
+              - np.log(1 - np_sigmoid(fake)))
+    np.testing.assert_allclose(gan.discriminator_loss(jnp.asarray(real), jnp.asarray(fake), 0.9),
+                               smooth, rtol=1e-5)
 
 
 def test_one_step_updates_each_network_only_with_its_own_loss():
@@ -146,6 +151,8 @@ def test_overfits_one_batch():
     config = tiny_config()
     config.optimizer.learning_rate = 2e-3
     config.phase_optimizers = ml_collections.ConfigDict()
+    config.task.generator_ema = 0.0  # pictures from the live G, not an average lagging behind
+    config.task.real_label = 1.0  # smoothing (0.9) slows the collapse: 0.28x after 300 steps
     task = build_task(config)
     target = np.asarray(first_batch(config, task)["image"])[1:2]
     batch = {"image": jnp.asarray(np.repeat(target, 8, axis=0))}
@@ -164,11 +171,45 @@ def test_overfits_one_batch():
     assert np.isfinite(float(metrics["discriminator/loss"]))
 
 
+def test_generator_ema_follows_the_weights_and_draws_the_pictures():
+    """generator_ema = d: after each step ema <- d * ema + (1 - d) * G (G before the update);
+    pictures come from the average, the game's metrics from the live G."""
+    config = tiny_config()
+    config.task.generator_ema = 0.8
+    task = build_task(config)
+    batch = first_batch(config, task)
+    txs, schedules = build_txs(config, task)
+    state = jax.jit(make_init_fn(task, txs, batch, jax.random.key(0)))(jax.random.key(0))
+    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules))
+    expected = state.params["generator"]
+    chex.assert_trees_all_equal(state.mutable["generator_ema"], expected)
+    for _ in range(3):
+        before = state.params["generator"]
+        state, _ = step(state, batch)
+        expected = jax.tree.map(lambda e, w: 0.8 * e + 0.2 * w, expected, before)
+    chex.assert_trees_all_close(state.mutable["generator_ema"], expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(jax.tree.leaves(expected)[0],
+                           jax.tree.leaves(state.params["generator"])[0])
+    variables = {"params": state.params, **state.mutable}
+    z = task.noise(jax.random.key(5), 4)
+    averaged = {"params": {**state.params, "generator": expected},
+                "batch_stats": state.mutable["batch_stats"]}
+    want = np.asarray(task.model.apply(averaged, z, method="generate"))
+    np.testing.assert_allclose(task.generate_images(variables, 4, seed=5), (want + 1) / 2,
+                               rtol=1e-5, atol=1e-6)
+    config.task.generator_ema = 1.0
+    with pytest.raises(ValueError, match="config.task.generator_ema"):
+        build_task(config)
+
+
 def test_resume_is_bit_identical(tmp_path):
-    """3 steps + restart + 3 steps ends with the same state as 6 uninterrupted steps."""
+    """3 steps + restart + 3 steps ends with the same state as 6 uninterrupted steps
+    (the generator's weight average included)."""
     def config(steps):
-        return tiny_config(num_train_steps=steps, checkpoint_every_steps=3, eval_every_steps=3,
-                           log_every_steps=1, progress="none")
+        c = tiny_config(num_train_steps=steps, checkpoint_every_steps=3, eval_every_steps=3,
+                        log_every_steps=1, progress="none")
+        c.task.generator_ema = 0.9
+        return c
 
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     train_and_evaluate(config(6), straight)
@@ -179,6 +220,7 @@ def test_resume_is_bit_identical(tmp_path):
     for part in ("params", "mutable", "opt_state"):
         chex.assert_trees_all_equal(a[part], b[part])
     assert set(a["params"]) == {"generator", "discriminator"}
+    assert "generator_ema" in a["mutable"]
     assert "eval/d_real_accuracy" in summary and "eval/g_loss" in summary
 
 
@@ -212,6 +254,10 @@ def test_gan_task_needs_a_gan_model():
     config = tiny_config()
     config.model = ml_collections.ConfigDict({"name": "dense_ae_tiny"})
     with pytest.raises(ValueError, match="config.model.name"):
+        TASKS.get("gan")(config)
+    config = tiny_config()
+    config.task.real_label = 0.3
+    with pytest.raises(ValueError, match="config.task.real_label"):
         TASKS.get("gan")(config)
 
 

@@ -77,12 +77,28 @@ class DenseDecoder(nn.Module):
         return out.reshape(z_BZ.shape[0], *self.image_shape)
 
 
+NORMS = ("none", "group")
+
+
+def _normalize(norm: str, h: jax.Array, name: str, dtype: Any, param_dtype: Any) -> jax.Array:
+    """GroupNorm (8 groups, or fewer for narrow maps) or nothing; per example, so training
+    and evaluation agree and there is no batch state to carry."""
+    if norm == "none":
+        return h
+    if norm == "group":
+        groups = math.gcd(8, h.shape[-1])
+        return nn.GroupNorm(num_groups=groups, dtype=dtype, param_dtype=param_dtype,
+                            name=name)(h)
+    raise ValueError(f"config.model.norm='{norm}'; use one of {NORMS}")
+
+
 class ConvEncoder(nn.Module):
     """Stride-2 convolutions (each halves H and W) -> flattened feature map."""
 
     features: tuple[int, ...]
     kernel_size: int = 4
     activation: str = "relu"
+    norm: str = "none"  # none | group: normalisation after each hidden convolution
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -92,8 +108,9 @@ class ConvEncoder(nn.Module):
         h = x_BHWC
         k = (self.kernel_size, self.kernel_size)
         for i, f in enumerate(self.features):
-            h = act(nn.Conv(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
-                            param_dtype=self.param_dtype, name=f"conv_{i}")(h))
+            h = nn.Conv(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
+                        param_dtype=self.param_dtype, name=f"conv_{i}")(h)
+            h = act(_normalize(self.norm, h, f"norm_{i}", self.dtype, self.param_dtype))
         return h.reshape(h.shape[0], -1)
 
 
@@ -104,6 +121,7 @@ class ConvDecoder(nn.Module):
     image_shape: tuple[int, int, int]
     kernel_size: int = 4
     activation: str = "relu"
+    norm: str = "none"  # none | group: normalisation after each hidden convolution
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -123,7 +141,7 @@ class ConvDecoder(nn.Module):
             h = nn.ConvTranspose(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
                                  param_dtype=self.param_dtype, name=f"deconv_{i}")(h)
             if i < len(widths) - 1:
-                h = act(h)
+                h = act(_normalize(self.norm, h, f"norm_{i}", self.dtype, self.param_dtype))
         return h
 
 
@@ -141,6 +159,7 @@ class Autoencoder(nn.Module):
     hidden_sizes: tuple[int, ...] = (256, 128)  # dense: encoder widths (decoder mirrors)
     features: tuple[int, ...] = (32, 64)  # conv: encoder channels, one stride-2 conv each
     kernel_size: int = 4  # conv: kernel of every (transposed) convolution
+    norm: str = "none"  # conv: none | group (GroupNorm after each hidden convolution)
     variational: bool = False
     activation: str = "relu"
     dtype: Any = jnp.float32
@@ -160,9 +179,12 @@ class Autoencoder(nn.Module):
                     f"config.model.image_shape={tuple(self.image_shape)}: height and width must "
                     f"divide by 2**len(config.model.features)={scale}; change features or image"
                 )
-            self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, **kw)
+            if self.norm not in NORMS:
+                raise ValueError(f"config.model.norm='{self.norm}'; use one of {NORMS}")
+            self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, norm=self.norm,
+                                       **kw)
             self.decoder = ConvDecoder(tuple(self.features), tuple(self.image_shape),
-                                       self.kernel_size, **kw)
+                                       self.kernel_size, norm=self.norm, **kw)
         else:
             raise ValueError(
                 f"config.model.architecture='{self.architecture}'; use 'dense' or 'conv'"

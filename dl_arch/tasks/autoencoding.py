@@ -1,7 +1,9 @@
 """Autoencoding: AE, denoising AE and VAE (ELBO with beta) on images in [0, 1].
 
 `config.task` fields:
-  reconstruction_loss: 'bce' (Bernoulli decoder: per-pixel sigmoid cross-entropy on logits)
+  reconstruction_loss: 'bce' (Bernoulli decoder: per-pixel sigmoid cross-entropy on logits),
+                       'gaussian' (-log N(x; sigmoid(logits), decoder_std^2): a decoder for
+                       grey levels, whose small std weighs reconstruction against the KL)
                        or 'mse' (squared error of sigmoid(logits)); summed over pixels.
   corruption: 'none' | 'gaussian' | 'masking' | 'salt_pepper' (denoising: the model sees the
               corrupted image, the loss compares with the clean one); noise_level sets
@@ -36,7 +38,7 @@ from dl_arch.tasks.base import (
 )
 
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
-LOSSES = ("bce", "mse")
+LOSSES = ("bce", "gaussian", "mse")
 
 
 def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.Array:
@@ -58,12 +60,16 @@ def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.A
     raise ValueError(f"config.task.corruption='{kind}'; use one of {CORRUPTIONS}")
 
 
-def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str) -> jax.Array:
-    """Per-image reconstruction term (B,), summed over pixels: -log p(x|z) for 'bce'."""
+def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str,
+                         decoder_std: float = 0.1) -> jax.Array:
+    """Per-image reconstruction term (B,), summed over pixels: -log p(x|z) for 'bce'/'gaussian'."""
     logits_BHWC = logits_BHWC.astype(jnp.float32)
     x_BHWC = x_BHWC.astype(jnp.float32)
     if kind == "bce":
         per_pixel = optax.sigmoid_binary_cross_entropy(logits_BHWC, x_BHWC)
+    elif kind == "gaussian":
+        z = (jax.nn.sigmoid(logits_BHWC) - x_BHWC) / decoder_std
+        per_pixel = 0.5 * jnp.square(z) + jnp.log(decoder_std) + 0.5 * jnp.log(2.0 * jnp.pi)
     elif kind == "mse":
         per_pixel = jnp.square(jax.nn.sigmoid(logits_BHWC) - x_BHWC)
     else:
@@ -78,9 +84,10 @@ def psnr(a_BHWC: jax.Array, b_BHWC: jax.Array) -> jax.Array:
 
 
 def autoencoder_terms(out: dict[str, jax.Array], clean_BHWC: jax.Array, noisy_BHWC: jax.Array,
-                      loss_kind: str, beta: float) -> dict[str, jax.Array]:
+                      loss_kind: str, beta: float, decoder_std: float = 0.1
+                      ) -> dict[str, jax.Array]:
     """Per-image loss terms (each (B,)) of a model output against the clean images."""
-    recon = reconstruction_error(out["logits"], clean_BHWC, loss_kind)
+    recon = reconstruction_error(out["logits"], clean_BHWC, loss_kind, decoder_std)
     pixels = jax.nn.sigmoid(out["logits"])
     terms = {
         "recon": recon,
@@ -109,6 +116,7 @@ class AutoencodingTask(Task):
         self.corruption = tc.get("corruption", "none")
         self.noise_level = float(tc.get("noise_level", 0.0))
         self.beta = float(tc.get("beta", 1.0))
+        self.decoder_std = float(tc.get("decoder_std", 0.1))
         if self.loss_kind not in LOSSES:
             raise ValueError(
                 f"config.task.reconstruction_loss='{self.loss_kind}'; use one of {LOSSES}")
@@ -118,6 +126,9 @@ class AutoencodingTask(Task):
         if self.corruption in ("masking", "salt_pepper") and not 0.0 <= self.noise_level <= 1.0:
             raise ValueError(f"config.task.noise_level={self.noise_level} is a fraction of "
                              f"pixels for '{self.corruption}'; use a value in [0, 1]")
+        if self.decoder_std <= 0:
+            raise ValueError(f"config.task.decoder_std={self.decoder_std} must be > 0 (the "
+                             f"pixel std of the 'gaussian' decoder, e.g. 0.1)")
         if self.beta < 0:
             raise ValueError(f"config.task.beta={self.beta} must be >= 0")
         self.model = build_model(config.model, config)
@@ -142,7 +153,8 @@ class AutoencodingTask(Task):
                                   rngs={"latent": latent_rng, "dropout": dropout_rng},
                                   mutable=mutable)
         out, new_mutable = result if train else (result, {})
-        terms = autoencoder_terms(out, clean, noisy, self.loss_kind, self.beta)
+        terms = autoencoder_terms(out, clean, noisy, self.loss_kind, self.beta,
+                                  self.decoder_std)
         return terms, out, dict(new_mutable)
 
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch,

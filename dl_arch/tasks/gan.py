@@ -4,12 +4,16 @@ The loop runs `loss("discriminator", ...)` and updates only `params["discriminat
 its optimiser, then `loss("generator", ...)` with the updated parameters and updates only
 `params["generator"]`, inside one jitted step. Losses (logits l = D(x)):
   discriminator: -log sigmoid(l_real) - log(1 - sigmoid(l_fake)) = softplus(-l_real) +
-                 softplus(l_fake), real and fake scored as separate BatchNorm batches;
+                 softplus(l_fake), real and fake scored as separate BatchNorm batches
+                 (config.task.real_label < 1: one-sided label smoothing of the real term);
   generator (non-saturating): -log sigmoid(l_fake) = softplus(-l_fake).
 Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
 Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
 fake), and mean D probabilities. Pictures: samples of a fixed noise batch (comparable
 across steps) and latent interpolation strips; at the end, the Fréchet distance.
+config.task.generator_ema > 0 keeps an exponential moving average of G's weights (collection
+`generator_ema`, checkpointed with the rest) and draws every picture, sample and the Fréchet
+distance with it (Yazıcı et al., 2019: the average smooths the oscillation of the game).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dl_arch.tasks import image_grids
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 
 DISCRIMINATOR, GENERATOR = "discriminator", "generator"
+GENERATOR_EMA = "generator_ema"  # variable collection: exponential average of G's weights
 
 
 def to_tanh_range(images: jax.Array) -> jax.Array:
@@ -38,9 +43,16 @@ def from_tanh_range(images: Any) -> Any:
     return (images + 1.0) * 0.5
 
 
-def discriminator_loss(real_logits_B: jax.Array, fake_logits_B: jax.Array) -> jax.Array:
-    """Binary cross-entropy of D with real = 1 and fake = 0, per example (B,)."""
-    return jax.nn.softplus(-real_logits_B) + jax.nn.softplus(fake_logits_B)
+def discriminator_loss(real_logits_B: jax.Array, fake_logits_B: jax.Array,
+                       real_label: float = 1.0) -> jax.Array:
+    """Binary cross-entropy of D with real = `real_label` and fake = 0, per example (B,).
+
+    real_label < 1 is one-sided label smoothing (Salimans et al., 2016): D is not rewarded
+    for ever more confident real scores, which keeps it from overpowering G.
+    """
+    real = real_label * jax.nn.softplus(-real_logits_B) + (1.0 - real_label) * jax.nn.softplus(
+        real_logits_B)
+    return real + jax.nn.softplus(fake_logits_B)
 
 
 def generator_loss(fake_logits_B: jax.Array) -> jax.Array:
@@ -62,7 +74,16 @@ class GANTask(Task):
                 raise ValueError(f"config.model.name='{config.model.name}' has no `{method}`; "
                                  f"the gan task needs a generator/discriminator model (dcgan*)")
         self.latent_dim = int(self.model.latent_dim)
-        self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
+        self.real_label = float(config.task.get("real_label", 1.0))
+        if not 0.5 < self.real_label <= 1.0:
+            raise ValueError(f"config.task.real_label={self.real_label}: D's target for real "
+                             f"images must be in (0.5, 1] (1 = no smoothing, 0.9 = usual)")
+        self.ema_decay = float(config.task.get("generator_ema", 0.0))
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"config.task.generator_ema={self.ema_decay}: the decay of the "
+                             f"generator's weight average must be in [0, 1) (0 = off, 0.999)")
+        self._generate = jax.jit(lambda v, z: self.model.apply(self.sampling_variables(v), z,
+                                                               method="generate"))
 
     def noise(self, rng: jax.Array, batch_size: int) -> jax.Array:
         """Generator input z ~ N(0, I), (B, latent_dim)."""
@@ -71,7 +92,18 @@ class GANTask(Task):
     # ----- pure functions -----
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
         z = jnp.zeros((batch["image"].shape[0], self.latent_dim), jnp.float32)
-        return dict(self.model.init({"params": rng}, z, train=False))
+        variables = dict(self.model.init({"params": rng}, z, train=False))
+        if self.ema_decay > 0:
+            variables[GENERATOR_EMA] = jax.tree.map(jnp.copy, variables["params"][GENERATOR])
+        return variables
+
+    @staticmethod
+    def sampling_variables(variables: Variables) -> Variables:
+        """The variables that draw pictures: G's weight average when kept, else G itself."""
+        if GENERATOR_EMA not in variables:
+            return variables
+        params = {**variables["params"], GENERATOR: variables[GENERATOR_EMA]}
+        return {k: v for k, v in variables.items() if k != GENERATOR_EMA} | {"params": params}
 
     def _apply(self, params: Any, stats: Any, x: jax.Array, method: str
                ) -> tuple[jax.Array, Any]:
@@ -93,7 +125,7 @@ class GANTask(Task):
             fake = jax.lax.stop_gradient(fake)
             real_logits, stats = self._apply(params, stats, real, "discriminate")
             fake_logits, stats = self._apply(params, stats, fake, "discriminate")
-            loss = jnp.mean(discriminator_loss(real_logits, fake_logits))
+            loss = jnp.mean(discriminator_loss(real_logits, fake_logits, self.real_label))
             metrics = {
                 "d_loss": loss,
                 "d_real_accuracy": jnp.mean((real_logits > 0).astype(jnp.float32)),
@@ -106,6 +138,11 @@ class GANTask(Task):
             loss = jnp.mean(generator_loss(fake_logits))
             metrics = {"g_loss": loss,
                        "g_fools_d": jnp.mean((fake_logits > 0).astype(jnp.float32))}
+            if GENERATOR_EMA in mutable:  # average of G's weights, one step behind the update
+                d = self.ema_decay
+                mutable = {**mutable, GENERATOR_EMA: jax.tree.map(
+                    lambda e, w: d * e + (1.0 - d) * jax.lax.stop_gradient(w),
+                    mutable[GENERATOR_EMA], params[GENERATOR])}
         return loss, (metrics, {**mutable, "batch_stats": stats})
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
