@@ -197,6 +197,20 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
     want = np.asarray(task.model.apply(averaged, z, method="generate"))
     np.testing.assert_allclose(task.generate_images(variables, 4, seed=5), (want + 1) / 2,
                                rtol=1e-5, atol=1e-6)
+    # with 2 microbatches per step the average still moves by one step's decay
+    config.grad_accum_steps = 2
+    task2 = build_task(config)
+    txs2, schedules2 = build_txs(config, task2)
+    state2 = jax.jit(make_init_fn(task2, txs2, batch, jax.random.key(0)))(jax.random.key(0))
+    step2 = jax.jit(functools.partial(train_step, task=task2, txs=txs2, schedules=schedules2,
+                                      grad_accum_steps=2))
+    g0 = state2.params["generator"]
+    state2, _ = step2(state2, batch)  # the average stays g0: it starts there
+    g1 = state2.params["generator"]
+    state2, _ = step2(state2, batch)
+    chex.assert_trees_all_close(
+        state2.mutable["generator_ema"],
+        jax.tree.map(lambda a, b: 0.8 * a + 0.2 * b, g0, g1), rtol=1e-6, atol=1e-7)
     config.task.generator_ema = 1.0
     with pytest.raises(ValueError, match="config.task.generator_ema"):
         build_task(config)

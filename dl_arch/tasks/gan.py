@@ -139,7 +139,9 @@ class GANTask(Task):
             metrics = {"g_loss": loss,
                        "g_fools_d": jnp.mean((fake_logits > 0).astype(jnp.float32))}
             if GENERATOR_EMA in mutable:  # average of G's weights, one step behind the update
-                d = self.ema_decay
+                # the loss runs once per microbatch on the same weights: k updates at d**(1/k)
+                # are exactly one update at d
+                d = self.ema_decay ** (1.0 / int(self.config.get("grad_accum_steps", 1)))
                 mutable = {**mutable, GENERATOR_EMA: jax.tree.map(
                     lambda e, w: d * e + (1.0 - d) * jax.lax.stop_gradient(w),
                     mutable[GENERATOR_EMA], params[GENERATOR])}
