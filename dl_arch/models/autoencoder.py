@@ -179,8 +179,6 @@ class Autoencoder(nn.Module):
                     f"config.model.image_shape={tuple(self.image_shape)}: height and width must "
                     f"divide by 2**len(config.model.features)={scale}; change features or image"
                 )
-            if self.norm not in NORMS:
-                raise ValueError(f"config.model.norm='{self.norm}'; use one of {NORMS}")
             self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, norm=self.norm,
                                        **kw)
             self.decoder = ConvDecoder(tuple(self.features), tuple(self.image_shape),

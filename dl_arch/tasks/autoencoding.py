@@ -39,6 +39,7 @@ from dl_arch.tasks.base import (
 
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 LOSSES = ("bce", "gaussian", "mse")
+DECODER_STD = 0.1  # default pixel std of the 'gaussian' decoder
 
 
 def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.Array:
@@ -61,7 +62,7 @@ def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.A
 
 
 def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str,
-                         decoder_std: float = 0.1) -> jax.Array:
+                         decoder_std: float = DECODER_STD) -> jax.Array:
     """Per-image reconstruction term (B,), summed over pixels: -log p(x|z) for 'bce'/'gaussian'."""
     logits_BHWC = logits_BHWC.astype(jnp.float32)
     x_BHWC = x_BHWC.astype(jnp.float32)
@@ -84,7 +85,7 @@ def psnr(a_BHWC: jax.Array, b_BHWC: jax.Array) -> jax.Array:
 
 
 def autoencoder_terms(out: dict[str, jax.Array], clean_BHWC: jax.Array, noisy_BHWC: jax.Array,
-                      loss_kind: str, beta: float, decoder_std: float = 0.1
+                      loss_kind: str, beta: float, decoder_std: float = DECODER_STD
                       ) -> dict[str, jax.Array]:
     """Per-image loss terms (each (B,)) of a model output against the clean images."""
     recon = reconstruction_error(out["logits"], clean_BHWC, loss_kind, decoder_std)
@@ -116,7 +117,7 @@ class AutoencodingTask(Task):
         self.corruption = tc.get("corruption", "none")
         self.noise_level = float(tc.get("noise_level", 0.0))
         self.beta = float(tc.get("beta", 1.0))
-        self.decoder_std = float(tc.get("decoder_std", 0.1))
+        self.decoder_std = float(tc.get("decoder_std", DECODER_STD))
         if self.loss_kind not in LOSSES:
             raise ValueError(
                 f"config.task.reconstruction_loss='{self.loss_kind}'; use one of {LOSSES}")
@@ -128,7 +129,7 @@ class AutoencodingTask(Task):
                              f"pixels for '{self.corruption}'; use a value in [0, 1]")
         if self.decoder_std <= 0:
             raise ValueError(f"config.task.decoder_std={self.decoder_std} must be > 0 (the "
-                             f"pixel std of the 'gaussian' decoder, e.g. 0.1)")
+                             f"pixel std of the 'gaussian' decoder, e.g. {DECODER_STD})")
         if self.beta < 0:
             raise ValueError(f"config.task.beta={self.beta} must be >= 0")
         self.model = build_model(config.model, config)
