@@ -24,6 +24,7 @@ def get_config(arg: str | None = None):
         sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
         real_label=0.9,  # D's target for real images: one-sided label smoothing (1 = off)
         generator_ema=0.999,  # decay of the average of G's weights that draws pictures (0 = off)
+        standing_stats_batches=16,  # noise batches for BatchNorm statistics of G's average (0: live G's)
     )
     c.model = dict(
         name="dcgan",
@@ -33,6 +34,7 @@ def get_config(arg: str | None = None):
         discriminator_features=opts.features,  # D's first width (x2 per later stage)
         num_stages=3,  # stride-2 (de)convolutions: 4x4 -> 32x32
         kernel_size=4,
+        discriminator_norm="batch",  # batch (the paper) | spectral | none
     )
     c.dataset.name = "shapes"
     c.dataset.image_size = opts.image_size

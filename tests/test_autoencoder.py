@@ -274,18 +274,61 @@ def test_group_norm_encoder_matches_numpy():
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
 
+def np_conv3x3_same(x, kernel, bias):
+    """A 3x3, stride-1, zero-padded convolution as a sum of nine shifted matmuls."""
+    n, h, w, _ = x.shape
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros((n, h, w, kernel.shape[-1]))
+    for dy in range(3):
+        for dx in range(3):
+            out += padded[:, dy:dy + h, dx:dx + w] @ kernel[dy, dx]
+    return out + bias
+
+
+def test_residual_block_matches_numpy_and_starts_as_the_identity():
+    """h + conv(relu(conv(h))) with both 3x3 convolutions written out in numpy."""
+    block = autoencoder.ResidualBlock()
+    h = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 6, 4)), jnp.float32)
+    variables = block.init(jax.random.key(0), h)
+    np.testing.assert_array_equal(block.apply(variables, h), h)  # conv_1 starts at zero
+    rng = np.random.default_rng(1)
+    p = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32) * 0.3,
+                     variables["params"])
+    x = np.asarray(h, np.float64)
+    r = np.maximum(np_conv3x3_same(x, p["conv_0"]["kernel"], p["conv_0"]["bias"]), 0.0)
+    expected = x + np_conv3x3_same(r, p["conv_1"]["kernel"], p["conv_1"]["bias"])
+    np.testing.assert_allclose(block.apply({"params": p}, h), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_blocks_per_stage_adds_blocks_at_every_resolution():
+    """One block per stage: three in the encoder at 16, 8, 4 px, three in the decoder."""
+    model = MODELS.get("conv_ae")(image_shape=(32, 32, 1), features=(8, 16, 32),
+                                  blocks_per_stage=1, norm="group")
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))["params"]
+    enc = {k: v["conv_0"]["kernel"].shape for k, v in params["encoder"].items()
+           if k.startswith("block")}
+    dec = {k: v["conv_0"]["kernel"].shape for k, v in params["decoder"].items()
+           if k.startswith("block")}
+    assert enc == {"block_0_0": (3, 3, 8, 8), "block_1_0": (3, 3, 16, 16),
+                   "block_2_0": (3, 3, 32, 32)}
+    assert dec == {"block_0_0": (3, 3, 32, 32), "block_1_0": (3, 3, 16, 16),
+                   "block_2_0": (3, 3, 8, 8)}
+
+
 # ---------- overfitting one batch ----------
 
-@pytest.mark.parametrize("name,corruption,norm", [("dense_ae_tiny", "none", "none"),
-                                                  ("conv_ae_tiny", "masking", "none"),
-                                                  ("conv_ae_tiny", "none", "group"),
-                                                  ("dense_vae_tiny", "none", "none"),
-                                                  ("conv_vae_tiny", "none", "none")])
-def test_overfits_one_batch(name, corruption, norm):
+@pytest.mark.parametrize("name,corruption,norm,blocks", [
+    ("dense_ae_tiny", "none", "none", 0),
+    ("conv_ae_tiny", "masking", "none", 0),
+    ("conv_ae_tiny", "none", "group", 0),
+    ("dense_vae_tiny", "none", "none", 0),
+    ("conv_vae_tiny", "none", "none", 0),
+    ("conv_vae_tiny", "none", "group", 1)])
+def test_overfits_one_batch(name, corruption, norm, blocks):
     config = task_config(name, reconstruction_loss="mse", corruption=corruption,
                          noise_level=0.2, beta=0.01)
-    if norm != "none":
-        config.model.norm = norm
+    config.model.norm = norm
+    config.model.blocks_per_stage = blocks
     task = TASKS.get("autoencoding")(config)
     batch = {"image": jnp.asarray(toy_images(8))}
     params = task.init_variables(jax.random.key(0), batch)["params"]

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from dl_arch.models.gan import Discriminator
 from dl_arch.registry import MODELS, TASKS
 from dl_arch.tasks import gan
 from dl_arch.testing import first_batch, load_config
@@ -101,9 +102,40 @@ def test_losses_match_numpy():
                                smooth, rtol=1e-5)
 
 
-def test_one_step_updates_each_network_only_with_its_own_loss():
+def test_spectral_norm_equals_weights_divided_by_their_top_singular_value():
+    """norm='spectral': after the power iterations of a few training calls, D's logits equal
+    those of a plain D whose kernels (as (fan_in, out) matrices) are divided by numpy's
+    largest singular value; evaluation does not advance the iteration."""
+    kw = dict(image_shape=(8, 8, 1), features=4, num_stages=2)
+    spectral = Discriminator(norm="spectral", **kw)
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, size=(4, 8, 8, 1)), jnp.float32)
+    variables = spectral.init(jax.random.key(0), x)
+    stats = variables["batch_stats"]
+    for _ in range(30):
+        _, new = spectral.apply({**variables, "batch_stats": stats}, x, train=True,
+                                mutable=["batch_stats"])
+        stats = new["batch_stats"]
+    trained = {**variables, "batch_stats": stats}
+    _, unchanged = spectral.apply(trained, x, train=False, mutable=["batch_stats"])
+    chex.assert_trees_all_equal(unchanged["batch_stats"], stats)
+
+    def divided(kernel):
+        k = np.asarray(kernel, np.float64)
+        return (k / np.linalg.svd(k.reshape(-1, k.shape[-1]), compute_uv=False)[0]).astype(
+            np.float32)
+
+    plain = Discriminator(norm="none", **kw)
+    reference = plain.apply({"params": jax.tree.map(divided, variables["params"])}, x)
+    np.testing.assert_allclose(spectral.apply(trained, x), reference, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="config.model.discriminator_norm"):
+        Discriminator(norm="layer", **kw).init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("discriminator_norm", ["batch", "spectral"])
+def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm):
     """The real train step equals: D -= lr * dL_D/dD; then G -= lr * dL_G/dG at the new D."""
     config = tiny_config()
+    config.model.discriminator_norm = discriminator_norm
     config.optimizer = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.5,
                                                   "schedule": "constant"})
     config.phase_optimizers = ml_collections.ConfigDict()
@@ -176,6 +208,7 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
     pictures come from the average, the game's metrics from the live G."""
     config = tiny_config()
     config.task.generator_ema = 0.8
+    config.task.standing_stats_batches = 3
     task = build_task(config)
     batch = first_batch(config, task)
     txs, schedules = build_txs(config, task)
@@ -190,13 +223,31 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
     chex.assert_trees_all_close(state.mutable["generator_ema"], expected, rtol=1e-6, atol=1e-7)
     assert not np.allclose(jax.tree.leaves(expected)[0],
                            jax.tree.leaves(state.params["generator"])[0])
-    variables = {"params": state.params, **state.mutable}
+    variables = jax.device_get({"params": state.params, **state.mutable})
     z = task.noise(jax.random.key(5), 4)
     averaged = {"params": {**state.params, "generator": expected},
                 "batch_stats": state.mutable["batch_stats"]}
-    want = np.asarray(task.model.apply(averaged, z, method="generate"))
+    # standing statistics of the average, recovered from the stock momentum-0.9 update
+    # new = 0.9 * old + 0.1 * batch, and averaged over the noise batches
+    per_batch = []
+    for i in range(task.standing_batches):
+        _, new = task.model.apply(averaged, task.noise(jax.random.key(5 + 3 + i), 256),
+                                  train=True, method="generate", mutable=["batch_stats"])
+        per_batch.append(jax.tree.map(lambda n, o: (n - 0.9 * o) / 0.1,
+                                      new["batch_stats"]["generator"],
+                                      averaged["batch_stats"]["generator"]))
+    standing = jax.tree.map(lambda *s: np.mean(s, axis=0), *per_batch)
+    want = np.asarray(task.model.apply(
+        {**averaged, "batch_stats": {**averaged["batch_stats"], "generator": standing}}, z,
+        method="generate"))
     np.testing.assert_allclose(task.generate_images(variables, 4, seed=5), (want + 1) / 2,
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-4, atol=1e-4)
+    # without standing statistics the average draws with the live G's running statistics
+    config.task.standing_stats_batches = 0
+    plain = np.asarray(task.model.apply(averaged, z, method="generate"))
+    np.testing.assert_allclose(build_task(config).generate_images(variables, 4, seed=5),
+                               (plain + 1) / 2, rtol=1e-5, atol=1e-6)
+    config.task.standing_stats_batches = 3
     # with 2 microbatches per step the average still moves by one step's decay
     config.grad_accum_steps = 2
     task2 = build_task(config)
@@ -213,6 +264,10 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
         jax.tree.map(lambda a, b: 0.8 * a + 0.2 * b, g0, g1), rtol=1e-6, atol=1e-7)
     config.task.generator_ema = 1.0
     with pytest.raises(ValueError, match="config.task.generator_ema"):
+        build_task(config)
+    config.task.generator_ema = 0.8
+    config.task.standing_stats_batches = -1
+    with pytest.raises(ValueError, match="config.task.standing_stats_batches"):
         build_task(config)
 
 

@@ -5,7 +5,8 @@ convolution of a 1x1 input) -> BatchNorm -> ReLU -> stride-2 transposed convolut
 halve the width and double the resolution, each with BatchNorm + ReLU -> a last
 transposed convolution to the image channels -> tanh (images in [-1, 1]).
 Discriminator: stride-2 convolutions with LeakyReLU(0.2), BatchNorm on all but the first
--> Dense to one logit (a valid 4x4 convolution of the last map in the paper).
+(`discriminator_norm='spectral'`: spectral normalisation of every layer instead) -> Dense to
+one logit (a valid 4x4 convolution of the last map in the paper).
 No biases before BatchNorm; weights drawn from N(0, 0.02) as in the paper.
 
 `DCGAN` holds both as submodules `generator` and `discriminator`, so its parameter and
@@ -77,8 +78,16 @@ class Generator(nn.Module):
         return jnp.tanh(h.astype(jnp.float32))
 
 
+DISCRIMINATOR_NORMS = ("batch", "spectral", "none")
+
+
 class Discriminator(nn.Module):
-    """images (B, H, W, C) in [-1, 1] -> real/fake logits (B,), float32."""
+    """images (B, H, W, C) in [-1, 1] -> real/fake logits (B,), float32.
+
+    norm='batch' is the paper's (BatchNorm on all but the first convolution); 'spectral'
+    divides every weight by its largest singular value instead (Miyato et al., 2018), which
+    bounds how sharply D can change with its input and keeps it from overpowering G.
+    """
 
     image_shape: tuple[int, int, int]
     features: int = 64  # width of the first map; later ones double per stage
@@ -86,12 +95,23 @@ class Discriminator(nn.Module):
     kernel_size: int = 4
     negative_slope: float = 0.2
     bn_momentum: float = 0.9
+    norm: str = "batch"  # batch | spectral | none
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    def _layer(self, layer: nn.Module, h: jax.Array, train: bool) -> jax.Array:
+        """Applies `layer`, through spectral normalisation if norm='spectral'."""
+        if self.norm != "spectral":
+            return layer(h)
+        # the power-iteration vector lives in `batch_stats` and advances in training only
+        return nn.SpectralNorm(layer, name=f"{layer.name}_sn")(h, update_stats=train)
 
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         _check_shape(self.image_shape, self.num_stages)
+        if self.norm not in DISCRIMINATOR_NORMS:
+            raise ValueError(f"config.model.discriminator_norm='{self.norm}'; use one of "
+                             f"{DISCRIMINATOR_NORMS}")
         if tuple(x_BHWC.shape[1:]) != tuple(self.image_shape):
             raise ValueError(
                 f"images of shape {tuple(x_BHWC.shape[1:])} but config.model.image_shape="
@@ -100,17 +120,18 @@ class Discriminator(nn.Module):
         k = (self.kernel_size, self.kernel_size)
         h = x_BHWC.astype(self.dtype)
         for i in range(self.num_stages):
-            h = nn.Conv(self.features * 2**i, k, strides=(2, 2), padding="SAME", use_bias=False,
-                        kernel_init=DCGAN_INIT, dtype=self.dtype, param_dtype=self.param_dtype,
-                        name=f"conv_{i}")(h)
-            if i > 0:
+            h = self._layer(nn.Conv(self.features * 2**i, k, strides=(2, 2), padding="SAME",
+                                    use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype,
+                                    param_dtype=self.param_dtype, name=f"conv_{i}"), h, train)
+            if i > 0 and self.norm == "batch":
                 h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                  epsilon=1e-5, dtype=self.dtype, param_dtype=self.param_dtype,
                                  name=f"bn_{i}")(h)
             h = nn.leaky_relu(h, self.negative_slope)
         self.sow("intermediates", "features", h)
-        logit = nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype,
-                         param_dtype=self.param_dtype, name="logit")(h.reshape(h.shape[0], -1))
+        logit = self._layer(nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype,
+                                     param_dtype=self.param_dtype, name="logit"),
+                            h.reshape(h.shape[0], -1), train)
         return logit[:, 0].astype(jnp.float32)
 
 
@@ -123,14 +144,18 @@ class DCGAN(nn.Module):
     discriminator_features: int = 64
     num_stages: int = 4
     kernel_size: int = 4
+    discriminator_norm: str = "batch"  # batch (the paper) | spectral | none
+    bn_momentum: float = 0.9  # running statistics: m * old + (1 - m) * batch
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     def setup(self):
         kw = dict(image_shape=tuple(self.image_shape), num_stages=self.num_stages,
-                  kernel_size=self.kernel_size, dtype=self.dtype, param_dtype=self.param_dtype)
+                  kernel_size=self.kernel_size, bn_momentum=self.bn_momentum, dtype=self.dtype,
+                  param_dtype=self.param_dtype)
         self.generator = Generator(features=self.generator_features, **kw)
-        self.discriminator = Discriminator(features=self.discriminator_features, **kw)
+        self.discriminator = Discriminator(features=self.discriminator_features,
+                                           norm=self.discriminator_norm, **kw)
 
     def generate(self, z_BZ: jax.Array, *, train: bool = False) -> jax.Array:
         """Images in [-1, 1] from latent noise z (B, latent_dim)."""

@@ -14,6 +14,9 @@ across steps) and latent interpolation strips; at the end, the Fréchet distance
 config.task.generator_ema > 0 keeps an exponential moving average of G's weights (collection
 `generator_ema`, checkpointed with the rest) and draws every picture, sample and the Fréchet
 distance with it (Yazıcı et al., 2019: the average smooths the oscillation of the game).
+The running BatchNorm statistics belong to the live G, so the averaged G draws with its own
+"standing" statistics (Brock et al., 2019): the mean of its per-batch statistics over
+config.task.standing_stats_batches noise batches, re-estimated at every report.
 """
 
 from __future__ import annotations
@@ -82,8 +85,15 @@ class GANTask(Task):
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"config.task.generator_ema={self.ema_decay}: the decay of the "
                              f"generator's weight average must be in [0, 1) (0 = off, 0.999)")
-        self._generate = jax.jit(lambda v, z: self.model.apply(self.sampling_variables(v), z,
-                                                               method="generate"))
+        self.standing_batches = int(config.task.get("standing_stats_batches", 16))
+        if self.standing_batches < 0:
+            raise ValueError(f"config.task.standing_stats_batches={self.standing_batches}: "
+                             f"use 0 (keep the running statistics) or more noise batches")
+        self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
+        # momentum 0: a train-mode call returns exactly the batch's statistics
+        exact = self.model.clone(bn_momentum=0.0)
+        self._batch_stats = jax.jit(lambda v, z: exact.apply(
+            v, z, train=True, method="generate", mutable=["batch_stats"])[1]["batch_stats"])
 
     def noise(self, rng: jax.Array, batch_size: int) -> jax.Array:
         """Generator input z ~ N(0, I), (B, latent_dim)."""
@@ -104,6 +114,20 @@ class GANTask(Task):
             return variables
         params = {**variables["params"], GENERATOR: variables[GENERATOR_EMA]}
         return {k: v for k, v in variables.items() if k != GENERATOR_EMA} | {"params": params}
+
+    def picture_variables(self, variables: Variables, seed: int = 0,
+                          batch_size: int = 256) -> Variables:
+        """`sampling_variables`, and for G's weight average its standing BatchNorm statistics:
+        the mean over `standing_stats_batches` noise batches of the statistics each batch
+        gives the averaged weights in training mode (fixed noise: pictures stay comparable)."""
+        sampling = self.sampling_variables(variables)
+        if GENERATOR_EMA not in variables or self.standing_batches == 0:
+            return sampling
+        per_batch = [self._batch_stats(sampling, self.noise(jax.random.key(seed + i), batch_size))
+                     for i in range(self.standing_batches)]
+        standing = jax.tree.map(lambda *s: np.mean(np.stack(s), axis=0),
+                                *[b[GENERATOR] for b in per_batch])
+        return {**sampling, "batch_stats": {**sampling["batch_stats"], GENERATOR: standing}}
 
     def _apply(self, params: Any, stats: Any, x: jax.Array, method: str
                ) -> tuple[jax.Array, Any]:
@@ -162,13 +186,16 @@ class GANTask(Task):
         }
 
     # ----- host side -----
-    def generate_images(self, variables: Variables, count: int, seed: int,
-                        batch_size: int = 256) -> np.ndarray:
-        """`count` generated images in [0, 1] (NHWC) from noise of key `seed`."""
-        z = self.noise(jax.random.key(seed), count)
-        outs = [np.asarray(self._generate(variables, z[i:i + batch_size]))
-                for i in range(0, count, batch_size)]
+    def _draw(self, picture_vars: Variables, z: Any, batch_size: int = 256) -> np.ndarray:
+        """Images in [0, 1] (NHWC) of latent codes z, from `picture_variables`."""
+        outs = [np.asarray(self._generate(picture_vars, jnp.asarray(z[i:i + batch_size])))
+                for i in range(0, len(z), batch_size)]
         return from_tanh_range(np.concatenate(outs))
+
+    def generate_images(self, variables: Variables, count: int, seed: int) -> np.ndarray:
+        """`count` generated images in [0, 1] (NHWC) from noise of key `seed`."""
+        return self._draw(self.picture_variables(variables, seed=seed + 3),
+                          self.noise(jax.random.key(seed), count))
 
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
                     workdir: str, writer: Any, final: bool) -> None:
@@ -176,21 +203,21 @@ class GANTask(Task):
         tc = self.config.task
         seed = int(tc.get("sample_seed", 1234))
         n = int(tc.get("num_report_images", 64))
-        pictures = {"samples": image_grids.make_grid(self.generate_images(variables, n, seed),
-                                                     8)}
+        picture_vars = self.picture_variables(variables, seed=seed + 3)
+        samples = self._draw(picture_vars, self.noise(jax.random.key(seed), n))
+        pictures = {"samples": image_grids.make_grid(samples, 8)}
         steps = int(tc.get("interpolation_steps", 10))
         ends = np.asarray(self.noise(jax.random.key(seed + 1), 8))
         z = np.concatenate([image_grids.interpolate(ends[2 * i], ends[2 * i + 1], steps)
                             for i in range(4)])
-        strip = from_tanh_range(np.asarray(self._generate(variables, jnp.asarray(z))))
-        pictures["interpolation"] = image_grids.make_grid(strip, steps)
+        pictures["interpolation"] = image_grids.make_grid(self._draw(picture_vars, z), steps)
         image_grids.publish(pictures, step, workdir, writer, final)
         fc = self.config.get("frechet", None)
         if final and fc is not None and fc.get("enabled", False):
             from dl_arch.tasks.frechet import frechet_report
 
-            return frechet_report(self.config, workdir,
-                                  lambda k: self.generate_images(variables, k, seed + 2))
+            return frechet_report(self.config, workdir, lambda k: self._draw(
+                picture_vars, self.noise(jax.random.key(seed + 2), k)))
         return None
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
