@@ -245,6 +245,9 @@ def test_bad_config_fails_with_the_field_name():
     with pytest.raises(ValueError, match="config.task.decoder_std"):
         TASKS.get("autoencoding")(task_config("dense_ae_tiny", reconstruction_loss="gaussian",
                                               decoder_std=0.0))
+    with pytest.raises(ValueError, match="config.model.blocks_per_stage"):
+        MODELS.get("conv_ae_tiny")(blocks_per_stage=-1).init(jax.random.key(0),
+                                                            jnp.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="config.model.norm"):
         MODELS.get("conv_ae_tiny")(norm="batch").init(jax.random.key(0),
                                                      jnp.zeros((1, 8, 8, 1)))

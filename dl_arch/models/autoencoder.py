@@ -210,6 +210,9 @@ class Autoencoder(nn.Module):
                     f"config.model.image_shape={tuple(self.image_shape)}: height and width must "
                     f"divide by 2**len(config.model.features)={scale}; change features or image"
                 )
+            if self.blocks_per_stage < 0:
+                raise ValueError(f"config.model.blocks_per_stage={self.blocks_per_stage}; use 0 "
+                                 f"(plain stride-2 stack) or more residual blocks per stage")
             conv = dict(norm=self.norm, blocks_per_stage=self.blocks_per_stage, **kw)
             self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, **conv)
             self.decoder = ConvDecoder(tuple(self.features), tuple(self.image_shape),
