@@ -108,22 +108,25 @@ class GANTask(Task):
         return variables
 
     @staticmethod
-    def sampling_variables(variables: Variables) -> Variables:
-        """The variables that draw pictures: G's weight average when kept, else G itself."""
+    def _averaged_generator(variables: Variables) -> Variables:
+        """`variables` with G's weights replaced by their average, when one is kept."""
         if GENERATOR_EMA not in variables:
             return variables
         params = {**variables["params"], GENERATOR: variables[GENERATOR_EMA]}
         return {k: v for k, v in variables.items() if k != GENERATOR_EMA} | {"params": params}
 
-    def picture_variables(self, variables: Variables, seed: int = 0,
+    def picture_variables(self, variables: Variables, sample_seed: int,
                           batch_size: int = 256) -> Variables:
-        """`sampling_variables`, and for G's weight average its standing BatchNorm statistics:
-        the mean over `standing_stats_batches` noise batches of the statistics each batch
-        gives the averaged weights in training mode (fixed noise: pictures stay comparable)."""
-        sampling = self.sampling_variables(variables)
+        """The variables that draw pictures: G's weight average when kept, with its standing
+        BatchNorm statistics (the mean over `standing_stats_batches` noise batches of the
+        statistics each batch gives the averaged weights in training mode); else G itself.
+        The noise keys follow `sample_seed`, so pictures stay comparable across steps."""
+        sampling = self._averaged_generator(variables)
         if GENERATOR_EMA not in variables or self.standing_batches == 0:
             return sampling
-        per_batch = [self._batch_stats(sampling, self.noise(jax.random.key(seed + i), batch_size))
+        # keys sample_seed + 3, + 4, ...: clear of the samples', interpolations' and Fréchet's
+        per_batch = [self._batch_stats(sampling, self.noise(jax.random.key(sample_seed + 3 + i),
+                                                            batch_size))
                      for i in range(self.standing_batches)]
         standing = jax.tree.map(lambda *s: np.mean(np.stack(s), axis=0),
                                 *[b[GENERATOR] for b in per_batch])
@@ -194,7 +197,7 @@ class GANTask(Task):
 
     def generate_images(self, variables: Variables, count: int, seed: int) -> np.ndarray:
         """`count` generated images in [0, 1] (NHWC) from noise of key `seed`."""
-        return self._draw(self.picture_variables(variables, seed=seed + 3),
+        return self._draw(self.picture_variables(variables, seed),
                           self.noise(jax.random.key(seed), count))
 
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
@@ -203,7 +206,7 @@ class GANTask(Task):
         tc = self.config.task
         seed = int(tc.get("sample_seed", 1234))
         n = int(tc.get("num_report_images", 64))
-        picture_vars = self.picture_variables(variables, seed=seed + 3)
+        picture_vars = self.picture_variables(variables, seed)
         samples = self._draw(picture_vars, self.noise(jax.random.key(seed), n))
         pictures = {"samples": image_grids.make_grid(samples, 8)}
         steps = int(tc.get("interpolation_steps", 10))
