@@ -35,6 +35,7 @@ def get_config(arg: str | None = None):
         name=opts.model,  # dense_vae_kingma2013 | dense_vae | conv_vae
         image_shape=(28, 28, 1),  # (H, W, C) of MNIST
         latent_dim=opts.latent_dim,  # dimensions of the Gaussian latent
+        prior_components=0,  # 0: N(0, I) prior (closed-form KL); K: learned mixture of K Gaussians
     )
     if opts.model == "conv_vae":
         c.model.features = (32, 64)  # stride-2 convolutions: 28 -> 14 -> 7

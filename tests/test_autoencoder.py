@@ -251,6 +251,9 @@ def test_bad_config_fails_with_the_field_name():
     with pytest.raises(ValueError, match="config.model.norm"):
         MODELS.get("conv_ae_tiny")(norm="batch").init(jax.random.key(0),
                                                      jnp.zeros((1, 8, 8, 1)))
+    for name, k in (("dense_vae_tiny", -1), ("dense_ae_tiny", 4)):
+        with pytest.raises(ValueError, match="config.model.prior_components"):
+            MODELS.get(name)(prior_components=k).init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="config.model.architecture"):
         MODELS.get("dense_ae")(architecture="mlp").init(jax.random.key(0),
                                                        jnp.zeros((1, 28, 28, 1)))
@@ -320,18 +323,19 @@ def test_blocks_per_stage_adds_blocks_at_every_resolution():
 
 # ---------- overfitting one batch ----------
 
-@pytest.mark.parametrize("name,corruption,norm,blocks", [
-    ("dense_ae_tiny", "none", "none", 0),
-    ("conv_ae_tiny", "masking", "none", 0),
-    ("conv_ae_tiny", "none", "group", 0),
-    ("dense_vae_tiny", "none", "none", 0),
-    ("conv_vae_tiny", "none", "none", 0),
-    ("conv_vae_tiny", "none", "group", 1)])
-def test_overfits_one_batch(name, corruption, norm, blocks):
+@pytest.mark.parametrize("name,corruption,norm,blocks,prior", [
+    ("dense_ae_tiny", "none", "none", 0, 0),
+    ("conv_ae_tiny", "masking", "none", 0, 0),
+    ("conv_ae_tiny", "none", "group", 0, 0),
+    ("dense_vae_tiny", "none", "none", 0, 4),
+    ("conv_vae_tiny", "none", "none", 0, 0),
+    ("conv_vae_tiny", "none", "group", 1, 0)])
+def test_overfits_one_batch(name, corruption, norm, blocks, prior):
     config = task_config(name, reconstruction_loss="mse", corruption=corruption,
                          noise_level=0.2, beta=0.01)
     config.model.norm = norm
     config.model.blocks_per_stage = blocks
+    config.model.prior_components = prior
     task = TASKS.get("autoencoding")(config)
     batch = {"image": jnp.asarray(toy_images(8))}
     params = task.init_variables(jax.random.key(0), batch)["params"]

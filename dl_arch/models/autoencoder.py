@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from dl_arch.models.activations import get_activation as activation_fn
+from dl_arch.models.latent_prior import MixturePrior, gaussian_neg_entropy
 from dl_arch.registry import register_model
 
 
@@ -179,8 +180,10 @@ class Autoencoder(nn.Module):
     """Encoder -> latent (deterministic, or a Gaussian with `variational=True`) -> decoder.
 
     `__call__` returns a dict: `logits` (B, H, W, C) float32 image logits, `z` (B, Z), and
-    for a VAE `mean` and `logvar` (B, Z). `encode` / `decode` are usable alone (sampling
-    from the prior is `decode` of standard normal noise).
+    for a VAE `mean` and `logvar` (B, Z) and `kl` (B,): KL(q(z|x) || p(z)) in closed form for
+    the N(0, I) prior, or estimated at the drawn z for a learned mixture prior
+    (`prior_components` > 0, see `latent_prior`). `encode` / `decode` are usable alone;
+    sampling from the prior is `decode` of `sample_latents`.
     """
 
     image_shape: tuple[int, int, int] = (28, 28, 1)
@@ -192,6 +195,7 @@ class Autoencoder(nn.Module):
     norm: str = "none"  # conv: none | group (GroupNorm after each hidden convolution)
     blocks_per_stage: int = 0  # conv: residual 3x3 blocks per resolution, encoder and decoder
     variational: bool = False
+    prior_components: int = 0  # VAE: 0 = N(0, I); K = a learned mixture of K Gaussians
     activation: str = "relu"
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -223,9 +227,14 @@ class Autoencoder(nn.Module):
             )
         dense = functools.partial(nn.Dense, self.latent_dim, dtype=self.dtype,
                                   param_dtype=self.param_dtype)
+        if self.prior_components < 0 or (self.prior_components and not self.variational):
+            raise ValueError(f"config.model.prior_components={self.prior_components}; use 0 "
+                             f"(N(0, I) prior) or, for a *_vae model, K > 0 mixture components")
         if self.variational:
             self.latent_mean = dense(name="latent_mean")
             self.latent_logvar = dense(name="latent_logvar")
+            if self.prior_components:
+                self.prior = MixturePrior(self.prior_components, self.latent_dim)
         else:
             self.latent = dense(name="latent")
 
@@ -245,6 +254,19 @@ class Autoencoder(nn.Module):
                     "logvar": self.latent_logvar(h).astype(jnp.float32)}
         return {"z": self.latent(h).astype(jnp.float32)}
 
+    def kl(self, mean_BZ: jax.Array, logvar_BZ: jax.Array, z_BZ: jax.Array) -> jax.Array:
+        """KL(q(z|x) || p(z)) per example (B,): closed form for N(0, I), else the estimate
+        -H(q) - log p(z) at the drawn z."""
+        if not self.prior_components:
+            return gaussian_kl(mean_BZ, logvar_BZ)
+        return gaussian_neg_entropy(logvar_BZ) - self.prior.log_prob(z_BZ)
+
+    def sample_latents(self, rng: jax.Array, count: int) -> jax.Array:
+        """`count` draws (count, Z) from the prior p(z)."""
+        if not self.prior_components:
+            return jax.random.normal(rng, (count, self.latent_dim), jnp.float32)
+        return self.prior.sample(rng, count)
+
     def decode(self, z_BZ: jax.Array) -> jax.Array:
         """Image logits (B, H, W, C) in float32 for latent codes z."""
         return self.decoder(z_BZ.astype(self.dtype)).astype(jnp.float32)
@@ -259,6 +281,7 @@ class Autoencoder(nn.Module):
                 out["z"] = reparameterize(out["mean"], out["logvar"], eps_BZ)
             else:
                 out["z"] = out["mean"]
+            out["kl"] = self.kl(out["mean"], out["logvar"], out["z"])
         self.sow("intermediates", "z", out["z"])
         out["logits"] = self.decode(out["z"])
         return out

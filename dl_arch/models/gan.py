@@ -7,7 +7,8 @@ transposed convolution to the image channels -> tanh (images in [-1, 1]).
 Discriminator: stride-2 convolutions with LeakyReLU(0.2), BatchNorm on all but the first
 (`discriminator_norm='spectral'`: spectral normalisation of every layer instead) -> Dense to
 one logit (a valid 4x4 convolution of the last map in the paper).
-No biases before BatchNorm; weights drawn from N(0, 0.02) as in the paper.
+No biases before BatchNorm (nor, as in the paper's code, in D's first convolution and
+logit); with norm 'spectral' or 'none' every D layer has a bias. Weights ~ N(0, 0.02).
 
 `DCGAN` holds both as submodules `generator` and `discriminator`, so its parameter and
 batch-statistics trees are `{"generator": ..., "discriminator": ...}`, one entry per
@@ -118,10 +119,14 @@ class Discriminator(nn.Module):
                 f"{tuple(self.image_shape)}; set image_shape to the dataset's (H, W, C)"
             )
         k = (self.kernel_size, self.kernel_size)
+        # without BatchNorm's shift, a bias-free LeakyReLU net is positively homogeneous,
+        # D(a x) = a D(x): it scores a flat grey image (x ~ 0) near 0 whatever it learns,
+        # which leaves G a safe grey corner. The other norms therefore keep their biases.
+        bias = self.norm != "batch"
         h = x_BHWC.astype(self.dtype)
         for i in range(self.num_stages):
             h = self._layer(nn.Conv(self.features * 2**i, k, strides=(2, 2), padding="SAME",
-                                    use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype,
+                                    use_bias=bias, kernel_init=DCGAN_INIT, dtype=self.dtype,
                                     param_dtype=self.param_dtype, name=f"conv_{i}"), h, train)
             if i > 0 and self.norm == "batch":
                 h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
@@ -129,7 +134,7 @@ class Discriminator(nn.Module):
                                  name=f"bn_{i}")(h)
             h = nn.leaky_relu(h, self.negative_slope)
         self.sow("intermediates", "features", h)
-        logit = self._layer(nn.Dense(1, use_bias=False, kernel_init=DCGAN_INIT, dtype=self.dtype,
+        logit = self._layer(nn.Dense(1, use_bias=bias, kernel_init=DCGAN_INIT, dtype=self.dtype,
                                      param_dtype=self.param_dtype, name="logit"),
                             h.reshape(h.shape[0], -1), train)
         return logit[:, 0].astype(jnp.float32)

@@ -96,8 +96,8 @@ def autoencoder_terms(out: dict[str, jax.Array], clean_BHWC: jax.Array, noisy_BH
         "psnr": psnr(pixels, clean_BHWC),
         "psnr_noisy": psnr(noisy_BHWC, clean_BHWC),
     }
-    if "mean" in out:
-        kl = gaussian_kl(out["mean"], out["logvar"])
+    if "mean" in out:  # the model's KL (a mixture prior's is an estimate), else N(0, I)'s
+        kl = out["kl"] if "kl" in out else gaussian_kl(out["mean"], out["logvar"])
         terms.update(kl=kl, elbo=-(recon + kl), loss=recon + beta * kl)
     else:
         terms["loss"] = recon
@@ -136,6 +136,9 @@ class AutoencodingTask(Task):
         self.variational = bool(getattr(self.model, "variational", False))
         self._encode = jax.jit(lambda v, x: self.model.apply(v, x, method="encode"))
         self._decode = jax.jit(lambda v, z: self.model.apply(v, z, method="decode"))
+        self._sample_latents = jax.jit(
+            lambda v, key, n: self.model.apply(v, key, n, method="sample_latents"),
+            static_argnums=2)
         self._reconstruct = jax.jit(lambda v, x: self.model.apply(v, x, sample=False))
 
     # ----- pure functions -----
@@ -181,7 +184,7 @@ class AutoencodingTask(Task):
         return np.asarray(out["mean"] if self.variational else out["z"])
 
     def _prior_samples(self, variables: Variables, count: int, seed: int) -> np.ndarray:
-        z = jax.random.normal(jax.random.key(seed), (count, self.model.latent_dim))
+        z = self._sample_latents(variables, jax.random.key(seed), count)
         return np.asarray(jax.nn.sigmoid(self._decode(variables, z)))
 
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int,

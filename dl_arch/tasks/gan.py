@@ -5,7 +5,9 @@ its optimiser, then `loss("generator", ...)` with the updated parameters and upd
 `params["generator"]`, inside one jitted step. Losses (logits l = D(x)):
   discriminator: -log sigmoid(l_real) - log(1 - sigmoid(l_fake)) = softplus(-l_real) +
                  softplus(l_fake), real and fake scored as separate BatchNorm batches
-                 (config.task.real_label < 1: one-sided label smoothing of the real term);
+                 (config.task.real_label < 1: one-sided label smoothing of the real term;
+                 config.task.r1_gamma > 0 adds R1 = gamma/2 E_real ||dD/dx||^2, Mescheder
+                 et al., 2018, which keeps D from growing steep where the real images lie);
   generator (non-saturating): -log sigmoid(l_fake) = softplus(-l_fake).
 Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
 Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
@@ -89,6 +91,10 @@ class GANTask(Task):
         if self.standing_batches < 0:
             raise ValueError(f"config.task.standing_stats_batches={self.standing_batches}: "
                              f"use 0 (keep the running statistics) or more noise batches")
+        self.r1_gamma = float(config.task.get("r1_gamma", 0.0))
+        if self.r1_gamma < 0:
+            raise ValueError(f"config.task.r1_gamma={self.r1_gamma}: the weight of D's gradient "
+                             f"penalty on real images must be >= 0 (0 = off)")
         self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
         # momentum 0: a train-mode call returns exactly the batch's statistics
         exact = self.model.clone(bn_momentum=0.0)
@@ -139,6 +145,17 @@ class GANTask(Task):
                                     method=method, mutable=["batch_stats"])
         return out, new["batch_stats"]
 
+    def _score_real(self, params: Any, stats: Any, real: jax.Array
+                    ) -> tuple[jax.Array, Any, jax.Array]:
+        """D's logits of the real batch, its new statistics, and per example the squared norm
+        of the gradient of D's (summed) logits with respect to the image, R1's integrand."""
+        def summed(x):
+            logits, new_stats = self._apply(params, stats, x, "discriminate")
+            return jnp.sum(logits), (logits, new_stats)
+
+        grad, (logits, stats) = jax.grad(summed, has_aux=True)(real)
+        return logits, stats, jnp.sum(jnp.square(grad), axis=tuple(range(1, grad.ndim)))
+
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch,
              rng: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], Variables]]:
         if phase not in self.phases:
@@ -150,16 +167,23 @@ class GANTask(Task):
         fake, stats = self._apply(params, stats, z, "generate")
         if phase == DISCRIMINATOR:
             fake = jax.lax.stop_gradient(fake)
-            real_logits, stats = self._apply(params, stats, real, "discriminate")
+            if self.r1_gamma > 0:
+                real_logits, stats, grad_sq = self._score_real(params, stats, real)
+            else:
+                real_logits, stats = self._apply(params, stats, real, "discriminate")
             fake_logits, stats = self._apply(params, stats, fake, "discriminate")
-            loss = jnp.mean(discriminator_loss(real_logits, fake_logits, self.real_label))
+            d_loss = jnp.mean(discriminator_loss(real_logits, fake_logits, self.real_label))
+            loss = d_loss
             metrics = {
-                "d_loss": loss,
+                "d_loss": d_loss,
                 "d_real_accuracy": jnp.mean((real_logits > 0).astype(jnp.float32)),
                 "d_fake_accuracy": jnp.mean((fake_logits < 0).astype(jnp.float32)),
                 "d_real_prob": jnp.mean(jax.nn.sigmoid(real_logits)),
                 "d_fake_prob": jnp.mean(jax.nn.sigmoid(fake_logits)),
             }
+            if self.r1_gamma > 0:  # R1: D kept flat on the real data
+                metrics["r1_grad_sq"] = jnp.mean(grad_sq)
+                loss = loss + 0.5 * self.r1_gamma * metrics["r1_grad_sq"]
         else:
             fake_logits, stats = self._apply(params, stats, fake, "discriminate")
             loss = jnp.mean(generator_loss(fake_logits))
