@@ -1,4 +1,4 @@
-"""Priors over a VAE's latent: the standard normal, or a learned mixture of Gaussians.
+"""A learned mixture-of-Gaussians prior for a VAE's latent, the alternative to N(0, I).
 
 With N(0, I) the KL term has a closed form, but the codes of a well-fitted VAE form separate
 clusters (one per kind of image) whose gaps the prior still fills, so prior samples land
@@ -61,6 +61,3 @@ class MixturePrior(nn.Module):
         k = jax.random.categorical(pick_rng, self.logits, shape=(count,))
         eps = jax.random.normal(noise_rng, (count, self.latent_dim), jnp.float32)
         return self.means[k] + jnp.exp(0.5 * self.logvars[k]) * eps
-
-    def __call__(self, z_BZ: jax.Array) -> jax.Array:
-        return self.log_prob(z_BZ)

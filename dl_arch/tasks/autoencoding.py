@@ -10,7 +10,8 @@
               the Gaussian std, the masked fraction, or the salt-and-pepper fraction.
   beta: weight of the KL term of a VAE (beta-VAE; 1 = the ELBO).
 Metrics: loss, recon (per image, summed over pixels), kl and elbo = -(recon + kl) for
-VAEs (nats per image), mse per pixel, psnr of the reconstruction vs the clean image, and
+VAEs (nats per image; with a mixture prior, `model.prior_components`, kl is the one-sample
+estimate at the drawn z), mse per pixel, psnr of the reconstruction vs the clean image, and
 psnr_noisy of the corrupted input vs the clean image (denoising).
 """
 
