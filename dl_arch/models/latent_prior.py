@@ -37,8 +37,8 @@ def mixture_log_prob(z_BZ: jax.Array, means_KZ: jax.Array, logvars_KZ: jax.Array
 class MixturePrior(nn.Module):
     """A learned mixture of `num_components` diagonal Gaussians over a `latent_dim` space.
 
-    Means start at N(0, I) draws (so that the mixture starts close to the standard prior),
-    log-variances at 0 and weights uniform; all three train with the ELBO.
+    Means start as N(0, I) draws (spread where the encoder's codes begin), log-variances at 0
+    and weights uniform; all three train with the ELBO.
     """
 
     num_components: int
