@@ -25,6 +25,7 @@ def get_config(arg: str | None = None):
         real_label=0.9,  # D's target for real images: one-sided label smoothing (1 = off)
         generator_ema=0.999,  # decay of the average of G's weights that draws pictures (0 = off)
         standing_stats_batches=16,  # noise batches for BatchNorm statistics of G's average (0: live G's)
+        discriminator_steps=1,  # D updates per G update (1 = the paper; WGAN and SN-GAN also use more)
         r1_gamma=0.0,  # weight of D's gradient penalty on real images (0 = off)
     )
     c.model = dict(

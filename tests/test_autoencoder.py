@@ -321,21 +321,43 @@ def test_blocks_per_stage_adds_blocks_at_every_resolution():
                    "block_2_0": (3, 3, 8, 8)}
 
 
+def test_output_conv_is_a_full_resolution_3x3_convolution():
+    """output_conv: the last transposed convolution keeps features[0] channels at full
+    resolution, and the logits are a 3x3 convolution of its activation."""
+    model = MODELS.get("conv_ae")(image_shape=(16, 16, 3), features=(4, 8), latent_dim=5,
+                                  output_conv=True)
+    x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
+    variables = model.init(jax.random.key(1), x)
+    out, state = model.apply(variables, x, capture_intermediates=True)
+    last = np.asarray(state["intermediates"]["decoder"]["deconv_1"]["__call__"][0], np.float64)
+    chex.assert_shape(last, (2, 16, 16, 4))
+    head = variables["params"]["decoder"]["to_pixels"]
+    expected = np_conv3x3_same(np.maximum(last, 0.0), np.asarray(head["kernel"], np.float64),
+                               np.asarray(head["bias"], np.float64))
+    np.testing.assert_allclose(out["logits"], expected, rtol=1e-4, atol=1e-5)
+    plain = MODELS.get("conv_ae")(image_shape=(16, 16, 3), features=(4, 8), latent_dim=5)
+    plain_params = jax.eval_shape(plain.init, jax.random.key(1), x)["params"]["decoder"]
+    assert "to_pixels" not in plain_params
+    assert plain_params["deconv_1"]["kernel"].shape == (4, 4, 4, 3)
+
+
 # ---------- overfitting one batch ----------
 
-@pytest.mark.parametrize("name,corruption,norm,blocks,prior", [
-    ("dense_ae_tiny", "none", "none", 0, 0),
-    ("conv_ae_tiny", "masking", "none", 0, 0),
-    ("conv_ae_tiny", "none", "group", 0, 0),
-    ("dense_vae_tiny", "none", "none", 0, 4),
-    ("conv_vae_tiny", "none", "none", 0, 0),
-    ("conv_vae_tiny", "none", "group", 1, 0)])
-def test_overfits_one_batch(name, corruption, norm, blocks, prior):
+@pytest.mark.parametrize("name,corruption,norm,blocks,prior,output_conv", [
+    ("dense_ae_tiny", "none", "none", 0, 0, False),
+    ("conv_ae_tiny", "masking", "none", 0, 0, False),
+    ("conv_ae_tiny", "none", "group", 0, 0, False),
+    ("conv_ae_tiny", "none", "group", 0, 0, True),
+    ("dense_vae_tiny", "none", "none", 0, 4, False),
+    ("conv_vae_tiny", "none", "none", 0, 0, False),
+    ("conv_vae_tiny", "none", "group", 1, 0, False)])
+def test_overfits_one_batch(name, corruption, norm, blocks, prior, output_conv):
     config = task_config(name, reconstruction_loss="mse", corruption=corruption,
                          noise_level=0.2, beta=0.01)
     config.model.norm = norm
     config.model.blocks_per_stage = blocks
     config.model.prior_components = prior
+    config.model.output_conv = output_conv
     task = TASKS.get("autoencoding")(config)
     batch = {"image": jnp.asarray(toy_images(8))}
     params = task.init_variables(jax.random.key(0), batch)["params"]

@@ -136,15 +136,21 @@ def test_spectral_norm_equals_weights_divided_by_their_top_singular_value():
         Discriminator(norm="layer", **kw).init(jax.random.key(0), x)
 
 
-@pytest.mark.parametrize("discriminator_norm", ["batch", "spectral"])
-def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm):
-    """The real train step equals: D -= lr * dL_D/dD; then G -= lr * dL_G/dG at the new D."""
+@pytest.mark.parametrize("discriminator_norm,discriminator_steps", [("batch", 1),
+                                                                     ("spectral", 1),
+                                                                     ("batch", 2)])
+def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm,
+                                                              discriminator_steps):
+    """The real train step equals: D -= lr * dL_D/dD (discriminator_steps times, fresh noise
+    each); then G -= lr * dL_G/dG at the new D."""
     config = tiny_config()
     config.model.discriminator_norm = discriminator_norm
+    config.task.discriminator_steps = discriminator_steps
     config.optimizer = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.5,
                                                   "schedule": "constant"})
     config.phase_optimizers = ml_collections.ConfigDict()
     task = build_task(config)
+    assert task.phases == ("discriminator",) * discriminator_steps + ("generator",)
     batch = first_batch(config, task)
     txs, schedules = build_txs(config, task)
     state = make_init_fn(task, txs, batch, jax.random.key(0))(jax.random.key(0))
@@ -162,19 +168,29 @@ def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm
             return loss, new_mut
         return jax.grad(f, has_aux=True)(params[phase])
 
-    g_d, mutable1 = phase_grad("discriminator", params0, mutable0, jax.random.fold_in(rng, 0))
-    d1 = jax.tree.map(lambda p, g: p - lr * g, params0["discriminator"], g_d)
-    params1 = {**params0, "discriminator": d1}
-    g_g, mutable2 = phase_grad("generator", params1, mutable1, jax.random.fold_in(rng, 1))
+    params1, mutable1, d_grads = params0, mutable0, []
+    for i in range(discriminator_steps):
+        g_d, mutable1 = phase_grad("discriminator", params1, mutable1, jax.random.fold_in(rng, i))
+        d_grads.append(g_d)
+        params1 = {**params1, "discriminator": jax.tree.map(
+            lambda p, g: p - lr * g, params1["discriminator"], g_d)}
+    d1 = params1["discriminator"]
+    g_rng = jax.random.fold_in(rng, discriminator_steps)
+    g_g, mutable2 = phase_grad("generator", params1, mutable1, g_rng)
     g1 = jax.tree.map(lambda p, g: p - lr * g, params0["generator"], g_g)
     chex.assert_trees_all_close(new_state.params, {"discriminator": d1, "generator": g1},
                                 rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(new_state.mutable, mutable2, rtol=1e-5, atol=1e-6)
+    if discriminator_steps > 1:  # the second D update saw a new fake batch and a moved D
+        assert float(optax.tree.norm(jax.tree.map(jnp.subtract, *d_grads[:2]))) > 0
+        config.task.discriminator_steps = 0
+        with pytest.raises(ValueError, match="config.task.discriminator_steps"):
+            build_task(config)
 
     # the generator's loss does depend on D, and D's on G, yet neither moved the other
     def gen_loss_wrt_d(d):
         return task.loss("generator", {**params1, "discriminator": d}, mutable1, batch,
-                         jax.random.fold_in(rng, 1))[0]
+                         g_rng)[0]
 
     assert float(optax.tree.norm(jax.jit(jax.grad(gen_loss_wrt_d))(d1))) > 0
     assert float(optax.tree.norm(g_d)) > 0 and float(optax.tree.norm(g_g)) > 0

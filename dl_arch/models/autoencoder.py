@@ -150,6 +150,7 @@ class ConvDecoder(nn.Module):
     activation: str = "relu"
     norm: str = "none"  # none | group: normalisation after each hidden convolution
     blocks_per_stage: int = 0  # residual 3x3 blocks before each transposed convolution
+    output_conv: bool = False  # a 3x3 convolution to the pixels at full resolution
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -164,15 +165,20 @@ class ConvDecoder(nn.Module):
         h = h.reshape(z_BZ.shape[0], h0, w0, self.features[-1])
         k = (self.kernel_size, self.kernel_size)
         # mirror of the encoder: widths features[-2], ..., features[0], then the pixels
-        widths = list(reversed(self.features[:-1])) + [channels]
+        # (output_conv: features[0] channels at full resolution, then a 3x3 conv to pixels)
+        widths = list(reversed(self.features[:-1])) + [
+            self.features[0] if self.output_conv else channels]
         for i, f in enumerate(widths):
             for j in range(self.blocks_per_stage):
                 h = ResidualBlock(self.activation, self.norm, self.dtype, self.param_dtype,
                                   name=f"block_{i}_{j}")(h)
             h = nn.ConvTranspose(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
                                  param_dtype=self.param_dtype, name=f"deconv_{i}")(h)
-            if i < len(widths) - 1:
+            if i < len(widths) - 1 or self.output_conv:
                 h = act(_normalize(self.norm, h, f"norm_{i}", self.dtype, self.param_dtype))
+        if self.output_conv:
+            h = nn.Conv(channels, (3, 3), padding="SAME", dtype=self.dtype,
+                        param_dtype=self.param_dtype, name="to_pixels")(h)
         return h
 
 
@@ -194,6 +200,7 @@ class Autoencoder(nn.Module):
     kernel_size: int = 4  # conv: kernel of every (transposed) convolution
     norm: str = "none"  # conv: none | group (GroupNorm after each hidden convolution)
     blocks_per_stage: int = 0  # conv: residual 3x3 blocks per resolution, encoder and decoder
+    output_conv: bool = False  # conv: the decoder ends with a full-resolution 3x3 convolution
     variational: bool = False
     prior_components: int = 0  # VAE: 0 = N(0, I); K = a learned mixture of K Gaussians
     activation: str = "relu"
@@ -220,7 +227,7 @@ class Autoencoder(nn.Module):
             conv = dict(norm=self.norm, blocks_per_stage=self.blocks_per_stage, **kw)
             self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, **conv)
             self.decoder = ConvDecoder(tuple(self.features), tuple(self.image_shape),
-                                       self.kernel_size, **conv)
+                                       self.kernel_size, output_conv=self.output_conv, **conv)
         else:
             raise ValueError(
                 f"config.model.architecture='{self.architecture}'; use 'dense' or 'conv'"

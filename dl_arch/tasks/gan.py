@@ -10,6 +10,8 @@ its optimiser, then `loss("generator", ...)` with the updated parameters and upd
                  et al., 2018, which keeps D from growing steep where the real images lie);
   generator (non-saturating): -log sigmoid(l_fake) = softplus(-l_fake).
 Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
+config.task.discriminator_steps = k repeats the D phase k times per step (on the same real
+batch, fresh noise each time) before G's update, as WGAN and SN-GAN train their critic.
 Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
 fake), and mean D probabilities. Pictures: samples of a fixed noise batch (comparable
 across steps) and latent interpolation strips; at the end, the Fréchet distance.
@@ -91,6 +93,12 @@ class GANTask(Task):
         if self.standing_batches < 0:
             raise ValueError(f"config.task.standing_stats_batches={self.standing_batches}: "
                              f"use 0 (keep the running statistics) or more noise batches")
+        d_steps = int(config.task.get("discriminator_steps", 1))
+        if d_steps < 1:
+            raise ValueError(f"config.task.discriminator_steps={d_steps}: D updates per G update "
+                             f"must be >= 1 (1 = the paper)")
+        # the loop runs the phases in order, each with its own optimiser state per network
+        self.phases = (DISCRIMINATOR,) * d_steps + (GENERATOR,)
         self.r1_gamma = float(config.task.get("r1_gamma", 0.0))
         if self.r1_gamma < 0:
             raise ValueError(f"config.task.r1_gamma={self.r1_gamma}: the weight of D's gradient "
@@ -161,8 +169,8 @@ class GANTask(Task):
         if phase not in self.phases:
             raise ValueError(f"unknown GAN phase '{phase}'; phases are {self.phases}")
         real = to_tanh_range(batch["image"])
-        # a different noise batch per phase even if the loop hands both the same key
-        z = self.noise(jax.random.fold_in(rng, self.phases.index(phase)), real.shape[0])
+        # D's and G's noise differ even if the loop hands both the same key
+        z = self.noise(jax.random.fold_in(rng, int(phase == GENERATOR)), real.shape[0])
         stats = mutable["batch_stats"]
         fake, stats = self._apply(params, stats, z, "generate")
         if phase == DISCRIMINATOR:
