@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
         hidden_sizes=(512, 256),  # dense: encoder widths (the decoder mirrors them)
         norm="group",  # conv: none | group (GroupNorm after each hidden convolution)
         blocks_per_stage=0,  # conv: residual 3x3 blocks per resolution (encoder and decoder)
-        output_conv=False,
+        output_conv=False,  # conv: a full-resolution 3x3 conv to the pixels (1.59x FLOPs, +0.2 dB)
         activation="relu",
     )
     c.dataset.name = "shapes"

@@ -11,7 +11,8 @@ its optimiser, then `loss("generator", ...)` with the updated parameters and upd
   generator (non-saturating): -log sigmoid(l_fake) = softplus(-l_fake).
 Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
 config.task.discriminator_steps = k repeats the D phase k times per step (on the same real
-batch, fresh noise each time) before G's update, as WGAN and SN-GAN train their critic.
+batch, fresh noise each time) before G's update, as WGAN and SN-GAN train their critic;
+D's train metrics are those of its last update.
 Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
 fake), and mean D probabilities. Pictures: samples of a fixed noise batch (comparable
 across steps) and latent interpolation strips; at the end, the Fréchet distance.
@@ -97,7 +98,7 @@ class GANTask(Task):
         if d_steps < 1:
             raise ValueError(f"config.task.discriminator_steps={d_steps}: D updates per G update "
                              f"must be >= 1 (1 = the paper)")
-        # the loop runs the phases in order, each with its own optimiser state per network
+        # the loop runs the phases in order; repeated D phases share D's one optimiser state
         self.phases = (DISCRIMINATOR,) * d_steps + (GENERATOR,)
         self.r1_gamma = float(config.task.get("r1_gamma", 0.0))
         if self.r1_gamma < 0:
