@@ -1,4 +1,5 @@
-"""The loop end to end: learning, workdir files, resume, SIGTERM, NaN, corrupt checkpoints."""
+"""The loop end to end: learning, workdir files, resume, SIGTERM, NaN, corrupt or foreign
+checkpoints."""
 
 import json
 import os
@@ -80,6 +81,26 @@ def test_corrupt_checkpoint_falls_back_to_previous(tmp_path, caplog):
         summary = train_and_evaluate(config, str(tmp_path))
     assert "step 20" in caplog.text and "falling back to step 10" in caplog.text
     assert summary["completed"]
+
+
+def test_checkpoint_of_another_model_is_an_error_and_leaves_the_workdir(tmp_path):
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.checkpoint_every_steps = 10
+    train_and_evaluate(config, str(tmp_path))
+    written = (tmp_path / "config.json").read_text()
+    wider = load_config("configs/mlp_xor.py:smoke")
+    wider.model.width = 48
+    wider.num_train_steps = 30
+    with pytest.raises(ValueError, match=r"step 20 .* different model or optimiser .*"
+                                         r"arrays differ, e\.g\. params/head/kernel"):
+        train_and_evaluate(wider, str(tmp_path))
+    # nothing set aside or rewritten: the first config resumes from its last step
+    assert sorted(os.listdir(tmp_path / "checkpoints"), key=int) == ["10", "20"]
+    assert not (tmp_path / "checkpoints.unreadable").exists()
+    assert (tmp_path / "config.json").read_text() == written
+    config.num_train_steps = 30
+    assert train_and_evaluate(config, str(tmp_path))["completed"]
+    assert "30" in os.listdir(tmp_path / "checkpoints")
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):

@@ -3,6 +3,8 @@
 Resume order (the one place it is written down): the newest step directory under
 `<workdir>/checkpoints/` whose state and data items both restore; a step that fails to
 restore is reported and the next older one is tried; with none, the run starts fresh.
+A readable checkpoint of a different model or optimiser (other parameter names or shapes,
+e.g. after a config default changed) is an error instead: the workdir is left untouched.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ class Checkpointer:
         """(state, step) from the newest readable checkpoint, restoring the iterator in place."""
         steps = sorted(self.manager.all_steps(), reverse=True)
         unreadable = []
+        expected = array_shapes(abstract_state)
         for i, step in enumerate(steps):
+            self._check_same_arrays(step, expected)
             items = {"state": ocp.args.StandardRestore(abstract_state)}
             if data_iterator is not None:
                 items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
@@ -64,6 +68,22 @@ class Checkpointer:
             return restored["state"], step
         self._set_aside(unreadable)
         return None
+
+    def _check_same_arrays(self, step: int, expected: dict[str, tuple[int, ...]]) -> None:
+        """Raises if checkpoint `step` holds other arrays than this run's state."""
+        try:
+            stored = array_shapes(self.manager.item_metadata(step)["state"])
+        except Exception:  # noqa: BLE001 - unreadable metadata: restore() reports and skips it
+            return
+        differ = sorted(set(stored) ^ set(expected)) + sorted(
+            k for k in set(stored) & set(expected) if stored[k] != expected[k])
+        differ.sort(key=lambda k: not k.startswith("params/"))  # name a parameter first
+        if differ:
+            raise ValueError(
+                f"the checkpoint at step {step} in {self.directory} holds a different model or "
+                f"optimiser than this config ({len(differ)} arrays differ, e.g. {differ[0]}); "
+                f"resume with the config it was written with (config.json beside it) or start "
+                f"in a new --workdir")
 
     def _set_aside(self, steps: list[int]) -> None:
         """Moves unreadable steps to `checkpoints.unreadable/` (kept for inspection, not lost)."""
@@ -90,6 +110,16 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def array_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+    """'params/dense/kernel' -> shape for every array of a state or of its checkpoint metadata
+    (whose containers are dicts where the state has dataclasses and tuples)."""
+    def name(key: Any) -> str:
+        return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
+
+    return {"/".join(name(k) for k in path): tuple(leaf.shape)
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def restore_raw_state(path: str) -> dict[str, Any]:

@@ -154,7 +154,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     t_start = time.time()
     _validate(config)
     os.makedirs(workdir, exist_ok=True)
-    save_config(config, workdir)
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(config.batch_size, mesh)
     mesh_lib.check_batch_size(config.batch_size // config.grad_accum_steps, mesh,
@@ -183,7 +182,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ckpt = Checkpointer(workdir, config.max_checkpoints_to_keep)
     abstract_sharded = jax.tree_util.tree_map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
-    restored = ckpt.restore(abstract_sharded, train_iter)
+    try:
+        restored = ckpt.restore(abstract_sharded, train_iter)
+    except ValueError:  # a checkpoint of another model: leave the workdir as it is
+        ckpt.close()
+        raise
+    save_config(config, workdir)
     if restored is not None:
         state, start = restored
         log.info("resumed from checkpoint step %d in %s", start, ckpt.directory)
