@@ -136,16 +136,19 @@ def test_spectral_norm_equals_weights_divided_by_their_top_singular_value():
         Discriminator(norm="layer", **kw).init(jax.random.key(0), x)
 
 
-@pytest.mark.parametrize("discriminator_norm,discriminator_steps", [("batch", 1),
-                                                                     ("spectral", 1),
-                                                                     ("batch", 2)])
+@pytest.mark.parametrize("discriminator_norm,discriminator_steps,class_weight",
+                         [("batch", 1, 0.0), ("spectral", 1, 0.0), ("batch", 2, 0.0),
+                          ("spectral", 1, 1.0)])
 def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm,
-                                                              discriminator_steps):
+                                                              discriminator_steps, class_weight):
     """The real train step equals: D -= lr * dL_D/dD (discriminator_steps times, fresh noise
-    each); then G -= lr * dL_G/dG at the new D."""
+    each); then G -= lr * dL_G/dG at the new D (with class_weight, G's loss reads D's class
+    head, and still only G moves)."""
     config = tiny_config()
     config.model.discriminator_norm = discriminator_norm
     config.task.discriminator_steps = discriminator_steps
+    config.model.num_classes = 4 if class_weight else 0
+    config.task.class_weight = class_weight
     config.optimizer = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.5,
                                                   "schedule": "constant"})
     config.phase_optimizers = ml_collections.ConfigDict()
@@ -197,6 +200,10 @@ def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm
     for key in ("discriminator/loss", "discriminator/d_real_accuracy",
                 "discriminator/d_fake_accuracy", "generator/loss", "generator/g_loss"):
         assert key in metrics
+    if class_weight:
+        for key in ("discriminator/d_class_loss", "discriminator/d_class_accuracy",
+                    "generator/g_class_entropy", "generator/g_class_marginal_entropy"):
+            assert key in metrics
 
 
 @pytest.mark.parametrize("discriminator_norm", ["batch", "none"])
@@ -263,6 +270,26 @@ def test_overfits_one_batch(discriminator_norm, learning_rate):
         state, metrics = step(state, batch)
     assert distance(state) < 0.15 * initial, (initial, distance(state))
     assert np.isfinite(float(metrics["discriminator/loss"]))
+
+
+def test_class_head_overfits_one_labelled_batch():
+    """With class_weight, the real step teaches D's class head the labels of one batch."""
+    config = tiny_config()
+    config.model.num_classes = 4
+    config.task.class_weight = 1.0
+    config.optimizer.learning_rate = 5e-3
+    config.phase_optimizers = ml_collections.ConfigDict()
+    task = build_task(config)
+    batch = first_batch(config, task)
+    txs, schedules = build_txs(config, task)
+    state = jax.jit(make_init_fn(task, txs, batch, jax.random.key(0)))(jax.random.key(0))
+    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules))
+    losses = []
+    for _ in range(150):
+        state, metrics = step(state, batch)
+        losses.append(float(metrics["discriminator/d_class_loss"]))
+    assert losses[-1] < 0.1 * losses[0], (losses[0], losses[-1])
+    assert float(metrics["discriminator/d_class_accuracy"]) == 1.0
 
 
 def test_generator_ema_follows_the_weights_and_draws_the_pictures():
@@ -379,6 +406,86 @@ def test_host_report_and_sample(tmp_path):
                                                                 "output": str(out)}))
     chex.assert_shape(samples, (5, 8, 8, 1))
     assert out.exists() and samples.min() >= 0.0 and samples.max() <= 1.0
+
+
+def np_softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_class_entropies_match_numpy():
+    logits = np.random.default_rng(1).normal(size=(16, 5)) * 3
+    p = np_softmax(logits)
+    mean_p = p.mean(axis=0)
+    conditional, marginal = gan.class_entropies(jnp.asarray(logits, jnp.float32))
+    np.testing.assert_allclose(conditional, np.mean(-np.sum(p * np.log(p), axis=1)), rtol=1e-5)
+    np.testing.assert_allclose(marginal, -np.sum(mean_p * np.log(mean_p)), rtol=1e-5)
+    # the extremes: one-hot rows over all classes, and a whole batch on one class
+    onehot = jnp.asarray(np.eye(4) * 50, jnp.float32)
+    np.testing.assert_allclose(gan.class_entropies(onehot), (0.0, np.log(4)), atol=1e-5)
+    np.testing.assert_allclose(gan.class_entropies(onehot[:1].repeat(4, 0)), (0.0, 0.0),
+                               atol=1e-5)
+
+
+def test_class_weight_adds_d_class_loss_and_g_class_confidence():
+    """class_weight = w: D's loss gains w * CE(class head on the real batch, labels), the head
+    being a Dense layer on D's last features; G's loss gains w * (mean entropy - entropy of
+    the mean) of the head on the fake batch. Checked against numpy at the model's own values."""
+    config = tiny_config()
+    config.model.discriminator_norm = "none"  # the head is a plain Dense: checkable in numpy
+    config.model.num_classes = 4
+    plain = build_task(config)
+    config.task.class_weight = 0.7
+    task = build_task(config)
+    batch = first_batch(config, task)
+    variables = task.init_variables(jax.random.key(0), batch)
+    params = {**variables["params"], "discriminator": jax.tree.map(
+        lambda p: p * 20 if p.ndim > 1 else p + 0.1, variables["params"]["discriminator"])}
+    mutable = {"batch_stats": variables["batch_stats"]}
+    key = jax.random.key(3)
+
+    d_loss, (d_metrics, _) = task.loss("discriminator", params, mutable, batch, key)
+    d_plain, _ = plain.loss("discriminator", params, mutable, batch, key)
+    real = gan.to_tanh_range(batch["image"])
+    (_, classes), state = task.model.apply(
+        {"params": params, **mutable}, real, train=True, with_classes=True,
+        method="discriminate", mutable=["batch_stats", "intermediates"])
+    features = np.asarray(state["intermediates"]["discriminator"]["features"][0])
+    head = jax.tree.map(np.asarray, params["discriminator"]["classify"])
+    np.testing.assert_allclose(classes, features.reshape(len(features), -1) @ head["kernel"]
+                               + head["bias"], rtol=1e-4, atol=1e-5)
+    labels = np.asarray(batch["label"])
+    ce = -np.log(np_softmax(np.asarray(classes, np.float64))[np.arange(len(labels)), labels])
+    np.testing.assert_allclose(d_metrics["d_class_loss"], ce.mean(), rtol=1e-5)
+    np.testing.assert_allclose(d_loss - d_plain, 0.7 * ce.mean(), rtol=1e-4)
+    np.testing.assert_allclose(d_metrics["d_class_accuracy"],
+                               np.mean(np.argmax(classes, -1) == labels))
+
+    g_loss, (g_metrics, _) = task.loss("generator", params, mutable, batch, key)
+    g_plain, _ = plain.loss("generator", params, mutable, batch, key)
+    np.testing.assert_allclose(g_loss - g_plain, 0.7 * (g_metrics["g_class_entropy"]
+                                                        - g_metrics["g_class_marginal_entropy"]),
+                               rtol=1e-4, atol=1e-6)
+    assert 0 < float(g_metrics["g_class_entropy"]) <= np.log(4) + 1e-6
+
+    # the eval metrics report the head's accuracy on the eval images
+    totals = task.eval_metrics({"params": params, **mutable}, batch)
+    eval_classes = task.model.apply({"params": params, **mutable}, real, with_classes=True,
+                                    method="discriminate")[1]
+    total, n = totals["d_class_accuracy"]
+    np.testing.assert_allclose(total / n, np.mean(np.argmax(eval_classes, -1) == labels))
+
+    with pytest.raises(ValueError, match="'label'"):
+        task.loss("discriminator", params, mutable, {"image": batch["image"]}, key)
+    headless = Discriminator(image_shape=(8, 8, 1), features=4, num_stages=2, norm="none")
+    with pytest.raises(ValueError, match="config.model.num_classes"):
+        headless.init(jax.random.key(0), real, with_classes=True)
+    config.task.class_weight = -1.0
+    with pytest.raises(ValueError, match="config.task.class_weight"):
+        build_task(config)
+    config.task.class_weight, config.model.num_classes = 1.0, 0
+    with pytest.raises(ValueError, match="config.model.num_classes"):
+        build_task(config)
 
 
 def test_gan_task_needs_a_gan_model():

@@ -6,7 +6,9 @@ halve the width and double the resolution, each with BatchNorm + ReLU -> a last
 transposed convolution to the image channels -> tanh (images in [-1, 1]).
 Discriminator: stride-2 convolutions with LeakyReLU(0.2), BatchNorm on all but the first
 (`discriminator_norm='spectral'`: spectral normalisation of every layer instead) -> Dense to
-one logit (a valid 4x4 convolution of the last map in the paper).
+one logit (a valid 4x4 convolution of the last map in the paper). `num_classes > 0` adds a
+second Dense head on the same features that classifies images (the GAN task's
+`class_weight`); G stays unconditional.
 No biases before BatchNorm (nor, as in the paper's code, in D's first convolution and
 logit); with norm 'spectral' or 'none' every D layer has a bias. Weights ~ N(0, 0.02).
 
@@ -97,6 +99,7 @@ class Discriminator(nn.Module):
     negative_slope: float = 0.2
     bn_momentum: float = 0.9
     norm: str = "batch"  # batch | spectral | none
+    num_classes: int = 0  # > 0: a class head beside the real/fake logit
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -108,7 +111,9 @@ class Discriminator(nn.Module):
         return nn.SpectralNorm(layer, name=f"{layer.name}_sn")(h, update_stats=train)
 
     @nn.compact
-    def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
+    def __call__(self, x_BHWC: jax.Array, *, train: bool = False, with_classes: bool = False
+                 ) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """Logits (B,); with `with_classes`, also the class head's logits (B, num_classes)."""
         _check_shape(self.image_shape, self.num_stages)
         if self.norm not in DISCRIMINATOR_NORMS:
             raise ValueError(f"config.model.discriminator_norm='{self.norm}'; use one of "
@@ -134,10 +139,19 @@ class Discriminator(nn.Module):
                                  name=f"bn_{i}")(h)
             h = nn.leaky_relu(h, self.negative_slope)
         self.sow("intermediates", "features", h)
+        flat = h.reshape(h.shape[0], -1)
         logit = self._layer(nn.Dense(1, use_bias=bias, kernel_init=DCGAN_INIT, dtype=self.dtype,
-                                     param_dtype=self.param_dtype, name="logit"),
-                            h.reshape(h.shape[0], -1), train)
-        return logit[:, 0].astype(jnp.float32)
+                                     param_dtype=self.param_dtype, name="logit"), flat, train)
+        logit = logit[:, 0].astype(jnp.float32)
+        if not self.num_classes:
+            if with_classes:
+                raise ValueError("the discriminator has no class head; set "
+                                 "config.model.num_classes to the dataset's number of classes")
+            return logit
+        # always built, so that `init` creates it whichever output the caller wants
+        classes = self._layer(nn.Dense(self.num_classes, kernel_init=DCGAN_INIT, dtype=self.dtype,
+                                       param_dtype=self.param_dtype, name="classify"), flat, train)
+        return (logit, classes.astype(jnp.float32)) if with_classes else logit
 
 
 class DCGAN(nn.Module):
@@ -150,6 +164,7 @@ class DCGAN(nn.Module):
     num_stages: int = 4
     kernel_size: int = 4
     discriminator_norm: str = "batch"  # batch (the paper) | spectral | none
+    num_classes: int = 0  # > 0: D also classifies images (a second head on its features)
     bn_momentum: float = 0.9  # running statistics: m * old + (1 - m) * batch
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -160,7 +175,8 @@ class DCGAN(nn.Module):
                   param_dtype=self.param_dtype)
         self.generator = Generator(features=self.generator_features, **kw)
         self.discriminator = Discriminator(features=self.discriminator_features,
-                                           norm=self.discriminator_norm, **kw)
+                                           norm=self.discriminator_norm,
+                                           num_classes=self.num_classes, **kw)
 
     def generate(self, z_BZ: jax.Array, *, train: bool = False) -> jax.Array:
         """Images in [-1, 1] from latent noise z (B, latent_dim)."""
@@ -170,9 +186,11 @@ class DCGAN(nn.Module):
             )
         return self.generator(z_BZ, train=train)
 
-    def discriminate(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
-        """Real-vs-fake logits (B,) of images in [-1, 1]."""
-        return self.discriminator(x_BHWC, train=train)
+    def discriminate(self, x_BHWC: jax.Array, *, train: bool = False, with_classes: bool = False
+                     ) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """Real-vs-fake logits (B,) of images in [-1, 1]; with `with_classes`, also the class
+        head's logits (B, num_classes)."""
+        return self.discriminator(x_BHWC, train=train, with_classes=with_classes)
 
     def __call__(self, z_BZ: jax.Array, *, train: bool = False) -> jax.Array:
         """D(G(z)): touches every parameter, so `init` builds both networks."""

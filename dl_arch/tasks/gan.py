@@ -13,6 +13,12 @@ Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
 config.task.discriminator_steps = k repeats the D phase k times per step (on the same real
 batch, fresh noise each time) before G's update, as WGAN and SN-GAN train their critic;
 D's train metrics are those of its last update.
+config.task.class_weight = w > 0 (with config.model.num_classes = K, D's class head) adds a
+class signal to both losses: D also learns to classify the real images, + w CE(labels); G
+is pushed towards images that this head classifies confidently and, over the batch,
+evenly, + w (E_z H(p(y|G(z))) - H(E_z p(y|G(z)))) (the generator's term of CatGAN,
+Springenberg, 2016). G stays unconditional; the labels only train D's head, which is what
+makes D look at the geometry that tells the classes apart.
 Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
 fake), and mean D probabilities. Pictures: samples of a fixed noise batch (comparable
 across steps) and latent interpolation strips; at the end, the Fréchet distance.
@@ -32,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
@@ -66,6 +73,18 @@ def discriminator_loss(real_logits_B: jax.Array, fake_logits_B: jax.Array,
 def generator_loss(fake_logits_B: jax.Array) -> jax.Array:
     """Non-saturating generator loss -log D(G(z)) per example (B,)."""
     return jax.nn.softplus(-fake_logits_B)
+
+
+def class_entropies(class_logits_BK: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(mean entropy of each p(y|x), entropy of the batch's mean p(y|x)), in nats.
+
+    Low mean entropy: every image is confidently one class; high entropy of the mean: the
+    batch spreads over the classes. G minimises the first minus the second.
+    """
+    p_BK = jax.nn.softmax(class_logits_BK, axis=-1)
+    conditional = -jnp.mean(jnp.sum(p_BK * jax.nn.log_softmax(class_logits_BK, axis=-1), -1))
+    marginal = jnp.sum(jax.scipy.special.entr(jnp.mean(p_BK, axis=0)))
+    return conditional, marginal
 
 
 @register_task("gan")
@@ -104,6 +123,13 @@ class GANTask(Task):
         if self.r1_gamma < 0:
             raise ValueError(f"config.task.r1_gamma={self.r1_gamma}: the weight of D's gradient "
                              f"penalty on real images must be >= 0 (0 = off)")
+        self.class_weight = float(config.task.get("class_weight", 0.0))
+        if self.class_weight < 0:
+            raise ValueError(f"config.task.class_weight={self.class_weight}: the weight of D's "
+                             f"class loss and G's class-confidence term must be >= 0 (0 = off)")
+        if self.class_weight > 0 and not getattr(self.model, "num_classes", 0):
+            raise ValueError(f"config.task.class_weight={self.class_weight} needs a class head "
+                             f"on D: set config.model.num_classes to the dataset's classes")
         self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
         # momentum 0: a train-mode call returns exactly the batch's statistics
         exact = self.model.clone(bn_momentum=0.0)
@@ -147,23 +173,33 @@ class GANTask(Task):
                                 *[b[GENERATOR] for b in per_batch])
         return {**sampling, "batch_stats": {**sampling["batch_stats"], GENERATOR: standing}}
 
-    def _apply(self, params: Any, stats: Any, x: jax.Array, method: str
-               ) -> tuple[jax.Array, Any]:
+    def _apply(self, params: Any, stats: Any, x: jax.Array, method: str, **kwargs: Any
+               ) -> tuple[Any, Any]:
         """A train-mode call that returns the updated batch statistics."""
         out, new = self.model.apply({"params": params, "batch_stats": stats}, x, train=True,
-                                    method=method, mutable=["batch_stats"])
+                                    method=method, mutable=["batch_stats"], **kwargs)
         return out, new["batch_stats"]
 
-    def _score_real(self, params: Any, stats: Any, real: jax.Array
-                    ) -> tuple[jax.Array, Any, jax.Array]:
-        """D's logits of the real batch, its new statistics, and per example the squared norm
-        of the gradient of D's (summed) logits with respect to the image, R1's integrand."""
-        def summed(x):
-            logits, new_stats = self._apply(params, stats, x, "discriminate")
-            return jnp.sum(logits), (logits, new_stats)
+    def _discriminate(self, params: Any, stats: Any, x: jax.Array
+                      ) -> tuple[jax.Array, jax.Array | None, Any]:
+        """D's logits, its class logits (None when class_weight is 0), its new statistics."""
+        if self.class_weight == 0:
+            logits, stats = self._apply(params, stats, x, "discriminate")
+            return logits, None, stats
+        (logits, classes), stats = self._apply(params, stats, x, "discriminate",
+                                               with_classes=True)
+        return logits, classes, stats
 
-        grad, (logits, stats) = jax.grad(summed, has_aux=True)(real)
-        return logits, stats, jnp.sum(jnp.square(grad), axis=tuple(range(1, grad.ndim)))
+    def _score_real(self, params: Any, stats: Any, real: jax.Array
+                    ) -> tuple[jax.Array, jax.Array | None, Any, jax.Array]:
+        """`_discriminate` of the real batch, and per example the squared norm of the gradient
+        of D's (summed) logits with respect to the image, R1's integrand."""
+        def summed(x):
+            logits, classes, new_stats = self._discriminate(params, stats, x)
+            return jnp.sum(logits), (logits, classes, new_stats)
+
+        grad, (logits, classes, stats) = jax.grad(summed, has_aux=True)(real)
+        return logits, classes, stats, jnp.sum(jnp.square(grad), axis=tuple(range(1, grad.ndim)))
 
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch,
              rng: jax.Array) -> tuple[jax.Array, tuple[dict[str, jax.Array], Variables]]:
@@ -177,10 +213,10 @@ class GANTask(Task):
         if phase == DISCRIMINATOR:
             fake = jax.lax.stop_gradient(fake)
             if self.r1_gamma > 0:
-                real_logits, stats, grad_sq = self._score_real(params, stats, real)
+                real_logits, real_classes, stats, grad_sq = self._score_real(params, stats, real)
             else:
-                real_logits, stats = self._apply(params, stats, real, "discriminate")
-            fake_logits, stats = self._apply(params, stats, fake, "discriminate")
+                real_logits, real_classes, stats = self._discriminate(params, stats, real)
+            fake_logits, _, stats = self._discriminate(params, stats, fake)
             d_loss = jnp.mean(discriminator_loss(real_logits, fake_logits, self.real_label))
             loss = d_loss
             metrics = {
@@ -193,11 +229,23 @@ class GANTask(Task):
             if self.r1_gamma > 0:  # R1: D kept flat on the real data
                 metrics["r1_grad_sq"] = jnp.mean(grad_sq)
                 loss = loss + 0.5 * self.r1_gamma * metrics["r1_grad_sq"]
+            if real_classes is not None:  # D's class head learns the real labels
+                labels = self._labels(batch)
+                metrics["d_class_loss"] = jnp.mean(
+                    optax.softmax_cross_entropy_with_integer_labels(real_classes, labels))
+                metrics["d_class_accuracy"] = jnp.mean(
+                    (jnp.argmax(real_classes, -1) == labels).astype(jnp.float32))
+                loss = loss + self.class_weight * metrics["d_class_loss"]
         else:
-            fake_logits, stats = self._apply(params, stats, fake, "discriminate")
-            loss = jnp.mean(generator_loss(fake_logits))
-            metrics = {"g_loss": loss,
+            fake_logits, fake_classes, stats = self._discriminate(params, stats, fake)
+            g_loss = jnp.mean(generator_loss(fake_logits))
+            loss = g_loss
+            metrics = {"g_loss": g_loss,
                        "g_fools_d": jnp.mean((fake_logits > 0).astype(jnp.float32))}
+            if fake_classes is not None:  # each sample clearly one class, the batch all classes
+                conditional, marginal = class_entropies(fake_classes)
+                metrics |= {"g_class_entropy": conditional, "g_class_marginal_entropy": marginal}
+                loss = loss + self.class_weight * (conditional - marginal)
             if GENERATOR_EMA in mutable:  # average of G's weights, one step behind the update
                 # the loss runs once per microbatch on the same weights: k updates at d**(1/k)
                 # are exactly one update at d
@@ -207,14 +255,28 @@ class GANTask(Task):
                     mutable[GENERATOR_EMA], params[GENERATOR])}
         return loss, (metrics, {**mutable, "batch_stats": stats})
 
+    @staticmethod
+    def _labels(batch: Batch) -> jax.Array:
+        if "label" not in batch:
+            raise ValueError("config.task.class_weight > 0 needs labelled images (a 'label' "
+                             "field); use a labelled dataset or set class_weight = 0")
+        return batch["label"].astype(jnp.int32)
+
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         real = to_tanh_range(batch["image"])
         mask = batch.get("_mask", jnp.ones(real.shape[:1], jnp.float32))
         z = self.noise(jax.random.key(0), real.shape[0])  # fixed: comparable across evals
         fake = self.model.apply(variables, z, method="generate")
-        real_logits = self.model.apply(variables, real, method="discriminate")
         fake_logits = self.model.apply(variables, fake, method="discriminate")
-        return {
+        totals = {}
+        if self.class_weight > 0:
+            real_logits, real_classes = self.model.apply(variables, real, method="discriminate",
+                                                          with_classes=True)
+            totals["d_class_accuracy"] = masked_mean_pair(
+                jnp.argmax(real_classes, -1) == self._labels(batch), mask)
+        else:
+            real_logits = self.model.apply(variables, real, method="discriminate")
+        return totals | {
             "d_loss": masked_mean_pair(discriminator_loss(real_logits, fake_logits), mask),
             "g_loss": masked_mean_pair(generator_loss(fake_logits), mask),
             "d_real_accuracy": masked_mean_pair(real_logits > 0, mask),
