@@ -23,7 +23,8 @@ from dl_arch.train.step import train_step
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
-    """configs/dcgan_shapes.py:smoke shrunk to 8x8 images and a few-thousand-weight GAN."""
+    """configs/dcgan_shapes.py:smoke shrunk to 8x8 images and a few-thousand-weight GAN,
+    without the class head."""
     c = load_config("configs/dcgan_shapes.py:smoke,image_size=8,features=4,latent_dim=4")
     c.model.num_stages = 2
     c.batch_size = 8
@@ -31,6 +32,8 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
     c.dataset.num_eval_examples = 16
     c.frechet.enabled = False
     c.dtype = "float32"
+    c.task.class_weight = 0.0  # the paper's unconditional D; the class-head tests turn it on
+    c.model.num_classes = 0
     for key, value in overrides.items():
         c[key] = value
     return c
