@@ -19,6 +19,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
+from dl_arch.train.paths import flatten_with_paths
+
 log = logging.getLogger("dl_arch")
 
 
@@ -114,12 +116,8 @@ class Checkpointer:
 
 def array_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     """'params/dense/kernel' -> shape for every array of a state or of its checkpoint metadata
-    (whose containers are dicts where the state has dataclasses and tuples)."""
-    def name(key: Any) -> str:
-        return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
-
-    return {"/".join(name(k) for k in path): tuple(leaf.shape)
-            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    (whose containers are dicts where the state has dataclasses and tuples: same paths)."""
+    return {path: tuple(leaf.shape) for path, leaf in flatten_with_paths(tree).items()}
 
 
 def restore_raw_state(path: str) -> dict[str, Any]:
