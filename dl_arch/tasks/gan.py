@@ -38,11 +38,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
+from dl_arch.tasks.classification import cross_entropy
 
 DISCRIMINATOR, GENERATOR = "discriminator", "generator"
 GENERATOR_EMA = "generator_ema"  # variable collection: exponential average of G's weights
@@ -231,8 +231,7 @@ class GANTask(Task):
                 loss = loss + 0.5 * self.r1_gamma * metrics["r1_grad_sq"]
             if real_classes is not None:  # D's class head learns the real labels
                 labels = self._labels(batch)
-                metrics["d_class_loss"] = jnp.mean(
-                    optax.softmax_cross_entropy_with_integer_labels(real_classes, labels))
+                metrics["d_class_loss"] = jnp.mean(cross_entropy(real_classes, labels))
                 metrics["d_class_accuracy"] = jnp.mean(
                     (jnp.argmax(real_classes, -1) == labels).astype(jnp.float32))
                 loss = loss + self.class_weight * metrics["d_class_loss"]
@@ -268,14 +267,13 @@ class GANTask(Task):
         z = self.noise(jax.random.key(0), real.shape[0])  # fixed: comparable across evals
         fake = self.model.apply(variables, z, method="generate")
         fake_logits = self.model.apply(variables, fake, method="discriminate")
+        real_logits = self.model.apply(variables, real, method="discriminate",
+                                       with_classes=self.class_weight > 0)
         totals = {}
         if self.class_weight > 0:
-            real_logits, real_classes = self.model.apply(variables, real, method="discriminate",
-                                                          with_classes=True)
+            real_logits, real_classes = real_logits
             totals["d_class_accuracy"] = masked_mean_pair(
                 jnp.argmax(real_classes, -1) == self._labels(batch), mask)
-        else:
-            real_logits = self.model.apply(variables, real, method="discriminate")
         return totals | {
             "d_loss": masked_mean_pair(discriminator_loss(real_logits, fake_logits), mask),
             "g_loss": masked_mean_pair(generator_loss(fake_logits), mask),

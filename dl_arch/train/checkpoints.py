@@ -77,9 +77,9 @@ class Checkpointer:
             stored = array_shapes(self.manager.item_metadata(step)["state"])
         except Exception:  # noqa: BLE001 - unreadable metadata: restore() reports and skips it
             return
-        differ = sorted(set(stored) ^ set(expected)) + sorted(
-            k for k in set(stored) & set(expected) if stored[k] != expected[k])
-        differ.sort(key=lambda k: not k.startswith("params/"))  # name a parameter first
+        differ = sorted((k for k in stored.keys() | expected.keys()
+                         if stored.get(k) != expected.get(k)),
+                        key=lambda k: (not k.startswith("params/"), k))  # a parameter first
         if differ:
             raise ValueError(
                 f"the checkpoint at step {step} in {self.directory} holds a different model or "
