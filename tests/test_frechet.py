@@ -105,3 +105,21 @@ def test_one_class_dataset_is_rejected():
     with pytest.raises(ValueError, match="config.frechet.num_classes"):
         frechet.train_feature_net(np.zeros((4, 8, 8, 1), np.float32), np.zeros(4, np.int32),
                                   1, 1, 4, 1e-3, 0)
+
+
+def test_measuring_stick_follows_frechet_seed_not_the_training_seed(tmp_path):
+    """Runs of different training seeds are scored by the same classifier on the same real
+    images; only `frechet.seed` changes the stick."""
+    noise = np.random.default_rng(1).uniform(size=(96, 16, 16, 1)).astype(np.float32)
+
+    def report(training_seed: int, frechet_seed: int) -> dict[str, float]:
+        config = shapes_config()
+        config.frechet.classifier_steps = 20
+        config.seed, config.frechet.seed = training_seed, frechet_seed
+        return frechet.frechet_report(config, "", lambda n: noise[:n])
+
+    same = report(0, 0)
+    assert report(7, 0) == same
+    other = report(0, 7)
+    assert other["frechet_real_floor"] != same["frechet_real_floor"]
+    assert other["frechet_distance"] != same["frechet_distance"]

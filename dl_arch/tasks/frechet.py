@@ -8,6 +8,8 @@ small CNN that this module trains on the labelled images of the same dataset (a 
 hundred steps on CPU), saved in the workdir and reused by later evaluations; a path in
 `config.frechet.classifier_path` loads one trained elsewhere. The distance between two
 disjoint real sets is reported beside it as the floor a perfect generator would reach.
+The classifier and the real images follow `config.frechet.seed`, not the run's `config.seed`,
+so runs of different training seeds are measured with the same stick.
 """
 
 from __future__ import annotations
@@ -162,16 +164,21 @@ class FrechetEvaluator:
                         f"{num_classes} classes and image shape {config.model.image_shape} ({e})"
                     ) from e
             return cls(num_classes, params)
+        seed = measuring_seed(config)
         images, labels = load_examples(config.dataset, config.dataset.get("train_split", "train"),
-                                       config.seed, int(fc.classifier_train_examples))
+                                       seed, int(fc.classifier_train_examples))
         params = train_feature_net(images, labels, num_classes, int(fc.classifier_steps),
-                                   int(fc.classifier_batch_size), float(fc.learning_rate),
-                                   config.seed)
+                                   int(fc.classifier_batch_size), float(fc.learning_rate), seed)
         if path:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             with open(path, "wb") as f:
                 f.write(serialization.to_bytes(params))
         return cls(num_classes, params)
+
+
+def measuring_seed(config: ml_collections.ConfigDict) -> int:
+    """Seed of the feature classifier and of the real images it compares: `frechet.seed`."""
+    return int(config.frechet.get("seed", 0))
 
 
 def frechet_report(config: ml_collections.ConfigDict, workdir: str,
@@ -184,11 +191,12 @@ def frechet_report(config: ml_collections.ConfigDict, workdir: str,
     fc = config.frechet
     n = int(fc.num_samples)
     evaluator = FrechetEvaluator.for_config(config, workdir)
+    seed = measuring_seed(config)
     eval_images, eval_labels = load_examples(
-        config.dataset, config.dataset.get("eval_split", "test"), config.seed, n)
+        config.dataset, config.dataset.get("eval_split", "test"), seed, n)
     # the floor: a slice of the training split after the classifier's examples
     train_images, _ = load_examples(config.dataset, config.dataset.get("train_split", "train"),
-                                    config.seed, len(eval_images),
+                                    seed, len(eval_images),
                                     start=int(fc.classifier_train_examples))
     fake = np.clip(np.asarray(generate(len(eval_images)), np.float32), 0.0, 1.0)
     logits, _ = evaluator.logits_and_features(eval_images)
@@ -210,4 +218,6 @@ def frechet_config(num_classes: int, smoke: bool = False) -> ml_collections.Conf
         "classifier_train_examples": 256 if smoke else 10000,  # labelled training images
         "learning_rate": 3e-3,  # Adam step size of the feature classifier
         "classifier_path": "",  # '' = <workdir>/frechet_classifier.msgpack (train if absent)
+        "seed": 0,  # the classifier's and real images' seed; apart from config.seed, so that
+        # runs of different training seeds are compared on one measuring stick
     })
