@@ -27,7 +27,8 @@ def get_config(arg: str | None = None):
         discriminator_steps=1,  # D updates per G update (1 = the paper; WGAN and SN-GAN also use more)
         r1_gamma=0.0,  # weight of D's gradient penalty on real images (0 = off)
         # D's class loss + G's class-confidence term (needs model.num_classes = 10); 0.3 is the
-        # dcgan_shapes default (Fréchet 43.9 -> 33.4 there), not yet measured on this data
+        # dcgan_shapes default (Fréchet 43.9 -> 33.4 there on random-grey shapes), not yet
+        # measured on this data
         class_weight=0.0,
     )
     c.model = dict(

@@ -67,6 +67,21 @@ def test_shapes_boxes_enclose_the_objects():
         assert ex["image"].shape == (48, 48, 3) and ex["image"].dtype == np.float32
 
 
+def test_light_on_dark_palette_draws_light_shapes_on_black_and_bad_palette_is_an_error():
+    c = _dataset_config(palette="light_on_dark", noise=0.0, channels=1, image_size=32)
+    src = make_source(c, "train", 0)
+    for i in range(20):
+        ex = src[i]
+        y0, x0, y1, x1 = np.round(ex["boxes"][0] * 32).astype(int)
+        outside = np.ones((32, 32), bool)
+        outside[y0:y1, x0:x1] = False
+        np.testing.assert_array_equal(ex["image"][outside], 0.0)  # black background
+        shape = ex["image"][ex["image"] > 0]
+        assert shape.size > 0 and np.all(shape == shape[0]) and 0.5 <= shape[0] <= 1.0
+    with pytest.raises(ValueError, match="config.dataset.palette='pastel'"):
+        make_source(_dataset_config(palette="pastel"), "train", 0)
+
+
 def test_shape_masks_are_distinct():
     yy, xx = np.mgrid[-1.2:1.2:64j, -1.2:1.2:64j]
     masks = [shape_mask(k, xx, yy) for k in range(len(SHAPE_NAMES))]

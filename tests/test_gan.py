@@ -24,7 +24,7 @@ from dl_arch.train.step import train_step
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
     """configs/dcgan_shapes.py:smoke shrunk to 8x8 images and a few-thousand-weight GAN,
-    without the class head."""
+    without the class head, on the random-grey palette."""
     c = load_config("configs/dcgan_shapes.py:smoke,image_size=8,features=4,latent_dim=4")
     c.model.num_stages = 2
     c.batch_size = 8
@@ -34,6 +34,9 @@ def tiny_config(**overrides) -> ml_collections.ConfigDict:
     c.dtype = "float32"
     c.task.class_weight = 0.0  # the paper's unconditional D; the class-head tests turn it on
     c.model.num_classes = 0
+    # at 8x8 a light shape on black is a few pixels; both greys random give each test image
+    # (and the overfit targets the thresholds below were set on) contrast over the whole frame
+    c.dataset.palette = "random"
     for key, value in overrides.items():
         c[key] = value
     return c

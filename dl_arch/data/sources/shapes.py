@@ -15,6 +15,9 @@ from dl_arch.data.sources.procedural import ProceduralSource, split_length
 from dl_arch.registry import register_dataset
 
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross", "diamond", "hexagon", "ring")
+# random: background and shape any colour (at least 0.45 apart in some channel);
+# light_on_dark: black background, each shape channel in [0.5, 1] (MNIST-like contrast)
+PALETTES = ("random", "light_on_dark")
 
 
 def shape_mask(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -46,8 +49,11 @@ class Shapes(ProceduralSource):
 
     def __init__(self, image_size: int, num_classes: int, num_objects: int, max_objects: int,
                  channels: int, noise: float, min_size: float, max_size: float,
-                 length: int, seed: int, split: str):
+                 length: int, seed: int, split: str, palette: str = "random"):
         super().__init__(length, seed, split)
+        if palette not in PALETTES:
+            raise ValueError(f"config.dataset.palette='{palette}': use one of {PALETTES}")
+        self.palette = palette
         if not 1 <= num_classes <= len(SHAPE_NAMES):
             raise ValueError(
                 f"config.dataset.num_classes={num_classes}: shapes has 1..{len(SHAPE_NAMES)} classes"
@@ -60,6 +66,10 @@ class Shapes(ProceduralSource):
         self.min_size, self.max_size = float(min_size), float(max_size)
 
     def _colour(self, rng: np.random.Generator, avoid: np.ndarray | None) -> np.ndarray:
+        if self.palette == "light_on_dark":
+            if avoid is None:
+                return np.zeros(self.channels)
+            return rng.uniform(0.5, 1.0, size=self.channels)
         for _ in range(20):
             c = rng.uniform(0.0, 1.0, size=self.channels)
             if avoid is None or np.abs(c - avoid).max() > 0.45:
@@ -95,9 +105,10 @@ class Shapes(ProceduralSource):
 
 @register_dataset("shapes")
 def shapes(dataset_config: Any, split: str, seed: int) -> Shapes:
-    """Fields: image_size, num_classes, num_objects, max_objects, channels, noise, min/max_size."""
+    """Fields: image_size, num_classes, num_objects, max_objects, channels, noise, min/max_size,
+    palette."""
     g = dataset_config.get
     return Shapes(g("image_size", 32), g("num_classes", 4), g("num_objects", 1),
                   g("max_objects", 1), g("channels", 3), g("noise", 0.05),
                   g("min_size", 0.35), g("max_size", 0.8), split_length(dataset_config, split),
-                  seed, split)
+                  seed, split, g("palette", "random"))
