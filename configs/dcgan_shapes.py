@@ -33,7 +33,7 @@ def get_config(arg: str | None = None):
         # paper). On palette "random", 8,000 steps, Fréchet: 0 -> 43.9, 0.15 -> 41.8,
         # 0.3 -> 33.4, 0.5 -> 35.7, 1.0 -> 45.9 (the clearest triangles and squares, but stars
         # turn to scribbles); seeds 1, 2 at 0.3: 38.4, 33.4. On the default palette, 8,000
-        # steps: 0 -> W0_FIGURE, 0.3 -> 14.7
+        # steps: 0 -> 45.6 (irregular polygons, no stars), 0.3 -> 14.7
         class_weight=0.3 if labelled else 0.0,
     )
     c.model = dict(
@@ -57,7 +57,7 @@ def get_config(arg: str | None = None):
     c.dataset.noise = 0.0
     # light_on_dark: each shape a grey in [0.5, 1] on black, the single-shape variant that
     # learns quickly. Fréchet (floor 6.6) after 8,000 steps, seeds 0, 1, 2: 14.7, 21.7,
-    # S2_FIGURE; after 16,000: 8.9, S1_16K: clean stars, squares, triangles and circles, a
+    # 15.8; after 16,000: 8.9, 20.1: clean stars, squares, triangles and circles, a
     # few fragments. random: both greys random, at least 0.45 apart, so dark on light and
     # light on dark (the earlier default; floor 10.4): 33.4 after 8,000 steps, 25.1 after
     # 16,000, a third to half of the shapes clean and no clean stars

@@ -67,7 +67,7 @@ class Shapes(ProceduralSource):
 
     def _colour(self, rng: np.random.Generator, avoid: np.ndarray | None) -> np.ndarray:
         if self.palette == "light_on_dark":
-            if avoid is None:
+            if avoid is None:  # the background
                 return np.zeros(self.channels)
             return rng.uniform(0.5, 1.0, size=self.channels)
         for _ in range(20):
