@@ -15,7 +15,7 @@ import pytest
 
 from dl_arch.testing import REPO, load_config
 from dl_arch.train.checkpoints import restore_raw_state
-from dl_arch.train.loop import train_and_evaluate
+from dl_arch.train.loop import config_changes, train_and_evaluate
 from dl_arch.train.writers import read_metrics
 
 
@@ -101,6 +101,40 @@ def test_checkpoint_of_another_model_is_an_error_and_leaves_the_workdir(tmp_path
     config.num_train_steps = 30
     assert train_and_evaluate(config, str(tmp_path))["completed"]
     assert "30" in os.listdir(tmp_path / "checkpoints")
+
+
+def test_config_changes_lists_each_differing_leaf_by_dotted_path():
+    old = {"seed": 0, "dataset": {"noise": 0.0, "name": "shapes"}, "model": {"width": 32}}
+    new = {"seed": 0, "dataset": {"noise": 0.1, "name": "shapes", "palette": "light_on_dark"},
+           "model": 8}
+    assert config_changes(old, new) == [
+        "dataset.noise: 0.0 -> 0.1",
+        "dataset.palette: '<absent>' -> 'light_on_dark'",
+        "model: {'width': 32} -> 8",
+    ]
+    assert config_changes(old, old) == []
+
+
+def test_resume_with_a_changed_config_warns_of_each_changed_field(tmp_path, caplog):
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.checkpoint_every_steps = 10
+    config.num_train_steps = 10
+    train_and_evaluate(config, str(tmp_path))
+    old_noise = config.dataset.noise
+    config.dataset.noise = old_noise + 0.1
+    config.num_train_steps = 20  # continuing a run is not a change worth a warning
+    with caplog.at_level("WARNING", logger="dl_arch"):
+        assert train_and_evaluate(config, str(tmp_path))["completed"]
+    assert "1 config field(s) changed" in caplog.text
+    assert f"dataset.noise: {old_noise!r} -> {config.dataset.noise!r}" in caplog.text
+    assert "num_train_steps" not in caplog.text
+    # the resumed run's config is now the record
+    written = (tmp_path / "config.json").read_text()
+    assert json.loads(written)["dataset"]["noise"] == config.dataset.noise
+    # a finished run is not rewritten by a differing config that trains nothing
+    config.dataset.noise = old_noise
+    assert train_and_evaluate(config, str(tmp_path))["completed"]
+    assert (tmp_path / "config.json").read_text() == written
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):

@@ -80,6 +80,35 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
             f.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """'field: old -> new' for every leaf that differs between two JSON-like config dicts.
+
+    A resumed run whose config changed (a new default, a forgotten override) trains on from
+    the checkpoint with the new values; listing them makes that visible."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        changes += config_changes(old.get(key, "<absent>"), new.get(key, "<absent>"),
+                                  f"{prefix}.{key}" if prefix else key)
+    return changes
+
+
+def _warn_of_config_changes(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Logs the fields that differ from the resumed run's config.json (num_train_steps aside:
+    raising it is how a finished run is continued)."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    new = json.loads(config.to_json_best_effort())
+    changed = [c for c in config_changes(old, new) if not c.startswith("num_train_steps:")]
+    if changed:
+        log.warning("resuming with %d config field(s) changed since %s: %s", len(changed), path,
+                    "; ".join(changed))
+
+
 def build_task(config: ml_collections.ConfigDict) -> Task:
     return TASKS.get(config.task.name)(config)
 
@@ -187,17 +216,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     except ValueError:  # a checkpoint of another model: leave the workdir as it is
         ckpt.close()
         raise
-    save_config(config, workdir)
     if restored is not None:
         state, start = restored
         log.info("resumed from checkpoint step %d in %s", start, ckpt.directory)
+        _warn_of_config_changes(config, workdir)
         summary_path = os.path.join(workdir, "summary.json")
         if start >= config.num_train_steps and os.path.exists(summary_path):
-            ckpt.close()
+            ckpt.close()  # nothing runs, so config.json keeps the config the run was made with
             log.info("run already complete (%s)", summary_path)
             with open(summary_path) as f:
                 return json.load(f)
-    else:
+    save_config(config, workdir)
+    if restored is None:
         state = jax.jit(init_fn, out_shardings=state_sharding)(rng)
         start = 0
         if config.get("init_from", ""):
