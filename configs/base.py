@@ -10,11 +10,16 @@ import ast
 
 import ml_collections
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import suggest
+from dl_arch.train.optimizers import OPTIMIZER_FIELDS
+from dl_arch.train.trainer_fields import TRAINER_FIELDS
+
 
 def parse_options(arg: str | None, **defaults):
     """Parses 'a=1,b=x,smoke' into {'a': 1, 'b': 'x', 'smoke': True} over `defaults`.
 
-    Unknown keys are an error that lists the known ones.
+    An unknown key, or a value of another type than its default's, is a one-line error.
     """
     opts = dict(defaults)
     opts.setdefault("smoke", False)
@@ -24,9 +29,11 @@ def parse_options(arg: str | None, **defaults):
         key, sep, raw = item.partition("=")
         key = key.strip()
         if key not in opts:
-            raise ValueError(
-                f"unknown config option '{key}'; known options: {', '.join(sorted(opts))}"
+            raise ConfigError(
+                f"unknown config option '{key}'{suggest(key, sorted(opts))}; known options: "
+                f"{', '.join(sorted(opts))}"
             )
+        default = opts[key]
         if not sep:
             value = True
         else:
@@ -34,62 +41,41 @@ def parse_options(arg: str | None, **defaults):
                 value = ast.literal_eval(raw.strip())
             except (ValueError, SyntaxError):
                 value = raw.strip()
-        opts[key] = value
+        opts[key] = _typed_option(key, value, default)
     return ml_collections.ConfigDict(opts)
 
 
-def base_config() -> ml_collections.ConfigDict:
-    """The fields every run reads; a config file overrides what differs."""
-    c = ml_collections.ConfigDict()
-    c.seed = 0  # seeds parameter init, dropout and data order
-    c.batch_size = 128  # global batch, split over every device of every host
-    c.grad_accum_steps = 1  # micro-batches per optimiser step (batch_size must divide)
-    c.num_train_steps = 1000
-    c.log_every_steps = 50  # train metrics to metrics.jsonl / TensorBoard
-    c.eval_every_steps = 500  # full eval split; also at the end of the run
-    c.eval_batch_size = 0  # 0: same as batch_size
-    c.eval_max_batches = 0  # 0: the whole eval split
-    c.checkpoint_every_steps = 500  # orbax checkpoint (also at the end and on SIGTERM)
-    c.max_checkpoints_to_keep = 3
-    c.dtype = "auto"  # compute dtype: auto = bfloat16 on GPU/TPU, float32 on CPU
-    c.param_dtype = "float32"
-    c.progress = "auto"  # auto | bar | log | none
-    c.report_on_eval = True  # run task.host_report (pictures) at eval time too
+def _typed_option(key: str, value, default):
+    """`value` checked against the type of the option's default (ints may stand for floats)."""
+    if default is None or isinstance(default, str):
+        return value if default is None else str(value)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise ConfigError(f"config option {key}={value!r} must be a {type(default).__name__} "
+                      f"like its default {default!r}")
 
+
+def base_config() -> ml_collections.ConfigDict:
+    """The declared trainer and optimiser defaults; a config file overrides what differs.
+
+    The task, model and dataset sections start with only their names: resolution fills in
+    the fields the chosen ones declare (see `launch.py --print_config`).
+    """
+    c = ml_collections.ConfigDict({k: f.default for k, f in TRAINER_FIELDS.items()})
     c.task = ml_collections.ConfigDict({"name": "classification"})
     c.model = ml_collections.ConfigDict({"name": "mlp"})
-    c.dataset = ml_collections.ConfigDict(
-        {
-            "name": "xor",
-            "train_split": "train",
-            "eval_split": "test",
-            "data_dir": "",  # TFDS data_dir ('' = TFDS default)
-            "num_workers": 0,  # grain worker processes (0 = in the main process)
-            "shuffle": True,
-        }
-    )
-
-    c.optimizer = ml_collections.ConfigDict(
-        {
-            "name": "adam",  # sgd | momentum | nesterov | adam | adamw | rmsprop
-            "learning_rate": 1e-3,
-            "schedule": "constant",  # constant | step | cosine | warmup_cosine
-            "warmup_steps": 0,
-            "decay_steps": 0,  # 0 = num_train_steps
-            "step_boundaries": (),  # schedule=step: fractions of decay_steps
-            "step_factor": 0.1,
-            "weight_decay": 0.0,
-            "clip_norm": 0.0,  # global-norm clipping; 0 = off
-            "momentum": 0.9,
-            "b1": 0.9,
-            "b2": 0.999,
-            "eps": 1e-8,
-        }
-    )
+    c.dataset = ml_collections.ConfigDict({"name": "xor"})
+    c.optimizer = ml_collections.ConfigDict({k: f.default for k, f in OPTIMIZER_FIELDS.items()})
     c.phase_optimizers = ml_collections.ConfigDict()  # per-phase overrides (GAN)
-
-    c.init_from = ""  # workdir or checkpoint dir to load matching parameters from
-    c.freeze = ()  # regexes over parameter paths that get no update
     c.sample = ml_collections.ConfigDict()  # options for `launch.py --sample`
     return c
 

@@ -2,6 +2,8 @@
 
 Each registry imports every module of its package on first lookup; a module registers
 its objects with a decorator, so adding a model is adding a file, not editing a list.
+A module that fails to import raises its ImportError at every lookup (never a partial table).
+A registration may carry the config fields the object reads (`fields=`), for `config.resolve`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from typing import Any
+
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Fields, suggest
 
 
 class Registry:
@@ -20,32 +25,43 @@ class Registry:
         self.package = package
         self.config_field = config_field
         self._table: dict[str, Any] = {}
+        self._fields: dict[str, Fields] = {}
         self._discovered = False
 
-    def register(self, name: str, obj: Any = None) -> Callable[[Any], Any] | Any:
-        """Registers `obj` under `name`; without `obj`, returns a decorator."""
+    def register(self, name: str, obj: Any = None, fields: Fields | None = None
+                 ) -> Callable[[Any], Any] | Any:
+        """Registers `obj` under `name` (with the config fields it reads); without `obj`,
+        returns a decorator."""
         if obj is not None:
-            self._add(name, obj)
+            self._add(name, obj, fields)
             return obj
 
         def decorator(target: Any) -> Any:
-            self._add(name, target)
+            self._add(name, target, fields)
             return target
 
         return decorator
 
-    def _add(self, name: str, obj: Any) -> None:
+    def _add(self, name: str, obj: Any, fields: Fields | None) -> None:
         if name in self._table and self._table[name] is not obj:
             raise ValueError(f"{self.kind} '{name}' is registered twice")
         self._table[name] = obj
+        self._fields[name] = dict(fields or {})
 
     def _discover(self) -> None:
+        """Imports every module of the package; marked done only when all imported, so a
+        broken module's ImportError shows at each lookup instead of 'unknown name'."""
         if self._discovered:
             return
-        self._discovered = True
         pkg = importlib.import_module(self.package)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=self.package + "."):
             importlib.import_module(info.name)
+        self._discovered = True
+
+    def fields(self, name: str) -> Fields:
+        """The config fields registered with `name`."""
+        self.get(name)
+        return self._fields[name]
 
     def names(self) -> list[str]:
         self._discover()
@@ -55,8 +71,9 @@ class Registry:
         self._discover()
         if name not in self._table:
             known = ", ".join(self.names())
-            raise ValueError(
-                f"unknown {self.kind} '{name}' in {self.config_field}; known: {known}"
+            raise ConfigError(
+                f"unknown {self.kind} '{name}' in {self.config_field}"
+                f"{suggest(str(name), self.names())}; known: {known}"
             )
         return self._table[name]
 

@@ -22,6 +22,25 @@ from typing import Any
 
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
+
+AUGMENT_OPS = ("random_crop", "flip_lr", "random_resized_crop")
+
+# The dataset fields that the default image preprocessing reads (declared by the tasks that
+# use it, so they appear in config.dataset of image runs only).
+AUGMENT_FIELDS: Fields = {
+    "augment": Field((), "training augmentations applied in order",
+                     each=Field("flip_lr", "an augmentation", choices=AUGMENT_OPS)),
+    "crop_padding": Field(4, "random_crop: pixels of zero padding before the crop", low=0),
+    "resize_to": Field(0, "resize images to this square size (0: keep their size)", low=0),
+    "crop_fraction": Field(0.875, "eval: central crop fraction before resizing", low=0.0,
+                           high=1.0, low_open=True),
+    "normalize_mean": Field((), "per-channel (or scalar) mean subtracted (empty: none)"),
+    "normalize_std": Field((), "per-channel (or scalar) std divided by (empty: none)",
+                           each=Field(1.0, "a std", low=0.0, low_open=True)),
+}
+
 
 def to_float(image: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> float32 [0, 1]; float images are only cast to float32."""
@@ -86,8 +105,8 @@ def random_resized_crop(image_HWC: np.ndarray, rng: np.random.Generator, size: i
 
 
 def _ops(dataset_config: Any) -> dict[str, Callable[[np.ndarray, np.random.Generator], Any]]:
-    padding = int(dataset_config.get("crop_padding", 4))
-    size = int(dataset_config.get("resize_to", 0) or 0)
+    padding = int(dataset_config.crop_padding)
+    size = int(dataset_config.resize_to)
     return {
         "random_crop": lambda im, rng: random_crop(im, rng, padding),
         "flip_lr": flip_lr,
@@ -102,7 +121,7 @@ def normalize(image_HWC: np.ndarray, mean: Any, std: Any) -> np.ndarray:
     if std is not None and len(np.atleast_1d(std)):
         std = np.asarray(std, np.float32)
         if np.any(std <= 0):
-            raise ValueError(f"config.dataset.normalize_std={std.tolist()} must be > 0")
+            raise ConfigError(f"config.dataset.normalize_std={std.tolist()} must be > 0")
         image_HWC = image_HWC / std
     return image_HWC
 
@@ -114,20 +133,19 @@ def preprocess(example: dict[str, Any], rng: np.random.Generator, dataset_config
         return example
     image = to_float(example["image"])
     ops = _ops(dataset_config)
-    names = tuple(dataset_config.get("augment", ()) or ())
+    names = tuple(dataset_config.augment)
     for name in names:
         if name not in ops:
-            raise ValueError(
+            raise ConfigError(
                 f"config.dataset.augment has unknown op '{name}'; known: {', '.join(ops)}"
             )
-    size = int(dataset_config.get("resize_to", 0) or 0)
+    size = int(dataset_config.resize_to)
     if size and not (train and "random_resized_crop" in names):
-        image = center_resize(image, size, float(dataset_config.get("crop_fraction", 0.875)))
+        image = center_resize(image, size, float(dataset_config.crop_fraction))
     if train:
         for name in names:
             image = ops[name](image, rng)
-    image = normalize(image, dataset_config.get("normalize_mean", ()),
-                      dataset_config.get("normalize_std", ()))
+    image = normalize(image, dataset_config.normalize_mean, dataset_config.normalize_std)
     out = dict(example)
     out["image"] = np.ascontiguousarray(image, dtype=np.float32)
     return out

@@ -16,9 +16,41 @@ from typing import Any
 import grain
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
 from dl_arch.data.sources.procedural import INFINITE
-from dl_arch.data.tfds_source import is_tfds, tfds_source
+from dl_arch.data.tfds_source import TFDS_FIELDS, is_tfds, tfds_source
 from dl_arch.registry import DATASETS
+
+# The dataset fields the pipeline reads for every source.
+PIPELINE_FIELDS: Fields = {
+    "train_split": Field("train", "split name to train on"),
+    "eval_split": Field("test", "split name to evaluate on"),
+    "shuffle": Field(True, "shuffle the training split (reshuffled every epoch)"),
+    "num_workers": Field(0, "grain worker processes (0: in the main process)", low=0),
+    "class_names": Field(None, "names of the classes, for plots and reports", kind=tuple),
+}
+
+
+def dataset_fields(name: str, task_fields: Fields | None = None) -> Fields:
+    """Every field of `config.dataset` for source `name`: the pipeline's, the task's
+    preprocessing's, then the source's own (a source's declaration wins)."""
+    source = TFDS_FIELDS if is_tfds(name) else DATASETS.fields(name)
+    return {**PIPELINE_FIELDS, **(task_fields or {}), **source}
+
+
+def resolve_dataset(dataset_config: Any) -> Any:
+    """`dataset_config` with every declared field (defaults filled), for library callers
+    that pass a bare dataset section; a resolved section is returned as it is."""
+    import ml_collections
+
+    fields = dataset_fields(dataset_config.name)
+    if all(k in dataset_config for k in fields):
+        return dataset_config
+    data = dataset_config.to_dict() if hasattr(dataset_config, "to_dict") else dict(dataset_config)
+    for key, field in fields.items():
+        data.setdefault(key, field.default)
+    return ml_collections.ConfigDict(data)
 
 Example = dict[str, Any]
 Preprocess = Callable[[Example, np.random.Generator, bool], Example]
@@ -26,6 +58,7 @@ Preprocess = Callable[[Example, np.random.Generator, bool], Example]
 
 def make_source(dataset_config: Any, split: str, seed: int) -> Any:
     """A random-access source for `config.dataset.name` (a registered name or `tfds:<name>`)."""
+    dataset_config = resolve_dataset(dataset_config)
     if is_tfds(dataset_config.name):
         return tfds_source(dataset_config, split)
     return DATASETS.get(dataset_config.name)(dataset_config, split, seed)
@@ -51,7 +84,7 @@ class _TrainTransform(grain.transforms.RandomMap):
 
 def local_batch_size(global_batch: int, process_count: int, field: str = "config.batch_size") -> int:
     if global_batch % process_count:
-        raise ValueError(
+        raise ConfigError(
             f"{field}={global_batch} must divide by the number of processes ({process_count})"
         )
     return global_batch // process_count
@@ -60,9 +93,10 @@ def local_batch_size(global_batch: int, process_count: int, field: str = "config
 def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
                   process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
     """The training stream of this process's local batches (call `iter()` on it)."""
-    source = make_source(dataset_config, dataset_config.get("train_split", "train"), seed)
+    dataset_config = resolve_dataset(dataset_config)
+    source = make_source(dataset_config, dataset_config.train_split, seed)
     ds = grain.MapDataset.source(source)
-    if dataset_config.get("shuffle", True):
+    if dataset_config.shuffle:
         ds = ds.shuffle(seed=seed)
     if len(source) < INFINITE:
         ds = ds.repeat(None)
@@ -70,7 +104,7 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
     ds = ds.random_map(_TrainTransform(preprocess), seed=seed + 1)
     ds = ds.batch(local_batch_size(global_batch, process_count), drop_remainder=True)
     it_ds = ds.to_iter_dataset()
-    workers = int(dataset_config.get("num_workers", 0))
+    workers = int(dataset_config.num_workers)
     if workers > 0:
         from absl import flags
 
@@ -88,10 +122,15 @@ def eval_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: 
     Every process yields the same number of batches, so collectives never wait on a host
     that ran out of data.
     """
-    source = make_source(dataset_config, dataset_config.get("eval_split", "test"), seed)
+    dataset_config = resolve_dataset(dataset_config)
+    source = make_source(dataset_config, dataset_config.eval_split, seed)
     n = len(source)
     if n >= INFINITE:
-        raise ValueError("config.dataset.num_eval_examples must be finite for evaluation")
+        raise ConfigError("config.dataset.num_eval_examples must be finite for evaluation")
+    if n == 0:
+        raise ConfigError(f"config.dataset: eval split '{dataset_config.eval_split}' is empty, so "
+                          f"the run would evaluate nothing; give it examples "
+                          f"(e.g. config.dataset.num_eval_examples)")
     local = local_batch_size(global_batch, process_count, "config.eval_batch_size")
     num_batches = -(-n // global_batch)
     if max_batches:

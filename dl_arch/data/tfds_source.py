@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
+
 PREFIX = "tfds:"
+
+TFDS_FIELDS: Fields = {
+    "data_dir": Field("", "TFDS data_dir ('' = the TFDS default, ~/tensorflow_datasets)"),
+    "download": Field(True, "download and prepare the dataset if it is missing"),
+}
 
 
 def is_tfds(name: str) -> bool:
@@ -20,12 +28,12 @@ def tfds_source(dataset_config: Any, split: str) -> Any:
     import tensorflow_datasets as tfds
 
     name = dataset_config.name[len(PREFIX):]
-    data_dir = dataset_config.get("data_dir", "") or None
+    data_dir = dataset_config.data_dir or None
     try:
         return tfds.data_source(name, split=split, data_dir=data_dir,
-                                download=dataset_config.get("download", True))
+                                download=dataset_config.download)
     except ModuleNotFoundError as e:
-        raise ValueError(
+        raise ConfigError(
             f"config.dataset.name='{dataset_config.name}' is not prepared in "
             f"{data_dir or 'the TFDS data dir'}; preparing it needs TensorFlow (missing module "
             f"{e.name}): run pip install 'dl_arch[tfds]' once (with network), or pick an "
@@ -33,7 +41,7 @@ def tfds_source(dataset_config: Any, split: str) -> Any:
         ) from e
     except Exception as e:  # noqa: BLE001 - TFDS raises many types; one clear line instead
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(
+        raise ConfigError(
             f"config.dataset.name='{dataset_config.name}' split '{split}' could not be "
             f"opened ({type(e).__name__}: {first}); check the name, the split and "
             f"config.dataset.data_dir"

@@ -22,16 +22,26 @@ hooks, which run on the host outside jit):
 - `host_report(variables, batch, step, workdir, writer, final)` -> optional pictures /
   files at eval time and at the end of a run (confusion matrix, sample grids, ...); it may
   return extra scalars (a Fréchet distance), logged as `eval/<name>`.
+
+Declared fields (see `dl_arch.config`): `fields` are the task's own (`config.task.*`),
+`dataset_fields` the dataset fields its preprocessing reads, and `sections` whole extra
+sections it reads (`config.sample`, `config.frechet`). Each merges over subclasses, and the
+task reads `self.config.task.<field>` directly: resolution has filled every default.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Fields
+from dl_arch.data.augment import AUGMENT_FIELDS
 from dl_arch.registry import MODELS
 
 ALL = "all"  # the phase that updates every parameter (single-model tasks)
@@ -53,13 +63,13 @@ def build_model(model_config: ml_collections.ConfigDict, config: ml_collections.
     """Builds `MODELS[model_config.name](**fields, dtype=..., param_dtype=...)`."""
     fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
     cls = MODELS.get(fields.pop("name"))
-    fields.setdefault("dtype", compute_dtype(config.get("dtype", "float32")))
-    fields.setdefault("param_dtype", jnp.dtype(config.get("param_dtype", "float32")))
+    fields.setdefault("dtype", compute_dtype(config.dtype))
+    fields.setdefault("param_dtype", jnp.dtype(config.param_dtype))
     fields.update(overrides)
     try:
         return cls(**fields)
     except TypeError as e:
-        raise ValueError(f"config.model: {e}; check the field names of '{model_config.name}'") from e
+        raise ConfigError(f"config.model: {e}; check the field names of '{model_config.name}'") from e
 
 
 def masked_mean_pair(values: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -79,6 +89,9 @@ class Task:
     """Base class; subclasses register with `@register_task("name")`."""
 
     phases: tuple[str, ...] = (ALL,)
+    fields: ClassVar[Fields] = {}
+    dataset_fields: ClassVar[Fields] = AUGMENT_FIELDS  # read by the default `preprocess`
+    sections: ClassVar[dict[str, Fields]] = {"sample": {}}
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
@@ -115,6 +128,8 @@ class Task:
         May return extra scalar metrics (logged as `eval/<name>` and kept in summary.json).
         """
 
-    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
-        """Optional: `launch.py --sample` calls this on the restored variables."""
-        raise ValueError(f"task '{self.config.task.name}' has no sampling; drop --sample")
+    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict,
+               workdir: str) -> Any:
+        """Optional: `launch.py --sample` calls this on the restored variables; files it
+        writes go to `workdir`."""
+        raise ConfigError(f"task '{self.config.task.name}' has no sampling; drop --sample")

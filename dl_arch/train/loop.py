@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import eval_batches, train_dataset
 from dl_arch.registry import TASKS
 from dl_arch.tasks.base import ALL, Task
@@ -110,6 +111,8 @@ def _warn_of_config_changes(config: ml_collections.ConfigDict, workdir: str) -> 
 
 
 def build_task(config: ml_collections.ConfigDict) -> Task:
+    """The task of a config, built on its resolved form (every declared field present)."""
+    config = resolve_config(config)
     return TASKS.get(config.task.name)(config)
 
 

@@ -8,18 +8,40 @@ from typing import Any
 import jax
 import optax
 
+from dl_arch.config.fields import Field, Fields
 from dl_arch.train.paths import regex_mask
 
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+_PROB = dict(low=0.0, high=1.0, high_open=True)
+
+OPTIMIZER_FIELDS: Fields = {
+    "name": Field("adam", "the optimiser", choices=OPTIMIZERS),
+    "learning_rate": Field(1e-3, "peak learning rate", low=0.0, low_open=True),
+    "schedule": Field("constant", "learning-rate schedule", choices=SCHEDULES),
+    "warmup_steps": Field(0, "linear warm-up steps from 0 to the peak rate", low=0),
+    "decay_steps": Field(0, "steps of the decay (0: num_train_steps)", low=0),
+    "step_boundaries": Field((), "schedule=step: fractions of decay_steps where the rate drops "
+                                 "(empty: 0.5, 0.75)", each=Field(0.5, "a fraction", low=0.0,
+                                                                    high=1.0)),
+    "step_factor": Field(0.1, "schedule=step: factor applied at each boundary", low=0.0,
+                         low_open=True),
+    "weight_decay": Field(0.0, "decoupled weight decay on matrices and kernels", low=0.0),
+    "clip_norm": Field(0.0, "global-norm gradient clipping (0: off)", low=0.0),
+    "momentum": Field(0.9, "momentum of sgd-momentum, nesterov and rmsprop", **_PROB),
+    "rmsprop_momentum": Field(False, "rmsprop: use `momentum`"),
+    "b1": Field(0.9, "Adam's first-moment decay", **_PROB),
+    "b2": Field(0.999, "Adam's second-moment decay (rmsprop: its decay)", **_PROB),
+    "eps": Field(1e-8, "Adam/rmsprop epsilon", low=0.0, low_open=True),
+}
 
 
 def build_schedule(opt: Any, num_train_steps: int) -> optax.Schedule:
     """The learning rate as a function of the step."""
     lr = float(opt.learning_rate)
-    decay_steps = int(opt.get("decay_steps", 0) or num_train_steps)
-    warmup = int(opt.get("warmup_steps", 0))
-    name = opt.get("schedule", "constant")
+    decay_steps = int(opt.decay_steps or num_train_steps)
+    warmup = int(opt.warmup_steps)
+    name = opt.schedule
     if name == "constant":
         sched = optax.constant_schedule(lr)
         if warmup:
@@ -27,8 +49,8 @@ def build_schedule(opt: Any, num_train_steps: int) -> optax.Schedule:
                 [optax.linear_schedule(0.0, lr, warmup), sched], [warmup])
         return sched
     if name == "step":
-        bounds = {int(f * decay_steps): float(opt.get("step_factor", 0.1))
-                  for f in opt.get("step_boundaries", ()) or (0.5, 0.75)}
+        bounds = {int(f * decay_steps): float(opt.step_factor)
+                  for f in opt.step_boundaries or (0.5, 0.75)}
         return optax.piecewise_constant_schedule(lr, bounds)
     if name == "cosine":
         return optax.cosine_decay_schedule(lr, max(decay_steps, 1))
@@ -47,10 +69,10 @@ def _decay_mask(params: Any) -> Any:
 def build_optimizer(opt: Any, num_train_steps: int, freeze: Sequence[str] = ()
                     ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """(transformation, schedule): clipping, the named optimiser, weight decay, freezing."""
-    name = opt.get("name", "adam")
+    name = opt.name
     sched = build_schedule(opt, num_train_steps)
-    wd = float(opt.get("weight_decay", 0.0))
-    momentum = float(opt.get("momentum", 0.9))
+    wd = float(opt.weight_decay)
+    momentum = float(opt.momentum)
     if name == "sgd":
         tx = optax.sgd(sched)
     elif name == "momentum":
@@ -58,19 +80,19 @@ def build_optimizer(opt: Any, num_train_steps: int, freeze: Sequence[str] = ()
     elif name == "nesterov":
         tx = optax.sgd(sched, momentum=momentum, nesterov=True)
     elif name == "adam":
-        tx = optax.adam(sched, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999), eps=opt.get("eps", 1e-8))
+        tx = optax.adam(sched, b1=opt.b1, b2=opt.b2, eps=opt.eps)
     elif name == "adamw":
-        tx = optax.adamw(sched, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999),
-                         eps=opt.get("eps", 1e-8), weight_decay=wd, mask=_decay_mask)
+        tx = optax.adamw(sched, b1=opt.b1, b2=opt.b2,
+                         eps=opt.eps, weight_decay=wd, mask=_decay_mask)
     elif name == "rmsprop":
-        tx = optax.rmsprop(sched, decay=opt.get("b2", 0.9), eps=opt.get("eps", 1e-8),
-                           momentum=momentum if opt.get("rmsprop_momentum", False) else None)
+        tx = optax.rmsprop(sched, decay=opt.b2, eps=opt.eps,
+                           momentum=momentum if opt.rmsprop_momentum else None)
     else:
         raise ValueError(
             f"unknown optimizer '{name}' in config.optimizer.name; known: {', '.join(OPTIMIZERS)}"
         )
     parts = []
-    clip = float(opt.get("clip_norm", 0.0))
+    clip = float(opt.clip_norm)
     if clip > 0:
         parts.append(optax.clip_by_global_norm(clip))
     if wd and name != "adamw":  # L2-style decoupled decay for the other optimisers

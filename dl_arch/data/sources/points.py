@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.sources.procedural import ProceduralSource, split_length
+from dl_arch.config.fields import Field
+from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
 from dl_arch.registry import register_dataset
+
+NOISE = Field(0.05, "std of the Gaussian jitter added to each point", low=0.0)
 
 
 class PointSet(ProceduralSource):
@@ -45,15 +48,15 @@ class PointSet(ProceduralSource):
 
 def _factory(kind: str):
     def factory(dataset_config: Any, split: str, seed: int) -> PointSet:
-        return PointSet(kind, dataset_config.get("noise", 0.05),
+        return PointSet(kind, dataset_config.noise,
                         split_length(dataset_config, split), seed, split)
 
-    factory.__doc__ = f"The `{kind}` point set (fields: noise, num_train_examples, num_eval_examples)."
+    factory.__doc__ = f"The `{kind}` point set."
     return factory
 
 
 for _kind in ("xor", "circles", "spirals"):
-    register_dataset(_kind, _factory(_kind))
+    register_dataset(_kind, _factory(_kind), fields={"noise": NOISE, **SPLIT_FIELDS})
 
 
 class Function1D(ProceduralSource):
@@ -69,8 +72,9 @@ class Function1D(ProceduralSource):
         return {"inputs": x.astype(np.float32), "targets": y.astype(np.float32)}
 
 
-@register_dataset("function1d")
+@register_dataset("function1d", fields={
+    "noise": Field(0.0, "std of the Gaussian noise added to the target", low=0.0),
+    **SPLIT_FIELDS})
 def function1d(dataset_config: Any, split: str, seed: int) -> Function1D:
-    """A smooth 1-D regression problem (fields: noise, num_train/eval_examples)."""
-    return Function1D(dataset_config.get("noise", 0.0), split_length(dataset_config, split), seed,
-                      split)
+    """A smooth 1-D regression problem."""
+    return Function1D(dataset_config.noise, split_length(dataset_config, split), seed, split)

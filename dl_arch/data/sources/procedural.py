@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from dl_arch.config.fields import Field, Fields
+
 INFINITE = 2**31 - 1  # length of an "endless" procedural training split
 
 
@@ -40,9 +42,17 @@ class ProceduralSource:
         raise NotImplementedError
 
 
+# Sizes of a procedural source's splits: declared by every procedural dataset.
+SPLIT_FIELDS: Fields = {
+    "num_train_examples": Field(None, "training examples (None: an endless stream of fresh "
+                                      "ones)", kind=int, low=1),
+    "num_eval_examples": Field(1000, "examples in the eval split", low=1),
+}
+
+
 def split_length(dataset_config: Any, split: str) -> int:
     """`num_train_examples` (None -> endless) or `num_eval_examples` of a dataset config."""
-    if split == dataset_config.get("train_split", "train"):
-        n = dataset_config.get("num_train_examples", None)
+    if split == dataset_config.train_split:
+        n = dataset_config.num_train_examples
         return INFINITE if n is None else int(n)
-    return int(dataset_config.get("num_eval_examples", 1000))
+    return int(dataset_config.num_eval_examples)

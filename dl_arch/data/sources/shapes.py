@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.sources.procedural import ProceduralSource, split_length
+from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
+from dl_arch.config.fields import Field
 from dl_arch.registry import register_dataset
 
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross", "diamond", "hexagon", "ring")
@@ -103,12 +104,22 @@ class Shapes(ProceduralSource):
                 "boxes": boxes, "box_labels": labels}
 
 
-@register_dataset("shapes")
+@register_dataset("shapes", fields={
+    "image_size": Field(32, "side of the square images in pixels", low=8),
+    "num_classes": Field(4, f"shape kinds drawn (the first N of {', '.join(SHAPE_NAMES)})",
+                         low=1, high=len(SHAPE_NAMES)),
+    "num_objects": Field(1, "shapes per image", low=1),
+    "max_objects": Field(1, "box slots per example (detection pads to this)", low=1),
+    "channels": Field(3, "image channels", choices=(1, 3)),
+    "noise": Field(0.05, "std of the Gaussian pixel noise", low=0.0),
+    "min_size": Field(0.35, "smallest shape, as a fraction of the image side", low=0.0,
+                      high=1.0, low_open=True),
+    "max_size": Field(0.8, "largest shape, as a fraction of the image side", low=0.0, high=1.0,
+                      low_open=True),
+    "palette": Field("random", "colours: random, or light shapes on black", choices=PALETTES),
+    **SPLIT_FIELDS})
 def shapes(dataset_config: Any, split: str, seed: int) -> Shapes:
-    """Fields: image_size, num_classes, num_objects, max_objects, channels, noise, min/max_size,
-    palette."""
-    g = dataset_config.get
-    return Shapes(g("image_size", 32), g("num_classes", 4), g("num_objects", 1),
-                  g("max_objects", 1), g("channels", 3), g("noise", 0.05),
-                  g("min_size", 0.35), g("max_size", 0.8), split_length(dataset_config, split),
-                  seed, split, g("palette", "random"))
+    """Images of random shapes with their class and boxes, drawn on the fly."""
+    c = dataset_config
+    return Shapes(c.image_size, c.num_classes, c.num_objects, c.max_objects, c.channels, c.noise,
+                  c.min_size, c.max_size, split_length(c, split), seed, split, c.palette)
