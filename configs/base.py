@@ -30,8 +30,8 @@ def parse_options(arg: str | None, **defaults):
         key = key.strip()
         if key not in opts:
             raise ConfigError(
-                f"unknown config option '{key}'{suggest(key, sorted(opts))}; known options: "
-                f"{', '.join(sorted(opts))}"
+                f"unknown config option '{key}'{suggest(key, sorted(opts))} (known options: "
+                f"{', '.join(sorted(opts))})"
             )
         default = opts[key]
         if not sep:

@@ -37,8 +37,8 @@ def cnn_shapes_config(opts: ml_collections.ConfigDict, model: dict[str, Any],
     c.optimizer.weight_decay = 1e-4
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = max(opts.steps // 20, 1)
-    c.visualize_layers = visualize_layers  # feature maps saved at the end (regexes)
-    c.visualize_num_images = 4  # eval images whose feature maps are drawn
+    c.task.visualize_layers = visualize_layers  # feature maps saved at the end (regexes)
+    c.task.visualize_num_images = 4  # eval images whose feature maps are drawn
     if opts.smoke:
         c.model = dict(smoke_model, num_classes=opts.num_classes)
         shrink_for_smoke(c, steps=6)

@@ -23,11 +23,10 @@ def get_config(arg: str | None = None):
                    attention_impl="auto", scan=False, remat=False)
     c.dataset.name = "text"
     c.dataset.path = opts.path  # '' = the standard library's .py files
-    c.dataset.split_by = "hash"  # whole files go to train or eval
+    c.dataset.split_by = "auto"  # one file: its tail is eval; several: whole files by hash
     c.dataset.eval_fraction = 0.05
     c.dataset.max_bytes = 20_000_000
     c.dataset.seq_len = opts.seq_len
-    c.dataset.num_eval_examples = 0  # unused by the text source (length = its windows)
     c.batch_size = 32
     c.num_train_steps = opts.steps
     c.eval_max_batches = 50

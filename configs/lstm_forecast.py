@@ -29,9 +29,11 @@ def get_config(arg: str | None = None):
     c.dataset.name = SERIES[opts.series]
     c.dataset.context = opts.context  # observed steps
     c.dataset.horizon = opts.horizon  # steps to forecast
-    c.dataset.noise = 0.05  # sine only: observation noise
-    c.dataset.num_components = 3  # sine only: sines per series
-    c.dataset.series_length = 10000  # mackey_glass only: 80% train / 20% eval, in time order
+    if opts.series == "sine":
+        c.dataset.noise = 0.05  # observation noise
+        c.dataset.num_components = 3  # sines per series
+    else:
+        c.dataset.series_length = 10000  # 80% train / 20% eval, in time order
     c.dataset.num_train_examples = None
     c.dataset.num_eval_examples = 1000
     c.batch_size = 64
@@ -46,7 +48,8 @@ def get_config(arg: str | None = None):
     if opts.smoke:
         c.dataset.context = 16
         c.dataset.horizon = c.model.horizon = 4
-        c.dataset.series_length = 2000
+        if opts.series == "mackey_glass":
+            c.dataset.series_length = 2000
         c.model.hidden_size = 16
         c.dataset.num_eval_examples = 64
         shrink_for_smoke(c)

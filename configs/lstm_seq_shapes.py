@@ -39,8 +39,7 @@ def get_config(arg: str | None = None):
         c.dataset.num_train_examples = None
         c.dataset.num_eval_examples = 1000
     else:
-        c.dataset.name = "tfds:mnist"
-        c.dataset.image_size = 28  # 784 steps
+        c.dataset.name = "tfds:mnist"  # 28x28: 784 steps
         c.dataset.train_split = "train"
         c.dataset.eval_split = "test"
     c.batch_size = 64

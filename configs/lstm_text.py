@@ -35,7 +35,7 @@ def get_config(arg: str | None = None):
     )
     c.dataset.name = "text"
     c.dataset.path = os.path.expanduser(opts.path)  # file or glob; '' = stdlib .py files
-    c.dataset.split_by = "hash"  # hash: whole files to eval | position: the stream's tail
+    c.dataset.split_by = "auto"  # auto: one file by position, several by hash | hash | position
     c.dataset.eval_fraction = 0.05
     c.dataset.seq_len = opts.seq_len  # BPTT window
     c.dataset.max_bytes = 0  # 0 = all text

@@ -45,8 +45,8 @@ def cifar10_config(model: dict, smoke_model: dict, smoke: bool, steps: int = 39_
     c.optimizer.weight_decay = weight_decay  # decoupled, on kernels only
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = 400
-    c.visualize_layers = visualize_layers  # feature maps saved at the end (regexes)
-    c.visualize_num_images = 4
+    c.task.visualize_layers = visualize_layers  # feature maps saved at the end (regexes)
+    c.task.visualize_num_images = 4
     if smoke:
         c.model = dict(smoke_model, num_classes=10)
         shrink_for_smoke(c, steps=6)

@@ -73,7 +73,7 @@ class Registry:
             known = ", ".join(self.names())
             raise ConfigError(
                 f"unknown {self.kind} '{name}' in {self.config_field}"
-                f"{suggest(str(name), self.names())}; known: {known}"
+                f"{suggest(str(name), self.names())} (known: {known})"
             )
         return self._table[name]
 

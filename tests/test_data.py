@@ -1,10 +1,14 @@
 """Sources are deterministic; the pipeline shards, batches, pads and resumes correctly."""
 
+import ml_collections
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-from dl_arch.data.pipeline import eval_batches, make_source, train_dataset
+from dl_arch.config.errors import ConfigError
+from dl_arch.data.pipeline import dataset_fields, eval_batches, make_source, train_dataset
 from dl_arch.data.sources.shapes import SHAPE_NAMES, shape_mask
+from dl_arch.registry import DATASETS
 from dl_arch.testing import load_config
 
 IDENTITY = lambda ex, rng, train: ex
@@ -156,3 +160,47 @@ def test_worker_processes_give_the_same_stream_and_resume():
     resumed = iter(train_dataset(c, 0, 4, _double_image))
     resumed.set_state(state)
     np.testing.assert_array_equal(next(resumed)["image"], expected)
+
+
+# Sources whose defaults need no download (text reads the whole standard library: covered
+# in test_sequence_data with a local file instead).
+OFFLINE = ("xor", "circles", "spirals", "function1d", "shapes", "adding", "copy_memory",
+           "long_range_classification", "sine_series", "mackey_glass", "dates_to_iso",
+           "synthetic_translation", "synthetic_sentences")
+
+
+@pytest.mark.parametrize("name", DATASETS.names() + ["tfds:mnist"])
+def test_every_dataset_field_is_documented_and_its_default_is_valid(name):
+    fields = dataset_fields(name)
+    assert fields, name
+    for key, field in fields.items():
+        assert field.doc.strip() and "\n" not in field.doc, f"{name}.{key} has no one-line doc"
+        assert field.check(field.default, f"dataset.{key}") == field.default, f"{name}.{key}"
+
+
+def test_every_offline_dataset_is_registered_and_builds_from_its_defaults():
+    assert set(OFFLINE) <= set(DATASETS.names())
+    for name in OFFLINE:
+        c = ml_collections.ConfigDict({"name": name})
+        for split in ("train", "test"):
+            ex = make_source(c, split, 0)[0]
+            assert ex and all(np.asarray(v).size for v in ex.values()), (name, split)
+
+
+def test_bare_dataset_sections_are_checked_against_their_declarations():
+    with pytest.raises(ConfigError, match=r"config\.dataset\.noise=-1.0 is out of range"):
+        make_source(ml_collections.ConfigDict({"name": "xor", "noise": -1.0}), "train", 0)
+    with pytest.raises(ConfigError, match=r"config\.dataset\.split_by='file' is not one of"):
+        make_source(ml_collections.ConfigDict({"name": "text", "split_by": "file"}), "train", 0)
+
+
+def test_tfds_split_sizes_cut_the_splits():
+    """`num_train_examples` / `num_eval_examples` of a `tfds:` dataset take the first N."""
+    with tfds.testing.mock_data(num_examples=10):
+        c = ml_collections.ConfigDict({"name": "tfds:mnist", "num_train_examples": 3})
+        train, test = make_source(c, "train", 0), make_source(c, "test", 0)
+        assert len(train) == 3 and len(test) == 10
+        full = make_source(ml_collections.ConfigDict({"name": "tfds:mnist"}), "train", 0)
+        np.testing.assert_array_equal(train[2]["image"], full[2]["image"])
+        with pytest.raises(IndexError):
+            train[3]

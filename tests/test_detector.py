@@ -9,12 +9,14 @@ import os
 
 import chex
 import jax
+import ml_collections
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from dl_arch.data import box_augment as aug
+from dl_arch.data.pipeline import make_source
 from dl_arch.data.sources.detection_tfds import DetectionTFDS, to_detection_example
 from dl_arch.models.cnn.common import param_count
 from dl_arch.models.layers import boxes as box_lib
@@ -258,7 +260,7 @@ def test_resize_matches_jax_image_resize_and_eval_is_deterministic():
 def test_voc_adapter_on_mock_data():
     cfg = {"name": "voc", "max_objects": 5}
     with tfds.testing.mock_data(num_examples=4):
-        source = DATASETS.get("voc")(cfg, "train", 0)
+        source = make_source(ml_collections.ConfigDict(cfg), "train", 0)
         assert len(source) == 4
         ex = source[1]
     chex.assert_shape([ex["boxes"], ex["box_labels"]], [(5, 4), (5,)])

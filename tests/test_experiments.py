@@ -22,15 +22,20 @@ import numpy as np
 import pytest
 
 from configs.base import base_config
+from dl_arch.config.errors import ConfigError
 from dl_arch.experiments import probes, report, runner
 from dl_arch.registry import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # A stand-in for dl_arch.train.loop.train_and_evaluate with the same file contract. It logs
-# every call, "resumes" from a progress file, and fails or diverges where the config says.
+# every call, "resumes" from a progress file, and fails or diverges where the experiment
+# says: MODES (trial name -> mode) is set by the fake experiment file, which the sweep and
+# each of its child processes load before training (run configs hold declared fields only).
 FAKE_TRAINER = '''
 import json, os
+
+MODES = {}
 
 def train(config, workdir):
     os.makedirs(workdir, exist_ok=True)
@@ -41,9 +46,9 @@ def train(config, workdir):
         start = int(open(progress).read())
     with open(os.path.join(sweep, "calls.jsonl"), "a") as f:
         f.write(json.dumps({"workdir": workdir, "pid": os.getpid(), "start": start,
-                            "init_from": config.get("init_from", "")}) + "\\n")
-    mode = config.get("fake_mode", "ok")
-    if config.get("init_from", ""):
+                            "init_from": config.init_from}) + "\\n")
+    mode = MODES.get(os.path.basename(os.path.dirname(workdir)), "ok")
+    if config.init_from:
         assert os.path.exists(os.path.join(config.init_from, "summary.json")), config.init_from
     w = config.model.width
     with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
@@ -71,21 +76,23 @@ def train(config, workdir):
 FAKE_EXPERIMENT = '''
 """A fake sweep over MLP widths."""
 import ml_collections
+import fake_trainer
 from configs.base import base_config, parse_options
 from dl_arch.experiments.runner import as_list
 
 def get_experiment(arg=None):
-    o = parse_options(arg, widths=(2, 4, 8), crash="", nan="", broken="", pretrain=False,
-                      preempt="")
+    o = parse_options(arg, widths="2/4/8", crash="", nan="", broken="", pretrain=False,
+                      preempt="", typo="")
     e = ml_collections.ConfigDict()
     e.base = base_config()
     e.trainer = "fake_trainer:train"
     e.trials = []
+    fake_trainer.MODES.clear()
     for w in as_list(o.widths, int):
-        mode = {o.crash: "crash_once", o.nan: "nan", o.broken: "broken",
-                o.preempt: "preempt_once"}.get(f"w{w}", "ok")
-        e.trials.append({"name": f"w{w}", "overrides": {"model.width": w, "fake_mode": mode},
-                         "params": {"width": w}})
+        fake_trainer.MODES[f"w{w}"] = {o.crash: "crash_once", o.nan: "nan", o.broken: "broken",
+                                       o.preempt: "preempt_once"}.get(f"w{w}", "ok")
+        overrides = {"model.wdth" if o.typo == f"w{w}" else "model.width": w}
+        e.trials.append({"name": f"w{w}", "overrides": overrides, "params": {"width": w}})
     if o.pretrain:
         e.trials.append({"name": "finetune", "depends_on": ["w2"],
                          "overrides": {"model.width": 3,
@@ -129,14 +136,28 @@ def _csv(sweep) -> list[dict]:
 # ----------------------------------------------------------------------------- grid
 
 
-def test_apply_overrides_sets_nested_and_new_fields_and_names_bad_ones():
-    c = base_config()
-    out = runner.apply_overrides(c, {"optimizer.learning_rate": 0.5, "model.width": 7,
-                                     "batch_size": 16, "model": {"name": "x", "depth": 3}})
-    assert out.optimizer.learning_rate == 0.5 and out.batch_size == 16
-    assert out.model.to_dict() == {"name": "x", "depth": 3}
-    with pytest.raises(ValueError, match="'optimizer.nope.lr' has no parent field"):
-        runner.apply_overrides(base_config(), {"optimizer.nope.lr": 1})
+def _run(overrides: dict, seed: int = 3) -> runner.Run:
+    return runner.Run(index=0, trial="t", seed=seed, overrides=overrides, params={},
+                      config_spec=None, workdir="/nonexistent/sweep/t/seed_3")
+
+
+def test_build_run_config_resolves_sections_then_fields_and_names_bad_ones():
+    exp = ml_collections.ConfigDict({"name": "e", "base": base_config(), "trials": [{"name": "t"}]})
+    runner.validate_experiment(exp)
+    # a whole section applies first (it decides the fields), then dotted fields, then the seed
+    out = runner.build_run_config(exp, _run({"model.width": 7, "optimizer.learning_rate": 0.5,
+                                             "model": {"name": "mlp", "depth": 3},
+                                             "batch_size": 16}))
+    assert out.optimizer.learning_rate == 0.5 and out.batch_size == 16 and out.seed == 3
+    assert out.model.depth == 3 and out.model.width == 7 and out.model.num_classes >= 1
+    assert out.is_locked and out.dataset.eval_split == "test"  # declared defaults filled in
+    with pytest.raises(ConfigError, match="experiment 'e', trial 't': config.model.wdth .*"
+                                          "did you mean 'width'"):
+        runner.build_run_config(exp, _run({"model.wdth": 7}))
+    with pytest.raises(ConfigError, match="trial 't': .*config.optimizer.learning_rate=-1"):
+        runner.build_run_config(exp, _run({"optimizer.learning_rate": -1}))
+    with pytest.raises(ConfigError, match="trial 't': .*optimizer.nope"):
+        runner.build_run_config(exp, _run({"optimizer.nope.lr": 1}))
 
 
 def test_expand_runs_numbers_trials_times_seeds_and_substitutes_placeholders(fake, tmp_path):
@@ -171,6 +192,8 @@ def test_validate_experiment_rejects_bad_grids(trials, message):
     ({"plots": [{"name": "p", "kind": "metric", "y": "a"}]}, "missing \\['x'\\]"),
     ({"plots": [{"name": "a b", "kind": "bar", "y": "a"}]}, "file-safe name"),
     ({"probes": ["gradcam"]}, "probes \\['gradcam'\\] are unknown"),
+    ({"plot": []}, "field 'plot' is unknown; did you mean 'plots'"),
+    ({"seeds": [0.5]}, "seeds\\[0\\]=0.5 must be an integer"),
 ])
 def test_validate_experiment_rejects_bad_plots_and_probes_before_training(extra, message):
     exp = ml_collections.ConfigDict({"name": "bad", "base": base_config(), "seeds": [0],
@@ -212,6 +235,26 @@ def test_sweep_skips_finished_resumes_failed_and_reports_mean_std(fake, tmp_path
     assert os.path.exists(os.path.join(sweep, "fake_exp_loss.png"))
     runner.run_experiment(spec, sweep)  # nothing left to do
     assert len(_calls(sweep)) == 8
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_failing_run_leaves_its_traceback_in_error_txt(fake, tmp_path, parallel):
+    sweep = str(tmp_path / "sweep")
+    with pytest.raises(RuntimeError, match="2 run"):
+        runner.run_experiment(f"{fake}/fake_exp.py:widths=2,broken=w2", sweep, parallel=parallel)
+    for seed in (0, 1):  # written by the sweep itself, or by the child process that ran it
+        text = open(os.path.join(sweep, "w2", f"seed_{seed}", runner.ERROR_FILE)).read()
+        assert f"trial: w2 seed {seed}" in text and "Traceback (most recent call last)" in text
+        assert 'fake_trainer.py", line' in text and "broken on purpose" in text
+    assert {r["status"] for r in _csv(sweep)} == {"failed"}
+
+
+def test_a_mistake_in_any_trial_config_stops_the_sweep_before_anything_trains(fake, tmp_path):
+    sweep = str(tmp_path / "sweep")
+    with pytest.raises(ConfigError, match="experiment 'fake_exp', trial 'w4': "
+                                          "config.model.wdth .*did you mean 'width'"):
+        runner.run_experiment(f"{fake}/fake_exp.py:typo=w4", sweep, parallel=2)
+    assert _calls(sweep) == []
 
 
 def test_parallel_runs_separate_processes_and_respects_dependencies(fake, tmp_path):

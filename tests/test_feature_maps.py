@@ -63,7 +63,7 @@ def test_captured_maps_are_the_models_activations(resnet):
 
 def test_unknown_layer_names_list_the_known_stages(resnet):
     model, variables, x = resnet
-    with pytest.raises(ValueError, match="config.visualize_layers.*layer1, layer2"):
+    with pytest.raises(ValueError, match="config.task.visualize_layers.*layer1, layer2"):
         capture_feature_maps(model, variables, x, ["layer9"])
 
 

@@ -14,7 +14,7 @@ import optax
 import pytest
 
 from dl_arch.models.gan import Discriminator
-from dl_arch.registry import MODELS, TASKS
+from dl_arch.registry import MODELS
 from dl_arch.tasks import gan
 from dl_arch.testing import first_batch, load_config
 from dl_arch.train.checkpoints import restore_raw_state
@@ -396,7 +396,7 @@ def test_host_report_and_sample(tmp_path):
             self.images = dict(images)
 
     config = tiny_config()
-    task = TASKS.get("gan")(config)
+    task = build_task(config)
     batch = first_batch(config, task)
     variables = jax.device_get(task.init_variables(jax.random.key(0), batch))
     writer = Writer()
@@ -408,8 +408,8 @@ def test_host_report_and_sample(tmp_path):
     task.host_report(variables, jax.device_get(batch), 8, str(tmp_path), again, final=False)
     np.testing.assert_array_equal(writer.images["samples"], again.images["samples"])
     out = tmp_path / "s.png"
-    samples = task.sample(variables, ml_collections.ConfigDict({"num_samples": 5,
-                                                                "output": str(out)}))
+    samples = task.sample(variables, ml_collections.ConfigDict(
+        {**task.config.sample.to_dict(), "num_samples": 5, "output": str(out)}), str(tmp_path))
     chex.assert_shape(samples, (5, 8, 8, 1))
     assert out.exists() and samples.min() >= 0.0 and samples.max() <= 1.0
 
@@ -498,11 +498,11 @@ def test_gan_task_needs_a_gan_model():
     config = tiny_config()
     config.model = ml_collections.ConfigDict({"name": "dense_ae_tiny"})
     with pytest.raises(ValueError, match="config.model.name"):
-        TASKS.get("gan")(config)
+        build_task(config)
     config = tiny_config()
     config.task.real_label = 0.3
     with pytest.raises(ValueError, match="config.task.real_label"):
-        TASKS.get("gan")(config)
+        build_task(config)
 
 
 @pytest.mark.parametrize("path", ["configs/dcgan_shapes.py", "configs/dcgan_mnist.py",

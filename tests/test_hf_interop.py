@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+
+import jax
 import numpy as np
+import pytest
 import torch
 import transformers
 from safetensors.torch import save_file
@@ -97,3 +102,95 @@ def test_missing_tensor_names_the_problem():
         assert "ln_f.weight" in str(e)
     else:
         raise AssertionError("import of an incomplete state dict did not fail")
+
+
+def _saved_gpt2(tmp_path, n_layer: int = 2):
+    """A small random GPT-2 saved as `save_pretrained` writes it, and the model itself."""
+    cfg = transformers.GPT2Config(vocab_size=97, n_positions=32, n_embd=32, n_layer=n_layer,
+                                  n_head=4)
+    ref = transformers.GPT2LMHeadModel(cfg).eval()
+    folder = tmp_path / "gpt2"
+    ref.save_pretrained(folder)
+    return ref, str(folder)
+
+
+def _gpt_config(**model):
+    """The resolved config.model of a GPT sized like `_saved_gpt2`, with `model` changes."""
+    from configs.base import base_config
+    from dl_arch.config.resolve import resolve_config
+
+    fields = {**dict(name="gpt_nano", vocab_size=97, emb_dim=32, num_layers=2, num_heads=4,
+                     mlp_dim=128, max_len=32, dropout_rate=0.0), **model}
+    return resolve_config(base_config(), [("model", fields)]).model
+
+
+def test_init_from_hf_folder_loads_every_tensor_into_a_matching_model(tmp_path):
+    from dl_arch.train.transfer import load_pretrained
+
+    ref, folder = _saved_gpt2(tmp_path)
+    model_config = _gpt_config()
+    model = GPT(**{k: v for k, v in model_config.items() if k != "name"})
+    tokens = np.random.default_rng(3).integers(0, 97, size=(2, 9))
+    fresh = model.init(jax.random.PRNGKey(0), tokens)["params"]
+    params, _ = load_pretrained(fresh, {}, f"hf:{folder}", model_config)
+    with torch.no_grad():
+        want = ref(torch.tensor(tokens)).logits.numpy()
+    got = model.apply({"params": params}, tokens)
+    np.testing.assert_allclose(np.asarray(got), want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"num_layers": 3}, "config.model.num_layers=3 but hf:{} has n_layer=2; "
+                        "set --config.model.num_layers=2"),
+    ({"emb_dim": 48, "num_heads": 3}, "config.model.emb_dim=48 but hf:{} has n_embd=32; "
+                                      "set --config.model.emb_dim=32"),
+    ({"activation": "relu"}, "config.model.activation='relu' but hf:{} has "
+                             "activation_function='gelu_new'; set --config.model.activation=gelu_tanh"),
+    ({"layer_norm_eps": 1e-6}, "config.model.layer_norm_eps=1e-06 but hf:{} has "
+                               "layer_norm_epsilon=1e-05"),
+])
+def test_init_from_hf_refuses_a_model_of_another_shape(tmp_path, change, message):
+    from dl_arch.config.errors import ConfigError
+    from dl_arch.train.transfer import load_pretrained
+
+    _, folder = _saved_gpt2(tmp_path)
+    model_config = _gpt_config(**change)
+    with pytest.raises(ConfigError, match=re.escape(message.format(folder))):
+        load_pretrained({}, {}, f"hf:{folder}", model_config)
+    # the explicit three-part form is checked alike
+    spec = f"hf:gpt2,{folder}/model.safetensors,{folder}/config.json"
+    with pytest.raises(ConfigError, match=re.escape(message.format(spec[3:]).split(" has ")[1])):
+        load_pretrained({}, {}, spec, model_config)
+
+
+def test_init_from_hf_refuses_another_model_family_and_a_bad_path(tmp_path):
+    from configs.base import base_config
+    from dl_arch.config.errors import ConfigError
+    from dl_arch.config.resolve import resolve_config
+    from dl_arch.train.transfer import load_pretrained
+
+    _, folder = _saved_gpt2(tmp_path)
+    mlp = resolve_config(base_config()).model
+    with pytest.raises(ConfigError, match="config.model.name='mlp' cannot load .* a gpt2 "
+                                          "checkpoint .*use a GPT model"):
+        load_pretrained({}, {}, f"hf:{folder}", mlp)
+    with pytest.raises(ConfigError, match="use hf:<folder>"):
+        load_pretrained({}, {}, f"hf:{tmp_path}/nope", mlp)
+
+
+def test_training_run_with_init_from_hf_of_another_depth_fails_in_one_line(tmp_path):
+    from dl_arch.config.errors import ConfigError
+    from dl_arch.testing import load_config
+    from dl_arch.train.loop import train_and_evaluate
+
+    config = load_config("configs/gpt_text.py:smoke")  # gpt_nano: 3 layers of width 48
+    cfg = transformers.GPT2Config(vocab_size=256, n_positions=config.model.max_len, n_embd=48,
+                                  n_layer=2, n_head=3, n_inner=192)
+    folder = str(tmp_path / "gpt2_depth2")
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(folder)
+    config.init_from = f"hf:{folder}"
+    with pytest.raises(ConfigError, match=re.escape(
+            f"config.model.num_layers=3 but hf:{folder} has n_layer=2; "
+            "set --config.model.num_layers=2")):
+        train_and_evaluate(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run" / "summary.json")  # nothing was trained

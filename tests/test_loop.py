@@ -13,6 +13,7 @@ import chex
 import numpy as np
 import pytest
 
+from dl_arch.config.errors import LossDiverged
 from dl_arch.testing import REPO, load_config
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.loop import config_changes, train_and_evaluate
@@ -146,7 +147,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
     train_and_evaluate(config, str(tmp_path))
     config.num_train_steps = 40
     config.optimizer.learning_rate = 1e30
-    with pytest.raises(FloatingPointError, match=r"loss=(nan|inf) at step \d+; last good checkpoint: 5"):
+    with pytest.raises(LossDiverged, match=r"loss=(nan|inf) at step \d+; last good checkpoint: 5"):
         train_and_evaluate(config, str(tmp_path))
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["5"]
 

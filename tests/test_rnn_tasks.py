@@ -9,6 +9,7 @@ import os
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -82,7 +83,7 @@ def test_truncated_bptt_carries_state_across_batches():
     config = load_config("configs/lstm_text.py:smoke")
     task = build_task(config)
     b = config.batch_size
-    src_cfg = config.dataset
+    src_cfg = task.config.dataset  # resolved: every declared field present
     from dl_arch.data.pipeline import make_source
 
     source = make_source(src_cfg, src_cfg.train_split, config.seed)
@@ -126,7 +127,9 @@ def test_sampling_state_and_buffer_paths_agree(capsys):
     a = task.generate(params, prompt, 6, jax.random.key(3), 1.0, 5, True)
     b = task.generate(params, prompt, 6, jax.random.key(3), 1.0, 5, False)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    texts = task.sample({"params": params}, {"prompt": "def ", "length": 5, "top_k": 3})
+    sample_config = ml_collections.ConfigDict(
+        {**task.config.sample.to_dict(), "prompt": "def ", "length": 5, "top_k": 3})
+    texts = task.sample({"params": params}, sample_config, "")
     assert texts[0].startswith("def ") and "sample 0" in capsys.readouterr().out
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.data.pipeline import make_source, train_dataset
 from dl_arch.data.sources.sequence_tasks import (
     BOS,
     EOS,
@@ -17,14 +19,15 @@ from dl_arch.data.sources.sequence_tasks import (
     mackey_glass_euler,
     mackey_glass_series,
 )
-from dl_arch.data.sources.text import TextWindows, default_corpus_files
+from dl_arch.data.sources.text import TextWindows, _in_eval_by_hash, default_corpus_files
 from dl_arch.registry import DATASETS
 
 
 def _src(name, split="train", seed=0, **fields):
-    cfg = ml_collections.ConfigDict({"train_split": "train", "num_train_examples": 100,
-                                     "num_eval_examples": 20, **fields})
-    return DATASETS.get(name)(cfg, split, seed)
+    sizes = {"num_train_examples": 100, "num_eval_examples": 20}
+    sizes = {k: v for k, v in sizes.items() if k in DATASETS.fields(name)}
+    cfg = ml_collections.ConfigDict({"name": name, **sizes, **fields})
+    return make_source(cfg, split, seed)
 
 
 @pytest.mark.parametrize("name", ["adding", "copy_memory", "long_range_classification",
@@ -152,3 +155,69 @@ def test_tfds_text_sources_on_mock_data():
         ex = clf[1]
         assert ex["inputs"].shape == (16,) and ex["label"] in (0, 1)
         assert 1 <= ex["lengths"] <= 16
+
+
+def _text_train_and_eval(**fields):
+    cfg = ml_collections.ConfigDict({"name": "text", **fields})
+    return make_source(cfg, "train", 0), make_source(cfg, "test", 0)
+
+
+def test_one_text_file_is_split_by_position_by_default(tmp_path):
+    """Issue 20: one file as `path` trains and evaluates (its tail is held out)."""
+    data = bytes(range(256)) * 8
+    (tmp_path / "notes.txt").write_bytes(data)
+    train, test = _text_train_and_eval(path=str(tmp_path / "notes.txt"), seq_len=16,
+                                       eval_fraction=0.25)
+    cut = int(len(data) * 0.75)
+    assert len(train) == (cut - 1) // 16 and len(test) == (len(data) - cut - 1) // 16
+    np.testing.assert_array_equal(test[0]["inputs"], np.frombuffer(data[cut:cut + 16], np.uint8))
+
+
+def test_hash_split_of_one_text_file_fails_before_training(tmp_path):
+    """Issue 20: split_by=hash cannot split one file; that is one line when the training data
+    is built, not a seq_len error at the final evaluation."""
+    (tmp_path / "notes.txt").write_bytes(b"x" * 5000)
+    cfg = ml_collections.ConfigDict({"name": "text", "path": str(tmp_path / "notes.txt"),
+                                     "split_by": "hash", "seq_len": 8})
+    with pytest.raises(ConfigError, match=r"config\.dataset\.split_by=hash .* one file.*"
+                                          r"split_by=position") as e:
+        train_dataset(cfg, 0, 4, lambda ex, rng, train: ex)
+    assert "\n" not in str(e.value)
+
+
+def test_hash_split_that_leaves_eval_without_files_fails(tmp_path):
+    names = [f"part{i}.txt" for i in range(3)]
+    for n in names:
+        (tmp_path / n).write_bytes(b"y" * 500)
+    fraction = 1e-4
+    assert not any(_in_eval_by_hash(str(tmp_path / n), fraction) for n in names)
+    with pytest.raises(ConfigError, match="none of the 3 files .* in the eval split"):
+        _text_train_and_eval(path=str(tmp_path / "*.txt"), eval_fraction=fraction)
+
+
+def test_eval_split_too_small_for_a_window_fails_when_the_train_split_is_built(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"z" * 1000)
+    cfg = ml_collections.ConfigDict({"name": "text", "path": str(tmp_path / "a.txt"),
+                                     "seq_len": 64, "eval_fraction": 0.05})
+    with pytest.raises(ConfigError, match="the eval split has 50 bytes.*seq_len=64"):
+        make_source(cfg, "train", 0)
+    cfg.seq_len = 32  # 50 bytes hold one window of 32
+    assert len(make_source(cfg, "test", 0)) == 1
+
+
+def test_stream_rows_too_many_for_the_train_split_name_the_field(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"z" * 1000)
+    cfg = ml_collections.ConfigDict({"name": "text", "path": str(tmp_path / "a.txt"),
+                                     "seq_len": 16, "stream_batch_size": 100})
+    with pytest.raises(ConfigError, match="train split .*stream_batch_size=100"):
+        make_source(cfg, "train", 0)
+
+
+def test_sequence_fields_are_checked_where_declared():
+    with pytest.raises(ConfigError, match=r"config\.dataset\.copy_len=0 is out of range"):
+        _src("copy_memory", copy_len=0)
+    with pytest.raises(ConfigError, match=r"config\.dataset\.min_length=60.*T=50"):
+        _src("long_range_classification", T=50, min_length=60)
+    assert len(_src("long_range_classification", T=50)[0]["inputs"]) == 50  # min_length T // 2
+    with pytest.raises(ConfigError, match="series_length=100 leaves the eval part 20 samples"):
+        _src("mackey_glass", context=16, horizon=8, series_length=100)

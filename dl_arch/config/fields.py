@@ -68,12 +68,13 @@ class Field:
         extra = []
         if self.choices:
             extra.append(" | ".join(map(str, self.choices)))
-        if self.low is not None or self.high is not None:
-            lo = "(" if self.low_open else "["
-            hi = ")" if self.high_open else "]"
-            lo_v = "-inf" if self.low is None else _short(self.low)
-            hi_v = "inf" if self.high is None else _short(self.high)
-            extra.append(f"in {lo}{lo_v}, {hi_v}{hi}")
+        if self.low is not None and self.high is not None:
+            lo, hi = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            extra.append(f"in {lo}{_short(self.low)}, {_short(self.high)}{hi}")
+        elif self.low is not None:
+            extra.append(f"{'>' if self.low_open else '>='} {_short(self.low)}")
+        elif self.high is not None:
+            extra.append(f"{'<' if self.high_open else '<='} {_short(self.high)}")
         return self.doc + (f" ({'; '.join(extra)})" if extra else "")
 
     def parse(self, text: str, path: str) -> Any:
@@ -84,7 +85,7 @@ class Field:
         t = self.type
         try:
             if t is str:
-                value = _unquote(raw)
+                value = _unquote(text)  # a string keeps its whitespace (a prompt of "\n")
             elif t is bool:
                 low = raw.lower()
                 if low not in _BOOLS:
@@ -221,22 +222,33 @@ def collect(cls: type, attr: str) -> dict[str, Any]:
 # Checks that hold for a model field of this name in every family (the dataclass declares
 # the default; these say which values make sense). A model may add its own in `field_checks`.
 _COUNT = dict(low=1)
+_PROBABILITY = dict(low=0.0, high=1.0, high_open=True)
+_POSITIVE = dict(low=0.0, low_open=True)
 MODEL_FIELD_RULES: dict[str, dict[str, Any]] = {
     **{n: _COUNT for n in ("num_classes", "width", "hidden_size", "num_heads", "embed_dim",
                            "emb_dim", "mlp_dim", "latent_dim", "patch_size", "vocab_size",
                            "num_layers", "num_encoder_layers", "num_decoder_layers", "max_len",
                            "head_width", "qkv_dim", "base_features", "features_root",
-                           "input_size", "output_size", "image_size")},
-    "depth": dict(low=0),
-    "head_depth": dict(low=0),
-    "blocks_per_stage": dict(low=0),
-    "dropout": dict(low=0.0, high=1.0, high_open=True),
-    "attention_dropout": dict(low=0.0, high=1.0, high_open=True),
-    "embed_dropout": dict(low=0.0, high=1.0, high_open=True),
+                           "input_size", "output_size", "image_size", "num_outputs", "horizon",
+                           "src_vocab_size", "tgt_vocab_size", "attention_dim", "readout_dim",
+                           "encoder_layers", "type_vocab_size", "num_kv_heads", "last_channels",
+                           "kernel_size", "num_stages", "generator_features",
+                           "discriminator_features", "classifier_width", "pooled_size",
+                           "time_chunk", "unroll")},
+    **{n: dict(low=0) for n in ("depth", "head_depth", "blocks_per_stage", "prior_components",
+                                "extra_levels", "backbone_width", "bos_id", "eos_id", "pad_id")},
+    **{n: _PROBABILITY for n in ("dropout", "dropout_rate", "attention_dropout", "embed_dropout",
+                                 "bn_momentum")},
+    **{n: _POSITIVE for n in ("width_multiplier", "layer_norm_eps", "init_std",
+                              "anchor_size_factor")},
+    "prior_prob": dict(low=0.0, high=1.0, low_open=True, high_open=True),
     "hidden_sizes": dict(each=Field(1, "a layer width", low=1)),
     "features": dict(each=Field(1, "a number of channels", low=1)),
     "stage_sizes": dict(each=Field(1, "blocks in a stage", low=1)),
-    "width_multiplier": dict(low=0.0, low_open=True),
+    "backbone_stage_sizes": dict(each=Field(1, "blocks in a stage", low=1)),
+    "feature_stages": dict(each=Field(1, "a stage number (1-based)", low=1)),
+    **{n: dict(each=Field(1.0, "a positive number", **_POSITIVE))
+       for n in ("anchor_sizes", "anchor_scales", "aspect_ratios")},
 }
 _NOT_CONFIG = ("parent", "name", "dtype", "param_dtype")
 _CONFIG_TYPES = (bool, int, float, str, tuple, list, type(None))
@@ -248,7 +260,12 @@ def model_fields(cls: type) -> Fields:
 
     Meanings come from the field's trailing comment in the source (or its annotation);
     fields whose default is not a plain value (functions, dtypes) are not config fields.
+    A registered variant (`functools.partial` of a class) has its keywords as defaults.
     """
+    if isinstance(cls, functools.partial):
+        base = model_fields(cls.func)
+        return {k: dataclasses.replace(f, default=_plain(cls.keywords[k]))
+                if k in cls.keywords else f for k, f in base.items()}
     docs = _field_comments(cls)
     extra = collect(cls, "field_checks")
     out: Fields = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ import ml_collections
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields, collect, model_fields, suggest
 
+log = logging.getLogger("dl_arch")
 NAMED = ("task", "model", "dataset")  # sections whose fields depend on their `name`
 
 
@@ -60,25 +62,32 @@ def declarations(config: Mapping[str, Any]) -> dict[str, Fields]:
 
 def _name_of(config: Mapping[str, Any], section: str) -> str:
     node = config.get(section)
-    if not isinstance(node, Mapping) or not isinstance(node.get("name"), str):
+    if not isinstance(node, (Mapping, ml_collections.ConfigDict)) or not isinstance(
+            node.get("name"), str):
         raise ConfigError(f"config.{section}.name is not set; a config names its {section} "
                           f"(e.g. config.{section}.name = '...')")
     return node["name"]
 
 
 def resolve_config(config: Any, overrides: Iterable[Override] = (),
-                   source: str = "the config file") -> ml_collections.ConfigDict:
+                   source: str = "the config file", override_source: str = "the command line"
+                   ) -> ml_collections.ConfigDict:
     """The locked, fully declared config of a run (see the module docstring).
 
-    `source` names where unknown fields in `config` came from, for the error message.
+    `source` and `override_source` say where unknown fields came from, for the error message.
     Idempotent: resolving a resolved config returns an equal one.
     """
     data = _plain_dict(config)
     overrides = list(overrides)
     first = [o for o in overrides if _applies_first(o)]
     rest = [o for o in overrides if not _applies_first(o)]
+    renamed = set()  # sections whose name an override changed: the file's fields may not apply
     for path, value in first:  # names and whole sections decide which fields exist
-        _set(data, path, value.text if isinstance(value, Text) else value, create=True)
+        value = value.text if isinstance(value, Text) else value
+        section = path.split(".")[0]
+        if path.endswith(".name") and data.get(section, {}).get("name") != value:
+            renamed.add(section)
+        _set(data, path, value, create=True)
     decl = declarations(data)
     phase_names = _phase_names(data)
     for section, fields in decl.items():
@@ -91,13 +100,18 @@ def resolve_config(config: Any, overrides: Iterable[Override] = (),
             if section == "" and key == "phase_optimizers":
                 continue
             if key not in fields:
+                if section in renamed:
+                    log.warning("config.%s.%s (set in %s) is dropped: %s '%s' does not declare "
+                                "it", section, key, source, section, data[section]["name"])
+                    del node[key]
+                    continue
                 raise ConfigError(_unknown(section, key, fields, data, source))
         for key, field in fields.items():
             if key not in node:
                 node[key] = copy.deepcopy(field.default)
     _check_phase_optimizers(data, phase_names, source)
     for path, value in rest:
-        field = _field_at(decl, path, data, phase_names)
+        field = _field_at(decl, path, data, phase_names, override_source)
         _set(data, path, field.parse(value.text, path) if isinstance(value, Text)
              else field.check(value, path))
     for section, fields in decl.items():
@@ -146,7 +160,7 @@ def _check_phase_optimizers(data: dict, phase_names: tuple[str, ...], source: st
 
 
 def _field_at(decl: dict[str, Fields], path: str, data: dict,
-              phase_names: tuple[str, ...]) -> Field:
+              phase_names: tuple[str, ...], source: str) -> Field:
     from dl_arch.train.optimizers import OPTIMIZER_FIELDS
 
     parts = path.split(".")
@@ -157,7 +171,7 @@ def _field_at(decl: dict[str, Fields], path: str, data: dict,
     elif len(parts) == 3 and parts[0] == "phase_optimizers" and parts[1] in phase_names:
         if parts[2] not in OPTIMIZER_FIELDS:
             raise ConfigError(_unknown(path.rsplit(".", 1)[0], parts[2], OPTIMIZER_FIELDS, data,
-                                       "the command line"))
+                                       source))
         data.setdefault("phase_optimizers", {}).setdefault(parts[1], {})
         return OPTIMIZER_FIELDS[parts[2]]
     else:
@@ -169,7 +183,7 @@ def _field_at(decl: dict[str, Fields], path: str, data: dict,
                           f"{', '.join(s for s in decl if s)})")
     fields = decl[section]
     if key not in fields:
-        raise ConfigError(_unknown(section, key, fields, data, "the command line"))
+        raise ConfigError(_unknown(section, key, fields, data, source))
     return fields[key]
 
 
@@ -211,6 +225,8 @@ def describe_config(config: ml_collections.ConfigDict) -> str:
     lines = []
     for section, fields in decl.items():
         node = config if section == "" else config[section]
+        if not fields:
+            continue
         title = "trainer" if section == "" else f"config.{section}"
         if section in NAMED:
             title += f" ({node.name})"

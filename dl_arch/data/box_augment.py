@@ -5,8 +5,9 @@ Works on one example in the grain pipeline (numpy, deterministic per-example rng
 normalised to [0, 1], `box_labels` `[G]` with -1 for padding. The output image is
 `dataset.image_size` square and boxes stay normalised, padded to `dataset.max_objects`.
 
-Fields of config.dataset: image_size, max_objects, augment (train only), flip_prob,
-crop_prob, min_crop_scale (smallest crop side, fraction of the image), max_crop_aspect.
+The fields of config.dataset it reads are BOX_AUGMENT_FIELDS (declared by the detection
+task, so they appear in config.dataset of detection runs; a source may declare its own
+image_size / max_objects, which then win).
 """
 
 from __future__ import annotations
@@ -14,6 +15,29 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from dl_arch.config.fields import Field, Fields
+
+BOX_AUGMENT_FIELDS: Fields = {
+    "image_size": Field(0, "side of the square images the task resizes to (0: the image's own "
+                           "height)", low=0),
+    "max_objects": Field(0, "box slots per example, padded with label -1 (0: the example's "
+                            "own count)", low=0),
+    "augment": Field(False, "random scale-crop and horizontal flip (train only)"),
+    "flip_prob": Field(0.5, "augment: probability of a horizontal flip", low=0.0, high=1.0),
+    "crop_prob": Field(0.5, "augment: probability of a random scale-crop", low=0.0, high=1.0),
+    "min_crop_scale": Field(0.5, "augment: smallest crop side, as a fraction of the image",
+                            low=0.0, high=1.0, low_open=True),
+    "max_crop_aspect": Field(1.5, "augment: crop aspect ratios jitter within [1/x, x]",
+                             low=1.0),
+}
+
+
+def box_options(dataset_config: Any) -> dict[str, Any]:
+    """The BOX_AUGMENT_FIELDS of a dataset section, each checked; the declared default stands
+    in for a field the section lacks (library callers may pass a partial dict)."""
+    return {k: f.check(dataset_config[k] if k in dataset_config else f.default, f"dataset.{k}")
+            for k, f in BOX_AUGMENT_FIELDS.items()}
 
 
 def crop_and_resize(image_HWC: np.ndarray, window: tuple[float, float, float, float],
@@ -79,25 +103,22 @@ def random_window(rng: np.random.Generator, min_scale: float, max_aspect: float
 def augment_boxes(example: dict[str, Any], rng: np.random.Generator, dataset_config: Any,
                   train: bool) -> dict[str, Any]:
     """Scale-crop and flip (train, if `augment`), then resize and pad; see the module doc."""
-    g = dataset_config.get
+    o = box_options(dataset_config)
     image = np.asarray(example["image"], np.float32)
     boxes = np.asarray(example["boxes"], np.float32).reshape(-1, 4)
     labels = np.asarray(example["box_labels"], np.int32).reshape(-1)
-    size = int(g("image_size", 0) or image.shape[0])
-    max_objects = int(g("max_objects", 0) or len(labels))
+    size = o["image_size"] or image.shape[0]
+    max_objects = o["max_objects"] or len(labels)
     window = (0.0, 0.0, 1.0, 1.0)
-    if train and g("augment", False):
-        min_scale = float(g("min_crop_scale", 0.5))
-        if not 0 < min_scale <= 1:
-            raise ValueError(f"config.dataset.min_crop_scale={min_scale}; use a value in (0, 1]")
-        if rng.uniform() < g("crop_prob", 0.5):
+    if train and o["augment"]:
+        if rng.uniform() < o["crop_prob"]:
             for _ in range(10):  # retry crops that would lose every object
-                cand = random_window(rng, min_scale, float(g("max_crop_aspect", 1.5)))
+                cand = random_window(rng, o["min_crop_scale"], o["max_crop_aspect"])
                 new_boxes, new_labels = crop_boxes(boxes, labels, cand)
                 if (new_labels >= 0).any() or not (labels >= 0).any():
                     window, boxes, labels = cand, new_boxes, new_labels
                     break
-        if rng.uniform() < g("flip_prob", 0.5):
+        if rng.uniform() < o["flip_prob"]:
             image = image[:, ::-1]
             window = (window[0], 1 - window[3], window[2], 1 - window[1])
             boxes = flip_boxes(boxes)

@@ -19,7 +19,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.data.sources.procedural import INFINITE
-from dl_arch.data.tfds_source import TFDS_FIELDS, is_tfds, tfds_source
+from dl_arch.data.tfds_source import TFDS_DATASET_FIELDS, is_tfds, tfds_dataset
 from dl_arch.registry import DATASETS
 
 # The dataset fields the pipeline reads for every source.
@@ -35,13 +35,13 @@ PIPELINE_FIELDS: Fields = {
 def dataset_fields(name: str, task_fields: Fields | None = None) -> Fields:
     """Every field of `config.dataset` for source `name`: the pipeline's, the task's
     preprocessing's, then the source's own (a source's declaration wins)."""
-    source = TFDS_FIELDS if is_tfds(name) else DATASETS.fields(name)
+    source = TFDS_DATASET_FIELDS if is_tfds(name) else DATASETS.fields(name)
     return {**PIPELINE_FIELDS, **(task_fields or {}), **source}
 
 
 def resolve_dataset(dataset_config: Any) -> Any:
-    """`dataset_config` with every declared field (defaults filled), for library callers
-    that pass a bare dataset section; a resolved section is returned as it is."""
+    """`dataset_config` with every declared field (defaults filled, given values checked), for
+    library callers that pass a bare dataset section; a resolved section is returned as it is."""
     import ml_collections
 
     fields = dataset_fields(dataset_config.name)
@@ -49,7 +49,7 @@ def resolve_dataset(dataset_config: Any) -> Any:
         return dataset_config
     data = dataset_config.to_dict() if hasattr(dataset_config, "to_dict") else dict(dataset_config)
     for key, field in fields.items():
-        data.setdefault(key, field.default)
+        data[key] = field.check(data[key], f"dataset.{key}") if key in data else field.default
     return ml_collections.ConfigDict(data)
 
 Example = dict[str, Any]
@@ -60,7 +60,7 @@ def make_source(dataset_config: Any, split: str, seed: int) -> Any:
     """A random-access source for `config.dataset.name` (a registered name or `tfds:<name>`)."""
     dataset_config = resolve_dataset(dataset_config)
     if is_tfds(dataset_config.name):
-        return tfds_source(dataset_config, split)
+        return tfds_dataset(dataset_config, split)
     return DATASETS.get(dataset_config.name)(dataset_config, split, seed)
 
 

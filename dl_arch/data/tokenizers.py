@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+
 PAD, BOS, EOS, MASK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<mask>")
 
@@ -85,7 +87,8 @@ class SentencePieceTokenizer(Tokenizer):
         self.sp = spm.SentencePieceProcessor(model_file=model_file)
         self.vocab_size = int(self.sp.get_piece_size())
         if self.sp.id_to_piece(MASK) != "<mask>":
-            raise ValueError(f"{model_file} was not trained by train_sentencepiece(); retrain it")
+            raise ConfigError(f"{model_file} was not trained by train_sentencepiece(); delete it "
+                              "(or change config.dataset.tokenizer_dir) to retrain it")
 
     def encode(self, text: str) -> list[int]:
         return list(self.sp.encode(text))
@@ -113,7 +116,8 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str,
             sentences.append(t)
             digest.update(t.encode("utf-8", "replace"))
     if not sentences:
-        raise ValueError("train_sentencepiece: no training text; check config.dataset splits")
+        raise ConfigError("train_sentencepiece: no training text; check config.dataset.train_split "
+                          "and config.dataset.source_key/target_key")
     os.makedirs(cache_dir, exist_ok=True)
     prefix = os.path.join(cache_dir, f"spm_{digest.hexdigest()[:16]}")
     if not os.path.exists(prefix + ".model"):

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.experiments.runner import PROBE_FILE
 from dl_arch.tasks.base import ALL
 
@@ -34,10 +35,10 @@ from dl_arch.tasks.base import ALL
 
 
 def make_task(config: ml_collections.ConfigDict) -> Any:
-    """The run's task object, built the way the loop builds it."""
-    from dl_arch.registry import TASKS
+    """The run's task object, built the way the loop builds it (on the resolved config)."""
+    from dl_arch.train.loop import build_task
 
-    return TASKS.get(config.task.name)(config)
+    return build_task(config)
 
 
 def probe_batch(config: ml_collections.ConfigDict, split: str, n: int) -> dict[str, np.ndarray]:
@@ -95,10 +96,10 @@ def _natural_key(name: str) -> tuple[bool, list[Any]]:
 def decision_boundary(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """p(class 1) of the trained model on a 2-D grid, with eval points for the picture."""
     task = make_task(config)
-    points = probe_batch(config, config.dataset.get("eval_split", "test"), 400)
+    points = probe_batch(config, config.dataset.eval_split, 400)
     key = "inputs"
     if points[key].shape[-1] != 2:
-        raise ValueError(f"probe decision_boundary needs 2-D inputs; config.dataset.name="
+        raise ConfigError(f"probe decision_boundary needs 2-D inputs; config.dataset.name="
                          f"'{config.dataset.name}' gives shape {points[key].shape[1:]}")
     lim = float(np.abs(points[key]).max()) * 1.1
     axis = np.linspace(-lim, lim, 121, dtype=np.float32)
@@ -126,7 +127,7 @@ def layer_norms(task: Any, variables: dict[str, Any], batch: dict[str, Any]
 def layer_grad_norms(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """||dL/dW|| per top-level layer at init and after training, on one training batch."""
     task = make_task(config)
-    batch = probe_batch(config, config.dataset.get("train_split", "train"),
+    batch = probe_batch(config, config.dataset.train_split,
                         int(config.batch_size))
     out: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
@@ -152,7 +153,7 @@ def hidden_state_grads(task: Any, variables: dict[str, Any], batch: dict[str, An
         lambda v: task.model.apply(v, inputs, train=False, mutable=["perturbations"]),
         {"params": variables["params"]})
     if "perturbations" not in shapes:
-        raise ValueError(f"probe grad_through_time: model '{task.config.model.name}' exposes "
+        raise ConfigError(f"probe grad_through_time: model '{task.config.model.name}' exposes "
                          "no hidden-state perturbations; use a recurrent model")
     eps = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["perturbations"])
     first_path = min((p for p, _ in jax.tree_util.tree_flatten_with_path(eps)[0]),
@@ -171,7 +172,7 @@ def hidden_state_grads(task: Any, variables: dict[str, Any], batch: dict[str, An
 def grad_through_time(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """mean_b ||dL/dh_t|| for each t, first recurrent layer, at init and after training."""
     task = make_task(config)
-    batch = probe_batch(config, config.dataset.get("train_split", "train"),
+    batch = probe_batch(config, config.dataset.train_split,
                         min(int(config.batch_size), 64))
     out: dict[str, Any] = {}
     arrays: dict[str, Any] = {}
@@ -189,7 +190,7 @@ def grad_through_time(config: ml_collections.ConfigDict, workdir: str) -> dict[s
 def step_cost(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """FLOPs and bytes XLA plans for one forward+backward pass at the training batch size."""
     task = make_task(config)
-    batch = probe_batch(config, config.dataset.get("train_split", "train"),
+    batch = probe_batch(config, config.dataset.train_split,
                         int(config.batch_size))
     params, mutable = _split_vars(init_variables(task, config, batch))
     compiled = jax.jit(jax.value_and_grad(_loss_fn(task, batch))).lower(params, mutable).compile()
@@ -217,9 +218,12 @@ PROBES: dict[str, Callable[[ml_collections.ConfigDict, str], dict[str, Any]]] = 
 
 def run_probes(names: list[str], config: ml_collections.ConfigDict, workdir: str) -> None:
     """Runs the named probes and merges their scalars into `<workdir>/probes.json`."""
+    from dl_arch.config.resolve import resolve_config
+
     unknown = [n for n in names if n not in PROBES]
     if unknown:
-        raise ValueError(f"experiment probes: unknown {unknown}; known: {', '.join(PROBES)}")
+        raise ConfigError(f"experiment probes: unknown {unknown}; known: {', '.join(PROBES)}")
+    config = resolve_config(config)  # every probe reads declared fields
     path = os.path.join(workdir, PROBE_FILE)
     scalars: dict[str, Any] = {}
     for name in names:
@@ -351,5 +355,5 @@ def draw_probe_plot(kind: str, spec: dict[str, Any], rows: list[dict[str, Any]],
     if kind == "grad_through_time":
         return _plot_stage_curves(spec, rows, path, "grad_through_time", "time step t",
                                   "mean ||dL/dh_t||")
-    raise ValueError(f"plot '{spec.get('name')}': unknown kind '{kind}'; use metric, bar, "
+    raise ConfigError(f"plot '{spec.get('name')}': unknown kind '{kind}'; use metric, bar, "
                      "curves, decision_boundary, layer_grad_norms or grad_through_time")

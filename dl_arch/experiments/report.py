@@ -38,6 +38,7 @@ from typing import Any
 
 import ml_collections
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.experiments.runner import (
     ERROR_FILE,
     PROBE_FILE,
@@ -114,8 +115,8 @@ def _derived_value(spec: dict[str, Any], log: list[dict[str, Any]]) -> Any:
         return max(values) if goal_of(metric) == "max" else min(values)
     if kind == "last":
         return sorted(points)[-1][1]
-    raise ValueError(f"derived '{spec.get('name')}': unknown kind '{kind}'; use "
-                     "first_step, best, last or scale")
+    raise ConfigError(f"derived '{spec.get('name')}': unknown kind '{kind}'; use "
+                      "first_step, best, last or scale")
 
 
 def field_names(runs: Iterable[Run]) -> list[str]:
@@ -149,7 +150,7 @@ def collect_rows(exp: ml_collections.ConfigDict, runs: list[Run]) -> list[dict[s
                 for k, v in entry.items():
                     if k.startswith("eval/") and k not in summary:
                         row[k] = v
-        if exp.get("derived"):
+        if exp.derived:
             for spec in exp.derived:
                 spec = dict(spec)
                 if spec.get("kind") == "scale":  # e.g. images/s = steps/s x batch size
@@ -197,7 +198,7 @@ def metric_columns(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]]
         for k in r:
             if k.startswith("eval/"):
                 present.setdefault(k, None)
-    derived = [d["name"] for d in exp.get("derived", [])]
+    derived = [d["name"] for d in exp.derived]
     cols = sorted(present) + derived
     cols += [c for c in COST_COLUMNS if any(r.get(c) is not None for r in rows)]
     return [(c, goal_of(c)) for c in cols]

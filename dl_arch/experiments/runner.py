@@ -12,11 +12,18 @@ An experiment is `experiments/<name>.py` with `get_experiment(arg: str | None) -
 - `seeds`: the seeds every trial is repeated with (`config.seed`);
 - `plots`, `metrics`, `probes`, `title`: what the report shows (see `dl_arch.experiments.report`).
 
+These are declared in `EXPERIMENT_FIELDS`; an unknown one is an error. A run's config is
+resolved like `launch.py --config`'s (declared defaults, the file, then the overrides and
+the seed), and every run's is resolved before the first trains, so a mistake in any trial
+stops the sweep at once in one line naming the experiment and trial.
+
 Run `r = trials[i] x seeds[j]` is number `i * len(seeds) + j` and lives in
 `<workdir>/<trial>/seed_<s>/`. A run whose `summary.json` says `completed` is skipped; any
-other run is (re)started on its workdir, so the loop resumes it from its checkpoints.
-`--parallel=N` runs N runs at once as separate processes on this host; `--trial=K` runs
-only run K (or the runs of the trial named K), for one element of a cluster job array.
+other run is (re)started on its workdir, so the loop resumes it from its checkpoints; a
+run that failed keeps its traceback in `<run>/error.txt`.
+`--parallel=N` runs N runs at once as separate processes on this host, which die with the
+sweep (even a SIGKILLed one); `--trial=K` runs only run K (or the runs of the trial named
+K), for one element of a cluster job array.
 Launched on several hosts (with `--parallel=1`), every process trains each run together,
 as a single multi-host run does, and process 0 writes the files.
 """
@@ -24,12 +31,13 @@ as a single multi-host run does, and process 0 writes the files.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib
-import importlib.util
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +47,11 @@ from typing import Any
 
 import ml_collections
 
+from dl_arch.config.errors import ConfigError, LossDiverged
+from dl_arch.config.fields import ANY, Field, Fields, suggest
+from dl_arch.config.files import load_config_file, load_module, split_spec
+from dl_arch.config.resolve import resolve_config
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_TRAINER = "dl_arch.train.loop:train_and_evaluate"
 TRIAL_FILE = "trial.json"  # written by the runner: which trial/seed/overrides a run dir holds
@@ -46,18 +59,30 @@ SUMMARY_FILE = "summary.json"  # written by the loop at the end of a completed r
 ERROR_FILE = "error.txt"  # the traceback of the last failed attempt
 PROBE_FILE = "probes.json"  # the probes' scalars (dl_arch.experiments.probes)
 FINISHED = ("done", "diverged")  # statuses a rerun skips
+DIVERGED = (FloatingPointError, LossDiverged)  # a NaN or exploding loss: a result of the grid
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.=+-]+$")
 
 
 # ----------------------------------------------------------------------------- loading
 
-
-def split_spec(spec: str) -> tuple[str, str | None]:
-    """'experiments/x.py:smoke,T=5' -> ('experiments/x.py', 'smoke,T=5')."""
-    path, sep, arg = spec.partition(".py:")
-    if sep:
-        return path + ".py", arg
-    return spec, None
+# The fields of an experiment file (its `get_experiment` result), with their defaults.
+EXPERIMENT_FIELDS: Fields = {
+    "title": Field("", "the report's title ('' = the experiment's file name)"),
+    "base": Field(None, "the config every trial starts from: a ConfigDict or "
+                        "'configs/x.py:opts' (None: every trial names its `config`)", kind=ANY),
+    "trials": Field((), "[{name, overrides?, config?, params?, depends_on?}], at least one"),
+    "seeds": Field((0,), "the seeds every trial is repeated with (config.seed)",
+                   each=Field(0, "a seed")),
+    "metrics": Field((), "the report's columns, 'metric:max|min|none'",
+                     each=Field("", "a metric")),
+    "derived": Field((), "metrics computed from each run's files ({name, kind, metric, ...})"),
+    "plots": Field((), "the report's figures ({name, kind, x?, y?, group?, where?, ...})"),
+    "probes": Field((), "post-run analyses by name (dl_arch.experiments.probes)",
+                    each=Field("", "a probe name")),
+    "trainer": Field(DEFAULT_TRAINER, "module:function that trains one run (config, workdir)"),
+}
+_SET_BY_LOADER = ("name", "spec", "description")  # added by load_experiment
+TRIAL_KEYS = ("name", "overrides", "config", "params", "depends_on")
 
 
 def resolve_path(path: str) -> str:
@@ -67,28 +92,15 @@ def resolve_path(path: str) -> str:
     candidate = os.path.join(REPO_ROOT, path)
     if os.path.exists(candidate):
         return candidate
-    raise ValueError(f"file '{path}' not found (relative to {os.getcwd()} or {REPO_ROOT})")
+    raise ConfigError(f"file '{path}' not found (relative to {os.getcwd()} or {REPO_ROOT})")
 
 
-def load_module(path: str) -> Any:
-    """Imports a Python file by path (configs and experiments are files, not packages)."""
-    full = resolve_path(path)
-    name = "_dl_arch_file_" + re.sub(r"\W", "_", os.path.relpath(full, REPO_ROOT))
-    module_spec = importlib.util.spec_from_file_location(name, full)
-    module = importlib.util.module_from_spec(module_spec)
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)  # so `from configs import ...` works in the file
-    module_spec.loader.exec_module(module)
-    return module
-
-
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Loads `configs/x.py[:opts]` by calling its `get_config(opts)`."""
+def load_config(spec: str, flag: str = "--config") -> ml_collections.ConfigDict:
+    """`configs/x.py[:opts]` (found from the working directory or the repository root) ->
+    what its `get_config(opts)` returns, not yet resolved."""
     path, arg = split_spec(spec)
-    module = load_module(path)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file '{path}' has no get_config(arg) function")
-    return module.get_config(arg)
+    located = resolve_path(path)
+    return load_config_file(located if arg is None else f"{located}:{arg}", flag)
 
 
 def as_list(value: Any, cast: Callable[[Any], Any] = lambda v: v) -> list[Any]:
@@ -107,81 +119,85 @@ def _name_of(path: str) -> str:
 
 
 def load_experiment(spec: str) -> ml_collections.ConfigDict:
-    """Loads and validates `experiments/x.py[:opts]`; adds `name` and `spec`."""
+    """Loads and validates `experiments/x.py[:opts]`; adds `name`, `spec` and `description`."""
     path, arg = split_spec(spec)
-    module = load_module(path)
+    module = load_module(resolve_path(path), "--experiment")
     if not hasattr(module, "get_experiment"):
-        raise ValueError(f"experiment file '{path}' has no get_experiment(arg) function")
+        raise ConfigError(f"--experiment: '{path}' has no get_experiment(arg) function")
     exp = module.get_experiment(arg)
     if not isinstance(exp, ml_collections.ConfigDict):
         exp = ml_collections.ConfigDict(exp)
     exp.name = _name_of(path)
     exp.spec = spec
     exp.description = (module.__doc__ or "").strip()
-    defaults = {"seeds": [0], "plots": [], "metrics": [], "derived": [], "probes": [],
-                "title": exp.name, "trainer": DEFAULT_TRAINER, "base": None}
-    for key, value in defaults.items():
-        if key not in exp:
-            exp[key] = value
     validate_experiment(exp)
     return exp
 
 
 def validate_experiment(exp: ml_collections.ConfigDict) -> None:
-    """Fails early, in one line naming the field, on a malformed grid."""
-    trials = exp.get("trials")
-    if not trials:
-        raise ValueError(f"experiment '{exp.name}': `trials` is empty; add at least one trial")
+    """Fills the experiment's declared defaults and fails early, in one line naming the
+    field, on an unknown field or a malformed grid, plot or probe list."""
+    name = exp.name if "name" in exp else "?"
+    where = f"experiment '{name}'"
+    for key in exp:
+        if key not in EXPERIMENT_FIELDS and key not in _SET_BY_LOADER:
+            raise ConfigError(f"{where}: field '{key}' is unknown"
+                              f"{suggest(key, list(EXPERIMENT_FIELDS))}; known: "
+                              f"{', '.join(EXPERIMENT_FIELDS)}")
+    for key, field in EXPERIMENT_FIELDS.items():
+        if key not in exp:
+            exp[key] = field.default
+            continue
+        try:
+            field.check(exp[key], key)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {str(e).removeprefix('config.')}") from None
+    if not exp.title:
+        exp.title = name
+    if not exp.trials:
+        raise ConfigError(f"{where}: `trials` is empty; add at least one trial")
     if not exp.seeds:
-        raise ValueError(f"experiment '{exp.name}': `seeds` is empty; use e.g. [0]")
+        raise ConfigError(f"{where}: `seeds` is empty; use e.g. [0]")
     plot_keys = {"metric": ("name", "x", "y"), "bar": ("name", "y"), "curves": ("name", "y"),
                  "decision_boundary": ("name",), "layer_grad_norms": ("name",),
                  "grad_through_time": ("name",)}
-    for i, plot in enumerate(exp.get("plots", [])):
+    for i, plot in enumerate(exp.plots):
         kind = plot.get("kind", "metric")
         if kind not in plot_keys:
-            raise ValueError(f"experiment '{exp.name}': plots[{i}].kind '{kind}' is unknown; "
-                             f"use one of {', '.join(plot_keys)}")
+            raise ConfigError(f"{where}: plots[{i}].kind '{kind}' is unknown; use one of "
+                              f"{', '.join(plot_keys)}")
         missing = [k for k in plot_keys[kind] if k not in plot]
         if missing or not _NAME_RE.match(str(plot.get("name", ""))):
-            raise ValueError(f"experiment '{exp.name}': plots[{i}] ({kind}) needs "
-                             f"{', '.join(plot_keys[kind])} and a file-safe name; missing "
-                             f"{missing or ['a valid name']}")
-    if exp.get("probes"):
+            raise ConfigError(f"{where}: plots[{i}] ({kind}) needs "
+                              f"{', '.join(plot_keys[kind])} and a file-safe name; missing "
+                              f"{missing or ['a valid name']}")
+    if exp.probes:
         from dl_arch.experiments.probes import PROBES
 
         unknown = [p for p in exp.probes if p not in PROBES]
         if unknown:
-            raise ValueError(f"experiment '{exp.name}': probes {unknown} are unknown; "
-                             f"known: {', '.join(PROBES)}")
+            raise ConfigError(f"{where}: probes {unknown} are unknown; known: "
+                              f"{', '.join(PROBES)}")
     seen = set()
-    for i, t in enumerate(trials):
-        name = t.get("name", "")
-        if not name or not _NAME_RE.match(name):
-            raise ValueError(
-                f"experiment '{exp.name}': trials[{i}].name '{name}' must be non-empty and use "
-                "only letters, digits and _.=+-"
-            )
-        if name in seen:
-            raise ValueError(f"experiment '{exp.name}': trial name '{name}' appears twice")
-        seen.add(name)
-        unknown = set(t) - {"name", "overrides", "config", "params", "depends_on"}
+    for i, t in enumerate(exp.trials):
+        trial = t.get("name", "")
+        if not trial or not _NAME_RE.match(trial):
+            raise ConfigError(f"{where}: trials[{i}].name '{trial}' must be non-empty and use "
+                              "only letters, digits and _.=+-")
+        if trial in seen:
+            raise ConfigError(f"{where}: trial name '{trial}' appears twice")
+        seen.add(trial)
+        unknown = set(t) - set(TRIAL_KEYS)
         if unknown:
-            raise ValueError(
-                f"experiment '{exp.name}': trials[{i}] has unknown keys {sorted(unknown)}; "
-                "allowed: name, overrides, config, params, depends_on"
-            )
+            raise ConfigError(f"{where}: trials[{i}] has unknown keys {sorted(unknown)}; "
+                              f"allowed: {', '.join(TRIAL_KEYS)}")
         for dep in t.get("depends_on", ()) or ():
             if dep not in seen:
-                raise ValueError(
-                    f"experiment '{exp.name}': trial '{name}' depends_on '{dep}', which is not "
-                    "an earlier trial; list it before"
-                )
+                raise ConfigError(f"{where}: trial '{trial}' depends_on '{dep}', which is not "
+                                  "an earlier trial; list it before")
         if exp.base is None and not t.get("config"):
-            raise ValueError(
-                f"experiment '{exp.name}': trial '{name}' has no `config` and the experiment "
-                "has no `base`; set one of them"
-            )
+            raise ConfigError(f"{where}: trial '{trial}' has no `config` and the experiment "
+                              "has no `base`; set one of them")
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -249,47 +265,26 @@ def dependencies_done(run: Run, runs: list[Run]) -> bool:
     return all(run_status(r) == "done" for r in runs if r.trial in run.depends_on)
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, Any],
-                    where: str = "overrides") -> ml_collections.ConfigDict:
-    """Sets dotted fields (`'optimizer.learning_rate': 1e-2`) on a copy of `config`."""
-    config = ml_collections.ConfigDict(config.to_dict()) if config.is_locked else config
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = config
-        for i, part in enumerate(parents):
-            if part not in node:
-                raise ValueError(
-                    f"{where}: '{dotted}' has no parent field '{'.'.join(parents[:i + 1])}' "
-                    "in the config; check the field name"
-                )
-            node = node[part]
-        if isinstance(value, dict) and isinstance(node.get(leaf), ml_collections.ConfigDict):
-            node[leaf] = ml_collections.ConfigDict(value)
-        elif leaf in node and node[leaf] is not None and value is not None:
-            try:
-                node[leaf] = value
-            except TypeError:  # ConfigDict type safety (e.g. int field given a float)
-                with node.ignore_type():
-                    node[leaf] = value
-        else:
-            with node.ignore_type():
-                node[leaf] = value
-    return config
-
-
 def build_run_config(exp: ml_collections.ConfigDict, run: Run) -> ml_collections.ConfigDict:
-    """The full config of one run: base or trial config, overrides, seed."""
-    import copy
+    """The resolved, locked config of one run: base or trial config, its overrides, its seed.
 
-    if run.config_spec:
-        config = load_config(run.config_spec)
-    elif isinstance(exp.base, str):
-        config = load_config(exp.base)
+    Resolution is the one `launch.py --config` uses: a whole section or a name given as an
+    override (`{"model": {...}}`, `"dataset.name"`) applies first, then the fields.
+    """
+    spec = run.config_spec or (exp.base if isinstance(exp.base, str) else None)
+    where = f"experiment '{exp.name}', trial '{run.trial}'"
+    if spec:
+        raw, source = load_config(spec, flag=f"{where}: config"), spec
     else:
-        config = copy.deepcopy(exp.base)
-    config = apply_overrides(config, run.overrides, where=f"trial '{run.trial}' overrides")
-    config.seed = run.seed
-    return config
+        raw, source = exp.base, f"{where}: base"
+    overrides = list(run.overrides.items()) + [("seed", run.seed)]
+    try:
+        return resolve_config(raw, overrides, source=source,
+                              override_source=f"{where}: overrides")
+    except ConfigError as e:
+        message = str(e)
+        raise ConfigError(message if message.startswith(where) else f"{where}: {message}"
+                          ) from None
 
 
 # ----------------------------------------------------------------------------- run state
@@ -313,7 +308,8 @@ def run_status(run: Run) -> str:
     error_path = os.path.join(run.workdir, ERROR_FILE)
     if os.path.exists(error_path):
         with open(error_path) as f:
-            return "diverged" if "FloatingPointError" in f.read() else "failed"
+            text = f.read()
+        return "diverged" if any(e.__name__ in text for e in DIVERGED) else "failed"
     if os.path.isdir(run.workdir) and os.listdir(run.workdir):
         return "partial"
     return "new"
@@ -323,7 +319,7 @@ def check_identity(run: Run) -> None:
     """Refuses to resume a run dir that holds a different trial (a changed grid)."""
     recorded = read_json(os.path.join(run.workdir, TRIAL_FILE))
     if recorded is not None and recorded != run.identity():
-        raise ValueError(
+        raise ConfigError(
             f"{run.workdir} holds a different run ({recorded}) than the grid now asks for "
             f"({run.identity()}); use a new --workdir or delete that directory"
         )
@@ -348,8 +344,27 @@ def is_main_process() -> bool:
     return jax is None or jax.process_index() == 0
 
 
+def write_error(run: Run, exc: BaseException, spec: str) -> str:
+    """Writes `<run>/error.txt`: when, where, which trial, the step, and the traceback."""
+    path = os.path.join(run.workdir, ERROR_FILE)
+    os.makedirs(run.workdir, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"time: {datetime.datetime.now().isoformat(timespec='seconds')}\n"
+                f"host: {socket.gethostname()} pid {os.getpid()}\n"
+                f"experiment: {spec}\n"
+                f"trial: {run.trial} seed {run.seed} (run {run.index})\n"
+                f"config: {run.config_spec or 'the experiment base'}\n"
+                f"step: {getattr(exc, 'dl_arch_step', 'before the first step')}\n"
+                f"error: {type(exc).__name__}: {exc}\n\n")
+        f.write("".join(traceback.format_exception(exc)))
+    return path
+
+
 def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:
-    """Trains one run in this process (resuming it), then runs the experiment's probes."""
+    """Trains one run in this process (resuming it), then runs the experiment's probes.
+
+    Any failure but a preemption leaves `<run>/error.txt` with its traceback.
+    """
     check_identity(run)
     main = is_main_process()
     error_path = os.path.join(run.workdir, ERROR_FILE)
@@ -359,8 +374,8 @@ def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:
             json.dump(run.identity(), f, indent=1)
         if os.path.exists(error_path):
             os.remove(error_path)
-    config = build_run_config(exp, run)
     try:
+        config = build_run_config(exp, run)
         metrics = _import_trainer(exp.trainer)(config, run.workdir) or {}
         if metrics.get("preempted"):
             raise Preempted(f"{run.workdir} stopped at step {metrics.get('step')} (SIGTERM)")
@@ -370,17 +385,17 @@ def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:
             probes.run_probes(list(exp.probes), config, run.workdir)
     except Preempted:
         raise
-    except Exception:
+    except Exception as e:
         if main:
-            with open(error_path, "w") as f:
-                f.write(traceback.format_exc())
+            write_error(run, e, exp.spec)
         raise
     return metrics
 
 
 def _child_command(exp: ml_collections.ConfigDict, workdir: str, run: Run) -> list[str]:
     return [sys.executable, "-m", "dl_arch.experiments.run_trial",
-            f"--experiment={exp.spec}", f"--workdir={workdir}", f"--index={run.index}"]
+            f"--experiment={exp.spec}", f"--workdir={workdir}", f"--index={run.index}",
+            f"--parent_pid={os.getpid()}"]
 
 
 def _short_metrics(run: Run) -> str:
@@ -408,7 +423,7 @@ def _run_sequential(exp, runs: list[Run], all_runs: list[Run],
             execute_run(exp, run)
         except (KeyboardInterrupt, Preempted):
             raise
-        except FloatingPointError as e:  # a NaN loss is an outcome of the grid, not a bug
+        except DIVERGED as e:  # a NaN or exploding loss is an outcome of the grid, not a bug
             log(f"[{n + 1}/{len(runs)}] {run.trial} seed={run.seed}: DIVERGED ({e})")
             continue
         except Exception as e:  # one failed trial must not stop the sweep
@@ -460,8 +475,10 @@ def _run_parallel(exp, workdir: str, runs: list[Run], all_runs: list[Run], paral
                     log(f"{tag}: DIVERGED (NaN loss); see {os.path.join(run.workdir, ERROR_FILE)}")
                 else:
                     failed.append(run)
+                    error = os.path.join(run.workdir, ERROR_FILE)
                     log(f"{tag}: FAILED (exit {proc.returncode}); see "
-                        f"{os.path.join(run.workdir, 'stdout.log')}")
+                        + (f"{error} and " if os.path.exists(error) else "")
+                        + os.path.join(run.workdir, "stdout.log"))
             if pending and not active and not any(dependencies_done(r, all_runs)
                                                   for r in pending):
                 # what is left waits on runs that failed
@@ -487,7 +504,7 @@ def select_runs(runs: list[Run], trial: int | str | None) -> list[Run]:
     if isinstance(trial, int) or str(trial).isdigit():
         k = int(trial)
         if not 0 <= k < len(runs):
-            raise ValueError(
+            raise ConfigError(
                 f"--trial={k} is out of range: this experiment has runs 0..{len(runs) - 1} "
                 "(trials x seeds); e.g. a SLURM array --array=0-" + str(len(runs) - 1)
             )
@@ -495,7 +512,7 @@ def select_runs(runs: list[Run], trial: int | str | None) -> list[Run]:
     chosen = [r for r in runs if r.trial == trial]
     if not chosen:
         names = ", ".join(dict.fromkeys(r.trial for r in runs))
-        raise ValueError(f"--trial='{trial}' names no trial; known: {names}")
+        raise ConfigError(f"--trial='{trial}' names no trial; known: {names}")
     return chosen
 
 
@@ -509,9 +526,9 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
     from dl_arch.experiments import report
 
     if not workdir:
-        raise ValueError("--workdir is empty; give the directory the sweep writes to")
+        raise ConfigError("--workdir is empty; give the directory the sweep writes to")
     if parallel < 1:
-        raise ValueError(f"--parallel={parallel}; use 1 (sequential) or more processes")
+        raise ConfigError(f"--parallel={parallel}; use 1 (sequential) or more processes")
     exp = load_experiment(path_with_options)
     runs = expand_runs(exp, workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -523,11 +540,12 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
     if not report_only:
         chosen = select_runs(runs, trial)
         todo = [r for r in chosen if run_status(r) not in FINISHED]
-        for r in todo:  # a changed grid in an old sweep dir fails before anything runs
+        for r in todo:  # a changed grid or a config mistake fails before anything runs
             check_identity(r)
+            build_run_config(exp, r)
         log(f"{len(chosen) - len(todo)} of the {len(chosen)} selected runs already finished")
         if single and todo and not dependencies_done(todo[0], runs):
-            raise ValueError(
+            raise ConfigError(
                 f"--trial={trial}: {todo[0].trial} depends on {', '.join(todo[0].depends_on)}, "
                 "whose runs have not all finished; run those first (SLURM: a second array "
                 "with --dependency=afterok)"

@@ -2,22 +2,30 @@
 
     fields, params = import_gpt2(load_state_dict("model.safetensors"), hf_config_dict)
     model = GPT(**fields); logits = model.apply({"params": params}, tokens)
+    params = load_for_init_from("hf:<folder>", config.model)  # what `init_from=hf:` does
 
 A state dict is a flat `{name: array}` (safetensors file, PyTorch `.bin`/`.pt` file, or an
 in-memory `model.state_dict()`); `hf_config` is the model's `config.json` as a dict (or a
 `transformers` config object). Each importer returns the constructor fields of our model
 that reproduce the checkpoint's architecture, and the `params` tree. Only numpy is needed
 for safetensors files; torch is needed only to read PyTorch pickles.
+
+`init_from=hf:...` loads only into a model built like the checkpoint: a checkpoint whose
+depth, width, heads, vocabulary, norm epsilon or activation differ from `config.model` is
+a `ConfigError` naming the first difference and the override that fixes it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from dl_arch.config.errors import ConfigError
 
 StateDict = Mapping[str, Any]
 
@@ -28,7 +36,7 @@ _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "g
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
     """Reads a `.safetensors` or PyTorch (`.bin`/`.pt`) checkpoint into numpy arrays."""
     if not os.path.exists(path):
-        raise ValueError(f"checkpoint '{path}' does not exist; give a .safetensors or .bin file")
+        raise ConfigError(f"checkpoint '{path}' does not exist; give a .safetensors or .bin file")
     if path.endswith(".safetensors"):
         from safetensors.numpy import load_file
 
@@ -40,8 +48,14 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
 
 def load_config(path: str) -> dict[str, Any]:
     """Reads a Hugging Face `config.json`."""
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise ConfigError(f"Hugging Face config '{path}' cannot be read ({e.strerror}); give "
+                          "the config.json saved with the checkpoint") from None
+    except ValueError as e:
+        raise ConfigError(f"Hugging Face config '{path}' is not valid JSON ({e})") from None
 
 
 def to_numpy(state_dict: StateDict) -> dict[str, np.ndarray]:
@@ -67,8 +81,8 @@ def _strip(state: StateDict, prefix: str) -> dict[str, np.ndarray]:
 
 def _take(sd: dict[str, np.ndarray], name: str) -> np.ndarray:
     if name not in sd:
-        raise ValueError(f"tensor '{name}' is missing from the state dict; is this checkpoint "
-                         "of the architecture the importer expects?")
+        raise ConfigError(f"tensor '{name}' is missing from the state dict; is this checkpoint "
+                          "of the architecture the importer expects?")
     return sd[name]
 
 
@@ -107,7 +121,7 @@ def import_gpt2(state_dict: StateDict, hf_config: Any, scan: bool = False
     """GPT-2 (`GPT2Model`/`GPT2LMHeadModel`) -> (fields of our `GPT`, params)."""
     cfg = _cfg(hf_config)
     sd = _strip(state_dict, "transformer.")
-    n, d = cfg["n_head"], cfg["n_embd"]
+    n = cfg["n_head"]
     layers = []
     for i in range(cfg["n_layer"]):
         p = f"h.{i}."
@@ -128,12 +142,26 @@ def import_gpt2(state_dict: StateDict, hf_config: Any, scan: bool = False
     params = {"token_embed": {"embedding": _take(sd, "wte.weight")},
               "position_embed": {"embedding": _take(sd, "wpe.weight")},
               "decoder": decoder}
-    fields = dict(vocab_size=cfg["vocab_size"], emb_dim=d, num_layers=cfg["n_layer"],
-                  num_heads=n, mlp_dim=cfg.get("n_inner") or 4 * d,
-                  max_len=cfg["n_positions"], position="learned", tie_embeddings=True,
-                  activation=_ACTIVATIONS[cfg.get("activation_function", "gelu_new")],
-                  layer_norm_eps=cfg.get("layer_norm_epsilon", 1e-5), scan=scan)
-    return fields, params
+    return gpt2_fields(cfg, scan), params
+
+
+def gpt2_fields(hf_config: Any, scan: bool = False) -> dict[str, Any]:
+    """The fields of our `GPT` that a GPT-2 `config.json` describes."""
+    cfg = _cfg(hf_config)
+    d = cfg["n_embd"]
+    return dict(vocab_size=cfg["vocab_size"], emb_dim=d, num_layers=cfg["n_layer"],
+                num_heads=cfg["n_head"], mlp_dim=cfg.get("n_inner") or 4 * d,
+                max_len=cfg["n_positions"], position="learned", tie_embeddings=True,
+                activation=_activation(cfg, "activation_function", "gelu_new"),
+                layer_norm_eps=cfg.get("layer_norm_epsilon", 1e-5), scan=scan)
+
+
+def _activation(cfg: dict[str, Any], key: str, default: str) -> str:
+    name = cfg.get(key, default)
+    if name not in _ACTIVATIONS:
+        raise ConfigError(f"Hugging Face {key}='{name}' has no counterpart here; known: "
+                          f"{', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
 
 
 def _bert_style_layer(sd: dict[str, np.ndarray], p: str, n: int, pre_ln: bool,
@@ -186,15 +214,21 @@ def import_bert(state_dict: StateDict, hf_config: Any, scan: bool = False
         params["classifier"] = _linear(sd, "classifier")
     else:
         head = "none"
-    fields = dict(vocab_size=cfg["vocab_size"], hidden=cfg["hidden_size"],
-                  num_layers=cfg["num_hidden_layers"], num_heads=n,
-                  mlp_dim=cfg["intermediate_size"], max_len=cfg["max_position_embeddings"],
-                  type_vocab_size=cfg["type_vocab_size"], head=head, pooler=pooler,
-                  activation=_ACTIVATIONS[cfg.get("hidden_act", "gelu")],
-                  layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), scan=scan)
+    fields = dict(bert_fields(cfg, scan), head=head, pooler=pooler)
     if head == "classify":
         fields["num_classes"] = params["classifier"]["kernel"].shape[1]
     return fields, params
+
+
+def bert_fields(hf_config: Any, scan: bool = False) -> dict[str, Any]:
+    """The fields of our `Bert` that a BERT `config.json` describes (the head aside)."""
+    cfg = _cfg(hf_config)
+    return dict(vocab_size=cfg["vocab_size"], hidden=cfg["hidden_size"],
+                num_layers=cfg["num_hidden_layers"], num_heads=cfg["num_attention_heads"],
+                mlp_dim=cfg["intermediate_size"], max_len=cfg["max_position_embeddings"],
+                type_vocab_size=cfg["type_vocab_size"],
+                activation=_activation(cfg, "hidden_act", "gelu"),
+                layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), scan=scan)
 
 
 def _vit_layer(sd: dict[str, np.ndarray], i: int, n: int) -> dict[str, Any]:
@@ -233,24 +267,120 @@ def import_vit(state_dict: StateDict, hf_config: Any, scan: bool = False
         params["head"] = _linear(sd, "classifier")
         num_classes = params["head"]["kernel"].shape[1]
     else:
-        raise ValueError("the ViT state dict has no 'classifier'; import a "
-                         "ViTForImageClassification checkpoint (our ViT always has a head)")
-    fields = dict(num_classes=num_classes, patch_size=cfg["patch_size"],
-                  hidden=cfg["hidden_size"], num_layers=cfg["num_hidden_layers"], num_heads=n,
-                  mlp_dim=cfg["intermediate_size"], pool="cls",
-                  layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), scan=scan)
-    if _ACTIVATIONS.get(cfg.get("hidden_act", "gelu")) != "gelu":
-        raise ValueError(f"ViT hidden_act='{cfg.get('hidden_act')}' is not supported; "
-                         "our ViT uses exact GELU")
-    return fields, params
+        raise ConfigError("the ViT state dict has no 'classifier'; import a "
+                          "ViTForImageClassification checkpoint (our ViT always has a head)")
+    return dict(vit_fields(cfg, scan), num_classes=num_classes, pool="cls"), params
+
+
+def vit_fields(hf_config: Any, scan: bool = False) -> dict[str, Any]:
+    """The fields of our `ViT` that a ViT `config.json` describes (the head aside)."""
+    cfg = _cfg(hf_config)
+    if _activation(cfg, "hidden_act", "gelu") != "gelu":
+        raise ConfigError(f"ViT hidden_act='{cfg.get('hidden_act')}' is not supported; "
+                          "our ViT uses exact GELU")
+    return dict(patch_size=cfg["patch_size"], hidden=cfg["hidden_size"],
+                num_layers=cfg["num_hidden_layers"], num_heads=cfg["num_attention_heads"],
+                mlp_dim=cfg["intermediate_size"],
+                layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), scan=scan)
 
 
 IMPORTERS = {"gpt2": import_gpt2, "bert": import_bert, "vit": import_vit}
+CONFIG_FIELDS = {"gpt2": gpt2_fields, "bert": bert_fields, "vit": vit_fields}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # looked for in an hf:<folder>
+
+# Our field -> the Hugging Face config key it comes from (for messages), in the order a
+# mismatch is reported: depth, width, heads, vocabulary, then the rest.
+HF_KEYS = {
+    "gpt2": {"num_layers": "n_layer", "emb_dim": "n_embd", "num_heads": "n_head",
+             "vocab_size": "vocab_size", "mlp_dim": "n_inner", "max_len": "n_positions",
+             "layer_norm_eps": "layer_norm_epsilon", "activation": "activation_function",
+             "position": None, "tie_embeddings": None},
+    "bert": {"num_layers": "num_hidden_layers", "hidden": "hidden_size",
+             "num_heads": "num_attention_heads", "vocab_size": "vocab_size",
+             "mlp_dim": "intermediate_size", "max_len": "max_position_embeddings",
+             "type_vocab_size": "type_vocab_size", "layer_norm_eps": "layer_norm_eps",
+             "activation": "hidden_act"},
+    "vit": {"num_layers": "num_hidden_layers", "hidden": "hidden_size",
+            "num_heads": "num_attention_heads", "patch_size": "patch_size",
+            "mlp_dim": "intermediate_size", "layer_norm_eps": "layer_norm_eps"},
+}
+FAMILY = {"gpt2": "a GPT model (gpt2_small, gpt_micro, ...)",
+          "bert": "a BERT model (bert_base, bert_tiny, ...)",
+          "vit": "a ViT model (vit_ti16, vit_nano, ...)"}
 
 
 def import_checkpoint(kind: str, checkpoint: str, config_json: str, scan: bool = False
                       ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Files on disk -> (model fields, params); `kind` is gpt2 | bert | vit."""
     if kind not in IMPORTERS:
-        raise ValueError(f"unknown checkpoint kind '{kind}'; known: {', '.join(IMPORTERS)}")
+        raise ConfigError(f"unknown checkpoint kind '{kind}'; known: {', '.join(IMPORTERS)}")
     return IMPORTERS[kind](load_state_dict(checkpoint), load_config(config_json), scan)
+
+
+def parse_source(spec: str) -> tuple[str, str, str]:
+    """`hf:<folder>` or `hf:<kind>,<weights file>,<config.json>` -> (kind, weights, config).
+
+    A folder is what `save_pretrained` writes: config.json (its `model_type` is the kind)
+    and model.safetensors or pytorch_model.bin.
+    """
+    body = spec[3:] if spec.startswith("hf:") else spec
+    parts = body.split(",")
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) != 1 or not os.path.isdir(body):
+        raise ConfigError(f"config.init_from='{spec}': use hf:<folder> (config.json and "
+                          "model.safetensors, as save_pretrained writes) or "
+                          "hf:<gpt2|bert|vit>,<weights file>,<config.json>")
+    config_json = os.path.join(body, "config.json")
+    kind = load_config(config_json).get("model_type")
+    if kind not in IMPORTERS:
+        raise ConfigError(f"config.init_from='{spec}': its config.json has model_type="
+                          f"{kind!r}; importable: {', '.join(IMPORTERS)}")
+    for name in WEIGHT_FILES:
+        if os.path.exists(os.path.join(body, name)):
+            return kind, os.path.join(body, name), config_json
+    raise ConfigError(f"config.init_from='{spec}': the folder has no {' or '.join(WEIGHT_FILES)}")
+
+
+def check_model_matches(kind: str, hf_config: Any, model_config: Mapping[str, Any],
+                        source: str) -> None:
+    """Raises a one-line ConfigError at the first field where `config.model` differs from
+    the architecture of the checkpoint (whose weights would otherwise load only in part)."""
+    cfg = _cfg(hf_config)
+    expected = CONFIG_FIELDS[kind](cfg)
+    keys = HF_KEYS[kind]
+    missing = [f for f in (*keys, "scan") if f not in model_config]
+    if missing:
+        raise ConfigError(f"config.model.name='{model_config['name']}' cannot load {source}, "
+                          f"a {kind} checkpoint (it has no {missing[0]}); use {FAMILY[kind]}")
+    for field, hf_key in keys.items():
+        ours, theirs = model_config[field], expected[field]
+        same = (math.isclose(ours, theirs, rel_tol=1e-6) if isinstance(theirs, float)
+                else ours == theirs)
+        if not same:
+            shown = cfg.get(hf_key) if hf_key else None
+            has = (f"{hf_key}={shown!r}" if shown is not None
+                   else f"{field}={theirs!r}")
+            raise ConfigError(f"config.model.{field}={ours!r} but {source} has {has}; set "
+                              f"--config.model.{field}={theirs}")
+    heads = model_config["num_kv_heads"] if "num_kv_heads" in model_config else None
+    if kind == "gpt2" and heads is not None and heads != expected["num_heads"]:
+        raise ConfigError(f"config.model.num_kv_heads={heads!r} but {source} (GPT-2) has "
+                          f"n_head={expected['num_heads']} key/value heads; set "
+                          "--config.model.num_kv_heads=None")
+
+
+def load_for_init_from(spec: str, model_config: Mapping[str, Any] | None = None
+                       ) -> dict[str, Any]:
+    """The params tree of `init_from=hf:...`, checked against `config.model` when given
+    (and laid out for its `scan`) before any weight is read."""
+    kind, weights, config_json = parse_source(spec)
+    if kind not in IMPORTERS:
+        raise ConfigError(f"config.init_from='{spec}': unknown checkpoint kind '{kind}'; "
+                          f"known: {', '.join(IMPORTERS)}")
+    hf_config = load_config(config_json)
+    scan = False
+    if model_config is not None:
+        check_model_matches(kind, hf_config, model_config, spec)
+        scan = bool(model_config["scan"])
+    return IMPORTERS[kind](load_state_dict(weights), hf_config, scan)[1]

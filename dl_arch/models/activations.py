@@ -7,6 +7,8 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 
+from dl_arch.config.errors import ConfigError
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "tanh": nn.tanh,
@@ -22,5 +24,5 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 def get_activation(name: str, field: str = "config.model.activation") -> Callable:
     """Looks up an activation; unknown names fail with the list of known ones."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{name}' in {field}; known: {', '.join(ACTIVATIONS)}")
+        raise ConfigError(f"unknown activation '{name}' in {field}; known: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
+from dl_arch.models.activations import ACTIVATIONS
 from dl_arch.models.activations import get_activation as activation_fn
 from dl_arch.models.latent_prior import MixturePrior, gaussian_neg_entropy
 from dl_arch.registry import register_model
@@ -90,7 +93,7 @@ def _normalize(norm: str, h: jax.Array, name: str, dtype: Any, param_dtype: Any)
         groups = math.gcd(8, h.shape[-1])
         return nn.GroupNorm(num_groups=groups, dtype=dtype, param_dtype=param_dtype,
                             name=name)(h)
-    raise ValueError(f"config.model.norm='{norm}'; use one of {NORMS}")
+    raise ConfigError(f"config.model.norm='{norm}'; use one of {NORMS}")
 
 
 class ResidualBlock(nn.Module):
@@ -192,8 +195,8 @@ class Autoencoder(nn.Module):
     sampling from the prior is `decode` of `sample_latents`.
     """
 
-    image_shape: tuple[int, int, int] = (28, 28, 1)
-    latent_dim: int = 16
+    image_shape: tuple[int, int, int] = (28, 28, 1)  # (height, width, channels) of the images
+    latent_dim: int = 16  # width of the latent code z
     architecture: str = "dense"  # dense | conv
     hidden_sizes: tuple[int, ...] = (256, 128)  # dense: encoder widths (decoder mirrors)
     features: tuple[int, ...] = (32, 64)  # conv: encoder channels, one stride-2 conv each
@@ -201,11 +204,16 @@ class Autoencoder(nn.Module):
     norm: str = "none"  # conv: none | group (GroupNorm after each hidden convolution)
     blocks_per_stage: int = 0  # conv: residual 3x3 blocks per resolution, encoder and decoder
     output_conv: bool = False  # conv: the decoder ends with a full-resolution 3x3 convolution
-    variational: bool = False
+    variational: bool = False  # a VAE: Gaussian q(z|x), reparameterised samples, a KL term
     prior_components: int = 0  # VAE: 0 = N(0, I); K = a learned mixture of K Gaussians
-    activation: str = "relu"
+    activation: str = "relu"  # non-linearity of the hidden layers
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        "architecture": dict(choices=("dense", "conv")), "norm": dict(choices=NORMS),
+        "activation": dict(choices=tuple(ACTIVATIONS)),
+        "image_shape": dict(each=Field(1, "a side or a channel count", low=1))}
 
     def setup(self):
         height, width, _ = self.image_shape
@@ -216,26 +224,27 @@ class Autoencoder(nn.Module):
                                         tuple(self.image_shape), **kw)
         elif self.architecture == "conv":
             scale = 2 ** len(self.features)
-            if not self.features or height % scale or width % scale:
-                raise ValueError(
+            if not self.features or height % scale or width % scale or min(height, width) < scale:
+                raise ConfigError(
                     f"config.model.image_shape={tuple(self.image_shape)}: height and width must "
-                    f"divide by 2**len(config.model.features)={scale}; change features or image"
+                    f"be multiples of 2**len(config.model.features)={scale}, at least {scale}; "
+                    "change features or image"
                 )
             if self.blocks_per_stage < 0:
-                raise ValueError(f"config.model.blocks_per_stage={self.blocks_per_stage}; use 0 "
+                raise ConfigError(f"config.model.blocks_per_stage={self.blocks_per_stage}; use 0 "
                                  f"(plain stride-2 stack) or more residual blocks per stage")
             conv = dict(norm=self.norm, blocks_per_stage=self.blocks_per_stage, **kw)
             self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, **conv)
             self.decoder = ConvDecoder(tuple(self.features), tuple(self.image_shape),
                                        self.kernel_size, output_conv=self.output_conv, **conv)
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"config.model.architecture='{self.architecture}'; use 'dense' or 'conv'"
             )
         dense = functools.partial(nn.Dense, self.latent_dim, dtype=self.dtype,
                                   param_dtype=self.param_dtype)
         if self.prior_components < 0 or (self.prior_components and not self.variational):
-            raise ValueError(f"config.model.prior_components={self.prior_components}; use 0 "
+            raise ConfigError(f"config.model.prior_components={self.prior_components}; use 0 "
                              f"(N(0, I) prior) or, for a *_vae model, K > 0 mixture components")
         if self.variational:
             self.latent_mean = dense(name="latent_mean")
@@ -247,7 +256,7 @@ class Autoencoder(nn.Module):
 
     def _check(self, x_BHWC: jax.Array) -> None:
         if tuple(x_BHWC.shape[1:]) != tuple(self.image_shape):
-            raise ValueError(
+            raise ConfigError(
                 f"images of shape {tuple(x_BHWC.shape[1:])} but config.model.image_shape="
                 f"{tuple(self.image_shape)}; set image_shape to the dataset's (H, W, C)"
             )

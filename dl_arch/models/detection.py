@@ -16,17 +16,26 @@ the task.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_arch.models.cnn.common import batch_norm, check_images, check_stem, conv_init, max_pool
-from dl_arch.models.cnn.resnet import BLOCKS, ResNet
+from dl_arch.config.errors import ConfigError
+from dl_arch.models.cnn.common import (
+    STEMS,
+    batch_norm,
+    check_images,
+    check_stem,
+    conv_init,
+    max_pool,
+)
+from dl_arch.models.cnn.resnet import BLOCKS, ResNet, resnet_plan
 from dl_arch.models.layers.boxes import make_anchors
 from dl_arch.registry import MODELS, register_model
 
@@ -45,11 +54,16 @@ class ResNetFeatures(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
+    def plan(self, stem: str) -> list[Any]:
+        """The convolutions and pools that shrink the image."""
+        return resnet_plan(stem, self.stage_sizes, self.block)
+
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> list[jax.Array]:
         check_stem(self.stem, "detector backbone")
         if self.block not in BLOCKS:
-            raise ValueError(f"config.model.backbone block='{self.block}'; use basic or bottleneck")
+            raise ConfigError(f"config.model.backbone block='{self.block}'; use basic or bottleneck")
+        check_images(x_BHWC, "detector backbone", self.plan, self.stem)
         conv = functools.partial(nn.Conv, self.width, use_bias=False, dtype=self.dtype,
                                  param_dtype=self.param_dtype, kernel_init=conv_init,
                                  name="conv1")
@@ -104,21 +118,28 @@ class SownFeatures(nn.Module):
         sown = state["intermediates"]
         missing = [n for n in self.feature_names if n not in sown]
         if missing:
-            raise ValueError(f"config.model.backbone_features={tuple(self.feature_names)}: "
+            raise ConfigError(f"config.model.backbone_features={tuple(self.feature_names)}: "
                              f"{self.model} sows {sorted(sown)}; pick from those")
         return [sown[n][0] for n in self.feature_names]
 
 
+RESNET_BACKBONE_FIELDS = ("stage_sizes", "block", "stem", "width")
+
+
 def backbone_fields(name: str) -> dict[str, Any]:
-    """Constructor fields of a registered ResNet variant (`resnet18`, `resnet50`, ...)."""
+    """Constructor fields of a registered ResNet variant (`resnet18`, `resnet50`, ...):
+    the ResNet defaults overridden by the variant's own values."""
     entry = MODELS.get(name)
     func = getattr(entry, "func", entry)
     if func is not ResNet:
-        raise ValueError(f"config.model.backbone='{name}' is not a ResNet; set "
-                         "config.model.backbone_features to the names of the maps it sows "
-                         "(e.g. stage3, stage4 for VGG; group5, group7 for MobileNetV2)")
-    keep = ("stage_sizes", "block", "stem", "width")
-    return {k: v for k, v in getattr(entry, "keywords", {}).items() if k in keep}
+        raise ConfigError(f"config.model.backbone='{name}' is not a ResNet; set "
+                          "config.model.backbone_features to the names of the maps it sows "
+                          "(e.g. stage3, stage4 for VGG; group5, group7 for MobileNetV2)")
+    fields = {f.name: f.default for f in dataclasses.fields(ResNet)
+              if f.name in RESNET_BACKBONE_FIELDS}
+    variant = getattr(entry, "keywords", {})
+    fields.update({k: variant[k] for k in RESNET_BACKBONE_FIELDS if k in variant})
+    return fields
 
 
 class SingleShotDetector(nn.Module):
@@ -129,7 +150,7 @@ class SingleShotDetector(nn.Module):
     `K = len(anchor_scales) * len(aspect_ratios)`.
     """
 
-    num_classes: int
+    num_classes: int  # object classes (background is the objectness logit, not a class)
     backbone: str = "resnet18"  # a registered CNN (ResNets read directly, others via sow)
     backbone_features: Sequence[str] = ()  # non-ResNet: names of the sown maps to use
     backbone_width: int = 0  # 0: the variant's own width
@@ -138,15 +159,18 @@ class SingleShotDetector(nn.Module):
     feature_stages: Sequence[int] = (2, 3, 4)  # ResNet stages feeding the head (1-based)
     extra_levels: int = 0  # SSD-style stride-2 levels on top of the last stage
     fpn: bool = True  # top-down merge of coarser levels into finer ones
-    head_width: int = 128
+    head_width: int = 128  # channels of the FPN levels and of the head towers
     head_depth: int = 2  # 3x3 conv + GroupNorm + ReLU layers per tower
     anchor_size_factor: float = 4.0  # anchor side = factor cells of its level
     anchor_sizes: Sequence[float] = ()  # explicit sides (fractions of the image) per level
-    anchor_scales: Sequence[float] = (1.0, 1.41)
-    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0)  # h / w
+    anchor_scales: Sequence[float] = (1.0, 1.41)  # anchor side multipliers within a level
+    aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0)  # anchor shapes, height / width
     prior_prob: float = 0.01  # initial objectness probability (RetinaNet bias init)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        "backbone_stem": dict(choices=("",) + STEMS)}
 
     @property
     def anchors_per_cell(self) -> int:
@@ -181,7 +205,7 @@ class SingleShotDetector(nn.Module):
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
         check_images(x_BHWC, "detector")
         if self.num_classes < 1:
-            raise ValueError("config.model.num_classes must be >= 1")
+            raise ConfigError(f"config.model.num_classes={self.num_classes} must be >= 1")
         if self.backbone_features:
             stages = SownFeatures(self.backbone, tuple(self.backbone_features),
                                   self.backbone_stem, self.dtype, self.param_dtype,
@@ -194,13 +218,12 @@ class SingleShotDetector(nn.Module):
             fields["stem"] = self.backbone_stem
         if self.backbone_stage_sizes:
             fields["stage_sizes"] = tuple(self.backbone_stage_sizes)
-        n_stages = len(fields.get("stage_sizes", ResNet.stage_sizes))
+        n_stages = len(fields["stage_sizes"])
         if not self.feature_stages or any(not 1 <= s <= n_stages for s in self.feature_stages):
-            raise ValueError(f"config.model.feature_stages={tuple(self.feature_stages)}; pick "
+            raise ConfigError(f"config.model.feature_stages={tuple(self.feature_stages)}; pick "
                              f"stages in 1..{n_stages} of {self.backbone}")
         # stages above the deepest one the head reads would be dead weight: not built
-        fields["stage_sizes"] = tuple(fields.get("stage_sizes", ResNet.stage_sizes))[
-            : max(self.feature_stages)]
+        fields["stage_sizes"] = tuple(fields["stage_sizes"])[: max(self.feature_stages)]
         stages = ResNetFeatures(**fields, dtype=self.dtype, param_dtype=self.param_dtype,
                                 name="backbone")(x_BHWC, train=train)
         return self._detect([stages[s - 1] for s in self.feature_stages])

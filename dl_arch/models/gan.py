@@ -23,25 +23,28 @@ Registered: `dcgan` (64x64x3, z=100, 64 base features: the published size), `dcg
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 from dl_arch.registry import register_model
 
 DCGAN_INIT = nn.initializers.normal(0.02)
 
 
 def _check_shape(image_shape: tuple[int, int, int], num_stages: int) -> tuple[int, int]:
-    """(H, W) of the smallest feature map; ValueError if the image does not divide."""
+    """(H, W) of the smallest feature map; ConfigError if the image does not divide."""
     height, width, _ = image_shape
     scale = 2**num_stages
-    if num_stages < 1 or height % scale or width % scale:
-        raise ValueError(
-            f"config.model.image_shape={tuple(image_shape)} must divide by "
-            f"2**config.model.num_stages={scale}; change num_stages or the image size"
+    if num_stages < 1 or height % scale or width % scale or min(height, width) < scale:
+        raise ConfigError(
+            f"config.model.image_shape={tuple(image_shape)}: height and width must be multiples "
+            f"of 2**config.model.num_stages={scale}, at least {scale}; change num_stages or the "
+            "image size"
         )
     return height // scale, width // scale
 
@@ -116,10 +119,10 @@ class Discriminator(nn.Module):
         """Logits (B,); with `with_classes`, also the class head's logits (B, num_classes)."""
         _check_shape(self.image_shape, self.num_stages)
         if self.norm not in DISCRIMINATOR_NORMS:
-            raise ValueError(f"config.model.discriminator_norm='{self.norm}'; use one of "
+            raise ConfigError(f"config.model.discriminator_norm='{self.norm}'; use one of "
                              f"{DISCRIMINATOR_NORMS}")
         if tuple(x_BHWC.shape[1:]) != tuple(self.image_shape):
-            raise ValueError(
+            raise ConfigError(
                 f"images of shape {tuple(x_BHWC.shape[1:])} but config.model.image_shape="
                 f"{tuple(self.image_shape)}; set image_shape to the dataset's (H, W, C)"
             )
@@ -145,7 +148,7 @@ class Discriminator(nn.Module):
         logit = logit[:, 0].astype(jnp.float32)
         if not self.num_classes:
             if with_classes:
-                raise ValueError("the discriminator has no class head; set "
+                raise ConfigError("the discriminator has no class head; set "
                                  "config.model.num_classes to the dataset's number of classes")
             return logit
         # always built, so that `init` creates it whichever output the caller wants
@@ -157,17 +160,21 @@ class Discriminator(nn.Module):
 class DCGAN(nn.Module):
     """Generator + discriminator; parameters `{"generator": ..., "discriminator": ...}`."""
 
-    image_shape: tuple[int, int, int] = (64, 64, 3)
-    latent_dim: int = 100
-    generator_features: int = 64
-    discriminator_features: int = 64
-    num_stages: int = 4
-    kernel_size: int = 4
+    image_shape: tuple[int, int, int] = (64, 64, 3)  # (height, width, channels) of the images
+    latent_dim: int = 100  # width of the noise z fed to the generator
+    generator_features: int = 64  # width of G's last hidden map; earlier ones double per stage
+    discriminator_features: int = 64  # width of D's first map; later ones double per stage
+    num_stages: int = 4  # stride-2 (transposed) convolutions in G and in D
+    kernel_size: int = 4  # kernel of every (transposed) convolution
     discriminator_norm: str = "batch"  # batch (the paper) | spectral | none
     num_classes: int = 0  # > 0: D also classifies images (a second head on its features)
     bn_momentum: float = 0.9  # running statistics: m * old + (1 - m) * batch
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        "num_classes": dict(low=0), "discriminator_norm": dict(choices=DISCRIMINATOR_NORMS),
+        "image_shape": dict(each=Field(1, "a side or a channel count", low=1))}
 
     def setup(self):
         kw = dict(image_shape=tuple(self.image_shape), num_stages=self.num_stages,
@@ -181,7 +188,7 @@ class DCGAN(nn.Module):
     def generate(self, z_BZ: jax.Array, *, train: bool = False) -> jax.Array:
         """Images in [-1, 1] from latent noise z (B, latent_dim)."""
         if z_BZ.shape[-1] != self.latent_dim:
-            raise ValueError(
+            raise ConfigError(
                 f"noise of width {z_BZ.shape[-1]} but config.model.latent_dim={self.latent_dim}"
             )
         return self.generator(z_BZ, train=train)

@@ -7,12 +7,13 @@ hyperplane, so it cannot represent XOR. The MLP adds hidden layers with a non-li
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dl_arch.models.activations import get_activation
+from dl_arch.models.activations import ACTIVATIONS, get_activation
 from dl_arch.registry import register_model
 
 
@@ -20,7 +21,7 @@ from dl_arch.registry import register_model
 class Perceptron(nn.Module):
     """A single dense layer on the flattened input: logits = x W + b."""
 
-    num_classes: int = 2
+    num_classes: int = 2  # classes (outputs of the linear map)
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
@@ -36,14 +37,17 @@ class Perceptron(nn.Module):
 class MLP(nn.Module):
     """Dense layers of `hidden_sizes` (or `depth` x `width`) with an activation and dropout."""
 
-    num_classes: int = 2
-    hidden_sizes: Sequence[int] = ()
-    depth: int = 2  # used when hidden_sizes is empty
-    width: int = 64
-    activation: str = "relu"
-    dropout: float = 0.0
+    num_classes: int = 2  # classes of the head
+    hidden_sizes: Sequence[int] = ()  # widths of the hidden layers (empty: depth x width)
+    depth: int = 2  # hidden layers, used when hidden_sizes is empty
+    width: int = 64  # width of each hidden layer, used when hidden_sizes is empty
+    activation: str = "relu"  # non-linearity after each hidden layer
+    dropout: float = 0.0  # dropout after each hidden layer in training
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        "activation": dict(choices=tuple(ACTIVATIONS))}
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:

@@ -27,16 +27,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.registry import register_model
 
 CELLS = {"rnn": 1, "lstm": 4, "gru": 3}  # cell name -> number of gate blocks
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+# Checks every registered recurrent model shares (see `dl_arch.config.fields.model_fields`).
+RNN_CHECKS: dict[str, dict[str, Any]] = {"cell": dict(choices=tuple(CELLS)),
+                                         "activation": dict(choices=tuple(ACTIVATIONS))}
 
 State = Any  # h_BH, or (c_BH, h_BH) for the LSTM
 
@@ -44,7 +48,7 @@ State = Any  # h_BH, or (c_BH, h_BH) for the LSTM
 def num_gates(cell: str) -> int:
     """Gate blocks of a cell; a clear error for unknown names."""
     if cell not in CELLS:
-        raise ValueError(f"config.model.cell='{cell}' is unknown; use one of {sorted(CELLS)}")
+        raise ConfigError(f"config.model.cell='{cell}' is unknown; use one of {sorted(CELLS)}")
     return CELLS[cell]
 
 
@@ -81,7 +85,7 @@ def cell_step(cell: str, xg_BG: jax.Array, hg_BG: jax.Array, state: State,
         z = jax.nn.sigmoid(xz + hz)
         n = jnp.tanh(xn + r * hn)
         return (1.0 - z) * n + z * h_BH
-    raise ValueError(f"config.model.cell='{cell}' is unknown; use one of {sorted(CELLS)}")
+    raise ConfigError(f"config.model.cell='{cell}' is unknown; use one of {sorted(CELLS)}")
 
 
 def _add_to_hidden(cell: str, state: State, eps_BH: jax.Array) -> State:
@@ -178,7 +182,7 @@ def time_chunk_size(steps: int, chunk: int | None) -> int:
     if chunk >= steps:
         return steps
     if chunk < 1:
-        raise ValueError(f"config.model.time_chunk={chunk} must be >= 1 (or None: all steps)")
+        raise ConfigError(f"config.model.time_chunk={chunk} must be >= 1 (or None: all steps)")
     return max(k for k in range(1, chunk + 1) if steps % k == 0)
 
 
@@ -382,7 +386,7 @@ class Recurrent(nn.Module):
                  initial_state: State | None = None) -> tuple[jax.Array, State]:
         gates = num_gates(self.cell)
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"config.model.activation='{self.activation}' is unknown; "
+            raise ConfigError(f"config.model.activation='{self.activation}' is unknown; "
                              f"use one of {sorted(ACTIVATIONS)}")
         batch, steps, features = x_BTD.shape
         hid = self.hidden_size
@@ -457,7 +461,7 @@ class RecurrentStack(nn.Module):
                  initial_state: Sequence[Any] | None = None, *, train: bool = False
                  ) -> tuple[jax.Array, list[Any]]:
         if self.num_layers < 1:
-            raise ValueError(f"config.model.num_layers={self.num_layers}; must be >= 1")
+            raise ConfigError(f"config.model.num_layers={self.num_layers}; must be >= 1")
         if initial_state is not None and len(initial_state) != self.num_layers:
             raise ValueError(f"initial_state has {len(initial_state)} layers; the model has "
                              f"num_layers={self.num_layers}")
@@ -497,25 +501,27 @@ class RNNLanguageModel(nn.Module):
     drive step-by-step generation.
     """
 
-    vocab_size: int = 256
-    embed_dim: int = 128
-    hidden_size: int = 512
-    num_layers: int = 1
-    cell: str = "lstm"
+    vocab_size: int = 256  # token vocabulary (256: bytes)
+    embed_dim: int = 128  # width of the token embedding
+    hidden_size: int = 512  # hidden units per recurrent layer
+    num_layers: int = 1  # stacked recurrent layers
+    cell: str = "lstm"  # rnn | lstm | gru
     dropout: float = 0.0  # on embeddings, between layers and before the output layer
     tie_embeddings: bool = False  # output layer = embedding^T (needs embed_dim == hidden_size)
-    activation: str = "tanh"
-    unroll: int | bool = 1
-    forget_bias: float = 1.0
+    activation: str = "tanh"  # simple RNN only: tanh | relu
+    unroll: int | bool = 1  # time steps per lax.scan iteration (1: rolled loop)
+    forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000)
     time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = RNN_CHECKS
 
     recurrent = True  # tasks may carry the state between batches
 
     def setup(self) -> None:
         if self.tie_embeddings and self.embed_dim != self.hidden_size:
-            raise ValueError("config.model.tie_embeddings needs embed_dim == hidden_size; "
+            raise ConfigError("config.model.tie_embeddings needs embed_dim == hidden_size; "
                              f"got {self.embed_dim} and {self.hidden_size}")
         self.embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
                               param_dtype=self.param_dtype)
@@ -551,27 +557,30 @@ class RNNSequenceModel(nn.Module):
     returns outputs at every step (copy-memory).
     """
 
-    num_outputs: int
+    num_outputs: int  # outputs of the head (classes, or regression targets)
     vocab_size: int = 0  # > 0: inputs are token ids, embedded; 0: inputs are (B, T, F) floats
-    embed_dim: int = 64
-    hidden_size: int = 128
-    num_layers: int = 1
-    cell: str = "lstm"
-    bidirectional: bool = False
-    dropout: float = 0.0
+    embed_dim: int = 64  # width of the token embedding (vocab_size > 0)
+    hidden_size: int = 128  # hidden units per recurrent layer (and direction)
+    num_layers: int = 1  # stacked recurrent layers
+    cell: str = "lstm"  # rnn | lstm | gru
+    bidirectional: bool = False  # a second, reversed pass per layer; outputs concatenated
+    dropout: float = 0.0  # on embeddings, between layers and before the head in training
     pool: str = "last"  # last | mean | per_step
-    activation: str = "tanh"
-    unroll: int | bool = 1
-    forget_bias: float = 1.0
+    activation: str = "tanh"  # simple RNN only: tanh | relu
+    unroll: int | bool = 1  # time steps per lax.scan iteration (1: rolled loop)
+    forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000)
     time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **RNN_CHECKS, "vocab_size": dict(low=0), "pool": dict(choices=("last", "mean", "per_step"))}
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, train: bool = False,
                  lengths_B: jax.Array | None = None) -> jax.Array:
         if self.pool not in ("last", "mean", "per_step"):
-            raise ValueError(f"config.model.pool='{self.pool}'; use last | mean | per_step")
+            raise ConfigError(f"config.model.pool='{self.pool}'; use last | mean | per_step")
         if self.vocab_size > 0:
             x_BTD = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
                              param_dtype=self.param_dtype, name="embed")(inputs)
@@ -607,18 +616,20 @@ class RNNForecaster(nn.Module):
     so an untrained model starts at the naive last-value forecast.
     """
 
-    horizon: int
-    hidden_size: int = 64
-    num_layers: int = 1
-    cell: str = "lstm"
-    dropout: float = 0.0
-    residual: bool = True
-    activation: str = "tanh"
-    unroll: int | bool = 1
-    forget_bias: float = 1.0
+    horizon: int  # future steps predicted at once
+    hidden_size: int = 64  # hidden units per recurrent layer
+    num_layers: int = 1  # stacked recurrent layers
+    cell: str = "lstm"  # rnn | lstm | gru
+    dropout: float = 0.0  # between layers in training
+    residual: bool = True  # predict the change from the last observed value
+    activation: str = "tanh"  # simple RNN only: tanh | relu
+    unroll: int | bool = 1  # time steps per lax.scan iteration (1: rolled loop)
+    forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000)
     time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = RNN_CHECKS
 
     @nn.compact
     def __call__(self, x_BTF: jax.Array, *, train: bool = False) -> jax.Array:

@@ -13,13 +13,14 @@ s_{t-1} gives both the recurrent gate pre-activations and the attention query.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dl_arch.models.rnn import RecurrentStack, cell_step, num_gates, state_hidden
+from dl_arch.config.errors import ConfigError
+from dl_arch.models.rnn import CELLS, RecurrentStack, cell_step, num_gates, state_hidden
 from dl_arch.registry import register_model
 
 NEG_INF = -1e9
@@ -28,20 +29,22 @@ NEG_INF = -1e9
 class Seq2SeqAttention(nn.Module):
     """Attention encoder-decoder; `__call__` is teacher forcing, `greedy`/`beam_search` decode."""
 
-    src_vocab_size: int
-    tgt_vocab_size: int
-    embed_dim: int = 64
+    src_vocab_size: int  # source token vocabulary
+    tgt_vocab_size: int  # target token vocabulary
+    embed_dim: int = 64  # width of the source and target token embeddings
     hidden_size: int = 128  # encoder hidden per direction and decoder hidden
-    attention_dim: int = 128
-    readout_dim: int = 128
-    cell: str = "gru"
-    encoder_layers: int = 1
-    dropout: float = 0.0
-    bos_id: int = 1
-    eos_id: int = 2
-    pad_id: int = 0
+    attention_dim: int = 128  # width of the additive attention's keys and queries
+    readout_dim: int = 128  # width of the layer before the output projection
+    cell: str = "gru"  # rnn | lstm | gru
+    encoder_layers: int = 1  # stacked bidirectional encoder layers
+    dropout: float = 0.0  # on embeddings and between encoder layers in training
+    bos_id: int = 1  # target token that starts decoding
+    eos_id: int = 2  # target token that ends a hypothesis
+    pad_id: int = 0  # padding token
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {"cell": dict(choices=tuple(CELLS))}
 
     def setup(self) -> None:
         gates = num_gates(self.cell)
@@ -185,7 +188,7 @@ class Seq2SeqAttention(nn.Module):
         (Wu et al. 2016); finished beams keep their score and only extend with PAD.
         """
         if beam_size < 1:
-            raise ValueError(f"beam_size={beam_size}; must be >= 1")
+            raise ConfigError(f"beam_size={beam_size}; must be >= 1")
         batch, k = src_BS.shape[0], beam_size
         enc = self.encode(src_BS, src_lengths_B)
         tile = lambda a: jnp.repeat(a, k, axis=0)  # (B, ...) -> (B*K, ...)

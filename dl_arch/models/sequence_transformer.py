@@ -10,13 +10,14 @@ masked out of every attention and of the pooling.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dl_arch.models.layers.attention import causal_mask, padding_mask
+from dl_arch.config.errors import ConfigError
+from dl_arch.models.layers.attention import IMPLEMENTATIONS, causal_mask, padding_mask
 from dl_arch.models.layers.position import sinusoidal_encoding
 from dl_arch.models.layers.transformer_block import TransformerStack
 from dl_arch.registry import register_model
@@ -27,24 +28,28 @@ POOLS = ("cls", "mean", "per_step")
 class SequenceTransformer(nn.Module):
     """Embed or project inputs, add positions, encode, pool (`cls` | `mean` | `per_step`)."""
 
-    num_outputs: int
+    num_outputs: int  # outputs of the head (classes, or regression targets)
     vocab_size: int = 0  # > 0: token ids, embedded; 0: (B, T, F) floats, projected
-    emb_dim: int = 64
-    num_layers: int = 2
-    num_heads: int = 4
-    mlp_dim: int = 128
+    emb_dim: int = 64  # model width
+    num_layers: int = 2  # encoder blocks
+    num_heads: int = 4  # attention heads per layer
+    mlp_dim: int = 128  # hidden width of each feed-forward layer
     pool: str = "cls"  # cls: a learned summary token; mean: over real steps; per_step
     causal: bool = False  # each step attends only to earlier ones
-    dropout_rate: float = 0.0
-    attention_impl: str = "xla"
+    dropout_rate: float = 0.0  # dropout on the inputs and after each sublayer in training
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        "vocab_size": dict(low=0), "pool": dict(choices=POOLS),
+        "attention_impl": dict(choices=IMPLEMENTATIONS)}
 
     @nn.compact
     def __call__(self, inputs: jax.Array, *, train: bool = False,
                  lengths_B: jax.Array | None = None) -> jax.Array:
         if self.pool not in POOLS:
-            raise ValueError(f"config.model.pool='{self.pool}'; use one of {POOLS}")
+            raise ConfigError(f"config.model.pool='{self.pool}'; use one of {POOLS}")
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         if self.vocab_size > 0:
             x_BTD = nn.Embed(self.vocab_size, self.emb_dim, name="embed", **common)(inputs)

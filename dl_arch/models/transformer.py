@@ -15,15 +15,17 @@ Registered variants (published sizes; `*_tiny`/`*_nano` are for tests and CPU ru
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dl_arch.models.layers.attention import padding_mask, segment_mask
+from dl_arch.config.errors import ConfigError
+from dl_arch.models.cnn.common import check_images
+from dl_arch.models.layers.attention import IMPLEMENTATIONS, padding_mask, segment_mask
 from dl_arch.models.layers.position import LearnedPositionEmbedding, sinusoidal_encoding
-from dl_arch.models.layers.transformer_block import TransformerStack
+from dl_arch.models.layers.transformer_block import ACTIVATIONS, TransformerStack
 from dl_arch.registry import register_model
 
 Array = jax.Array
@@ -34,9 +36,18 @@ def _kernel_init(init_std: float | None):
     return nn.initializers.normal(init_std) if init_std else nn.initializers.xavier_uniform()
 
 
+# Checks every model of the family shares (see `dl_arch.config.fields.model_fields`).
+COMMON_CHECKS: dict[str, dict[str, Any]] = {
+    "activation": dict(choices=tuple(ACTIVATIONS)),
+    "attention_impl": dict(choices=IMPLEMENTATIONS),
+    "hidden": dict(low=1),
+}
+
+
 def _check_length(t: int, max_len: int, what: str) -> None:
+    """Fails with the fix when a sequence is longer than the position table."""
     if t > max_len:
-        raise ValueError(f"{what} length {t} exceeds config.model.max_len={max_len}; "
+        raise ConfigError(f"{what} length {t} exceeds config.model.max_len={max_len}; "
                          "raise max_len or shorten the sequences")
 
 
@@ -63,31 +74,34 @@ class EncoderDecoderTransformer(nn.Module):
     feed-forward, one embedding table shared by source, target and the output projection.
     """
 
-    vocab_size: int = 37000
-    emb_dim: int = 512
-    num_heads: int = 8
-    num_encoder_layers: int = 6
-    num_decoder_layers: int = 6
-    mlp_dim: int = 2048
-    max_len: int = 256
-    dropout_rate: float = 0.1
-    attention_dropout: float = 0.0
-    pre_ln: bool = False
-    activation: str = "relu"
+    vocab_size: int = 37000  # shared source/target subword vocabulary
+    emb_dim: int = 512  # model width
+    num_heads: int = 8  # attention heads per layer
+    num_encoder_layers: int = 6  # encoder blocks
+    num_decoder_layers: int = 6  # decoder blocks
+    mlp_dim: int = 2048  # hidden width of each feed-forward layer
+    max_len: int = 256  # longest source or target sequence
+    dropout_rate: float = 0.1  # dropout on embeddings and after each sublayer in training
+    attention_dropout: float = 0.0  # dropout on the attention weights in training
+    pre_ln: bool = False  # LayerNorm before each sublayer (False: after, as in the paper)
+    activation: str = "relu"  # feed-forward activation
     position: str = "sinusoidal"  # sinusoidal | learned
     share_embeddings: bool = True  # one table for source and target (shared subword vocab)
-    init_std: float | None = None  # None: Xavier-uniform as in the paper
-    layer_norm_eps: float = 1e-6
-    scan: bool = False
-    remat: bool = False
-    attention_impl: str = "xla"
-    decode: bool = False
+    init_std: float | None = None  # std of normal weight init (None: Xavier-uniform, the paper's)
+    layer_norm_eps: float = 1e-6  # LayerNorm epsilon
+    scan: bool = False  # nn.scan over the layers (compile time flat in depth)
+    remat: bool = False  # recompute activations in the backward pass to save memory
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    decode: bool = False  # autoregressive decoding with a key/value cache
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **COMMON_CHECKS, "position": dict(choices=("sinusoidal", "learned"))}
+
     def setup(self):
         if self.position not in ("sinusoidal", "learned"):
-            raise ValueError(f"config.model.position='{self.position}' is unknown; "
+            raise ConfigError(f"config.model.position='{self.position}' is unknown; "
                              "use 'sinusoidal' or 'learned'")
         embed = lambda: nn.Embed(self.vocab_size, self.emb_dim,
                                  embedding_init=nn.initializers.normal(self.emb_dim**-0.5),
@@ -162,33 +176,37 @@ class Bert(nn.Module):
     head="none": the pooled state (B, D) (sequence states are sown as intermediates).
     """
 
-    vocab_size: int = 30522
-    hidden: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    mlp_dim: int = 3072
-    max_len: int = 512
-    type_vocab_size: int = 2
+    vocab_size: int = 30522  # WordPiece vocabulary
+    hidden: int = 768  # model width
+    num_layers: int = 12  # encoder blocks
+    num_heads: int = 12  # attention heads per layer
+    mlp_dim: int = 3072  # hidden width of each feed-forward layer
+    max_len: int = 512  # longest input sequence (learned position table)
+    type_vocab_size: int = 2  # token types (segment A/B)
     head: str = "mlm"  # mlm | classify | none
-    num_classes: int = 2
+    num_classes: int = 2  # classes of the classify head
     pool: str = "cls"  # cls: the [CLS] state (BERT); mean: masked mean over real tokens
-    pooler: bool = True
-    dropout_rate: float = 0.1
-    attention_dropout: float = 0.0
-    activation: str = "gelu"
-    layer_norm_eps: float = 1e-12
-    init_std: float = 0.02
-    scan: bool = False
-    remat: bool = False
-    attention_impl: str = "xla"
+    pooler: bool = True  # dense + tanh on the pooled state (BERT's pooler)
+    dropout_rate: float = 0.1  # dropout on embeddings and after each sublayer in training
+    attention_dropout: float = 0.0  # dropout on the attention weights in training
+    activation: str = "gelu"  # feed-forward activation
+    layer_norm_eps: float = 1e-12  # LayerNorm epsilon
+    init_std: float = 0.02  # std of the normal weight init
+    scan: bool = False  # nn.scan over the layers (compile time flat in depth)
+    remat: bool = False  # recompute activations in the backward pass to save memory
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **COMMON_CHECKS, "head": dict(choices=("mlm", "classify", "none")),
+        "pool": dict(choices=("cls", "mean"))}
 
     @nn.compact
     def __call__(self, tokens_BT: Array, token_types_BT: Array | None = None, *,
                  train: bool = False) -> Array:
         if self.head not in ("mlm", "classify", "none"):
-            raise ValueError(f"config.model.head='{self.head}' is unknown; "
+            raise ConfigError(f"config.model.head='{self.head}' is unknown; "
                              "use 'mlm', 'classify' or 'none'")
         b, t = tokens_BT.shape
         _check_length(t, self.max_len, "input")
@@ -229,7 +247,7 @@ class Bert(nn.Module):
         elif self.pool == "cls":
             pooled_BD = x_BTD[:, 0]
         else:
-            raise ValueError(f"config.model.pool='{self.pool}' is unknown; use 'cls' or 'mean'")
+            raise ConfigError(f"config.model.pool='{self.pool}' is unknown; use 'cls' or 'mean'")
         if self.pooler:
             pooled_BD = jnp.tanh(nn.Dense(self.hidden, kernel_init=init, name="pooler",
                                           **common)(pooled_BD))
@@ -245,33 +263,36 @@ class GPT(nn.Module):
     projection tied to the token table. `decode=True` runs one chunk at a time on a KV cache.
     """
 
-    vocab_size: int = 50257
-    emb_dim: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
+    vocab_size: int = 50257  # token vocabulary (GPT-2 BPE)
+    emb_dim: int = 768  # model width
+    num_layers: int = 12  # decoder blocks
+    num_heads: int = 12  # attention heads per layer
     num_kv_heads: int | None = None  # grouped-query attention when < num_heads
-    mlp_dim: int = 3072
-    max_len: int = 1024
+    mlp_dim: int = 3072  # hidden width of each feed-forward layer
+    max_len: int = 1024  # longest sequence (context length)
     position: str = "learned"  # learned | rope
-    tie_embeddings: bool = True
-    dropout_rate: float = 0.1
-    attention_dropout: float = 0.0
-    activation: str = "gelu_tanh"
-    layer_norm_eps: float = 1e-5
-    init_std: float = 0.02
-    scan: bool = False
-    remat: bool = False
-    attention_impl: str = "xla"
-    decode: bool = False
+    tie_embeddings: bool = True  # output projection = token embedding^T
+    dropout_rate: float = 0.1  # dropout on embeddings and after each sublayer in training
+    attention_dropout: float = 0.0  # dropout on the attention weights in training
+    activation: str = "gelu_tanh"  # feed-forward activation
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon
+    init_std: float = 0.02  # std of the normal weight init
+    scan: bool = False  # nn.scan over the layers (compile time flat in depth)
+    remat: bool = False  # recompute activations in the backward pass to save memory
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    decode: bool = False  # autoregressive decoding with a key/value cache
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **COMMON_CHECKS, "position": dict(choices=("learned", "rope"))}
 
     @nn.compact
     def __call__(self, tokens_BT: Array, *, train: bool = False,
                  segment_ids_BT: Array | None = None) -> Array:
         """Next-token logits (B, T, V) in float32; `segment_ids` keep packed documents apart."""
         if self.position not in ("learned", "rope"):
-            raise ValueError(f"config.model.position='{self.position}' is unknown; "
+            raise ConfigError(f"config.model.position='{self.position}' is unknown; "
                              "use 'learned' or 'rope'")
         b, t = tokens_BT.shape
         if not self.decode:
@@ -306,32 +327,38 @@ class ViT(nn.Module):
     positions -> pre-LN encoder -> class token or global average pool -> linear head.
     """
 
-    num_classes: int = 1000
-    patch_size: int = 16
-    hidden: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    mlp_dim: int = 3072
+    num_classes: int = 1000  # classes of the head
+    patch_size: int = 16  # side of the square patches; image sides must be multiples of it
+    hidden: int = 768  # model width
+    num_layers: int = 12  # encoder blocks
+    num_heads: int = 12  # attention heads per layer
+    mlp_dim: int = 3072  # hidden width of each feed-forward layer
     pool: str = "cls"  # cls | gap
-    dropout_rate: float = 0.0
-    attention_dropout: float = 0.0
-    layer_norm_eps: float = 1e-6
-    scan: bool = False
-    remat: bool = False
-    attention_impl: str = "xla"
+    dropout_rate: float = 0.0  # dropout on embeddings and after each sublayer in training
+    attention_dropout: float = 0.0  # dropout on the attention weights in training
+    layer_norm_eps: float = 1e-6  # LayerNorm epsilon
+    scan: bool = False  # nn.scan over the layers (compile time flat in depth)
+    remat: bool = False  # recompute activations in the backward pass to save memory
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **COMMON_CHECKS, "pool": dict(choices=("cls", "gap"))}
 
     @nn.compact
     def __call__(self, images_BHWC: Array, *, train: bool = False) -> Array:
         """Class logits (B, num_classes) in float32 for images in NHWC layout."""
         if self.pool not in ("cls", "gap"):
-            raise ValueError(f"config.model.pool='{self.pool}' is unknown; use 'cls' or 'gap'")
+            raise ConfigError(f"config.model.pool='{self.pool}' is unknown; use 'cls' or 'gap'")
+        check_images(images_BHWC, "vit")
         _, h, w, _ = images_BHWC.shape
         p = self.patch_size
-        if h % p or w % p:
-            raise ValueError(f"image size {h}x{w} is not divisible by patch_size={p}; "
-                             "change config.model.patch_size or the image size")
+        if h % p or w % p or h < p or w < p:
+            raise ConfigError(
+                f"vit with patch_size={p} needs images of at least {p}x{p} whose sides are "
+                f"multiples of {p} (got {h}x{w}); set config.dataset.resize_to to a multiple of "
+                f"{p} or change config.model.patch_size")
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         x = nn.Conv(self.hidden, (p, p), strides=(p, p), padding="VALID",
                     name="patch_embed", **common)(images_BHWC.astype(self.dtype))

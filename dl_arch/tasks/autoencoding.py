@@ -25,6 +25,8 @@ import ml_collections
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 from dl_arch.models.autoencoder import gaussian_kl
 from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
@@ -37,6 +39,7 @@ from dl_arch.tasks.base import (
     build_model,
     masked_mean_pair,
 )
+from dl_arch.tasks.frechet import FRECHET_FIELDS, check_frechet
 
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 LOSSES = ("bce", "gaussian", "mse")
@@ -59,7 +62,7 @@ def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.A
         hit = jax.random.bernoulli(hit_rng, level, pixel_shape)
         salt = jax.random.bernoulli(salt_rng, 0.5, pixel_shape).astype(x_BHWC.dtype)
         return jnp.where(hit, salt, x_BHWC)
-    raise ValueError(f"config.task.corruption='{kind}'; use one of {CORRUPTIONS}")
+    raise ConfigError(f"config.task.corruption='{kind}'; use one of {CORRUPTIONS}")
 
 
 def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str,
@@ -75,7 +78,7 @@ def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str,
     elif kind == "mse":
         per_pixel = jnp.square(jax.nn.sigmoid(logits_BHWC) - x_BHWC)
     else:
-        raise ValueError(f"config.task.reconstruction_loss='{kind}'; use one of {LOSSES}")
+        raise ConfigError(f"config.task.reconstruction_loss='{kind}'; use one of {LOSSES}")
     return per_pixel.reshape(per_pixel.shape[0], -1).sum(axis=1)
 
 
@@ -110,29 +113,36 @@ class AutoencodingTask(Task):
     """Reconstruct (denoise) images; with a variational model, maximise the (beta-)ELBO."""
 
     phases = (ALL,)
+    fields = {
+        "reconstruction_loss": Field("bce", "-log p(x|z) per image: Bernoulli (bce), Gaussian "
+                                            "of std decoder_std, or squared error", choices=LOSSES),
+        "decoder_std": Field(DECODER_STD, "pixel std of the 'gaussian' decoder", low=0.0,
+                             low_open=True),
+        "corruption": Field("none", "denoising: the model sees corrupted images, the loss "
+                                    "compares with the clean ones", choices=CORRUPTIONS),
+        "noise_level": Field(0.0, "corruption strength: Gaussian std, or the fraction of pixels "
+                                  "masked / salted", low=0.0),
+        "beta": Field(1.0, "weight of a VAE's KL term (1: the ELBO)", low=0.0),
+        "num_report_images": Field(16, "eval images shown with their reconstructions", low=1),
+        "interpolation_steps": Field(10, "images per latent interpolation strip", low=2),
+        "sample_seed": Field(1234, "seed of the prior samples in the pictures (fixed: "
+                                   "comparable across steps)"),
+        "scatter_examples": Field(1000, "eval images in the latent scatter plot (latent_dim 2)",
+                                  low=1),
+    }
+    sections = {"sample": image_grids.IMAGE_SAMPLE_FIELDS, "frechet": FRECHET_FIELDS}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
         tc = config.task
-        self.loss_kind = tc.get("reconstruction_loss", "bce")
-        self.corruption = tc.get("corruption", "none")
-        self.noise_level = float(tc.get("noise_level", 0.0))
-        self.beta = float(tc.get("beta", 1.0))
-        self.decoder_std = float(tc.get("decoder_std", DECODER_STD))
-        if self.loss_kind not in LOSSES:
-            raise ValueError(
-                f"config.task.reconstruction_loss='{self.loss_kind}'; use one of {LOSSES}")
-        if self.corruption not in CORRUPTIONS:
-            raise ValueError(f"config.task.corruption='{self.corruption}'; use one of "
-                             f"{CORRUPTIONS}")
-        if self.corruption in ("masking", "salt_pepper") and not 0.0 <= self.noise_level <= 1.0:
-            raise ValueError(f"config.task.noise_level={self.noise_level} is a fraction of "
-                             f"pixels for '{self.corruption}'; use a value in [0, 1]")
-        if self.decoder_std <= 0:
-            raise ValueError(f"config.task.decoder_std={self.decoder_std} must be > 0 (the "
-                             f"pixel std of the 'gaussian' decoder, e.g. {DECODER_STD})")
-        if self.beta < 0:
-            raise ValueError(f"config.task.beta={self.beta} must be >= 0")
+        self.loss_kind = tc.reconstruction_loss
+        self.corruption = tc.corruption
+        self.noise_level = tc.noise_level
+        self.beta = tc.beta
+        self.decoder_std = tc.decoder_std
+        if self.corruption in ("masking", "salt_pepper") and self.noise_level > 1.0:
+            raise ConfigError(f"config.task.noise_level={self.noise_level} is a fraction of "
+                              f"pixels for '{self.corruption}'; use a value in [0, 1]")
         self.model = build_model(config.model, config)
         self.variational = bool(getattr(self.model, "variational", False))
         self._encode = jax.jit(lambda v, x: self.model.apply(v, x, method="encode"))
@@ -141,6 +151,8 @@ class AutoencodingTask(Task):
             lambda v, key, n: self.model.apply(v, key, n, method="sample_latents"),
             static_argnums=2)
         self._reconstruct = jax.jit(lambda v, x: self.model.apply(v, x, sample=False))
+        if self.variational:
+            check_frechet(config)
 
     # ----- pure functions -----
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
@@ -195,7 +207,7 @@ class AutoencodingTask(Task):
         images = np.asarray(batch["image"], np.float32)
         if "_mask" in batch:
             images = images[np.asarray(batch["_mask"]) > 0]
-        images = images[: int(tc.get("num_report_images", 16))]
+        images = images[: tc.num_report_images]
         if len(images) == 0:
             return
         pictures: dict[str, np.ndarray] = {}
@@ -209,21 +221,20 @@ class AutoencodingTask(Task):
             pictures["denoising"] = image_grids.comparison_grid([images, noisy, recon])
         if len(images) >= 2:  # latent interpolation between pairs of test images
             z = self._latents(variables, images)
-            steps = int(tc.get("interpolation_steps", 10))
+            steps = tc.interpolation_steps
             rows = [image_grids.interpolate(z[2 * i], z[2 * i + 1], steps)
                     for i in range(min(4, len(images) // 2))]
             strip = np.asarray(jax.nn.sigmoid(self._decode(variables,
                                                            jnp.asarray(np.concatenate(rows)))))
             pictures["interpolation"] = image_grids.make_grid(strip, steps)
-        seed = int(tc.get("sample_seed", 1234))
+        seed = tc.sample_seed
         if self.variational:
             pictures["prior_samples"] = image_grids.make_grid(
                 self._prior_samples(variables, 64, seed), 8)
         if self.model.latent_dim == 2:
             pictures["latent_scatter"] = self._scatter(variables, step)
         image_grids.publish(pictures, step, workdir, writer, final)
-        fc = self.config.get("frechet", None)
-        if final and self.variational and fc is not None and fc.get("enabled", False):
+        if final and self.variational and self.config.frechet.enabled:
             from dl_arch.tasks.frechet import frechet_report
 
             return frechet_report(self.config, workdir,
@@ -234,17 +245,18 @@ class AutoencodingTask(Task):
         from dl_arch.tasks.frechet import load_examples
 
         ds = self.config.dataset
-        images, labels = load_examples(ds, ds.get("eval_split", "test"), self.config.seed,
-                                       int(self.config.task.get("scatter_examples", 1000)))
+        images, labels = load_examples(ds, ds.eval_split, self.config.seed,
+                                       self.config.task.scatter_examples)
         z = np.concatenate([self._latents(variables, images[i:i + 256])
                             for i in range(0, len(images), 256)])
         return image_grids.scatter_image(z, labels, f"latent means of the eval split, step {step}")
 
-    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
+    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict,
+               workdir: str) -> Any:
         """VAE: `num_samples` prior samples in [0, 1] (NHWC), saved to `output` if set."""
         if not self.variational:
-            raise ValueError("an autoencoder has no prior to sample; use a *_vae model "
-                             "(config.model.name) or drop --sample")
+            raise ConfigError("an autoencoder has no prior to sample; use a *_vae model "
+                              "(config.model.name) or drop --sample")
         return image_grids.save_samples(
-            self._prior_samples(variables, int(sample_config.get("num_samples", 64)),
-                                int(sample_config.get("seed", 0))), sample_config)
+            self._prior_samples(variables, sample_config.num_samples, sample_config.seed),
+            sample_config, workdir)

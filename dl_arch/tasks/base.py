@@ -92,9 +92,21 @@ class Task:
     fields: ClassVar[Fields] = {}
     dataset_fields: ClassVar[Fields] = AUGMENT_FIELDS  # read by the default `preprocess`
     sections: ClassVar[dict[str, Fields]] = {"sample": {}}
+    required_keys: ClassVar[tuple[str, ...]] = ()  # batch keys the loss reads
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
+
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Fails in one line when the dataset lacks a key this task needs (called on the
+        first batch, before anything is compiled)."""
+        missing = [k for k in self.required_keys if k not in batch]
+        if missing:
+            given = ", ".join(sorted(k for k in batch if not k.startswith("_")))
+            raise ConfigError(
+                f"config.task.name='{self.config.task.name}' needs batch key(s) "
+                f"{', '.join(missing)}, but config.dataset.name='{self.config.dataset.name}' "
+                f"gives {given}; pick a dataset made for this task or another task")
 
     # ----- pure functions (traced inside jit) -----
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:

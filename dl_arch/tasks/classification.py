@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
 from dl_arch.tasks.supervised import SupervisedTask
@@ -47,31 +48,38 @@ def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
 
 @register_task("classification")
 class ClassificationTask(SupervisedTask):
-    """Fields of config.task: input_key, label_smoothing, top_k, confusion_matrix."""
+    """Softmax cross-entropy; accuracy, top-k accuracy, confusion matrix and macro P/R/F1."""
+
+    fields = {
+        "label_smoothing": Field(0.0, "training targets (1 - s) one-hot + s uniform", low=0.0,
+                                 high=1.0, high_open=True),
+        "top_k": Field(5, "eval: top-k accuracy, reported when there are more than k classes",
+                       low=1),
+        "confusion_matrix": Field(True, "eval: confusion matrix, per-class and macro P/R/F1"),
+    }
 
     def __init__(self, config: Any):
         super().__init__(config)
-        self.num_classes = int(config.model.get("num_classes", 0))
         self.last_confusion: np.ndarray | None = None
 
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
         logits, new_mutable = self.apply_train(params, mutable, batch, rng)
         labels = batch["label"]
-        loss = cross_entropy(logits, labels, self.config.task.get("label_smoothing", 0.0)).mean()
+        loss = cross_entropy(logits, labels, self.config.task.label_smoothing).mean()
         accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
         return loss, ({"accuracy": accuracy}, new_mutable)
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         logits = self.apply_eval(variables, batch)
         labels, mask = batch["label"], batch["_mask"]
-        k = int(self.config.task.get("top_k", 5))
+        k = self.config.task.top_k
         out = {
             "loss": masked_mean_pair(cross_entropy(logits, labels), mask),
             "accuracy": masked_mean_pair(jnp.argmax(logits, -1) == labels, mask),
         }
         if logits.shape[-1] > k:
             out[f"top{k}_accuracy"] = masked_mean_pair(top_k_correct(logits, labels, k), mask)
-        if self.config.task.get("confusion_matrix", True):
+        if self.config.task.confusion_matrix:
             c = logits.shape[-1]
             true_1h = jax.nn.one_hot(labels, c) * mask[:, None]
             pred_1h = jax.nn.one_hot(jnp.argmax(logits, -1), c)
@@ -101,4 +109,4 @@ class ClassificationTask(SupervisedTask):
             json.dump({k: v.tolist() for k, v in scores.items()}, f)
         if self.last_confusion.shape[0] <= 100:
             save_confusion_matrix(self.last_confusion, os.path.join(workdir, "confusion_matrix.png"),
-                                  class_names=self.config.dataset.get("class_names", None))
+                                  class_names=self.config.dataset.class_names)

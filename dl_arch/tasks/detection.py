@@ -31,6 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
+from dl_arch.data.box_augment import BOX_AUGMENT_FIELDS
 from dl_arch.models.layers import boxes as box_lib
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
@@ -42,6 +45,35 @@ from dl_arch.tasks.detection_metrics import (
 from dl_arch.tasks.supervised import SupervisedTask
 
 BOX_LOSSES = ("smooth_l1", "giou", "both")
+_UNIT = dict(low=0.0, high=1.0)
+
+DETECTION_FIELDS: Fields = {
+    "focal_loss": Field(True, "objectness loss: sigmoid focal (True, RetinaNet) or BCE with "
+                              "hard-negative mining (False, SSD)"),
+    "focal_alpha": Field(0.25, "focal loss: weight of positives", **_UNIT),
+    "focal_gamma": Field(2.0, "focal loss: down-weighting of easy anchors", low=0.0),
+    "neg_pos_ratio": Field(3.0, "focal_loss=False: negatives kept per positive (SSD)", low=0.0),
+    "min_negatives": Field(0, "focal_loss=False: negatives kept per image even without objects",
+                           low=0),
+    "pos_iou": Field(0.5, "anchors at IoU >= this with a box are positives", low=0.0, high=1.0,
+                     low_open=True),
+    "neg_iou": Field(0.4, "anchors below this IoU with every box are negatives (<= pos_iou)",
+                     low=0.0, high=1.0, low_open=True),
+    "box_loss": Field("smooth_l1", "box regression loss", choices=BOX_LOSSES),
+    "smooth_l1_beta": Field(1.0, "smooth-L1 switches from quadratic to linear here", low=0.0,
+                            low_open=True),
+    "box_weight": Field(1.0, "weight of the box loss against objectness + class", low=0.0),
+    "class_weight": Field(1.0, "weight of the class cross-entropy", low=0.0),
+    "score_threshold": Field(0.05, "detections below this score are dropped before NMS", **_UNIT),
+    "nms_iou": Field(0.5, "same-class boxes above this IoU with a better one are removed",
+                     **_UNIT),
+    "max_detections": Field(100, "fixed number of detections per image after NMS", low=1),
+    "pre_nms_top_k": Field(1000, "best (anchor, class) candidates entering NMS", low=1),
+    "score_bins": Field(1000, "resolution of the in-loop AP histograms", low=1),
+    "report_images": Field(8, "images drawn with predicted boxes at each eval", low=0),
+    "draw_min_score": Field(0.3, "boxes drawn in the pictures need at least this score", **_UNIT),
+    "exact_eval_at_end": Field(True, "exact COCO protocol at the end -> detection_metrics.json"),
+}
 
 
 # ----------------------------------------------------------------- target assignment
@@ -243,30 +275,30 @@ def draw_detections(image_HWC: np.ndarray, dets: dict[str, np.ndarray],
 # ---------------------------------------------------------------------------- task
 @register_task("detection")
 class DetectionTask(SupervisedTask):
-    """Fields of config.task: see `configs/detector_shapes.py` (each is commented there)."""
+    """Anchor assignment, focal / hard-negative objectness, box losses, NMS and COCO AP."""
+
+    fields = DETECTION_FIELDS
+    dataset_fields = BOX_AUGMENT_FIELDS  # read by `preprocess` (box-aware augmentation)
 
     def __init__(self, config: Any):
         super().__init__(config)
         t = config.task
         self.num_classes = int(config.model.num_classes)
-        self.box_loss = t.get("box_loss", "smooth_l1")
-        if self.box_loss not in BOX_LOSSES:
-            raise ValueError(f"config.task.box_loss='{self.box_loss}'; use one of {BOX_LOSSES}")
-        self.pos_iou, self.neg_iou = float(t.get("pos_iou", 0.5)), float(t.get("neg_iou", 0.4))
-        if not 0 < self.neg_iou <= self.pos_iou <= 1:
-            raise ValueError(f"config.task.neg_iou={self.neg_iou} and pos_iou={self.pos_iou} "
-                             "must satisfy 0 < neg_iou <= pos_iou <= 1")
-        self.class_names = list(config.dataset.get("class_names", None) or
+        self.box_loss = t.box_loss
+        self.pos_iou, self.neg_iou = t.pos_iou, t.neg_iou
+        if self.neg_iou > self.pos_iou:
+            raise ConfigError(f"config.task.neg_iou={self.neg_iou} exceeds config.task.pos_iou="
+                              f"{self.pos_iou}; anchors between them are ignored, so use "
+                              f"neg_iou <= pos_iou")
+        self.class_names = list(config.dataset.class_names or
                                 [str(k) for k in range(self.num_classes)])
         self.last_ap: np.ndarray | None = None
         self._detect_jit = jax.jit(self.detect)  # shared by pictures and the exact eval
 
     def nms_options(self) -> dict[str, Any]:
         t = self.config.task
-        return {"iou_threshold": float(t.get("nms_iou", 0.5)),
-                "score_threshold": float(t.get("score_threshold", 0.05)),
-                "max_detections": int(t.get("max_detections", 100)),
-                "pre_nms_top_k": int(t.get("pre_nms_top_k", 1000))}
+        return {"iou_threshold": t.nms_iou, "score_threshold": t.score_threshold,
+                "max_detections": t.max_detections, "pre_nms_top_k": t.pre_nms_top_k}
 
     def preprocess(self, example: dict[str, Any], rng: Any, train: bool) -> dict[str, Any]:
         from dl_arch.data.box_augment import augment_boxes
@@ -286,14 +318,14 @@ class DetectionTask(SupervisedTask):
         posf = pos_BA.astype(jnp.float32)
 
         obj_logits = outputs["objectness_logits"]
-        if t.get("focal_loss", True):
-            obj = optax.sigmoid_focal_loss(obj_logits, posf, alpha=t.get("focal_alpha", 0.25),
-                                           gamma=t.get("focal_gamma", 2.0))
+        if t.focal_loss:
+            obj = optax.sigmoid_focal_loss(obj_logits, posf, alpha=t.focal_alpha,
+                                           gamma=t.focal_gamma)
             obj = obj * (pos_BA | neg_BA)
         else:
             obj = optax.sigmoid_binary_cross_entropy(obj_logits, posf)
             hard = hard_negative_mask(jax.lax.stop_gradient(obj), pos_BA, neg_BA,
-                                      t.get("neg_pos_ratio", 3.0), t.get("min_negatives", 0))
+                                      t.neg_pos_ratio, t.min_negatives)
             obj = obj * (pos_BA | hard)
 
         labels_BA = jnp.take_along_axis(jnp.maximum(gt_labels, 0), matched_BA, axis=1)
@@ -304,7 +336,7 @@ class DetectionTask(SupervisedTask):
         box = jnp.zeros(obj.shape[0])
         if self.box_loss in ("smooth_l1", "both"):
             target = box_lib.encode_boxes(matched_boxes, anchors[None])
-            beta = t.get("smooth_l1_beta", 1.0)
+            beta = t.smooth_l1_beta
             sl1 = optax.huber_loss(outputs["box_deltas"], target, delta=beta).sum(-1) / beta
             out["smooth_l1_loss"] = (sl1 * posf).sum(1) / num_pos
             box = box + out["smooth_l1_loss"]
@@ -314,8 +346,8 @@ class DetectionTask(SupervisedTask):
             out["giou_loss"] = (g * posf).sum(1) / num_pos
             box = box + out["giou_loss"]
         out["box_loss"] = box
-        out["total"] = (out["objectness_loss"] + t.get("class_weight", 1.0) * out["class_loss"]
-                        + t.get("box_weight", 1.0) * box)
+        out["total"] = (out["objectness_loss"] + t.class_weight * out["class_loss"]
+                        + t.box_weight * box)
         out["positives_per_image"] = pos_BA.sum(1).astype(jnp.float32)
         return out
 
@@ -348,7 +380,7 @@ class DetectionTask(SupervisedTask):
                          0.0, 1.0)
         dets = batched_nms(boxes, detection_scores(outputs), **self.nms_options())
         hists = ap_histograms(dets, batch["boxes"].astype(jnp.float32), batch["box_labels"], mask,
-                              self.num_classes, int(self.config.task.get("score_bins", 1000)))
+                              self.num_classes, self.config.task.score_bins)
         one = jnp.ones(())
         out.update({f"_ap_{k}": (v, one) for k, v in hists.items()})
         out["detections_per_image"] = masked_mean_pair(dets["valid"].sum(1), mask)
@@ -389,7 +421,7 @@ class DetectionTask(SupervisedTask):
         from dl_arch.tasks.image_grids import make_grid, publish
 
         t = self.config.task
-        n = min(int(t.get("report_images", 8)), len(batch["_mask"]))
+        n = min(t.report_images, len(batch["_mask"]))
         images = np.asarray(self.inputs(batch))  # the whole batch: same shape as eval batches
         dets = jax.device_get(self._detect_jit(variables, jnp.asarray(images)))
         pictures = []
@@ -397,11 +429,11 @@ class DetectionTask(SupervisedTask):
             one = {k: v[i] for k, v in dets.items()}
             gt = np.asarray(batch["boxes"][i])[np.asarray(batch["box_labels"][i]) >= 0]
             pictures.append(draw_detections(images[i], one, self.class_names,
-                                            float(t.get("draw_min_score", 0.3)), gt))
+                                            t.draw_min_score, gt))
         grid = make_grid(np.stack(pictures).astype(np.float32) / 255.0, ncols=min(n, 4))
         publish({"detections": grid}, step, workdir, writer, final)
-        if final and t.get("exact_eval_at_end", True) and jax.process_index() == 0:
-            exact = self.evaluate_exact(variables, int(self.config.get("eval_max_batches", 0)))
+        if final and t.exact_eval_at_end and jax.process_index() == 0:
+            exact = self.evaluate_exact(variables, self.config.eval_max_batches)
             if writer is not None:
                 writer.write_scalars(step, {f"final/{k}": v for k, v in exact.items()
                                             if np.isfinite(v)})  # NaN: class without boxes

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
@@ -74,7 +76,7 @@ class DetectionEvaluator:
     def __init__(self, num_classes: int, iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
                  max_detections: int = 100, class_names: Sequence[str] | None = None):
         if num_classes < 1:
-            raise ValueError("config.model.num_classes must be >= 1 for detection metrics")
+            raise ConfigError("config.model.num_classes must be >= 1 for detection metrics")
         self.num_classes = num_classes
         self.thresholds = np.asarray(iou_thresholds, np.float64)
         self.max_detections = max_detections
@@ -95,7 +97,7 @@ class DetectionEvaluator:
         self.num_images += 1
         for k in np.union1d(np.unique(det_classes), np.unique(gt_classes)).astype(int):
             if not 0 <= k < self.num_classes:
-                raise ValueError(f"class id {k} outside [0, {self.num_classes}); check "
+                raise ConfigError(f"class id {k} outside [0, {self.num_classes}); check "
                                  "config.model.num_classes against the dataset")
             d = np.flatnonzero(det_classes == k)
             d = d[np.argsort(-det_scores[d], kind="mergesort")][: self.max_detections]

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.tasks.plots import save_image_grid
 
 
@@ -35,7 +36,8 @@ def first_conv_kernel(params: dict[str, Any]) -> tuple[str, np.ndarray]:
 
     found = walk(params, "")
     if found is None:
-        raise ValueError("config.visualize_layers: the model has no 2-D convolution kernel")
+        raise ConfigError("config.task.visualize_layers: the model has no 2-D convolution kernel "
+                          "to draw; set visualize_layers=() for this model")
     return found
 
 
@@ -87,7 +89,7 @@ def capture_feature_maps(model: nn.Module, variables: dict[str, Any], images_BHW
     missing = [p.pattern for p in patterns if not any(p.fullmatch(n) for n in found)]
     if missing:
         known = ", ".join(n for n in names if not n.count("/"))
-        raise ValueError(f"config.visualize_layers: {missing} match no 4-D feature map; "
+        raise ConfigError(f"config.task.visualize_layers: {missing} match no 4-D feature map; "
                          f"named stages are: {known} (or give module paths like 'conv1')")
     return found
 

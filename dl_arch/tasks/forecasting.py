@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 from dl_arch.tasks.gradient_flow import save_figure
@@ -27,6 +29,8 @@ def _as_btf(x: jax.Array) -> jax.Array:
 @register_task("forecasting")
 class Forecasting(Task):
     """MSE training; MSE/MAE vs the naive last-value baseline; forecast plot."""
+
+    dataset_fields: Fields = {}  # series batches: the default preprocess reads no field
 
     def __init__(self, config: Any):
         super().__init__(config)
@@ -44,8 +48,8 @@ class Forecasting(Task):
         pred = self.model.apply(variables, _as_btf(batch["inputs"]), train=train, **kwargs)
         target = _as_btf(batch["targets"])
         if pred.shape != target.shape:
-            raise ValueError(f"model predicts {pred.shape} but targets are {target.shape}; set "
-                             "config.model.horizon to config.dataset.horizon")
+            raise ConfigError(f"model predicts {pred.shape} but targets are {target.shape}; set "
+                              "config.model.horizon to config.dataset.horizon")
         return pred
 
     def per_example(self, pred: jax.Array, batch: Batch) -> dict[str, jax.Array]:

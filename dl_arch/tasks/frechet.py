@@ -26,7 +26,30 @@ import numpy as np
 import optax
 from flax import serialization
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
+
 CLASSIFIER_FILE = "frechet_classifier.msgpack"
+
+# `config.frechet`: declared by the tasks that report the metric (gan, autoencoding).
+FRECHET_FIELDS: Fields = {
+    "enabled": Field(False, "compute the Fréchet distance at the end of the run"),
+    "num_classes": Field(0, "classes of the dataset's labels: the feature classifier's head "
+                            "(>= 2 when enabled)", low=0),
+    "num_samples": Field(2000, "real and generated images compared", low=2),
+    "classifier_steps": Field(600, "Adam steps of the feature classifier", low=0),
+    "classifier_batch_size": Field(128, "batch size of the feature classifier", low=1),
+    "classifier_train_examples": Field(10000, "labelled training images of the classifier",
+                                       low=1),
+    "learning_rate": Field(3e-3, "Adam step size of the feature classifier", low=0.0,
+                           low_open=True),
+    "classifier_path": Field("", "saved classifier ('': <workdir>/frechet_classifier.msgpack, "
+                                 "trained when absent)"),
+    "seed": Field(0, "seed of the classifier and the real images, apart from config.seed so "
+                     "runs of different training seeds share one measuring stick"),
+}
+SMOKE_FRECHET = {"num_samples": 64, "classifier_steps": 30, "classifier_batch_size": 64,
+                 "classifier_train_examples": 256}  # seconds on a CPU
 
 
 def feature_statistics(features_ND: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +103,7 @@ def train_feature_net(images_NHWC: np.ndarray, labels_N: np.ndarray, num_classes
                       steps: int, batch_size: int, learning_rate: float, seed: int) -> Any:
     """Fits FeatureNet to (images, labels) with Adam and returns its parameters."""
     if num_classes < 2:
-        raise ValueError(
+        raise ConfigError(
             f"config.frechet.num_classes={num_classes}: the feature classifier needs >= 2 "
             f"classes; use a labelled dataset with several classes"
         )
@@ -150,7 +173,7 @@ class FrechetEvaluator:
         """Loads the classifier from `classifier_path` / the workdir, or trains and saves it."""
         fc = config.frechet
         num_classes = int(fc.num_classes)
-        path = fc.get("classifier_path", "") or (
+        path = fc.classifier_path or (
             os.path.join(workdir, CLASSIFIER_FILE) if workdir else "")
         template = FeatureNet(num_classes).init(
             jax.random.key(0), jnp.zeros((1, *config.model.image_shape), jnp.float32))["params"]
@@ -159,14 +182,14 @@ class FrechetEvaluator:
                 try:
                     params = serialization.from_bytes(template, f.read())
                 except (ValueError, KeyError) as e:
-                    raise ValueError(
+                    raise ConfigError(
                         f"config.frechet.classifier_path={path} does not hold a FeatureNet for "
                         f"{num_classes} classes and image shape {config.model.image_shape} ({e})"
                     ) from e
             return cls(num_classes, params)
         seed = measuring_seed(config)
-        images, labels = load_examples(config.dataset, config.dataset.get("train_split", "train"),
-                                       seed, int(fc.classifier_train_examples))
+        images, labels = load_examples(config.dataset, config.dataset.train_split, seed,
+                                       int(fc.classifier_train_examples))
         params = train_feature_net(images, labels, num_classes, int(fc.classifier_steps),
                                    int(fc.classifier_batch_size), float(fc.learning_rate), seed)
         if path:
@@ -178,7 +201,7 @@ class FrechetEvaluator:
 
 def measuring_seed(config: ml_collections.ConfigDict) -> int:
     """Seed of the feature classifier and of the real images it compares: `frechet.seed`."""
-    return int(config.frechet.get("seed", 0))
+    return int(config.frechet.seed)
 
 
 def frechet_report(config: ml_collections.ConfigDict, workdir: str,
@@ -192,12 +215,10 @@ def frechet_report(config: ml_collections.ConfigDict, workdir: str,
     n = int(fc.num_samples)
     evaluator = FrechetEvaluator.for_config(config, workdir)
     seed = measuring_seed(config)
-    eval_images, eval_labels = load_examples(
-        config.dataset, config.dataset.get("eval_split", "test"), seed, n)
+    eval_images, eval_labels = load_examples(config.dataset, config.dataset.eval_split, seed, n)
     # the floor: a slice of the training split after the classifier's examples
-    train_images, _ = load_examples(config.dataset, config.dataset.get("train_split", "train"),
-                                    seed, len(eval_images),
-                                    start=int(fc.classifier_train_examples))
+    train_images, _ = load_examples(config.dataset, config.dataset.train_split, seed,
+                                    len(eval_images), start=int(fc.classifier_train_examples))
     fake = np.clip(np.asarray(generate(len(eval_images)), np.float32), 0.0, 1.0)
     logits, _ = evaluator.logits_and_features(eval_images)
     return {
@@ -207,17 +228,18 @@ def frechet_report(config: ml_collections.ConfigDict, workdir: str,
     }
 
 
+def check_frechet(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError at task construction, not after training, when the metric is on
+    but cannot be measured."""
+    fc = config.frechet
+    if fc.enabled and fc.num_classes < 2:
+        raise ConfigError(f"config.frechet.num_classes={fc.num_classes}: the feature classifier "
+                          f"needs >= 2 classes; use a labelled dataset or set "
+                          f"config.frechet.enabled=False")
+
+
 def frechet_config(num_classes: int, smoke: bool = False) -> ml_collections.ConfigDict:
-    """The `config.frechet` block (set `enabled=False` to skip the metric)."""
-    return ml_collections.ConfigDict({
-        "enabled": True,  # compute the Fréchet distance at the end of the run
-        "num_classes": num_classes,  # classes of the dataset's labels (classifier head)
-        "num_samples": 64 if smoke else 2000,  # real and generated images compared
-        "classifier_steps": 30 if smoke else 600,  # Adam steps of the feature classifier
-        "classifier_batch_size": 64 if smoke else 128,
-        "classifier_train_examples": 256 if smoke else 10000,  # labelled training images
-        "learning_rate": 3e-3,  # Adam step size of the feature classifier
-        "classifier_path": "",  # '' = <workdir>/frechet_classifier.msgpack (train if absent)
-        "seed": 0,  # the classifier's and real images' seed; apart from config.seed, so that
-        # runs of different training seeds are compared on one measuring stick
-    })
+    """A whole `config.frechet` block, enabled, for a config file (smoke: seconds on a CPU)."""
+    values = {k: f.default for k, f in FRECHET_FIELDS.items()}
+    values.update(enabled=True, num_classes=num_classes, **(SMOKE_FRECHET if smoke else {}))
+    return ml_collections.ConfigDict(values)

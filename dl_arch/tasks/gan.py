@@ -39,10 +39,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 from dl_arch.tasks.classification import cross_entropy
+from dl_arch.tasks.frechet import FRECHET_FIELDS, check_frechet
 
 DISCRIMINATOR, GENERATOR = "discriminator", "generator"
 GENERATOR_EMA = "generator_ema"  # variable collection: exponential average of G's weights
@@ -92,44 +95,46 @@ class GANTask(Task):
     """DCGAN-style adversarial training; `params = {"generator", "discriminator"}`."""
 
     phases = (DISCRIMINATOR, GENERATOR)
+    fields = {
+        "real_label": Field(1.0, "D's target for real images: < 1 is one-sided label smoothing "
+                                 "(1: off, 0.9: usual)", low=0.5, high=1.0, low_open=True),
+        "generator_ema": Field(0.0, "decay of the average of G's weights that draws pictures, "
+                                    "samples and the Fréchet distance (0: off, e.g. 0.999)",
+                               low=0.0, high=1.0, high_open=True),
+        "standing_stats_batches": Field(16, "noise batches for the BatchNorm statistics of G's "
+                                            "average (0: the live G's running statistics)", low=0),
+        "discriminator_steps": Field(1, "D updates per G update (1: the paper)", low=1),
+        "r1_gamma": Field(0.0, "weight of D's R1 gradient penalty on real images (0: off)",
+                          low=0.0),
+        "class_weight": Field(0.0, "weight of D's class loss on real labels and G's "
+                                   "class-confidence term (0: off; needs model.num_classes)",
+                              low=0.0),
+        "num_report_images": Field(64, "generated images in the sample grid", low=1),
+        "interpolation_steps": Field(10, "images per latent interpolation strip", low=2),
+        "sample_seed": Field(1234, "seed of the fixed noise batch (comparable across steps)"),
+    }
+    sections = {"sample": image_grids.IMAGE_SAMPLE_FIELDS, "frechet": FRECHET_FIELDS}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
         self.model = build_model(config.model, config)
         for method in ("generate", "discriminate"):
             if not hasattr(self.model, method):
-                raise ValueError(f"config.model.name='{config.model.name}' has no `{method}`; "
-                                 f"the gan task needs a generator/discriminator model (dcgan*)")
+                raise ConfigError(f"config.model.name='{config.model.name}' has no `{method}`; "
+                                  f"the gan task needs a generator/discriminator model (dcgan*)")
         self.latent_dim = int(self.model.latent_dim)
-        self.real_label = float(config.task.get("real_label", 1.0))
-        if not 0.5 < self.real_label <= 1.0:
-            raise ValueError(f"config.task.real_label={self.real_label}: D's target for real "
-                             f"images must be in (0.5, 1] (1 = no smoothing, 0.9 = usual)")
-        self.ema_decay = float(config.task.get("generator_ema", 0.0))
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"config.task.generator_ema={self.ema_decay}: the decay of the "
-                             f"generator's weight average must be in [0, 1) (0 = off, 0.999)")
-        self.standing_batches = int(config.task.get("standing_stats_batches", 16))
-        if self.standing_batches < 0:
-            raise ValueError(f"config.task.standing_stats_batches={self.standing_batches}: "
-                             f"use 0 (keep the running statistics) or more noise batches")
-        d_steps = int(config.task.get("discriminator_steps", 1))
-        if d_steps < 1:
-            raise ValueError(f"config.task.discriminator_steps={d_steps}: D updates per G update "
-                             f"must be >= 1 (1 = the paper)")
+        tc = config.task
+        self.real_label = tc.real_label
+        self.ema_decay = tc.generator_ema
+        self.standing_batches = tc.standing_stats_batches
         # the loop runs the phases in order; repeated D phases share D's one optimiser state
-        self.phases = (DISCRIMINATOR,) * d_steps + (GENERATOR,)
-        self.r1_gamma = float(config.task.get("r1_gamma", 0.0))
-        if self.r1_gamma < 0:
-            raise ValueError(f"config.task.r1_gamma={self.r1_gamma}: the weight of D's gradient "
-                             f"penalty on real images must be >= 0 (0 = off)")
-        self.class_weight = float(config.task.get("class_weight", 0.0))
-        if self.class_weight < 0:
-            raise ValueError(f"config.task.class_weight={self.class_weight}: the weight of D's "
-                             f"class loss and G's class-confidence term must be >= 0 (0 = off)")
+        self.phases = (DISCRIMINATOR,) * tc.discriminator_steps + (GENERATOR,)
+        self.r1_gamma = tc.r1_gamma
+        self.class_weight = tc.class_weight
         if self.class_weight > 0 and not getattr(self.model, "num_classes", 0):
-            raise ValueError(f"config.task.class_weight={self.class_weight} needs a class head "
-                             f"on D: set config.model.num_classes to the dataset's classes")
+            raise ConfigError(f"config.task.class_weight={self.class_weight} needs a class head "
+                              f"on D: set config.model.num_classes to the dataset's classes")
+        check_frechet(config)
         self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
         # momentum 0: a train-mode call returns exactly the batch's statistics
         exact = self.model.clone(bn_momentum=0.0)
@@ -248,7 +253,7 @@ class GANTask(Task):
             if GENERATOR_EMA in mutable:  # average of G's weights, one step behind the update
                 # the loss runs once per microbatch on the same weights: k updates at d**(1/k)
                 # are exactly one update at d
-                d = self.ema_decay ** (1.0 / int(self.config.get("grad_accum_steps", 1)))
+                d = self.ema_decay ** (1.0 / self.config.grad_accum_steps)
                 mutable = {**mutable, GENERATOR_EMA: jax.tree.map(
                     lambda e, w: d * e + (1.0 - d) * jax.lax.stop_gradient(w),
                     mutable[GENERATOR_EMA], params[GENERATOR])}
@@ -257,8 +262,8 @@ class GANTask(Task):
     @staticmethod
     def _labels(batch: Batch) -> jax.Array:
         if "label" not in batch:
-            raise ValueError("config.task.class_weight > 0 needs labelled images (a 'label' "
-                             "field); use a labelled dataset or set class_weight = 0")
+            raise ConfigError("config.task.class_weight > 0 needs labelled images (a 'label' "
+                              "field); use a labelled dataset or set class_weight = 0")
         return batch["label"].astype(jnp.int32)
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
@@ -297,27 +302,27 @@ class GANTask(Task):
                     workdir: str, writer: Any, final: bool) -> None:
         """Fixed-noise sample grid and interpolation strips; Fréchet distance at the end."""
         tc = self.config.task
-        seed = int(tc.get("sample_seed", 1234))
-        n = int(tc.get("num_report_images", 64))
+        seed = tc.sample_seed
+        n = tc.num_report_images
         picture_vars = self.picture_variables(variables, seed)
         samples = self._draw(picture_vars, self.noise(jax.random.key(seed), n))
         pictures = {"samples": image_grids.make_grid(samples, 8)}
-        steps = int(tc.get("interpolation_steps", 10))
+        steps = tc.interpolation_steps
         ends = np.asarray(self.noise(jax.random.key(seed + 1), 8))
         z = np.concatenate([image_grids.interpolate(ends[2 * i], ends[2 * i + 1], steps)
                             for i in range(4)])
         pictures["interpolation"] = image_grids.make_grid(self._draw(picture_vars, z), steps)
         image_grids.publish(pictures, step, workdir, writer, final)
-        fc = self.config.get("frechet", None)
-        if final and fc is not None and fc.get("enabled", False):
+        if final and self.config.frechet.enabled:
             from dl_arch.tasks.frechet import frechet_report
 
             return frechet_report(self.config, workdir, lambda k: self._draw(
                 picture_vars, self.noise(jax.random.key(seed + 2), k)))
         return None
 
-    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict) -> Any:
+    def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict,
+               workdir: str) -> Any:
         """`num_samples` generated images in [0, 1] (NHWC), saved to `output` if set."""
         return image_grids.save_samples(
-            self.generate_images(variables, int(sample_config.get("num_samples", 64)),
-                                 int(sample_config.get("seed", 0))), sample_config)
+            self.generate_images(variables, sample_config.num_samples, sample_config.seed),
+            sample_config, workdir)

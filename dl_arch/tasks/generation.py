@@ -6,7 +6,8 @@ model needs a `decode` field, as `GPT` has), instead of re-reading the whole buf
 step. `sample()` (`launch.py --sample`) supports greedy (temperature 0), temperature,
 top-k and top-p (nucleus) sampling and reports tokens/s.
 
-Fields of config.sample: prompt, length, num_samples, temperature, top_k, top_p, seed.
+Fields of config.sample: those of `language_model` (prompt, length, num_samples,
+temperature, top_k, seed) and top_p.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Variables
-from dl_arch.tasks.language_model import LanguageModel, decode_bytes
+from dl_arch.tasks.language_model import SAMPLE_FIELDS, LanguageModel, decode_bytes
 
 
 def filter_logits(logits_BV: jax.Array, temperature: float, top_k: int, top_p: float
@@ -64,8 +67,8 @@ def generate_cached(model: Any, params: Any, prompt_BP: jax.Array, length: int, 
     total = p + length
     max_len = getattr(model, "max_len", total)
     if total > max_len:
-        raise ValueError(f"prompt ({p}) + config.sample.length ({length}) exceeds "
-                         f"config.model.max_len={max_len}; shorten one of them")
+        raise ConfigError(f"prompt ({p}) + config.sample.length ({length}) exceeds "
+                          f"config.model.max_len={max_len}; shorten one of them")
     dec = model.clone(decode=True)
     cache = init_cache(dec, b, total)
     logits, upd = dec.apply({"params": params, "cache": cache}, prompt_BP, mutable=["cache"])
@@ -103,33 +106,38 @@ def generate_uncached(model: Any, params: Any, prompt_BP: jax.Array, length: int
 class CausalLM(LanguageModel):
     """`language_model` for attention decoders: KV-cached generation with top-p, tokens/s."""
 
+    sections = {"sample": {
+        **SAMPLE_FIELDS,
+        "length": Field(200, "tokens generated per sample", low=1),
+        "top_p": Field(1.0, "nucleus sampling: the smallest set of tokens of this total "
+                            "probability (1: all)", low=0.0, high=1.0, low_open=True),
+    }}
+
     def __init__(self, config: Any):
         super().__init__(config)
         if not hasattr(self.model, "decode"):
-            raise ValueError(f"config.task.name='causal_lm' needs a model with a KV cache "
-                             f"(e.g. gpt_nano); '{config.model.name}' has none: use "
-                             "task 'language_model'")
+            raise ConfigError(f"config.task.name='causal_lm' needs a model with a KV cache "
+                              f"(e.g. gpt_nano); '{config.model.name}' has none: use "
+                              "task 'language_model'")
 
     def generate(self, params: Any, prompt: jax.Array, length: int, rng: jax.Array,
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> jax.Array:
         return generate_cached(self.model, params, prompt, length, rng, temperature, top_k,
                                top_p)
 
-    def sample(self, variables: Variables, sample_config: Any) -> list[str]:
+    def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
         """Prints `num_samples` continuations of `prompt` and the generation speed."""
-        sc = dict(sample_config.to_dict() if hasattr(sample_config, "to_dict") else sample_config)
-        prompt = str(sc.get("prompt", "\n")) or "\n"
-        length, n = int(sc.get("length", 200)), int(sc.get("num_samples", 1))
-        temperature, top_k = float(sc.get("temperature", 0.8)), int(sc.get("top_k", 0))
-        top_p = float(sc.get("top_p", 1.0))
-        if length < 1 or n < 1:
-            raise ValueError("config.sample.length and config.sample.num_samples must be >= 1")
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"config.sample.top_p={top_p}; use a value in (0, 1]")
+        sc = sample_config
+        prompt = sc.prompt or "\n"
+        length, n, temperature, top_k, top_p = (sc.length, sc.num_samples, sc.temperature,
+                                                sc.top_k, sc.top_p)
+        if not self.byte_vocabulary():
+            raise ConfigError(f"config.model.vocab_size={self.model.vocab_size}: byte sampling "
+                              f"needs >= 256")
         tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
         gen = jax.jit(self.generate, static_argnums=(2, 4, 5, 6))
-        args = (variables["params"], tokens, length, jax.random.key(int(sc.get("seed", 0))),
-                temperature, top_k, top_p)
+        args = (variables["params"], tokens, length, jax.random.key(sc.seed), temperature,
+                top_k, top_p)
         jax.block_until_ready(gen(*args))  # compile once, then time a clean run
         t0 = time.perf_counter()
         out = np.asarray(jax.block_until_ready(gen(*args)))

@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+
 
 def hidden_gradient_norms(model: nn.Module, variables: dict[str, Any],
                           loss_of_output: Callable[[Any], jax.Array], *args: Any,
@@ -32,8 +34,9 @@ def hidden_gradient_norms(model: nn.Module, variables: dict[str, Any],
     variables = {k: v for k, v in variables.items() if k != "perturbations"}
     _, made = model.apply(variables, *args, mutable=["perturbations"], **kwargs)
     if "perturbations" not in made:
-        raise ValueError(f"{type(model).__name__} has no recurrent layer that exposes "
-                         "'perturbations'; gradient flow needs dl_arch.models.rnn layers")
+        raise ConfigError(f"{type(model).__name__} has no recurrent layer that exposes "
+                          "'perturbations'; gradient flow needs dl_arch.models.rnn layers: "
+                          "set config.task.gradient_flow=False for this model")
 
     def loss(perturbations):
         out = model.apply({**variables, "perturbations": perturbations}, *args, **kwargs)

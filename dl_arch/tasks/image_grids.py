@@ -13,6 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from dl_arch.config.fields import Field, Fields
+
+# `config.sample` of the tasks whose `sample()` draws images (gan, autoencoding with a VAE).
+IMAGE_SAMPLE_FIELDS: Fields = {
+    "num_samples": Field(64, "images drawn by --sample", low=1),
+    "seed": Field(0, "seed of the noise the images are drawn from"),
+    "output": Field("", "PNG file for the grid of samples ('': do not save)"),
+    "ncols": Field(8, "images per row of the saved grid", low=1),
+}
+
 
 def to_uint8(images: Any) -> np.ndarray:
     """Float images in [0, 1] (any shape) -> uint8, clipped."""
@@ -130,13 +140,15 @@ def publish(images: dict[str, np.ndarray], step: int, workdir: str, writer: Any,
     return paths
 
 
-def save_samples(images_NHWC: np.ndarray, sample_config: Any) -> np.ndarray:
-    """`launch.py --sample`: writes the images as a grid PNG to `config.sample.output`."""
-    path = sample_config.get("output", "") if sample_config is not None else ""
+def save_samples(images_NHWC: np.ndarray, sample_config: Any, workdir: str = "") -> np.ndarray:
+    """`launch.py --sample`: writes the images as a grid PNG to `config.sample.output`
+    (a relative path lies under `workdir` when one is given)."""
+    path = sample_config.output
     if path:
         import matplotlib.image
 
+        path = os.path.join(workdir, path) if workdir else path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        matplotlib.image.imsave(path, make_grid(images_NHWC, int(sample_config.get("ncols", 8))))
+        matplotlib.image.imsave(path, make_grid(images_NHWC, int(sample_config.ncols)))
         print(f"wrote {len(images_NHWC)} samples to {os.path.abspath(path)}")
     return images_NHWC

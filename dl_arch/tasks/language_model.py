@@ -24,11 +24,24 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
+
+# `config.sample` of `launch.py --sample` (and of the end-of-run sample, with its own prompt)
+SAMPLE_FIELDS: Fields = {
+    "prompt": Field("\n", "text the samples continue ('' stands for a newline)"),
+    "length": Field(300, "tokens generated per sample", low=1),
+    "num_samples": Field(1, "samples generated", low=1),
+    "temperature": Field(0.8, "softmax temperature (0: greedy)", low=0.0),
+    "top_k": Field(0, "sample among the k most likely tokens (0: all)", low=0),
+    "seed": Field(0, "seed of the sampling noise"),
+}
 
 
 def sample_logits(rng: jax.Array, logits_BV: jax.Array, temperature: float, top_k: int
@@ -52,27 +65,36 @@ def decode_bytes(tokens: Any) -> str:
 class LanguageModel(Task):
     """Cross-entropy over next tokens; optional state carried across batches."""
 
+    fields = {
+        "carry_state": Field(False, "truncated BPTT: each batch row starts from the state its "
+                                    "previous batch ended in (recurrent models)"),
+        "report_sample_length": Field(200, "end of run: bytes sampled into samples.txt (0: none)",
+                                      low=0),
+    }
+    dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
+    sections = {"sample": SAMPLE_FIELDS}
+
     def __init__(self, config: Any):
         super().__init__(config)
         self.model = build_model(config.model, config)
-        self.carry_state = bool(config.task.get("carry_state", False))
+        self.carry_state = config.task.carry_state
         if self.carry_state:
             self._check_carry_config(config)
 
     def _check_carry_config(self, config: Any) -> None:
         if not getattr(self.model, "recurrent", False):
-            raise ValueError(f"config.task.carry_state=True needs a recurrent model; "
-                             f"'{config.model.name}' has none: set carry_state=False")
-        if config.dataset.get("shuffle", True):
-            raise ValueError("config.task.carry_state=True needs config.dataset.shuffle=False "
-                             "(consecutive batches must continue the same text)")
-        if int(config.dataset.get("stream_batch_size", 0)) != int(config.batch_size):
-            raise ValueError("config.task.carry_state=True needs config.dataset."
-                             "stream_batch_size == config.batch_size "
-                             f"({config.dataset.get('stream_batch_size', 0)} != "
-                             f"{config.batch_size})")
-        if int(config.get("grad_accum_steps", 1)) != 1:
-            raise ValueError("config.task.carry_state=True needs config.grad_accum_steps=1")
+            raise ConfigError(f"config.task.carry_state=True needs a recurrent model; "
+                              f"'{config.model.name}' has none: set carry_state=False")
+        if config.dataset.shuffle:
+            raise ConfigError("config.task.carry_state=True needs config.dataset.shuffle=False "
+                              "(consecutive batches must continue the same text)")
+        stream = config.dataset.stream_batch_size if "stream_batch_size" in config.dataset else None
+        if stream != config.batch_size:
+            raise ConfigError("config.task.carry_state=True needs a dataset whose "
+                              "stream_batch_size equals config.batch_size (the 'text' source; "
+                              f"{stream} != {config.batch_size})")
+        if config.grad_accum_steps != 1:
+            raise ConfigError("config.task.carry_state=True needs config.grad_accum_steps=1")
 
     # ----- carried state, stored as a flat dict so checkpoints keep its structure -----
     def _zero_state(self, params: Any, batch: int) -> Any:
@@ -171,21 +193,22 @@ class LanguageModel(Task):
 
         return jax.lax.fori_loop(p, p + length, body, buf)[:, p:]
 
-    def sample(self, variables: Variables, sample_config: Any) -> list[str]:
+    def byte_vocabulary(self) -> bool:
+        """Whether the model's tokens cover the 256 byte values that sampling prints."""
+        return getattr(self.model, "vocab_size", 256) >= 256
+
+    def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
         """Prints and returns `num_samples` continuations of `prompt` (bytes -> UTF-8 text)."""
-        sc = dict(sample_config.to_dict() if hasattr(sample_config, "to_dict") else sample_config)
-        prompt = str(sc.get("prompt", "\n")) or "\n"
-        length, n = int(sc.get("length", 300)), int(sc.get("num_samples", 1))
-        temperature, top_k = float(sc.get("temperature", 0.8)), int(sc.get("top_k", 0))
-        if length < 1 or n < 1:
-            raise ValueError("config.sample.length and config.sample.num_samples must be >= 1")
-        vocab = int(self.config.model.get("vocab_size", 256))
-        if vocab < 256:
-            raise ValueError(f"config.model.vocab_size={vocab}: byte sampling needs >= 256")
+        sc = sample_config
+        prompt = sc.prompt or "\n"
+        length, n, temperature, top_k = sc.length, sc.num_samples, sc.temperature, sc.top_k
+        if not self.byte_vocabulary():
+            raise ConfigError(f"config.model.vocab_size={self.model.vocab_size}: byte sampling "
+                              f"needs >= 256")
         tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
         gen = jax.jit(self.generate, static_argnums=(2, 4, 5, 6))
-        out = np.asarray(gen(variables["params"], tokens, length,
-                             jax.random.key(int(sc.get("seed", 0))), temperature, top_k))
+        out = np.asarray(gen(variables["params"], tokens, length, jax.random.key(sc.seed),
+                             temperature, top_k))
         texts = [prompt + decode_bytes(row) for row in out]
         for i, text in enumerate(texts):
             print(f"----- sample {i} (temperature={temperature}, top_k={top_k}) -----")
@@ -195,13 +218,12 @@ class LanguageModel(Task):
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
                     writer: Any, final: bool) -> None:
         """At the end of a run, writes a short sample to `samples.txt` (byte vocabularies)."""
-        length = int(self.config.task.get("report_sample_length", 200))
-        if not final or length <= 0 or int(self.config.model.get("vocab_size", 256)) < 256:
+        length = self.config.task.report_sample_length
+        if not final or length <= 0 or not self.byte_vocabulary():
             return
         prompt = decode_bytes(np.asarray(batch["inputs"])[0, :32])
-        base = self.config.get("sample", {})
-        base = base.to_dict() if hasattr(base, "to_dict") else dict(base)
-        sc = {**base, "prompt": prompt, "length": length, "num_samples": 1}
-        texts = self.sample(variables, sc)
+        sc = ml_collections.ConfigDict(self.config.sample.to_dict())
+        sc.update(prompt=prompt, length=length, num_samples=1)
+        texts = self.sample(variables, sc, workdir)
         with open(os.path.join(workdir, "samples.txt"), "a", encoding="utf-8") as f:
             f.write(f"===== step {step} =====\n{texts[0]}\n")

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables
 from dl_arch.tasks.supervised import SupervisedTask
@@ -42,19 +44,30 @@ def corrupt(rng: jax.Array, tokens_BT: jax.Array, vocab_size: int, mask_rate: fl
 class MaskedLM(SupervisedTask):
     """Cross-entropy of the original tokens at the corrupted positions; MLM accuracy."""
 
+    fields = {
+        "mask_rate": Field(0.15, "fraction of content tokens selected for prediction", low=0.0,
+                           high=1.0, low_open=True, high_open=True),
+        "mask_token_prob": Field(0.8, "selected tokens that become <mask>", low=0.0, high=1.0),
+        "random_token_prob": Field(0.1, "selected tokens that become a random content token",
+                                   low=0.0, high=1.0),
+        "mask_id": Field(3, "id of the <mask> token", low=0),
+        "num_special": Field(4, "ids below this are special tokens, never selected", low=0),
+    }
+    dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
+
     def __init__(self, config: Any):
         super().__init__(config)
-        self.vocab_size = int(config.model.get("vocab_size", 0) or self.model.vocab_size)
+        self.vocab_size = int(self.model.vocab_size)
         t = config.task
-        self.options = dict(mask_rate=float(t.get("mask_rate", 0.15)),
-                            mask_prob=float(t.get("mask_token_prob", 0.8)),
-                            random_prob=float(t.get("random_token_prob", 0.1)),
-                            mask_id=int(t.get("mask_id", 3)),
-                            num_special=int(t.get("num_special", 4)))
-        if not 0.0 < self.options["mask_rate"] < 1.0:
-            raise ValueError(f"config.task.mask_rate={self.options['mask_rate']}; use (0, 1)")
+        self.options = dict(mask_rate=t.mask_rate, mask_prob=t.mask_token_prob,
+                            random_prob=t.random_token_prob, mask_id=t.mask_id,
+                            num_special=t.num_special)
+        if t.mask_token_prob + t.random_token_prob > 1.0:
+            raise ConfigError(f"config.task.mask_token_prob={t.mask_token_prob} + "
+                              f"random_token_prob={t.random_token_prob} exceeds 1; the rest "
+                              f"of the selected tokens stay as they are")
         if getattr(self.model, "head", "mlm") != "mlm":
-            raise ValueError("config.task.name='masked_lm' needs config.model.head='mlm'")
+            raise ConfigError("config.task.name='masked_lm' needs config.model.head='mlm'")
 
     def _scores(self, logits_BTV: jax.Array, tokens_BT: jax.Array, w_BT: jax.Array
                 ) -> tuple[jax.Array, jax.Array, jax.Array]:

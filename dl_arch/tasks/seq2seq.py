@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 from dl_arch.tasks.gradient_flow import save_figure
@@ -27,12 +28,20 @@ from dl_arch.tasks.gradient_flow import save_figure
 class Seq2Seq(Task):
     """Teacher-forced training of an encoder-decoder with `greedy`/`beam_search` methods."""
 
+    fields = {
+        "beam_size": Field(0, "eval: also decode with beam search of this width (0, 1: greedy "
+                              "only)", low=0),
+        "length_penalty": Field(0.6, "beam search: GNMT length penalty exponent", low=0.0),
+        "charset": Field("", "characters of ids 3, 4, ... for the attention plot ('': ids)"),
+    }
+    dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
+
     def __init__(self, config: Any):
         super().__init__(config)
         self.model = build_model(config.model, config)
-        self.beam_size = int(config.task.get("beam_size", 0))
-        self.length_penalty = float(config.task.get("length_penalty", 0.6))
-        self.charset = str(config.task.get("charset", ""))  # id 3+i -> charset[i], for plots
+        self.beam_size = config.task.beam_size
+        self.length_penalty = config.task.length_penalty
+        self.charset = config.task.charset  # id 3+i -> charset[i], for plots
         self.pad, self.bos = self.model.pad_id, self.model.bos_id
 
     def _decoder_inputs(self, batch: Batch) -> jax.Array:

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 from dl_arch.tasks.gradient_flow import (
@@ -35,33 +37,46 @@ OBJECTIVES = ("classification", "regression")
 class SequenceClassification(Task):
     """Cross-entropy (per sequence or per step) or MSE on a recurrent sequence model."""
 
+    fields = {
+        "objective": Field("classification", "cross-entropy on labels, or MSE on float targets",
+                           choices=OBJECTIVES),
+        "solved_tolerance": Field(0.04, "regression: an example is solved when every error is "
+                                        "below this", low=0.0, low_open=True),
+        "pixel_sequence": Field(False, "read each image (H, W, C) as H*W steps of C features"),
+        "pixel_permute": Field(False, "pixel_sequence: in a fixed random pixel order "
+                                      "(permuted MNIST)"),
+        "permute_seed": Field(0, "seed of the fixed pixel order"),
+        "gradient_flow": Field(False, "plot ||dL/dh_t|| over t at every eval "
+                                      "(gradient_flow.png; recurrent models)"),
+    }
+    dataset_fields: Fields = {}  # `preprocess` below reads no dataset field
+
     def __init__(self, config: Any):
         super().__init__(config)
-        self.objective = config.task.get("objective", "classification")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"config.task.objective='{self.objective}'; use one of {OBJECTIVES}")
+        self.objective = config.task.objective
         self.model = build_model(config.model, config)
-        self.solved_tolerance = float(config.task.get("solved_tolerance", 0.04))
-        self._perm = None
-        if config.task.get("pixel_permute", False):
-            side = int(config.dataset.get("image_size", 28))
-            self._perm = np.random.default_rng(int(config.task.get("permute_seed", 0))).permutation(
-                side * side)
+        self.solved_tolerance = config.task.solved_tolerance
+        self._perms: dict[int, np.ndarray] = {}  # number of pixels -> the fixed order
 
     # ----- data -----
+    def pixel_order(self, num_pixels: int) -> np.ndarray:
+        """The fixed random order of `num_pixels` pixels (`task.permute_seed`)."""
+        if num_pixels not in self._perms:
+            rng = np.random.default_rng(self.config.task.permute_seed)
+            self._perms[num_pixels] = rng.permutation(num_pixels)
+        return self._perms[num_pixels]
+
     def preprocess(self, example: dict[str, Any], rng: Any, train: bool) -> dict[str, Any]:
         """Turns images into pixel sequences when `task.pixel_sequence` is set."""
-        if self.config.task.get("pixel_sequence", False):
+        if self.config.task.pixel_sequence:
             if "image" not in example:
-                raise ValueError("config.task.pixel_sequence needs an 'image' in each example; "
-                                 f"got keys {sorted(example)}")
+                raise ConfigError("config.task.pixel_sequence needs an 'image' in each example; "
+                                  f"got keys {sorted(example)}: use an image dataset or set "
+                                  "pixel_sequence=False")
             image = np.asarray(example.pop("image"), np.float32)
             seq = image.reshape(-1, image.shape[-1])
-            if self._perm is not None:
-                if len(self._perm) != len(seq):
-                    raise ValueError(f"config.dataset.image_size gives {len(self._perm)} pixels; "
-                                     f"images have {len(seq)}: set image_size to the real side")
-                seq = seq[self._perm]
+            if self.config.task.pixel_permute:
+                seq = seq[self.pixel_order(len(seq))]
             example["inputs"] = seq
         return example
 
@@ -118,7 +133,7 @@ class SequenceClassification(Task):
                     writer: Any, final: bool) -> dict[str, float] | None:
         """The gradient-flow plot (dL/dh_t over t) when `task.gradient_flow` is set; returns
         log10(|dL/dh_first| / |dL/dh_last|) per layer as eval scalars."""
-        if not self.config.task.get("gradient_flow", False):
+        if not self.config.task.gradient_flow:
             return None
         real = np.asarray(batch["_mask"]) > 0
         batch = {k: np.asarray(v)[real] for k, v in batch.items() if k != "_mask"}

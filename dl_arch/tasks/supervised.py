@@ -6,6 +6,8 @@ from typing import Any
 
 import jax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 from dl_arch.tasks.base import ALL, Batch, Task, Variables, build_model
 
 
@@ -13,18 +15,20 @@ class SupervisedTask(Task):
     """One model, inputs from `batch[config.task.input_key]` ('auto': image, else inputs)."""
 
     phases = (ALL,)
+    fields = {"input_key": Field("auto", "batch key of the model's input ('auto': image if the "
+                                         "batch has one, else inputs)")}
 
     def __init__(self, config: Any):
         super().__init__(config)
         self.model = build_model(config.model, config)
 
     def inputs(self, batch: Batch) -> jax.Array:
-        key = self.config.task.get("input_key", "auto")
+        key = self.config.task.input_key
         if key == "auto":
             key = "image" if "image" in batch else "inputs"
         if key not in batch:
-            raise ValueError(
-                f"config.task.input_key='{key}' is not in the batch (keys: {sorted(batch)})"
+            raise ConfigError(
+                f"config.task.input_key='{key}' is not in the batch; use one of {sorted(batch)}"
             )
         return batch[key]
 

@@ -7,8 +7,8 @@ with greedy search and with beam search (length penalty ((5 + len) / 6) ** alpha
 GNMT) on the KV cache and logs corpus BLEU from sacrebleu (`eval/bleu_beam`,
 `eval/bleu_greedy`) plus example translations in `translations.txt`.
 
-Fields of config.task: label_smoothing (0.1), beam_size (4), length_penalty (0.6),
-bleu_examples (256), decode_len (0 = dataset max_len).
+Fields of config.task: label_smoothing, beam_size, length_penalty, bleu_examples,
+decode_len; `launch.py --sample` translates config.sample.prompt.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
 from dl_arch.data.tokenizers import BOS, EOS, PAD, pad_to
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model
@@ -134,18 +136,29 @@ def beam_search(model: Any, params: Any, source_BS: jax.Array, max_len: int, bea
 class Translation(Task):
     """Label-smoothed teacher forcing; greedy/beam decoding and BLEU at evaluation."""
 
+    fields = {
+        "label_smoothing": Field(0.1, "training targets (1 - s) one-hot + s uniform", low=0.0,
+                                 high=1.0, high_open=True),
+        "beam_size": Field(4, "beam width of the BLEU and --sample translations (1: greedy)",
+                           low=1),
+        "length_penalty": Field(0.6, "beam search: GNMT length penalty exponent alpha", low=0.0),
+        "bleu_examples": Field(256, "eval sentences translated for BLEU at each eval (0: none)",
+                               low=0),
+        "decode_len": Field(0, "longest decoded translation in tokens (0: dataset.max_len)",
+                            low=0),
+    }
+    dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
+    sections = {"sample": {"prompt": Field("", "source sentences to translate, separated "
+                                               "by '|'")}}
+
     def __init__(self, config: Any):
         super().__init__(config)
         self.model = build_model(config.model, config)
         t = config.task
-        self.smoothing = float(t.get("label_smoothing", 0.1))
-        self.beam_size = int(t.get("beam_size", 4))
-        self.alpha = float(t.get("length_penalty", 0.6))
-        self.decode_len = int(t.get("decode_len", 0)) or int(config.dataset.get("max_len", 32))
-        if self.beam_size < 1:
-            raise ValueError(f"config.task.beam_size={self.beam_size}; use >= 1")
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"config.task.label_smoothing={self.smoothing}; use [0, 1)")
+        self.smoothing = t.label_smoothing
+        self.beam_size = t.beam_size
+        self.alpha = t.length_penalty
+        self.decode_len = t.decode_len or config.dataset.max_len
 
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
         p_rng, d_rng = jax.random.split(rng)
@@ -226,13 +239,13 @@ class Translation(Task):
 
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
                     writer: Any, final: bool) -> None:
-        n = int(self.config.task.get("bleu_examples", 256))
+        n = self.config.task.bleu_examples
         if n <= 0:
             return
         from dl_arch.data.pipeline import make_source
 
         ds = self.config.dataset
-        source = make_source(ds, ds.get("eval_split", "test"), self.config.seed)
+        source = make_source(ds, ds.eval_split, self.config.seed)
         beam_bleu, greedy_bleu, examples = self.bleu(variables["params"], source, n,
                                                      batch=min(64, n))
         writer.write_scalars(step, {"eval/bleu_beam": beam_bleu, "eval/bleu_greedy": greedy_bleu})
@@ -241,13 +254,13 @@ class Translation(Task):
             for src, ref, hyp in examples[:10]:
                 f.write(f"src: {src}\nref: {ref}\nhyp: {hyp}\n\n")
 
-    def sample(self, variables: Variables, sample_config: Any) -> list[str]:
+    def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
         """Translates `config.sample.prompt` (sentences separated by '|') with beam search."""
-        sc = dict(sample_config.to_dict() if hasattr(sample_config, "to_dict") else sample_config)
-        texts = [t.strip() for t in str(sc.get("prompt", "")).split("|") if t.strip()]
+        texts = [t.strip() for t in sample_config.prompt.split("|") if t.strip()]
         if not texts:
-            raise ValueError("config.sample.prompt is empty; give source sentences split by '|'")
-        length = int(self.config.dataset.get("max_len", 32))
+            raise ConfigError("config.sample.prompt is empty; give source sentences split by "
+                              "'|', e.g. --config.sample.prompt='Hello.|Thank you.'")
+        length = self.config.dataset.max_len
         src = np.stack([pad_to(self.tokenizer.encode(t)[:length - 1] + [EOS], length)
                         for t in texts])
         out = self.translate(variables["params"], src, beam=True)

@@ -1,10 +1,14 @@
 """The one training loop: every model family runs through `train_and_evaluate`.
 
-Order of a run: validate the config -> mesh -> task -> data -> state (restored from the
-newest checkpoint, else initialised into its sharding, then `init_from`) -> compile the
-step once -> loop {step; log; evaluate; checkpoint} -> final evaluation, report, summary.
-Metrics of step t are pulled to the host after step t+1 is dispatched, so logging never
-stalls the device; a NaN/Inf loss stops the run before any checkpoint holds it.
+Order of a run: resolve the config -> lock the workdir -> mesh -> task -> data -> state
+(restored from the newest checkpoint that restores, else initialised into its sharding, then
+`init_from`) -> compile the step once -> loop {step; log; evaluate; checkpoint} -> final
+evaluation, report, summary. Metrics of step t are pulled to the host after step t+1 is
+dispatched, so logging never stalls the device; a NaN/Inf loss, or one grown past
+`config.divergence_factor` times its first value, stops the run (`LossDiverged`) before any
+checkpoint holds it. Each checkpoint also holds the running mean of the train metrics since
+the last log line, and a resume drops the metrics rows past its step: a killed-and-resumed
+run logs the same rows as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from dl_arch.config.errors import LossDiverged
 from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import eval_batches, train_dataset
 from dl_arch.registry import TASKS
@@ -36,7 +41,8 @@ from dl_arch.train.state import TrainState
 from dl_arch.train.step import eval_step, train_step
 from dl_arch.train.summary import compiled_flops, format_table, param_table, peak_memory_bytes
 from dl_arch.train.transfer import load_pretrained
-from dl_arch.train.writers import MetricWriter
+from dl_arch.train.workdir_lock import WorkdirLock
+from dl_arch.train.writers import MetricWriter, truncate_metrics
 
 log = logging.getLogger("dl_arch")
 
@@ -62,17 +68,6 @@ class Preempted:
     def __exit__(self, *exc: Any) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
-
-
-def _validate(config: ml_collections.ConfigDict) -> None:
-    for field in ("batch_size", "num_train_steps", "log_every_steps", "eval_every_steps",
-                  "checkpoint_every_steps", "grad_accum_steps"):
-        value = config.get(field)
-        if not isinstance(value, int) or value < (0 if field == "num_train_steps" else 1):
-            raise ValueError(f"config.{field}={value!r} must be a positive integer")
-    if config.batch_size % config.grad_accum_steps:
-        raise ValueError(f"config.batch_size={config.batch_size} must divide by "
-                         f"config.grad_accum_steps={config.grad_accum_steps}")
 
 
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -117,14 +112,15 @@ def build_task(config: ml_collections.ConfigDict) -> Task:
 
 
 def build_txs(config: ml_collections.ConfigDict, task: Task):
-    """One (optax transformation, schedule) per task phase."""
+    """One (optax transformation, schedule) per task phase (on the resolved config)."""
+    config = resolve_config(config)
     txs, schedules = {}, {}
     for phase in task.phases:
         opt = ml_collections.ConfigDict(config.optimizer.to_dict())
-        if phase != ALL and phase in config.get("phase_optimizers", {}):
+        if phase != ALL and phase in config.phase_optimizers:
             opt.update(config.phase_optimizers[phase].to_dict())
         txs[phase], schedules[phase] = build_optimizer(opt, config.num_train_steps,
-                                                       tuple(config.get("freeze", ())))
+                                                       tuple(config.freeze))
     return txs, schedules
 
 
@@ -157,6 +153,18 @@ class _Averager:
         self.sums, self.n = {}, 0
         return out
 
+    def state(self) -> dict[str, Any]:
+        """Sums and count as JSON, saved in each checkpoint so a resume logs the same means."""
+        return {"sums": dict(self.sums), "n": self.n}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> _Averager:
+        averager = cls()
+        if state:
+            averager.sums = {k: float(v) for k, v in state["sums"].items()}
+            averager.n = int(state["n"])
+        return averager
+
 
 def evaluate(config: ml_collections.ConfigDict, task: Task, state: TrainState, eval_fn: Any,
              mesh: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -182,10 +190,50 @@ def _log_line(prefix: str, step: int, metrics: dict[str, Any]) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Runs (or resumes) one training run in `workdir`; returns the final metrics."""
+    """Runs (or resumes) one training run in `workdir`; returns the final metrics.
+
+    The config is resolved first (idempotent) and that resolved form is used and saved. The
+    workdir is locked for the run's length (one writer per workdir), and SIGTERM is handled
+    from the start: before the first step it returns {"preempted": True} having saved nothing.
+    """
     t_start = time.time()
-    _validate(config)
+    config = resolve_config(config)
     os.makedirs(workdir, exist_ok=True)
+    with WorkdirLock(workdir, active=jax.process_index() == 0), Preempted() as preempted:
+        closers: list[Any] = []
+        try:
+            result = _run(config, workdir, preempted, closers, t_start)
+        except BaseException:
+            _close_all(closers, quiet=True)  # the error in flight is the one to report
+            raise
+        _close_all(closers, quiet=False)
+        return result
+
+
+def _close_all(closers: list[Any], quiet: bool) -> None:
+    """Closes progress, writer and checkpointer (newest first); `quiet` logs their errors."""
+    error = None
+    for close in reversed(closers):
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001 - close the rest first, then report
+            if quiet:
+                log.warning("while stopping: %s: %s", type(e).__name__, str(e).splitlines()[:1])
+            else:
+                error = error or e
+    closers.clear()
+    if error is not None:
+        raise error
+
+
+def _stop_requested(preempted: Preempted, pcount: int) -> bool:
+    """Whether SIGTERM arrived (on any process), checked at a point every process reaches."""
+    return preempted.flag if pcount == 1 else _any_process(preempted.flag, 0, 1)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
+         closers: list[Any], t_start: float) -> dict[str, Any]:
+    """The body of `train_and_evaluate` (resources to close are appended to `closers`)."""
     mesh = mesh_lib.make_mesh()
     mesh_lib.check_batch_size(config.batch_size, mesh)
     mesh_lib.check_batch_size(config.batch_size // config.grad_accum_steps, mesh,
@@ -207,33 +255,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     init_fn = make_init_fn(task, txs, example_batch, rng)
     abstract = jax.eval_shape(init_fn, rng)
     state_sharding = jax.tree_util.tree_map(lambda _: mesh_lib.replicated(mesh), abstract)
-    freeze = tuple(config.get("freeze", ()))
+    freeze = tuple(config.freeze)
     if freeze:
         check_patterns(freeze, abstract.params)
 
     ckpt = Checkpointer(workdir, config.max_checkpoints_to_keep)
+    closers.append(ckpt.close)
     abstract_sharded = jax.tree_util.tree_map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
-    try:
-        restored = ckpt.restore(abstract_sharded, train_iter)
-    except ValueError:  # a checkpoint of another model: leave the workdir as it is
-        ckpt.close()
-        raise
+    restored = ckpt.restore(abstract_sharded, train_iter)
+    loop_state: dict[str, Any] = {}
     if restored is not None:
-        state, start = restored
+        state, start, loop_state = restored
+        loop_state = loop_state or {}
         log.info("resumed from checkpoint step %d in %s", start, ckpt.directory)
         _warn_of_config_changes(config, workdir)
         summary_path = os.path.join(workdir, "summary.json")
         if start >= config.num_train_steps and os.path.exists(summary_path):
-            ckpt.close()  # nothing runs, so config.json keeps the config the run was made with
+            # nothing runs, so config.json keeps the config the run was made with
             log.info("run already complete (%s)", summary_path)
             with open(summary_path) as f:
                 return json.load(f)
+    else:
+        start = 0
+    if _stop_requested(preempted, pcount):
+        log.warning("stopped by SIGTERM before the first step; nothing saved")
+        return {"preempted": True, "step": start}
     save_config(config, workdir)
     if restored is None:
         state = jax.jit(init_fn, out_shardings=state_sharding)(rng)
-        start = 0
-        if config.get("init_from", ""):
+        if config.init_from:
             params, mutable = load_pretrained(state.params, state.mutable, config.init_from)
             opt_state = {p: txs[p].init(params if p == ALL else params[p]) for p in task.phases}
             state = jax.device_put(state.replace(params=params, mutable=mutable,
@@ -250,18 +301,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
              f"{flops:.4g}" if flops else "not reported by this backend")
     eval_fn = jax.jit(functools.partial(eval_step, task=task),
                       out_shardings=mesh_lib.replicated(mesh))
+    if _stop_requested(preempted, pcount):
+        log.warning("stopped by SIGTERM before the first step; nothing saved")
+        return {"preempted": True, "step": start}
 
-    writer = MetricWriter(workdir)
-    progress = Progress(config.num_train_steps, start, config.get("progress", "auto"),
-                        config.log_every_steps)
-    averager = _Averager()
+    if restored is not None:  # the interrupted run's rows past its checkpoint are trained again
+        dropped = truncate_metrics(workdir, start, drop_eval_at_step=start >= config.num_train_steps)
+        if dropped:
+            log.info("dropped %d metrics.jsonl row(s) past the resumed step %d", dropped, start)
+    writer = MetricWriter(workdir, purge_step=start + 1 if restored is not None else None)
+    closers.append(writer.close)
+    progress = Progress(config.num_train_steps, start, config.progress, config.log_every_steps)
+    closers.append(progress.close)
+    averager = _Averager.from_state(loop_state.get("averager"))
+    first_losses: dict[str, float] = dict(loop_state.get("first_losses") or {})
     final_metrics: dict[str, Any] = {}
     pending: tuple[int, Any] | None = None
-    last_loss: float | None = None
+
+    def current_loop_state() -> dict[str, Any]:
+        """What the loop itself carries across a resume, saved beside the train state."""
+        return {"averager": averager.state(), "first_losses": dict(first_losses)}
+
+    def diverged(message: str, step: int, hint: str = "") -> LossDiverged:
+        ckpt.wait()
+        last_good = ckpt.latest_step()
+        error = LossDiverged(
+            f"{message}; last good checkpoint: {last_good if last_good is not None else 'none'} "
+            f"in {ckpt.directory}; lower config.optimizer.learning_rate or set "
+            f"config.optimizer.clip_norm{hint}")
+        error.dl_arch_step = step
+        return error
 
     def drain() -> None:
-        """Pulls the pending step's metrics to the host: NaN check, averaging, logging."""
-        nonlocal pending, last_loss
+        """Pulls the pending step's metrics to the host: NaN and divergence checks, logging."""
+        nonlocal pending
         if pending is None:
             return
         step, metrics = pending
@@ -270,13 +343,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         losses = {k: float(v) for k, v in metrics.items() if k.endswith("loss")}
         bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
         if bad:
-            ckpt.wait()
-            last_good = ckpt.latest_step()
-            raise FloatingPointError(
-                f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}; "
-                f"last good checkpoint: {last_good if last_good is not None else 'none'} in "
-                f"{ckpt.directory}; lower config.optimizer.learning_rate or set "
-                f"config.optimizer.clip_norm")
+            raise diverged(f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}", step)
+        for k, v in losses.items():
+            first_losses.setdefault(k, v)
+        factor = config.divergence_factor
+        grown = {k: v for k, v in losses.items()
+                 if factor > 0 and first_losses[k] != 0 and abs(v) > factor * abs(first_losses[k])}
+        if grown:
+            k, v = next(iter(grown.items()))
+            raise diverged(f"{k}={v:.4g} at step {step} is more than config.divergence_factor="
+                           f"{factor:g} times its first value {first_losses[k]:.4g}", step,
+                           " (config.divergence_factor=0 turns this check off)")
         last_loss = losses.get("loss", next(iter(losses.values()), None))
         averager.add(metrics)
         if step % config.log_every_steps == 0 or step == config.num_train_steps:
@@ -290,7 +367,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if metrics:
             writer.write_scalars(step, metrics)
             _log_line("eval", step, metrics)
-        if first is not None and (final or config.get("report_on_eval", True)):
+        if first is not None and (final or config.report_on_eval):
             variables = jax.device_get({"params": state.params, **state.mutable})
             extra = task.host_report(variables, first, step, workdir, writer, final)
             if extra:  # end-of-run scores computed on the host (e.g. a Fréchet distance)
@@ -301,36 +378,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         writer.flush()
         return metrics
 
-    with Preempted() as preempted:
-        step = start
-        try:
-            for step in range(start + 1, config.num_train_steps + 1):
-                batch = mesh_lib.to_global(next(train_iter), mesh)
-                state, metrics = compiled(state, batch)
-                drain()
-                pending = (step, metrics)
-                stop = preempted.flag if pcount == 1 else _any_process(preempted.flag, step,
-                                                                       config.log_every_steps)
-                last = step == config.num_train_steps
-                if step % config.eval_every_steps == 0 and not last:
-                    drain()
-                    run_eval(step, final=False)
-                if step % config.checkpoint_every_steps == 0 or last or stop:
-                    drain()
-                    ckpt.save(step, state, train_iter, force=True)
-                if stop:
-                    drain()
-                    log.warning("stopped by SIGTERM after step %d; checkpoint saved", step)
-                    ckpt.close()
-                    progress.close()
-                    writer.close()
-                    return {"preempted": True, "step": step}
+    step = start
+    try:
+        for step in range(start + 1, config.num_train_steps + 1):
+            batch = mesh_lib.to_global(next(train_iter), mesh)
+            state, metrics = compiled(state, batch)
             drain()
-            final_metrics = run_eval(config.num_train_steps, final=True)
-        finally:
-            progress.close()
-            ckpt.close()
-            writer.close()
+            pending = (step, metrics)
+            stop = preempted.flag if pcount == 1 else _any_process(preempted.flag, step,
+                                                                   config.log_every_steps)
+            last = step == config.num_train_steps
+            if step % config.eval_every_steps == 0 and not last:
+                drain()
+                run_eval(step, final=False)
+            if step % config.checkpoint_every_steps == 0 or last or stop:
+                drain()
+                ckpt.save(step, state, train_iter, force=True, loop_state=current_loop_state())
+            if stop:
+                drain()
+                log.warning("stopped by SIGTERM after step %d; checkpoint saved", step)
+                return {"preempted": True, "step": step}
+        drain()
+        final_metrics = run_eval(config.num_train_steps, final=True)
+    except Exception as e:
+        if not hasattr(e, "dl_arch_step"):
+            try:
+                e.dl_arch_step = step  # launch.py writes it into error.txt
+            except AttributeError:
+                pass
+        raise
+    _close_all(closers, quiet=False)  # the last checkpoint is complete before the summary
 
     summary = {
         **{k: v for k, v in final_metrics.items() if np.ndim(v) == 0},

@@ -1,13 +1,19 @@
-"""Transfer learning: load parameters from an earlier run wherever path and shape match."""
+"""Transfer learning: load parameters from an earlier run wherever path and shape match.
+
+A Hugging Face checkpoint (`init_from=hf:...`) must match `config.model` field for field
+(depth, width, heads, ...): it is refused in one line otherwise, never half loaded.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.paths import flatten_with_paths, path_str
 
@@ -41,19 +47,19 @@ def merge_matching(target: Any, source: Any) -> tuple[Any, dict[str, list[str]]]
     return merged, report
 
 
-def load_pretrained(params: Any, mutable: dict[str, Any], path: str) -> tuple[Any, dict[str, Any]]:
+def load_pretrained(params: Any, mutable: dict[str, Any], path: str,
+                    model_config: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """Params and mutable collections (BatchNorm stats) from `config.init_from`, logged.
 
-    `path` is an earlier run's workdir, or `hf:<gpt2|bert|vit>,<weights file>,<config.json>`
-    for a Hugging Face checkpoint (safetensors or a PyTorch state dict).
+    `path` is an earlier run's workdir, or a Hugging Face checkpoint: `hf:<folder>` (as
+    `save_pretrained` writes it) or `hf:<gpt2|bert|vit>,<weights file>,<config.json>`.
+    With `model_config` (the run's `config.model`), a Hugging Face checkpoint of another
+    architecture is a ConfigError naming the first differing field.
     """
     if path.startswith("hf:"):
-        from dl_arch.interop.huggingface import import_checkpoint
+        from dl_arch.interop.huggingface import load_for_init_from
 
-        parts = path[3:].split(",")
-        if len(parts) != 3:
-            raise ValueError(f"config.init_from='{path}': use hf:<kind>,<weights file>,<config.json>")
-        raw = {"params": import_checkpoint(*parts)[1]}
+        raw = {"params": load_for_init_from(path, model_config)}
     else:
         raw = restore_raw_state(path)
     params, report = merge_matching(params, raw["params"])
@@ -68,6 +74,6 @@ def load_pretrained(params: Any, mutable: dict[str, Any], path: str) -> tuple[An
         for item in report[kind][:20]:
             log.info("  %s: %s", kind, item)
     if not report["loaded"]:
-        raise ValueError(f"config.init_from='{path}': no parameter matched by path and shape; "
-                         f"is it a run of the same model family?")
+        raise ConfigError(f"config.init_from='{path}': no parameter matched by path and shape; "
+                          f"is it a run of the same model family?")
     return params, new_mutable

@@ -1,6 +1,12 @@
 """Metric writers: `metrics.jsonl` for scripts, TensorBoard event files for people.
 
 Only process 0 writes. Scalars go to both; images (HWC uint8) go to TensorBoard.
+
+After a resume from step S the rows past S (logged by the interrupted run after its last
+checkpoint) are dropped from metrics.jsonl before training continues (`truncate_metrics`), so
+the file holds each step once: it is the de-duplicated record. TensorBoard keeps every event
+file; the resumed writer starts with a `purge_step` of S + 1 (a SessionLog.START event), which
+TensorBoard's event loader uses to discard the older files' events at steps > S.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ def _jsonable(v: Any) -> Any:
 class MetricWriter:
     """Appends one JSON object per call to metrics.jsonl and logs scalars to TensorBoard."""
 
-    def __init__(self, workdir: str, tensorboard: bool = True):
+    def __init__(self, workdir: str, tensorboard: bool = True, purge_step: int | None = None):
         self.active = jax.process_index() == 0
         self.workdir = workdir
         self._jsonl = None
@@ -36,7 +42,7 @@ class MetricWriter:
             if tensorboard:
                 from tensorboardX import SummaryWriter
 
-                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+                self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge_step)
 
     def write_scalars(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.active:
@@ -65,8 +71,43 @@ class MetricWriter:
             self._tb.close()
 
 
+def truncate_metrics(workdir: str, step: int, drop_eval_at_step: bool = False) -> int:
+    """Drops the rows of metrics.jsonl past `step` (and its eval rows if `drop_eval_at_step`,
+    for a final evaluation that will run again); rewrites atomically; the number dropped.
+
+    A resumed run calls this with its checkpoint's step, so the steps it trains again are
+    logged once. A torn last line (a kill during a write) is dropped too."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if jax.process_index() != 0 or not os.path.exists(path):
+        return 0
+    kept, dropped = [], 0
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                row_step = int(row["step"])
+            except (ValueError, KeyError, TypeError):
+                dropped += 1
+                continue
+            is_eval = any(k.startswith("eval/") for k in row)
+            if row_step > step or (row_step == step and drop_eval_at_step and is_eval):
+                dropped += 1
+            else:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    if dropped:
+        tmp = f"{path}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return dropped
+
+
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
-    """All rows of a workdir's metrics.jsonl (an interrupted run may have repeated steps)."""
+    """All rows of a workdir's metrics.jsonl, in the order they were written."""
     path = os.path.join(workdir, "metrics.jsonl")
     if not os.path.exists(path):
         return []

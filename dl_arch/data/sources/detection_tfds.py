@@ -20,7 +20,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from dl_arch.data.tfds_source import tfds_source
+from dl_arch.config.fields import Field
+from dl_arch.data.tfds_source import TFDS_FIELDS, tfds_source
 from dl_arch.registry import register_dataset
 
 
@@ -71,23 +72,33 @@ class DetectionTFDS:
         return to_detection_example(example, self.max_objects, drop)
 
 
-def _open(dataset_config: Any, split: str, default_name: str) -> Any:
-    name = dataset_config.get("tfds_name", default_name)
+def _open(dataset_config: Any, split: str) -> Any:
     return tfds_source(ml_collections.ConfigDict({
-        "name": f"tfds:{name}", "data_dir": dataset_config.get("data_dir", ""),
-        "download": dataset_config.get("download", True)}), split)
+        "name": f"tfds:{dataset_config.tfds_name}", "data_dir": dataset_config.data_dir,
+        "download": dataset_config.download}), split)
 
 
-@register_dataset("voc")
+def _max_objects(default: int) -> Field:
+    return Field(default, "box slots per example (padded with label -1; the largest boxes are "
+                          "kept)", low=1)
+
+
+@register_dataset("voc", fields={
+    "tfds_name": Field("voc/2007", "TFDS name of the VOC release, e.g. 'voc/2012'"),
+    **TFDS_FIELDS,
+    "max_objects": _max_objects(50),
+    "keep_difficult": Field(False, "keep the boxes VOC marks 'difficult' (VOC eval leaves them "
+                                   "out)")})
 def voc(dataset_config: Any, split: str, seed: int) -> DetectionTFDS:
-    """PASCAL VOC (`tfds_name`: voc/2007): 20 classes; fields max_objects, keep_difficult."""
-    drop = None if dataset_config.get("keep_difficult", False) else "is_difficult"
-    return DetectionTFDS(_open(dataset_config, split, "voc/2007"),
-                         dataset_config.get("max_objects", 50), drop)
+    """PASCAL VOC: 20 classes; "difficult" boxes dropped unless `keep_difficult`."""
+    drop = None if dataset_config.keep_difficult else "is_difficult"
+    return DetectionTFDS(_open(dataset_config, split), dataset_config.max_objects, drop)
 
 
-@register_dataset("coco")
+@register_dataset("coco", fields={
+    "tfds_name": Field("coco/2017", "TFDS name of the COCO release"),
+    **TFDS_FIELDS,
+    "max_objects": _max_objects(100)})
 def coco(dataset_config: Any, split: str, seed: int) -> DetectionTFDS:
-    """COCO (`tfds_name`, default coco/2017): 80 classes; crowd boxes dropped; max_objects."""
-    return DetectionTFDS(_open(dataset_config, split, "coco/2017"),
-                         dataset_config.get("max_objects", 100), "is_crowd")
+    """COCO: 80 classes; crowd boxes always dropped (the COCO metric here has no crowd matching)."""
+    return DetectionTFDS(_open(dataset_config, split), dataset_config.max_objects, "is_crowd")

@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.sources.procedural import ProceduralSource, split_length
-from dl_arch.data.sources.translation import language_of
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
+from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
+from dl_arch.data.sources.translation import LANGUAGE_FIELDS, language_of
 from dl_arch.data.tokenizers import BOS, EOS, pad_to
 from dl_arch.registry import register_dataset
 
@@ -28,14 +30,12 @@ class SyntheticSentences(ProceduralSource):
     def __init__(self, cfg: Any, split: str, seed: int):
         super().__init__(split_length(cfg, split), seed, split)
         self.lang = language_of(cfg)
-        self.max_len = int(cfg.get("max_len", 32))
-        self.max_adjs = int(cfg.get("max_adjectives", 2))
-        self.noise = float(cfg.get("noise", 0.0))
-        if not 0.0 <= self.noise < 1.0:
-            raise ValueError(f"config.dataset.noise={self.noise}; use a value in [0, 1)")
+        self.max_len = int(cfg.max_len)
+        self.max_adjs = int(cfg.max_adjectives)
+        self.noise = float(cfg.noise)
         worst = 3 * (2 + self.max_adjs) + 4  # three noun phrases, verb, prep, [CLS], [SEP]
         if worst > self.max_len:
-            raise ValueError(f"config.dataset.max_len={self.max_len} is shorter than the "
+            raise ConfigError(f"config.dataset.max_len={self.max_len} is shorter than the "
                              f"longest sentence ({worst} tokens); raise it")
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
@@ -45,7 +45,12 @@ class SyntheticSentences(ProceduralSource):
         return {"inputs": pad_to(ids, self.max_len), "label": np.int32(topic)}
 
 
-@register_dataset("synthetic_sentences")
+@register_dataset("synthetic_sentences", fields={
+    **LANGUAGE_FIELDS,
+    "noise": Field(0.0, "chance that a content word comes from another topic", low=0.0,
+                   high=1.0, high_open=True),
+    "max_len": Field(32, "tokens per example, [CLS] and [SEP] included (padded to it)", low=1),
+    **SPLIT_FIELDS})
 def synthetic_sentences(cfg: Any, split: str, seed: int) -> SyntheticSentences:
     """Topic-labelled sentences of a procedural language for MLM pretraining/fine-tuning."""
     return SyntheticSentences(cfg, split, seed)

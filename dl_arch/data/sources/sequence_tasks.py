@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.sources.procedural import ProceduralSource, split_length
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
+from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
 from dl_arch.registry import register_dataset
 
-
-def _positive(cfg: Any, field: str, default: int) -> int:
-    value = int(cfg.get(field, default))
-    if value < 1:
-        raise ValueError(f"config.dataset.{field}={value}; it must be a positive integer")
-    return value
+# Forecasting windows, shared by `sine_series` and `mackey_glass`.
+CONTEXT = Field(64, "observed steps the model reads", low=1)
+HORIZON = Field(16, "future steps it forecasts (config.model.horizon must match)", low=1)
 
 
 class Adding(ProceduralSource):
@@ -35,7 +34,7 @@ class Adding(ProceduralSource):
     def __init__(self, steps: int, length: int, seed: int, split: str):
         super().__init__(length, seed, split)
         if steps < 2:
-            raise ValueError(f"config.dataset.T={steps}; the adding problem needs T >= 2")
+            raise ConfigError(f"config.dataset.T={steps}; the adding problem needs T >= 2")
         self.steps = steps
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
@@ -48,10 +47,11 @@ class Adding(ProceduralSource):
                 "targets": np.array([values[first] + values[second]], np.float32)}
 
 
-@register_dataset("adding")
+@register_dataset("adding", fields={
+    "T": Field(100, "sequence length (one marked value in each half)", low=2), **SPLIT_FIELDS})
 def adding(cfg: Any, split: str, seed: int) -> Adding:
     """The adding problem with sequence length `config.dataset.T`."""
-    return Adding(_positive(cfg, "T", 100), split_length(cfg, split), seed, split)
+    return Adding(cfg.T, split_length(cfg, split), seed, split)
 
 
 class CopyMemory(ProceduralSource):
@@ -79,11 +79,15 @@ class CopyMemory(ProceduralSource):
         return {"inputs": inputs, "targets": targets, "weights": weights}
 
 
-@register_dataset("copy_memory")
+@register_dataset("copy_memory", fields={
+    "T": Field(100, "blank steps between the symbols and the delimiter that asks for them",
+               low=1),
+    "num_symbols": Field(8, "distinct symbols to remember (vocabulary num_symbols + 2)", low=1),
+    "copy_len": Field(10, "symbols to remember per example", low=1),
+    **SPLIT_FIELDS})
 def copy_memory(cfg: Any, split: str, seed: int) -> CopyMemory:
     """Copy-memory task: `T` blank steps between the symbols and their recall."""
-    return CopyMemory(_positive(cfg, "T", 100), _positive(cfg, "num_symbols", 8),
-                      _positive(cfg, "copy_len", 10), split_length(cfg, split), seed, split)
+    return CopyMemory(cfg.T, cfg.num_symbols, cfg.copy_len, split_length(cfg, split), seed, split)
 
 
 class LongRangeClassification(ProceduralSource):
@@ -96,10 +100,10 @@ class LongRangeClassification(ProceduralSource):
                  split: str):
         super().__init__(length, seed, split)
         if vocab_size < 4:
-            raise ValueError(f"config.dataset.vocab_size={vocab_size}; needs >= 4 (pad, 2 keys,"
+            raise ConfigError(f"config.dataset.vocab_size={vocab_size}; needs >= 4 (pad, 2 keys,"
                              " filler)")
         if not 10 <= min_length <= steps:
-            raise ValueError(f"config.dataset.min_length={min_length}; use 10 <= min_length <= T"
+            raise ConfigError(f"config.dataset.min_length={min_length}; use 10 <= min_length <= T"
                              f"={steps}")
         self.steps, self.min_length, self.vocab_size = steps, min_length, vocab_size
 
@@ -114,12 +118,15 @@ class LongRangeClassification(ProceduralSource):
         return {"inputs": tokens, "label": np.int32(a == b), "lengths": np.int32(n)}
 
 
-@register_dataset("long_range_classification")
+@register_dataset("long_range_classification", fields={
+    "T": Field(200, "longest sequence (the padded length)", low=10),
+    "min_length": Field(None, "shortest sequence, in [10, T] (None: T // 2)", kind=int, low=10),
+    "vocab_size": Field(16, "tokens: pad, the two keys and the filler", low=4),
+    **SPLIT_FIELDS})
 def long_range_classification(cfg: Any, split: str, seed: int) -> LongRangeClassification:
     """Binary classification whose evidence is ~T tokens apart."""
-    steps = _positive(cfg, "T", 200)
-    return LongRangeClassification(steps, int(cfg.get("min_length", steps // 2)),
-                                   int(cfg.get("vocab_size", 16)), split_length(cfg, split),
+    min_length = cfg.T // 2 if cfg.min_length is None else cfg.min_length
+    return LongRangeClassification(cfg.T, min_length, cfg.vocab_size, split_length(cfg, split),
                                    seed, split)
 
 
@@ -142,11 +149,14 @@ class SineSeries(ProceduralSource):
         return {"inputs": series[:self.context, None], "targets": series[self.context:, None]}
 
 
-@register_dataset("sine_series")
+@register_dataset("sine_series", fields={
+    "context": CONTEXT, "horizon": HORIZON,
+    "num_components": Field(3, "sines summed per series", low=1),
+    "noise": Field(0.05, "std of the Gaussian noise added to each step", low=0.0),
+    **SPLIT_FIELDS})
 def sine_series(cfg: Any, split: str, seed: int) -> SineSeries:
     """Multi-frequency noisy sines for multi-step forecasting."""
-    return SineSeries(_positive(cfg, "context", 64), _positive(cfg, "horizon", 16),
-                      _positive(cfg, "num_components", 3), float(cfg.get("noise", 0.05)),
+    return SineSeries(cfg.context, cfg.horizon, cfg.num_components, cfg.noise,
                       split_length(cfg, split), seed, split)
 
 
@@ -188,9 +198,11 @@ class MackeyGlass(ProceduralSource):
         series = mackey_glass_series(series_length)
         cut = int(0.8 * series_length)
         self.series = series[:cut] if train else series[cut:]
-        if len(self.series) < context + horizon + 1:
-            raise ValueError(f"config.dataset.series_length={series_length} is too short for "
-                             f"context+horizon={context + horizon}; raise it")
+        span = context + horizon
+        if series_length - cut < span + 1:  # the eval part (the last 20%) is the shorter one
+            raise ConfigError(f"config.dataset.series_length={series_length} leaves the eval part "
+                              f"{series_length - cut} samples, too few for context+horizon={span}; "
+                              f"raise it to >= {5 * (span + 1)}")
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
         span = self.context + self.horizon
@@ -199,12 +211,14 @@ class MackeyGlass(ProceduralSource):
         return {"inputs": window[:self.context, None], "targets": window[self.context:, None]}
 
 
-@register_dataset("mackey_glass")
+@register_dataset("mackey_glass", fields={
+    "context": CONTEXT, "horizon": HORIZON,
+    "series_length": Field(10000, "samples of the series (the first 80% train, the rest eval)",
+                           low=1),
+    **SPLIT_FIELDS})
 def mackey_glass(cfg: Any, split: str, seed: int) -> MackeyGlass:
     """Forecasting windows of the Mackey-Glass chaotic series (positional train/eval split)."""
-    train = split == cfg.get("train_split", "train")
-    return MackeyGlass(_positive(cfg, "context", 64), _positive(cfg, "horizon", 16),
-                       _positive(cfg, "series_length", 10000), train,
+    return MackeyGlass(cfg.context, cfg.horizon, cfg.series_length, split == cfg.train_split,
                        split_length(cfg, split), seed, split)
 
 
@@ -285,7 +299,7 @@ class DatesToISO(ProceduralSource):
                 "decoder_inputs": np.concatenate([[BOS], targets[:-1]]).astype(np.int32)}
 
 
-@register_dataset("dates_to_iso")
+@register_dataset("dates_to_iso", fields=SPLIT_FIELDS)
 def dates_to_iso(cfg: Any, split: str, seed: int) -> DatesToISO:
     """Translate dates written in words into ISO 8601 (character level, vocabulary 45)."""
     return DatesToISO(split_length(cfg, split), seed, split)

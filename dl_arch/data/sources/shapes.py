@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
+from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
+from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
 from dl_arch.registry import register_dataset
 
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross", "diamond", "hexagon", "ring")
@@ -53,14 +54,14 @@ class Shapes(ProceduralSource):
                  length: int, seed: int, split: str, palette: str = "random"):
         super().__init__(length, seed, split)
         if palette not in PALETTES:
-            raise ValueError(f"config.dataset.palette='{palette}': use one of {PALETTES}")
+            raise ConfigError(f"config.dataset.palette='{palette}': use one of {PALETTES}")
         self.palette = palette
         if not 1 <= num_classes <= len(SHAPE_NAMES):
-            raise ValueError(
+            raise ConfigError(
                 f"config.dataset.num_classes={num_classes}: shapes has 1..{len(SHAPE_NAMES)} classes"
             )
         if channels not in (1, 3):
-            raise ValueError(f"config.dataset.channels={channels}: use 1 or 3")
+            raise ConfigError(f"config.dataset.channels={channels}: use 1 or 3")
         self.image_size, self.num_classes = int(image_size), int(num_classes)
         self.num_objects, self.channels, self.noise = int(num_objects), int(channels), float(noise)
         self.max_objects = max(int(max_objects), self.num_objects)

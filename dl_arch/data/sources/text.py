@@ -3,10 +3,13 @@
 `text` reads every file matched by `config.dataset.path` (a path or glob; '' = this Python
 installation's standard-library `.py` files, a corpus that exists wherever the package
 runs), or the `text` feature of a TFDS dataset (`tfds_name='tiny_shakespeare'`), as one
-byte stream (vocabulary 256). Example i is the window `stream[i*T : i*T + T + 1]` split into
-`inputs`/`targets`. With `stream_batch_size=B` the windows are ordered for truncated BPTT:
-row b of consecutive batches continues the same stretch of text, and `reset` marks the
-first window of each row.
+byte stream (vocabulary 256). Local text is split into train and eval by whole files
+(`split_by=hash`) or by position (`position`: the last `eval_fraction` of the stream is
+held out); the default `auto` splits one file by position and several by file. A split too
+small for one window is an error when the training split is built, before any step.
+Example i is the window `stream[i*T : i*T + T + 1]` split into `inputs`/`targets`. With
+`stream_batch_size=B` the windows are ordered for truncated BPTT: row b of consecutive
+batches continues the same stretch of text, and `reset` marks the first window of each row.
 """
 
 from __future__ import annotations
@@ -20,7 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
+from dl_arch.data.tfds_source import TFDS_FIELDS
 from dl_arch.registry import register_dataset
+
+SPLIT_BY = ("auto", "hash", "position")
 
 
 def default_corpus_files() -> list[str]:
@@ -35,18 +43,42 @@ def _in_eval_by_hash(path: str, eval_fraction: float) -> bool:
         eval_fraction * 10000)
 
 
+def split_files(path: str, split_by: str, eval_fraction: float
+                ) -> tuple[str, list[str], list[str]]:
+    """(mode, train files, eval files) of local text: `auto` becomes `position` for one file
+    and `hash` for several; a hash split that leaves a split without files is an error."""
+    files = default_corpus_files() if not path else sorted(glob.glob(path, recursive=True))
+    files = [f for f in files if os.path.isfile(f)]
+    if not files:
+        raise ConfigError(f"config.dataset.path='{path}' matches no file; give a file or glob")
+    if split_by not in SPLIT_BY:
+        raise ConfigError(f"config.dataset.split_by='{split_by}'; use {' | '.join(SPLIT_BY)}")
+    mode = split_by if split_by != "auto" else ("position" if len(files) == 1 else "hash")
+    if mode == "position":
+        return mode, files, files
+    if len(files) == 1:
+        raise ConfigError(f"config.dataset.split_by=hash keeps whole files apart, but "
+                          f"config.dataset.path='{path}' matches one file, so the eval split "
+                          f"would be empty; set config.dataset.split_by=position (or auto) to "
+                          f"hold out the last eval_fraction of it")
+    in_eval = [_in_eval_by_hash(f, eval_fraction) for f in files]
+    train = [f for f, e in zip(files, in_eval, strict=True) if not e]
+    held = [f for f, e in zip(files, in_eval, strict=True) if e]
+    if not train or not held:
+        empty = "train" if not train else "eval"
+        raise ConfigError(f"config.dataset.split_by=hash puts none of the {len(files)} files of "
+                          f"config.dataset.path='{path}' in the {empty} split "
+                          f"(eval_fraction={eval_fraction}); set config.dataset.split_by=position "
+                          f"to split the text by position, or change eval_fraction")
+    return mode, train, held
+
+
 @functools.lru_cache(maxsize=8)
 def local_stream(path: str, split_by: str, eval_fraction: float, train: bool,
                  max_bytes: int) -> np.ndarray:
     """The byte stream of one split of local files (cached per process)."""
-    files = default_corpus_files() if not path else sorted(glob.glob(path, recursive=True))
-    files = [f for f in files if os.path.isfile(f)]
-    if not files:
-        raise ValueError(f"config.dataset.path='{path}' matches no file; give a file or glob")
-    if split_by == "hash":
-        files = [f for f in files if _in_eval_by_hash(f, eval_fraction) != train]
-    elif split_by != "position":
-        raise ValueError(f"config.dataset.split_by='{split_by}'; use hash | position")
+    split_by, train_files, eval_files = split_files(path, split_by, eval_fraction)
+    files = train_files if train else eval_files
     chunks, total = [], 0
     limit = max_bytes if max_bytes > 0 and split_by == "hash" else 0
     for f in files:
@@ -65,24 +97,24 @@ def local_stream(path: str, split_by: str, eval_fraction: float, train: bool,
     return stream
 
 
-def open_tfds(name: str, split: str, data_dir: str) -> Any:
+def open_tfds(name: str, split: str, data_dir: str, download: bool = True) -> Any:
     """`tfds.data_source` with one clear error line when the dataset is not prepared."""
     import tensorflow_datasets as tfds
 
     try:
-        return tfds.data_source(name, split=split, data_dir=data_dir or None)
+        return tfds.data_source(name, split=split, data_dir=data_dir or None, download=download)
     except Exception as e:  # noqa: BLE001 - TFDS raises many types; one clear line instead
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ValueError(f"config.dataset.tfds_name='{name}' split '{split}' could not be opened "
+        raise ConfigError(f"config.dataset.tfds_name='{name}' split '{split}' could not be opened "
                          f"({type(e).__name__}: {first}); prepare it once with "
                          "pip install 'dl_arch[tfds]', or set config.dataset.data_dir") from e
 
 
 @functools.lru_cache(maxsize=8)
-def tfds_stream(name: str, split: str, feature: str, data_dir: str, max_bytes: int
-                ) -> np.ndarray:
+def tfds_stream(name: str, split: str, feature: str, data_dir: str, download: bool,
+                max_bytes: int) -> np.ndarray:
     """All `feature` texts of a TFDS split joined by newlines (random-access data source)."""
-    source = open_tfds(name, split, data_dir)
+    source = open_tfds(name, split, data_dir, download)
     chunks, total = [], 0
     for i in range(len(source)):
         text = source[i][feature]
@@ -98,9 +130,10 @@ def tfds_stream(name: str, split: str, feature: str, data_dir: str, max_bytes: i
 class TextWindows:
     """Random-access next-byte windows over one byte stream."""
 
-    def __init__(self, stream: np.ndarray, seq_len: int, stream_batch_size: int = 0):
+    def __init__(self, stream: np.ndarray, seq_len: int, stream_batch_size: int = 0,
+                 split: str = "text"):
         if seq_len < 1:
-            raise ValueError(f"config.dataset.seq_len={seq_len}; must be >= 1")
+            raise ConfigError(f"config.dataset.seq_len={seq_len}; must be >= 1")
         self.stream, self.seq_len, self.rows = stream, seq_len, int(stream_batch_size)
         if self.rows > 0:
             self.row_len = (len(stream) - 1) // self.rows
@@ -109,9 +142,10 @@ class TextWindows:
         else:
             count = (len(stream) - 1) // seq_len
         if count < 1:
-            raise ValueError(f"the text split has {len(stream)} bytes, too few for "
-                             f"config.dataset.seq_len={seq_len} (x stream_batch_size); use "
-                             "more text or a shorter seq_len")
+            rows = f" x config.dataset.stream_batch_size={self.rows}" if self.rows > 0 else ""
+            raise ConfigError(f"config.dataset: the {split} split has {len(stream)} bytes, too few "
+                              f"for one window of config.dataset.seq_len={seq_len}{rows}; use more "
+                              f"text, a shorter seq_len or another eval_fraction")
         self._length = count
 
     def __len__(self) -> int:
@@ -131,23 +165,48 @@ class TextWindows:
         return {"inputs": window[:-1], "targets": window[1:], "reset": np.int32(reset)}
 
 
-@register_dataset("text")
+TFDS_TEXT_FIELDS: Fields = {
+    "tfds_name": Field("", "TFDS text dataset to read instead of local files, e.g. "
+                           "'tiny_shakespeare' ('' = the files of `path`)"),
+    "tfds_feature": Field("text", "the TFDS string feature joined into one byte stream"),
+    **TFDS_FIELDS,
+}
+
+
+def _split_stream(cfg: Any, split: str) -> np.ndarray:
+    """The byte stream of split `split` (local files or TFDS) of a `text` config."""
+    if cfg.tfds_name:
+        return tfds_stream(cfg.tfds_name, split, cfg.tfds_feature, cfg.data_dir, cfg.download,
+                           cfg.max_bytes)
+    return local_stream(cfg.path, cfg.split_by, cfg.eval_fraction, split == cfg.train_split,
+                        cfg.max_bytes)
+
+
+@register_dataset("text", fields={
+    "path": Field("", "text file or glob, '**' recursive ('' = this Python's standard-library "
+                      ".py files)"),
+    "split_by": Field("auto", "local train/eval split: hash = whole files by a hash of their "
+                              "path, position = the last eval_fraction of the text, auto = "
+                              "position for one file, hash for several", choices=SPLIT_BY),
+    "eval_fraction": Field(0.05, "share of the local text (files or bytes) held out for eval",
+                           low=0.0, high=1.0, low_open=True, high_open=True),
+    "seq_len": Field(128, "bytes per window (the model reads seq_len, predicts the next ones)",
+                     low=1),
+    "max_bytes": Field(0, "bytes kept per split (0: all the text)", low=0),
+    "stream_batch_size": Field(0, "rows of stream-ordered windows for truncated BPTT (set it "
+                                  "to batch_size; 0: windows in plain order)", low=0),
+    **TFDS_TEXT_FIELDS})
 def text(cfg: Any, split: str, seed: int) -> TextWindows:
-    """Byte-level language-modelling windows over local files or a TFDS text dataset."""
-    seq_len = int(cfg.get("seq_len", 128))
-    max_bytes = int(cfg.get("max_bytes", 0))
-    rows = int(cfg.get("stream_batch_size", 0))
-    if cfg.get("tfds_name", ""):
-        stream = tfds_stream(cfg.tfds_name, split, cfg.get("tfds_feature", "text"),
-                             cfg.get("data_dir", ""), max_bytes)
-    else:
-        fraction = float(cfg.get("eval_fraction", 0.05))
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"config.dataset.eval_fraction={fraction}; use a value in (0, 1)")
-        train = split == cfg.get("train_split", "train")
-        stream = local_stream(cfg.get("path", ""), cfg.get("split_by", "hash"), fraction, train,
-                              max_bytes)
-    return TextWindows(stream, seq_len, rows if split == cfg.get("train_split", "train") else 0)
+    """Byte-level language-modelling windows over local files or a TFDS text dataset.
+
+    Building the training split also checks that the eval split holds a window, so a run
+    whose evaluation would fail stops before its first step.
+    """
+    train = split == cfg.train_split
+    if train:
+        TextWindows(_split_stream(cfg, cfg.eval_split), cfg.seq_len, 0, "eval")
+    return TextWindows(_split_stream(cfg, split), cfg.seq_len,
+                       cfg.stream_batch_size if train else 0, "train" if train else "eval")
 
 
 class TextClassification:
@@ -171,12 +230,17 @@ class TextClassification:
                 "label": np.int32(ex[self.label_feature])}
 
 
-@register_dataset("text_classification")
+@register_dataset("text_classification", fields={
+    "tfds_name": Field("imdb_reviews", "TFDS dataset of (text, label) examples"),
+    **TFDS_FIELDS,
+    "max_len": Field(512, "bytes kept per text (longer ones are cut, shorter ones padded)",
+                     low=1),
+    "text_feature": Field("text", "the TFDS feature holding the text"),
+    "label_feature": Field("label", "the TFDS feature holding the integer class"),
+})
 def text_classification(cfg: Any, split: str, seed: int) -> TextClassification:
     """Byte-level sentiment/topic classification over a TFDS dataset (e.g. imdb_reviews)."""
-    name = cfg.get("tfds_name", "")
-    if not name:
-        raise ValueError("config.dataset.tfds_name is empty; set it, e.g. 'imdb_reviews'")
-    source = open_tfds(name, split, cfg.get("data_dir", ""))
-    return TextClassification(source, int(cfg.get("max_len", 512)),
-                              cfg.get("text_feature", "text"), cfg.get("label_feature", "label"))
+    if not cfg.tfds_name:
+        raise ConfigError("config.dataset.tfds_name is empty; set it, e.g. 'imdb_reviews'")
+    source = open_tfds(cfg.tfds_name, split, cfg.data_dir, cfg.download)
+    return TextClassification(source, cfg.max_len, cfg.text_feature, cfg.label_feature)

@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.sources.procedural import ProceduralSource, split_length
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field, Fields
+from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
+from dl_arch.data.tfds_source import TFDS_FIELDS
 from dl_arch.data.tokenizers import (
     EOS,
     SentencePieceTokenizer,
@@ -118,10 +121,22 @@ def synthetic_language(num_topics: int, words_per_topic: int, language_seed: int
     return SyntheticLanguage(num_topics, words_per_topic, language_seed)
 
 
+# The procedural language pair, shared by `synthetic_translation` and `synthetic_sentences`.
+LANGUAGE_FIELDS: Fields = {
+    "num_topics": Field(4, "topics of the procedural language (a sentence keeps to one)", low=1),
+    "words_per_topic": Field(12, "words per topic in each category (noun, verb, adjective)",
+                             low=1),
+    "language_seed": Field(0, "seed of the lexicon: another seed is another language pair"),
+    "max_adjectives": Field(2, "most adjectives in one noun phrase", low=0),
+}
+
+
 def language_of(cfg: Any) -> SyntheticLanguage:
     """The procedural language a dataset config describes."""
-    return synthetic_language(int(cfg.get("num_topics", 4)), int(cfg.get("words_per_topic", 12)),
-                              int(cfg.get("language_seed", 0)))
+    from dl_arch.data.pipeline import resolve_dataset
+
+    cfg = resolve_dataset(cfg)
+    return synthetic_language(cfg.num_topics, cfg.words_per_topic, cfg.language_seed)
 
 
 class SyntheticTranslation(ProceduralSource):
@@ -130,12 +145,12 @@ class SyntheticTranslation(ProceduralSource):
     def __init__(self, cfg: Any, split: str, seed: int):
         super().__init__(split_length(cfg, split), seed, split)
         self.lang = language_of(cfg)
-        self.max_len = int(cfg.get("max_len", 32))
-        self.max_adjs = int(cfg.get("max_adjectives", 2))
-        self.pp_prob = float(cfg.get("pp_prob", 0.5))
+        self.max_len = int(cfg.max_len)
+        self.max_adjs = int(cfg.max_adjectives)
+        self.pp_prob = float(cfg.pp_prob)
         worst = 3 * (2 + self.max_adjs) + 3  # three noun phrases, verb, preposition, <eos>
         if worst > self.max_len:
-            raise ValueError(f"config.dataset.max_len={self.max_len} is shorter than the "
+            raise ConfigError(f"config.dataset.max_len={self.max_len} is shorter than the "
                              f"longest sentence ({worst} tokens); raise it")
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
@@ -146,7 +161,12 @@ class SyntheticTranslation(ProceduralSource):
                 "targets": pad_to(tok.encode(" ".join(tgt)) + [EOS], self.max_len)}
 
 
-@register_dataset("synthetic_translation")
+@register_dataset("synthetic_translation", fields={
+    **LANGUAGE_FIELDS,
+    "pp_prob": Field(0.5, "chance that a sentence ends in a prepositional phrase", low=0.0,
+                     high=1.0),
+    "max_len": Field(32, "tokens per sentence, <eos> included (padded to it)", low=1),
+    **SPLIT_FIELDS})
 def synthetic_translation(cfg: Any, split: str, seed: int) -> SyntheticTranslation:
     """Offline translation between two procedural languages (word-level, shared vocab)."""
     return SyntheticTranslation(cfg, split, seed)
@@ -155,10 +175,10 @@ def synthetic_translation(cfg: Any, split: str, seed: int) -> SyntheticTranslati
 def _tfds_pairs(cfg: Any, split: str):
     import tensorflow_datasets as tfds
 
-    name = cfg.get("tfds_name", "")
-    if not name:
-        raise ValueError("config.dataset.tfds_name is empty; e.g. 'wmt14_translate/de-en'")
-    return tfds.data_source(name, split=split, data_dir=cfg.get("data_dir", "") or None)
+    if not cfg.tfds_name:
+        raise ConfigError("config.dataset.tfds_name is empty; set it, e.g. 'wmt14_translate/de-en'")
+    return tfds.data_source(cfg.tfds_name, split=split, data_dir=cfg.data_dir or None,
+                            download=cfg.download)
 
 
 def _text(value: Any) -> str:
@@ -166,11 +186,11 @@ def _text(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _spm_for(name: str, split: str, data_dir: str, src_key: str, tgt_key: str, vocab: int,
-             cache_dir: str, max_sentences: int) -> SentencePieceTokenizer:
+def _spm_for(name: str, split: str, data_dir: str, download: bool, src_key: str, tgt_key: str,
+             vocab: int, cache_dir: str, max_sentences: int) -> SentencePieceTokenizer:
     import tensorflow_datasets as tfds
 
-    source = tfds.data_source(name, split=split, data_dir=data_dir or None)
+    source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=download)
     n = min(len(source), max_sentences // 2)
 
     def texts():
@@ -184,15 +204,18 @@ def _spm_for(name: str, split: str, data_dir: str, src_key: str, tgt_key: str, v
 
 def tokenizer(cfg: Any) -> Tokenizer:
     """The tokenizer of a translation dataset config (to decode ids into text for BLEU)."""
+    from dl_arch.data.pipeline import resolve_dataset
+
     if cfg.name == "synthetic_translation":
         return language_of(cfg).tokenizer
     if cfg.name == "tfds_translation":
-        cache = cfg.get("tokenizer_dir", "") or os.path.join(
-            os.path.expanduser("~"), ".cache", "dl_arch", "spm")
-        return _spm_for(cfg.tfds_name, cfg.get("train_split", "train"), cfg.get("data_dir", ""),
-                        cfg.source_key, cfg.target_key, int(cfg.get("vocab_size", 8000)),
-                        cache, int(cfg.get("tokenizer_sentences", 200_000)))
-    raise ValueError(f"config.dataset.name='{cfg.name}' is not a translation dataset; use "
+        cfg = resolve_dataset(cfg)
+        cache = cfg.tokenizer_dir or os.path.join(os.path.expanduser("~"), ".cache", "dl_arch",
+                                                  "spm")
+        return _spm_for(cfg.tfds_name, cfg.train_split, cfg.data_dir, cfg.download,
+                        cfg.source_key, cfg.target_key, cfg.vocab_size, cache,
+                        cfg.tokenizer_sentences)
+    raise ConfigError(f"config.dataset.name='{cfg.name}' is not a translation dataset; use "
                      "synthetic_translation or tfds_translation")
 
 
@@ -203,7 +226,7 @@ class TfdsTranslation:
         self.source = _tfds_pairs(cfg, split)
         self.tok = tokenizer(cfg)
         self.src_key, self.tgt_key = cfg.source_key, cfg.target_key
-        self.max_len = int(cfg.get("max_len", 64))
+        self.max_len = int(cfg.max_len)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -215,7 +238,20 @@ class TfdsTranslation:
         return {"inputs": pad_to(src, self.max_len), "targets": pad_to(tgt, self.max_len)}
 
 
-@register_dataset("tfds_translation")
+@register_dataset("tfds_translation", fields={
+    "tfds_name": Field("wmt14_translate/de-en", "TFDS translation dataset, e.g. "
+                       "'ted_hrlr_translate/pt_to_en'"),
+    "source_key": Field("de", "feature of the source sentence"),
+    "target_key": Field("en", "feature of the target sentence"),
+    **TFDS_FIELDS,
+    "vocab_size": Field(8000, "SentencePiece vocabulary, shared by both languages (5 ids are "
+                              "special)", low=6),
+    "tokenizer_sentences": Field(200_000, "training sentences (both sides) the SentencePiece "
+                                          "model is trained on", low=1),
+    "tokenizer_dir": Field("", "where trained SentencePiece models are cached "
+                               "('' = ~/.cache/dl_arch/spm)"),
+    "max_len": Field(64, "subword tokens per sentence, <eos> included (longer ones are cut)",
+                     low=2)})
 def tfds_translation(cfg: Any, split: str, seed: int) -> TfdsTranslation:
     """WMT14 / TED translation from TFDS with a locally trained SentencePiece vocabulary."""
     return TfdsTranslation(cfg, split)

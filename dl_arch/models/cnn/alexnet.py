@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from dl_arch.models.cnn.common import (
+    STEM_CHECKS,
+    Window,
     adaptive_avg_pool,
     check_images,
     check_stem,
@@ -29,19 +31,30 @@ class AlexNet(nn.Module):
     `classifier_width` default to 6 / 4096 (imagenet) or 2 / 1024 (small).
     """
 
-    num_classes: int = 1000
-    stem: str = "imagenet"
+    num_classes: int = 1000  # classes of the head
+    stem: str = "imagenet"  # imagenet: conv1 11x11/4, 3x3/2 pools | small: conv1 3x3/1, 2x2 pools
     features: Sequence[int] = (64, 192, 384, 256, 256)  # channels of conv1..conv5
     classifier_width: int | None = None  # hidden width of fc1/fc2 (None: by stem)
     pooled_size: int | None = None  # adaptive average pool side before fc1 (None: by stem)
-    dropout_rate: float = 0.5
+    dropout_rate: float = 0.5  # dropout before fc1 and fc2 in training
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = STEM_CHECKS
+
+    @staticmethod
+    def plan(stem: str) -> list[Window]:
+        """The convolutions and pools that shrink the image (conv1, pool, pool, conv3-5, pool)."""
+        small = stem == "small"
+        pool = Window(2, 2) if small else Window(3, 2)
+        conv1 = Window(3, 1, 1) if small else Window(11, 4, 2)
+        same = Window(3, 1, 1)
+        return [conv1, pool, Window(5, 1, 2), pool, same, same, same, pool]
 
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         check_stem(self.stem, "alexnet")
-        check_images(x_BHWC, "alexnet")
+        check_images(x_BHWC, "alexnet", self.plan, self.stem)
         small = self.stem == "small"
         # fan-in He init: with no BatchNorm, fan-out init shrinks activations layer by layer
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,

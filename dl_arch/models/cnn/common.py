@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -11,7 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+
 STEMS = ("imagenet", "small")
+# A CNN's `field_checks`: the stems every model of the family knows.
+STEM_CHECKS: dict[str, dict[str, Any]] = {"stem": dict(choices=STEMS)}
 
 # torchvision's conv init (kaiming normal, fan_out), so from-scratch runs start alike.
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -22,19 +27,74 @@ conv_init_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 def check_stem(stem: str, model: str) -> None:
     """Fails early with a one-line fix when `config.model.stem` is not a known stem."""
     if stem not in STEMS:
-        raise ValueError(
+        raise ConfigError(
             f"config.model.stem='{stem}' is unknown for {model}; use 'imagenet' "
             "(224x224 inputs) or 'small' (28x28/32x32 inputs)"
         )
 
 
-def check_images(x: jax.Array, model: str) -> None:
-    """Fails early unless `x` is a channels-last image batch (B, H, W, C)."""
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """One spatial step of a CNN: a convolution or pool of `kernel` x `kernel` (torch rules)."""
+
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    ceil_mode: bool = False
+
+    def out(self, n: int) -> int:
+        """Output side for an input side `n` (0 when the window does not fit), as `max_pool`."""
+        span = n + 2 * self.padding - self.kernel
+        if not self.ceil_mode:
+            return max(0, span // self.stride + 1)
+        out = -(-span // self.stride) + 1
+        if (out - 1) * self.stride >= n + self.padding:
+            out -= 1
+        return max(0, out)
+
+
+def fits(side: int, windows: Sequence[Window]) -> bool:
+    """Whether an input side of `side` pixels leaves every map of `windows` at least 1 pixel."""
+    for window in windows:
+        side = window.out(side)
+        if side < 1:
+            return False
+    return side >= 1
+
+
+def min_image_side(windows: Sequence[Window]) -> int:
+    """The smallest input side that every convolution and pool of `windows` can take."""
+    side = 1
+    while not fits(side, windows):
+        side += 1
+    return side
+
+
+def check_images(x: jax.Array, model: str, plan: Callable[[str], Sequence[Window]] | None = None,
+                 stem: str = "") -> None:
+    """Fails early unless `x` is a channels-last image batch (B, H, W, C) that the
+    convolutions and pools `plan(stem)` of the model can take (names the minimum and the fix)."""
     if x.ndim != 4:
-        raise ValueError(
+        raise ConfigError(
             f"{model} takes images shaped (batch, height, width, channels), got shape "
             f"{tuple(x.shape)}; check config.dataset (images must be HWC)"
         )
+    if plan is None:
+        return
+    _, h, w, _ = x.shape
+    windows = plan(stem)
+    if fits(h, windows) and fits(w, windows):
+        return
+    least = min_image_side(windows)
+    other = [s for s in STEMS if s != stem and stem in STEMS]
+    hint = ""
+    if other and fits(h, plan(other[0])) and fits(w, plan(other[0])):
+        hint = f" or config.model.stem='{other[0]}'"
+    with_stem = f" with stem='{stem}'" if stem else ""
+    raise ConfigError(
+        f"{model}{with_stem} needs images of at least {least}x{least} (got {h}x{w}); set "
+        f"config.dataset.resize_to >= {least} (or a larger config.dataset.image_size){hint}"
+    )
 
 
 def batch_norm(train: bool, dtype: Any, param_dtype: Any, epsilon: float = 1e-5,

@@ -9,13 +9,16 @@ kernel in the third branch: 6,624,904 parameters without auxiliary heads at 1000
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.models.cnn.common import (
+    STEM_CHECKS,
+    Window,
     adaptive_avg_pool,
     batch_norm,
     check_images,
@@ -112,21 +115,33 @@ class GoogLeNet(nn.Module):
     stem="small" (32x32): 3x3/1 first conv and no first max pool.
     """
 
-    num_classes: int = 1000
-    stem: str = "imagenet"
+    num_classes: int = 1000  # classes of the head (and of the auxiliary heads)
+    stem: str = "imagenet"  # imagenet: 7x7/2 conv + max pool | small: 3x3/1 conv, no pool (32x32)
     layout: str = "paper"  # paper (5x5, biases, no BN) | torchvision (3x3, BatchNorm)
-    aux_logits: bool = False
+    aux_logits: bool = False  # auxiliary classifiers on 4a and 4d (logits sown in aux_logits)
     width_multiplier: float = 1.0  # scales every channel count (tiny test variants)
-    dropout_rate: float = 0.4
+    dropout_rate: float = 0.4  # dropout before the head in training
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **STEM_CHECKS, "layout": dict(choices=LAYOUTS)}
+
+    @staticmethod
+    def plan(stem: str) -> list[Window]:
+        """The convolutions and pools that shrink the image (stem, pools before 3a, 4a, 5a)."""
+        pool = Window(3, 2, ceil_mode=True)
+        branch_pool = Window(3, 1, 1, ceil_mode=True)  # in every Inception block: keeps the size
+        stem_windows = ([Window(7, 2, 3), pool] if stem == "imagenet" else [Window(3, 1, 1)])
+        return (stem_windows + [Window(1), Window(3, 1, 1), pool] + [branch_pool] * 2 + [pool]
+                + [branch_pool] * 5 + [Window(2, 2, ceil_mode=True)] + [branch_pool] * 2)
 
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         check_stem(self.stem, "googlenet")
-        check_images(x_BHWC, "googlenet")
         if self.layout not in LAYOUTS:
-            raise ValueError(f"config.model.layout='{self.layout}'; use paper or torchvision")
+            raise ConfigError(f"config.model.layout='{self.layout}'; use paper or torchvision")
+        check_images(x_BHWC, "googlenet", self.plan, self.stem)
         bn = self.layout == "torchvision"
         w = lambda c: max(1, int(c * self.width_multiplier))
         unit = functools.partial(ConvUnit, batch_norm=bn, dtype=self.dtype,

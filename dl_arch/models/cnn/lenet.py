@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dl_arch.models.cnn.common import check_images, check_stem, head
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
+from dl_arch.models.cnn.common import STEM_CHECKS, Window, check_images, check_stem, head
 from dl_arch.registry import register_model
 
 _ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
@@ -23,8 +25,8 @@ class LeNet5(nn.Module):
     first convolution by 2 so 28x28 MNIST digits reach the same 5x5x16 map (same parameters).
     """
 
-    num_classes: int = 10
-    stem: str = "imagenet"
+    num_classes: int = 10  # classes of the head
+    stem: str = "imagenet"  # imagenet: valid conv1 (32x32 inputs) | small: conv1 padded by 2 (28x28)
     features: Sequence[int] = (6, 16)  # channels of the two convolutions
     hidden: Sequence[int] = (120, 84)  # widths of the fully connected layers
     activation: str = "relu"  # relu | tanh (the 1998 paper's squashing function)
@@ -32,14 +34,24 @@ class LeNet5(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **STEM_CHECKS, "hidden": dict(each=Field(1, "a layer width", low=1)),
+        "activation": dict(choices=tuple(_ACTIVATIONS)), "pooling": dict(choices=("max", "avg"))}
+
+    @staticmethod
+    def plan(stem: str) -> list[Window]:
+        """The convolutions and pools that shrink the image: conv 5x5, pool 2, conv 5x5, pool 2."""
+        return [Window(5, padding=2 if stem == "small" else 0), Window(2, 2), Window(5),
+                Window(2, 2)]
+
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         check_stem(self.stem, "lenet5")
-        check_images(x_BHWC, "lenet5")
         if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"config.model.activation='{self.activation}'; use relu or tanh")
+            raise ConfigError(f"config.model.activation='{self.activation}'; use relu or tanh")
         if self.pooling not in ("max", "avg"):
-            raise ValueError(f"config.model.pooling='{self.pooling}'; use max or avg")
+            raise ConfigError(f"config.model.pooling='{self.pooling}'; use max or avg")
+        check_images(x_BHWC, "lenet5", self.plan, self.stem)
         act = _ACTIVATIONS[self.activation]
         pool = nn.max_pool if self.pooling == "max" else nn.avg_pool
         conv = functools.partial(nn.Conv, kernel_size=(5, 5), dtype=self.dtype,

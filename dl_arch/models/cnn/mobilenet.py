@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 from dl_arch.models.cnn.common import (
+    STEM_CHECKS,
+    Window,
     as_tuple,
     batch_norm,
     check_images,
@@ -61,21 +65,35 @@ class MobileNetV2(nn.Module):
     stem="small" (CIFAR) makes the stem conv and the second group stride 1.
     """
 
-    num_classes: int = 1000
-    stem: str = "imagenet"
-    width_multiplier: float = 1.0
+    num_classes: int = 1000  # classes of the head
+    stem: str = "imagenet"  # imagenet: stride-2 stem conv | small: stem and group 2 at stride 1
+    width_multiplier: float = 1.0  # scales every channel count (rounded to multiples of 8)
     settings: Sequence[Sequence[int]] = MOBILENET_V2_SETTINGS  # (t, c, n, s) per group
-    last_channels: int = 1280
-    dropout_rate: float = 0.2
+    last_channels: int = 1280  # channels of the last 1x1 convolution before the pool
+    dropout_rate: float = 0.2  # dropout before the head in training
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **STEM_CHECKS,
+        "settings": dict(each=Field((1, 16, 1, 1), "(expansion t, channels c, repeats n, stride s)",
+                                    each=Field(1, "a positive count", low=1)))}
+
+    def plan(self, stem: str) -> list[Window]:
+        """The convolutions that shrink the image: the stem and each block's depthwise 3x3."""
+        small = stem == "small"
+        windows = [Window(3, 1 if small else 2, 1)]
+        for g, (_, _, n, s) in enumerate(as_tuple(self.settings)):
+            s = 1 if small and g == 1 else s
+            windows += [Window(3, s, 1)] + [Window(3, 1, 1)] * (n - 1)
+        return windows
 
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         check_stem(self.stem, "mobilenet_v2")
-        check_images(x_BHWC, "mobilenet_v2")
         if self.width_multiplier <= 0:
-            raise ValueError("config.model.width_multiplier must be > 0 (1.0 = the paper's)")
+            raise ConfigError("config.model.width_multiplier must be > 0 (1.0 = the paper's)")
+        check_images(x_BHWC, "mobilenet_v2", self.plan, self.stem)
         small = self.stem == "small"
         wm = self.width_multiplier
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.models.cnn.common import (
+    STEM_CHECKS,
+    Window,
     batch_norm,
     check_images,
     check_stem,
@@ -78,26 +81,44 @@ def _shortcut(block: BasicBlock | Bottleneck, x: jax.Array, train: bool) -> jax.
 BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+def resnet_plan(stem: str, stage_sizes: Sequence[int], block: str) -> list[Window]:
+    """The convolutions and pools of a ResNet (stem, then each block's strided path)."""
+    windows = [Window(7, 2, 3), Window(3, 2, 1)] if stem == "imagenet" else [Window(3, 1, 1)]
+    for s, num_blocks in enumerate(stage_sizes):
+        for b in range(num_blocks):
+            strided = Window(3, 2 if s > 0 and b == 0 else 1, 1)
+            windows += ([strided, Window(3, 1, 1)] if block == "basic"
+                        else [Window(1), strided, Window(1)])
+    return windows
+
+
 class ResNet(nn.Module):
     """Stem, four stages of residual blocks (`layer{stage}_{block}`), global pool, head.
 
     stem="imagenet": 7x7/2 conv + 3x3/2 max pool; stem="small": one 3x3/1 conv (CIFAR).
     """
 
-    stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    stage_sizes: Sequence[int] = (2, 2, 2, 2)  # residual blocks per stage (channels double per stage)
     block: str = "basic"  # basic | bottleneck
-    num_classes: int = 1000
-    stem: str = "imagenet"
+    num_classes: int = 1000  # classes of the head
+    stem: str = "imagenet"  # imagenet: 7x7/2 conv + 3x3/2 max pool | small: one 3x3/1 conv (CIFAR)
     width: int = 64  # channels of the stem and of the first stage
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **STEM_CHECKS, "block": dict(choices=tuple(BLOCKS))}
+
+    def plan(self, stem: str) -> list[Window]:
+        """The convolutions and pools that shrink the image."""
+        return resnet_plan(stem, self.stage_sizes, self.block)
+
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         check_stem(self.stem, "resnet")
-        check_images(x_BHWC, "resnet")
         if self.block not in BLOCKS:
-            raise ValueError(f"config.model.block='{self.block}'; use basic or bottleneck")
+            raise ConfigError(f"config.model.block='{self.block}'; use basic or bottleneck")
+        check_images(x_BHWC, "resnet", self.plan, self.stem)
         block_cls = BLOCKS[self.block]
         conv = functools.partial(nn.Conv, self.width, use_bias=False, dtype=self.dtype,
                                  param_dtype=self.param_dtype, kernel_init=conv_init,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.fields import Field
 from dl_arch.models.cnn.common import (
+    STEM_CHECKS,
+    Window,
     adaptive_avg_pool,
     as_tuple,
     batch_norm,
@@ -41,20 +44,31 @@ class VGG(nn.Module):
     stem="small" defaults `pooled_size` to 1 and `classifier_width` to 512 (CIFAR VGG).
     """
 
-    stages: Sequence[Sequence[int]] = VGG_STAGES[16]
-    batch_norm: bool = False
-    num_classes: int = 1000
-    stem: str = "imagenet"
+    stages: Sequence[Sequence[int]] = VGG_STAGES[16]  # channels of the 3x3 convs, per pooled stage
+    batch_norm: bool = False  # BatchNorm after every convolution (the *_bn variants)
+    num_classes: int = 1000  # classes of the head
+    stem: str = "imagenet"  # imagenet: 7x7 pool, fc 4096 | small: 1x1 pool, fc 512 (CIFAR)
     classifier_width: int | None = None  # hidden width of fc1/fc2 (None: 4096 or 512)
     pooled_size: int | None = None  # adaptive average pool side before fc1 (None: 7 or 1)
-    dropout_rate: float = 0.5
+    dropout_rate: float = 0.5  # dropout after fc1 and fc2 in training
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
+
+    field_checks: ClassVar[dict[str, dict[str, Any]]] = {
+        **STEM_CHECKS,
+        "stages": dict(each=Field((64,), "channels of a stage", each=Field(1, "channels", low=1)))}
+
+    def plan(self, stem: str) -> list[Window]:
+        """The convolutions and pools that shrink the image: each stage ends with a 2x2 pool."""
+        windows = []
+        for stage in as_tuple(self.stages):
+            windows += [Window(3, 1, 1)] * len(stage) + [Window(2, 2)]
+        return windows
 
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> jax.Array:
         check_stem(self.stem, "vgg")
-        check_images(x_BHWC, "vgg")
+        check_images(x_BHWC, "vgg", self.plan, self.stem)
         small = self.stem == "small"
         x = jnp.asarray(x_BHWC, self.dtype)
         for s, stage in enumerate(as_tuple(self.stages)):

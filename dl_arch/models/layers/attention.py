@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.models.layers.position import apply_rope
 
 Array = jax.Array
@@ -95,17 +96,17 @@ class MultiHeadAttention(nn.Module):
                  train: bool = False) -> Array:
         """Attends from `x_BTD` to `kv_BSD` (itself if None); returns (B, T, out_features)."""
         if self.implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"attention implementation '{self.implementation}' is unknown; "
+            raise ConfigError(f"attention implementation '{self.implementation}' is unknown; "
                              f"set config.model.attention_impl to one of {IMPLEMENTATIONS}")
         n = self.num_heads
         k_heads = n if self.num_kv_heads is None else self.num_kv_heads
         if n % k_heads:
-            raise ValueError(f"num_heads={n} is not a multiple of num_kv_heads={k_heads}; "
+            raise ConfigError(f"num_heads={n} is not a multiple of num_kv_heads={k_heads}; "
                              "set config.model.num_kv_heads to a divisor of num_heads")
         d = x_BTD.shape[-1]
         h = self.head_dim or d // n
         if self.head_dim is None and d % n:
-            raise ValueError(f"width {d} is not divisible by num_heads={n}; "
+            raise ConfigError(f"width {d} is not divisible by num_heads={n}; "
                              "change config.model.num_heads or the model width")
         dense = lambda heads, name: nn.DenseGeneral(
             (heads, h), use_bias=self.use_bias, kernel_init=self.kernel_init,

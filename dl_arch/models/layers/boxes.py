@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from dl_arch.config.errors import ConfigError
+
 # SSD / Faster R-CNN "variances": encoded offsets are divided by these so that the
 # regression targets of matched anchors have roughly unit scale.
 DEFAULT_VARIANCES = (0.1, 0.1, 0.2, 0.2)
@@ -116,7 +118,7 @@ def make_anchors(feature_shapes: Sequence[tuple[int, int]], sizes: Sequence[floa
     the image) and `h / w = aspect_ratio`. Order: level, row, column, anchor.
     """
     if len(feature_shapes) != len(sizes):
-        raise ValueError(
+        raise ConfigError(
             f"config.model.anchor_sizes has {len(sizes)} entries but the model has "
             f"{len(feature_shapes)} feature levels; give one size per level"
         )

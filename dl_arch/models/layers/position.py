@@ -8,13 +8,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
+
 Array = jax.Array
 
 
 def sinusoidal_encoding(positions_BT: Array, dim: int, base: float = 10000.0) -> Array:
     """(B, T, dim) table: sin on even channels, cos on odd ones, wavelengths up to 2*pi*base."""
     if dim % 2:
-        raise ValueError(f"sinusoidal encoding needs an even width, got {dim}; "
+        raise ConfigError(f"sinusoidal encoding needs an even width, got {dim}; "
                          "set config.model.emb_dim to an even number")
     inv_freq = base ** (-jnp.arange(0, dim, 2, dtype=jnp.float32) / dim)  # (dim/2,)
     angles_BTF = positions_BT.astype(jnp.float32)[..., None] * inv_freq[None, None, :]
@@ -44,7 +46,7 @@ def apply_rope(x_BTNH: Array, positions_BT: Array, base: float = 10000.0) -> Arr
     """Rotates channel pairs (i, i + H/2) by angle pos * base^(-2i/H) (rotate-half RoPE)."""
     h = x_BTNH.shape[-1]
     if h % 2:
-        raise ValueError(f"RoPE needs an even head dim, got {h}; change config.model widths")
+        raise ConfigError(f"RoPE needs an even head dim, got {h}; change config.model widths")
     inv_freq = base ** (-jnp.arange(0, h, 2, dtype=jnp.float32) / h)  # (H/2,)
     angles_BTF = positions_BT.astype(jnp.float32)[..., None] * inv_freq[None, None, :]
     cos = jnp.cos(angles_BTF)[:, :, None, :]

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.models.layers.attention import MultiHeadAttention
 
 Array = jax.Array
@@ -26,7 +27,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 def activation(name: str) -> Callable[[Array], Array]:
     """Looks up a feed-forward activation by name, failing with the known names."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{name}' in config.model.activation; "
+        raise ConfigError(f"unknown activation '{name}' in config.model.activation; "
                          f"known: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]
 
