@@ -10,6 +10,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import train_dataset
 from dl_arch.train import mesh as mesh_lib
 from dl_arch.train.loop import build_task, build_txs, make_init_fn
@@ -46,7 +47,7 @@ def overfit_one_batch(config: ml_collections.ConfigDict, steps: int = 100
     state = jax.jit(make_init_fn(task, txs, batch, rng))(rng)
     step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules,
                                      grad_accum_steps=config.grad_accum_steps,
-                                     freeze=tuple(config.get("freeze", ()))))
+                                     freeze=tuple(resolve_config(config).freeze)))
     history = []
     for _ in range(steps):
         state, metrics = step(state, batch)

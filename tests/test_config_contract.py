@@ -249,10 +249,10 @@ def test_a_bug_keeps_its_traceback_with_file_and_line_and_writes_error_txt(tmp_p
                         f"--workdir={workdir}"], cwd=REPO, capture_output=True, text=True,
                        timeout=180, env=env)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "Traceback" in p.stderr and "buggy_model.py\", line 12" in p.stderr, p.stderr
+    assert "Traceback" in p.stderr and "buggy_model.py\", line 13" in p.stderr, p.stderr
     assert "AttributeError" in p.stderr and "hiden" in p.stderr
     error = (workdir / "error.txt").read_text()
-    assert "buggy_model.py\", line 12" in error and "config: " in error and "step: " in error
+    assert "buggy_model.py\", line 13" in error and "config: " in error and "step: " in error
 
 
 def test_a_module_that_fails_to_import_shows_its_import_error(monkeypatch, tmp_path):

@@ -254,7 +254,7 @@ _NOT_CONFIG = ("parent", "name", "dtype", "param_dtype")
 _CONFIG_TYPES = (bool, int, float, str, tuple, list, type(None))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_fields(cls: type) -> Fields:
     """The config fields of a linen model class: its dataclass fields with plain defaults.
 
@@ -286,7 +286,7 @@ def model_fields(cls: type) -> Fields:
         kind = _annotation_kind(f.type) if default is None else None
         if isinstance(default, bool) or (kind is None and default is None):
             rules = {k: v for k, v in rules.items() if k == "choices"}
-        out[f.name] = Field(default, docs.get(f.name) or f"({f.type})", kind=kind, **rules)
+        out[f.name] = Field(default, docs.get(f.name) or f"({f.type})", **{"kind": kind, **rules})
     return out
 
 

@@ -50,6 +50,8 @@ def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
 class ClassificationTask(SupervisedTask):
     """Softmax cross-entropy; accuracy, top-k accuracy, confusion matrix and macro P/R/F1."""
 
+    required_keys = ("label",)
+
     fields = {
         "label_smoothing": Field(0.0, "training targets (1 - s) one-hot + s uniform", low=0.0,
                                  high=1.0, high_open=True),

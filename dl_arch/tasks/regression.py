@@ -16,6 +16,8 @@ from dl_arch.tasks.supervised import SupervisedTask
 class RegressionTask(SupervisedTask):
     """Predicts `batch["targets"]` (any shape per example) from the inputs."""
 
+    required_keys = ("targets",)
+
     def _errors(self, outputs: jax.Array, batch: Batch) -> jax.Array:
         targets = batch["targets"].astype(jnp.float32)
         return outputs.astype(jnp.float32).reshape(targets.shape) - targets

@@ -23,8 +23,10 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import socket
+import sys
 import time
 from typing import Any
 
@@ -57,6 +59,14 @@ def _first_line(exc: BaseException, limit: int = 240) -> str:
     return (text[0] if text else type(exc).__name__)[:limit]
 
 
+def _tensorstore_reason(exc: BaseException) -> str:
+    """'CODE: innermost cause' of a tensorstore error (whose message nests every layer's
+    context and ends with a JSON spec), e.g. 'OUT_OF_RANGE: Requested byte range ... size 1459'."""
+    text = re.sub(r"\s*\[(tensorstore_spec|os_error_code)=.*$", "", _first_line(exc, 100_000))
+    parts = text.split(": ")
+    return (f"{parts[0]}: {parts[-1]}" if len(parts) > 2 else text)[:240]
+
+
 def corruption_reason(exc: BaseException) -> str | None:
     """Why `exc` (raised restoring a step) means the step is incomplete or corrupt, else None.
 
@@ -72,7 +82,7 @@ def corruption_reason(exc: BaseException) -> str | None:
                           UnicodeDecodeError)):
             return f"{type(e).__name__}: {_first_line(e)}"
         if isinstance(e, ValueError) and str(e).split(":", 1)[0].strip() in _CORRUPT_STATUS:
-            return _first_line(e)
+            return _tensorstore_reason(e)
         if isinstance(e, KeyError) and "not found in the checkpoint" in str(e):
             return f"an item is missing: {_first_line(e)}"
     return None
@@ -113,6 +123,32 @@ def check_writable(directory: str) -> None:
                           f"make it writable or give another --workdir") from None
 
 
+def _drop_closed_loop_noise(previous: Any) -> Any:
+    """A `sys.unraisablehook` that drops tensorstore callbacks reaching an asyncio loop orbax has
+    already closed ('Event loop is closed', dozens when one read of a checkpoint fails) and passes
+    everything else on to `previous`."""
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.dl_arch_quiet = True
+    return hook
+
+
+class _QuietAbandonedReads(logging.Filter):
+    """Drops asyncio's 'Task exception was never retrieved' for tensorstore reads that orbax
+    abandoned once another read of the same checkpoint failed (logged when the tasks are
+    collected, often at exit): the restore already reported that checkpoint's error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith("Task exception was never retrieved"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ValueError) and re.match(r"[A-Z_]+: ", str(exc)))
+
+
 class _QuietFilesystemErrors(logging.Filter):
     """Drops orbax's background-thread tracebacks for a full disk or an unwritable directory:
     the save's one-line ConfigError replaces them."""
@@ -144,6 +180,9 @@ class Checkpointer:
         self._saving: int | None = None  # the step of the save that may still be in flight
         self._quiet = _QuietFilesystemErrors()
         logging.getLogger("absl").addFilter(self._quiet)  # orbax logs through absl
+        if not getattr(sys.unraisablehook, "dl_arch_quiet", False):  # kept: callbacks come late
+            sys.unraisablehook = _drop_closed_loop_noise(sys.unraisablehook)
+            logging.getLogger("asyncio").addFilter(_QuietAbandonedReads())
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -204,7 +243,7 @@ class Checkpointer:
             loop_state = restored["loop"] if "loop" in restored.keys() else None
             return restored["state"], step, loop_state
         if corrupt:
-            listed = "; ".join(f"step {s}: {r[:160]}" for s, r in corrupt)
+            listed = "; ".join(f"step {s}: {r}" for s, r in corrupt)
             raise ConfigError(
                 f"none of the {len(corrupt)} checkpoints in {self.directory} restores ({listed}); "
                 f"nothing was changed: to start fresh give a new --workdir or move "

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dl_arch.config.errors import LossDiverged
+from dl_arch.config.errors import ConfigError, LossDiverged
 from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import eval_batches, train_dataset
 from dl_arch.registry import TASKS
@@ -218,7 +218,8 @@ def _close_all(closers: list[Any], quiet: bool) -> None:
             close()
         except Exception as e:  # noqa: BLE001 - close the rest first, then report
             if quiet:
-                log.warning("while stopping: %s: %s", type(e).__name__, str(e).splitlines()[:1])
+                log.warning("while stopping: %s: %s", type(e).__name__,
+                            (str(e).splitlines() or [""])[0][:200])
             else:
                 error = error or e
     closers.clear()
@@ -248,7 +249,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     train_ds = train_dataset(config.dataset, config.seed, config.batch_size, task.preprocess,
                              pidx, pcount)
     train_iter = iter(train_ds)
-    example_batch = mesh_lib.to_global(next(iter(train_ds)), mesh)
+    first_local = next(iter(train_ds))
+    task.check_batch(first_local)
+    example_batch = mesh_lib.to_global(first_local, mesh)
 
     txs, schedules = build_txs(config, task)
     rng = jax.random.PRNGKey(config.seed)
@@ -285,7 +288,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     if restored is None:
         state = jax.jit(init_fn, out_shardings=state_sharding)(rng)
         if config.init_from:
-            params, mutable = load_pretrained(state.params, state.mutable, config.init_from)
+            params, mutable = load_pretrained(state.params, state.mutable, config.init_from,
+                                              model_config=config.model)
             opt_state = {p: txs[p].init(params if p == ALL else params[p]) for p in task.phases}
             state = jax.device_put(state.replace(params=params, mutable=mutable,
                                                  opt_state=opt_state), state_sharding)
@@ -441,5 +445,9 @@ def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
     from dl_arch.train.checkpoints import restore_raw_state
 
     task = build_task(config)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(ckpt_dir) or not any(d.isdigit() for d in os.listdir(ckpt_dir)):
+        raise ConfigError(f"--workdir={workdir} holds no checkpoint to sample from; train first "
+                          f"with the same --config and --workdir")
     raw = restore_raw_state(workdir)
     return task, {"params": raw["params"], **(raw.get("mutable") or {})}

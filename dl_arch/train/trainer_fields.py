@@ -33,7 +33,7 @@ TRAINER_FIELDS: Fields = {
                       choices=("auto", "bar", "log", "none")),
     "report_on_eval": Field(True, "run the task's pictures/reports at every evaluation too"),
     "divergence_factor": Field(1e4, "stop when the loss exceeds this multiple of its value at "
-                                    "the first logged step (0: only NaN/Inf stop a run)", low=0.0),
+                                    "the first step (0: only NaN/Inf stop a run)", low=0.0),
     "init_from": Field("", "workdir, checkpoint dir or hf:<folder> to load matching "
                            "parameters from ('' = train from scratch)"),
     "freeze": Field((), "regexes over parameter paths that get no update",
