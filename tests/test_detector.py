@@ -9,8 +9,8 @@ import os
 
 import chex
 import jax
-import ml_collections
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -20,7 +20,7 @@ from dl_arch.data.pipeline import make_source
 from dl_arch.data.sources.detection_tfds import DetectionTFDS, to_detection_example
 from dl_arch.models.cnn.common import param_count
 from dl_arch.models.layers import boxes as box_lib
-from dl_arch.registry import DATASETS, MODELS
+from dl_arch.registry import MODELS
 from dl_arch.tasks.detection import (
     ap_from_histograms,
     ap_histograms,

@@ -37,7 +37,7 @@ def _error_line(*args):
      "unknown config option 'smok'; did you mean 'smoke'? (known options:"),
     ((SMOKE, "--config.batch_size=30", "--config.grad_accum_steps=4"),
      "config.batch_size=30 must divide by config.grad_accum_steps=4"),
-    ((SMOKE, "--config.model.activation=swish"), "unknown activation 'swish' in config.model.activation"),
+    ((SMOKE, "--config.model.activation=swish"), "config.model.activation='swish' is not one of relu, tanh"),
     ((SMOKE, "--config.dataset.name=tfds:no_such_dataset"),
      "config.dataset.name='tfds:no_such_dataset' split 'train' could not be opened"),
 ])

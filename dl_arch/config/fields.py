@@ -209,6 +209,19 @@ def suggest(name: str, known: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def filled(section: Any, fields: Fields) -> Any:
+    """`section` with every declared field present (defaults for the missing ones), for
+    library callers that pass a partial section; a complete section is returned as it is."""
+    import ml_collections
+
+    if all(k in section for k in fields):
+        return section
+    data = section.to_dict() if hasattr(section, "to_dict") else dict(section)
+    for key, field in fields.items():
+        data.setdefault(key, field.default)
+    return ml_collections.ConfigDict(data)
+
+
 def collect(cls: type, attr: str) -> dict[str, Any]:
     """Merges the dict class attribute `attr` over the class hierarchy (subclasses win)."""
     out: dict[str, Any] = {}

@@ -54,7 +54,7 @@ def declarations(config: Mapping[str, Any]) -> dict[str, Fields]:
         "task": {"name": name_field["task"], **collect(task_cls, "fields")},
         "model": {"name": name_field["model"], **model_fields(MODELS.get(names["model"]))},
         "dataset": {"name": name_field["dataset"],
-                    **dataset_fields(names["dataset"], collect(task_cls, "dataset_fields"))},
+                    **dataset_fields(names["dataset"], dict(task_cls.dataset_fields))},
     }
     out.update(collect(task_cls, "sections"))
     return out

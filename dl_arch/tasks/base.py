@@ -25,15 +25,14 @@ hooks, which run on the host outside jit):
 
 Declared fields (see `dl_arch.config`): `fields` are the task's own (`config.task.*`),
 `dataset_fields` the dataset fields its preprocessing reads, and `sections` whole extra
-sections it reads (`config.sample`, `config.frechet`). Each merges over subclasses, and the
+sections it reads (`config.sample`, `config.frechet`). `fields` and `sections` merge over
+subclasses; `dataset_fields` does not (a text task drops the image fields). The
 task reads `self.config.task.<field>` directly: resolution has filled every default.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import optax
 
-from dl_arch.config.fields import Field, Fields
+from dl_arch.config.fields import Field, Fields, filled
 from dl_arch.train.paths import regex_mask
 
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
@@ -38,6 +38,7 @@ OPTIMIZER_FIELDS: Fields = {
 
 def build_schedule(opt: Any, num_train_steps: int) -> optax.Schedule:
     """The learning rate as a function of the step."""
+    opt = filled(opt, OPTIMIZER_FIELDS)
     lr = float(opt.learning_rate)
     decay_steps = int(opt.decay_steps or num_train_steps)
     warmup = int(opt.warmup_steps)
@@ -69,6 +70,7 @@ def _decay_mask(params: Any) -> Any:
 def build_optimizer(opt: Any, num_train_steps: int, freeze: Sequence[str] = ()
                     ) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """(transformation, schedule): clipping, the named optimiser, weight decay, freezing."""
+    opt = filled(opt, OPTIMIZER_FIELDS)
     name = opt.name
     sched = build_schedule(opt, num_train_steps)
     wd = float(opt.weight_decay)
