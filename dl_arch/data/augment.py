@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.config.fields import Field, Fields
+from dl_arch.config.fields import Field, Fields, filled
 
 AUGMENT_OPS = ("random_crop", "flip_lr", "random_resized_crop")
 
@@ -131,6 +131,7 @@ def preprocess(example: dict[str, Any], rng: np.random.Generator, dataset_config
     """Converts `example['image']` to float32, augments it (train only) and normalises it."""
     if "image" not in example:
         return example
+    dataset_config = filled(dataset_config, AUGMENT_FIELDS)
     image = to_float(example["image"])
     ops = _ops(dataset_config)
     names = tuple(dataset_config.augment)

@@ -9,6 +9,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dl_arch.config.errors import ConfigError
+
 DATA = "data"
 
 
@@ -28,7 +30,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_size") -> None:
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(
+        raise ConfigError(
             f"{field}={batch_size} must be divisible by the number of devices ({n}); "
             f"use a multiple of {n}"
         )

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import optax
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields, filled
 from dl_arch.train.paths import regex_mask
 
@@ -57,7 +58,7 @@ def build_schedule(opt: Any, num_train_steps: int) -> optax.Schedule:
         return optax.cosine_decay_schedule(lr, max(decay_steps, 1))
     if name == "warmup_cosine":
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(decay_steps, warmup + 1))
-    raise ValueError(
+    raise ConfigError(
         f"unknown schedule '{name}' in config.optimizer.schedule; known: {', '.join(SCHEDULES)}"
     )
 
@@ -90,7 +91,7 @@ def build_optimizer(opt: Any, num_train_steps: int, freeze: Sequence[str] = ()
         tx = optax.rmsprop(sched, decay=opt.b2, eps=opt.eps,
                            momentum=momentum if opt.rmsprop_momentum else None)
     else:
-        raise ValueError(
+        raise ConfigError(
             f"unknown optimizer '{name}' in config.optimizer.name; known: {', '.join(OPTIMIZERS)}"
         )
     parts = []

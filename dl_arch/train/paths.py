@@ -8,6 +8,8 @@ from typing import Any
 
 import jax
 
+from dl_arch.config.errors import ConfigError
+
 
 def path_str(path: tuple) -> str:
     """'encoder/layer_0/kernel' for a jax key path."""
@@ -43,7 +45,7 @@ def check_patterns(patterns: Sequence[str], tree: Any, field: str = "config.free
         try:
             c = re.compile(p)
         except re.error as e:
-            raise ValueError(f"{field}: '{p}' is not a valid regex ({e})") from e
+            raise ConfigError(f"{field}: '{p}' is not a valid regex ({e})") from e
         if not any(c.search(q) for q in paths):
             sample = ", ".join(paths[:6])
-            raise ValueError(f"{field}: '{p}' matches no parameter path (paths look like: {sample})")
+            raise ConfigError(f"{field}: '{p}' matches no parameter path (paths look like: {sample})")

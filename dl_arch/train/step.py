@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.tasks.base import ALL, Task
 from dl_arch.train.paths import regex_mask
 from dl_arch.train.state import TrainState
@@ -33,7 +34,7 @@ def _split_microbatches(batch: dict[str, jax.Array], n: int) -> dict[str, jax.Ar
     """[B, ...] -> [n, B/n, ...] taking rows j::n, so every micro-batch spans every device."""
     def split(x):
         if x.shape[0] % n:
-            raise ValueError(f"config.batch_size ({x.shape[0]}) must divide by "
+            raise ConfigError(f"config.batch_size ({x.shape[0]}) must divide by "
                              f"config.grad_accum_steps ({n})")
         return jnp.swapaxes(x.reshape(x.shape[0] // n, n, *x.shape[1:]), 0, 1)
     return jax.tree_util.tree_map(split, batch)
