@@ -32,7 +32,7 @@ def _error_line(*args):
     ((SMOKE, "--config.optimizer.learning_rate=fast"),
      "config.optimizer.learning_rate='fast' is not a valid number"),
     ((SMOKE, "--config.model.widht=3"),
-     "config.model.widht (in the command line) is not a field of model 'mlp'; did you mean 'width'?"),
+     "config.model.widht (on the command line) is not a field of model 'mlp'; did you mean 'width'?"),
     (("--config=configs/mlp_xor.py:smok",),
      "unknown config option 'smok'; did you mean 'smoke'? (known options:"),
     ((SMOKE, "--config.batch_size=30", "--config.grad_accum_steps=4"),

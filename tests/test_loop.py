@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dl_arch.config.errors import LossDiverged
+from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import REPO, load_config
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.loop import config_changes, train_and_evaluate
@@ -35,7 +36,10 @@ def test_workdir_contents(tmp_path):
                  "per_class_metrics.json"):
         assert (tmp_path / name).exists(), name
     assert os.listdir(tmp_path / "tensorboard")
-    assert json.loads((tmp_path / "config.json").read_text())["model"]["name"] == "mlp"
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["model"]["name"] == "mlp"
+    # config.json is exactly the resolved config (what --print_config shows), every default in it
+    assert written == json.loads(resolve_config(config).to_json_best_effort())
     rows = read_metrics(str(tmp_path))
     train_rows = [r for r in rows if "train/loss" in r]
     assert [r["step"] for r in train_rows] == [5, 10, 15, 20]

@@ -70,11 +70,11 @@ def _name_of(config: Mapping[str, Any], section: str) -> str:
 
 
 def resolve_config(config: Any, overrides: Iterable[Override] = (),
-                   source: str = "the config file", override_source: str = "the command line"
+                   source: str = "the config file", override_source: str = "on the command line"
                    ) -> ml_collections.ConfigDict:
     """The locked, fully declared config of a run (see the module docstring).
 
-    `source` and `override_source` say where unknown fields came from, for the error message.
+    `source` (a file) and `override_source` (a phrase) say where an unknown field came from.
     Idempotent: resolving a resolved config returns an equal one.
     """
     data = _plain_dict(config)
@@ -195,7 +195,8 @@ def _unknown(section: str, key: str, fields: Fields, data: Mapping[str, Any], so
     path = f"{section}.{key}" if section else key
     known = sorted(fields)
     shown = ", ".join(known) if len(known) <= 40 else ", ".join(known[:40]) + ", ..."
-    return (f"config.{path} (in {source}) is not a field of {owner}"
+    where = source if source.startswith(("on ", "in ")) else f"in {source}"
+    return (f"config.{path} ({where}) is not a field of {owner}"
             f"{suggest(key, known)} (known: {shown}; see --print_config)")
 
 

@@ -280,7 +280,7 @@ def build_run_config(exp: ml_collections.ConfigDict, run: Run) -> ml_collections
     overrides = list(run.overrides.items()) + [("seed", run.seed)]
     try:
         return resolve_config(raw, overrides, source=source,
-                              override_source=f"{where}: overrides")
+                              override_source=f"in the overrides of {where}")
     except ConfigError as e:
         message = str(e)
         raise ConfigError(message if message.startswith(where) else f"{where}: {message}"
