@@ -133,7 +133,9 @@ def main(argv: list[str]) -> int:
         from dl_arch.experiments.runner import run_experiment
 
         spec = FLAGS.experiment or DEFAULT_EXPERIMENT
-        workdir = FLAGS.workdir or _fresh_workdir(os.path.basename(spec.split(":")[0])[:-3])
+        from dl_arch.config.files import split_spec
+
+        workdir = FLAGS.workdir or _fresh_workdir(os.path.basename(split_spec(spec)[0])[:-3])
         check_workdir(workdir)
         _RUN.update(workdir=workdir, config=spec)
         logging.info("experiment %s -> %s", spec, workdir)

@@ -15,7 +15,6 @@ Rows:
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Iterable
 
 import jax
@@ -23,10 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
-from dl_arch.tasks.detection import batched_nms
-from dl_arch.testing import first_batch, load_config
-from dl_arch.train.loop import build_task, build_txs, make_init_fn
-from dl_arch.train.step import train_step
+from dl_arch.models.layers.nms import batched_nms
+from dl_arch.testing import load_config
+from dl_arch.train.trainer import Trainer
 
 
 def numpy_class_nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float) -> np.ndarray:
@@ -69,13 +67,10 @@ def numpy_postprocess(boxes_BN4: np.ndarray, scores_BNC: np.ndarray, top_k: int,
 
 def train_row(quick: bool) -> Row:
     config = load_config("configs/detector_shapes.py")
-    task = build_task(config)
-    batch = first_batch(config, task)
-    txs, schedules = build_txs(config, task)
-    rng = jax.random.PRNGKey(0)
-    state = jax.jit(make_init_fn(task, txs, batch, rng))(rng)
-    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules),
-                   donate_argnums=(0,))
+    trainer = Trainer(config)
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    step = trainer.train_step()
     flops = step_flops(step, state, batch)
     holder = [state]
 

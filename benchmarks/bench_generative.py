@@ -9,7 +9,6 @@ example's architecture) and the fully connected VAE (the pytorch/examples VAE).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 
 import jax
@@ -18,18 +17,15 @@ import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
 from configs.base import base_config
-from dl_arch.train.loop import build_task, build_txs, make_init_fn
-from dl_arch.train.step import train_step
+from dl_arch.train.trainer import Trainer
 
 
 def _ours(config: ml_collections.ConfigDict, images: np.ndarray):
     """A zero-argument callable running one jitted, buffer-donating train step."""
-    task = build_task(config)
-    txs, schedules = build_txs(config, task)
+    trainer = Trainer(config)
     batch = {"image": jax.numpy.asarray(images)}
-    state = jax.jit(make_init_fn(task, txs, batch, jax.random.key(0)))(jax.random.key(0))
-    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules),
-                   donate_argnums=(0,))
+    state = trainer.init_state(batch)
+    step = trainer.train_step()
     holder = {"state": state}
 
     def run():

@@ -13,9 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops, step_flops
-from dl_arch.testing import first_batch, load_config
-from dl_arch.train.loop import build_task, build_txs, make_init_fn
-from dl_arch.train.step import train_step
+from dl_arch.testing import load_config
+from dl_arch.train.trainer import Trainer
 
 
 def _plain_step(sizes):
@@ -55,13 +54,10 @@ def _plain_step(sizes):
 def rows(quick: bool):
     config = load_config("configs/mlp_shapes.py")
     config.batch_size = 128 if quick else 512
-    task = build_task(config)
-    batch = first_batch(config, task)
-    txs, schedules = build_txs(config, task)
-    rng = jax.random.PRNGKey(0)
-    state = jax.jit(make_init_fn(task, txs, batch, rng))(rng)
-    ours = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules),
-                   donate_argnums=(0,))
+    trainer = Trainer(config)
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    ours = trainer.train_step()
     holder = {"state": state}
 
     def run_ours():
@@ -71,9 +67,9 @@ def rows(quick: bool):
     in_dim = 1
     for d in batch["image"].shape[1:]:
         in_dim *= d
-    sizes = [in_dim, *task.model.layer_sizes, config.model.num_classes]
+    sizes = [in_dim, *trainer.task.model.layer_sizes, config.model.num_classes]
     init, plain = _plain_step(sizes)
-    ref = {"state": init(rng)}
+    ref = {"state": init(jax.random.PRNGKey(0))}
     x, y = batch["image"], batch["label"]
 
     def run_ref():

@@ -22,7 +22,7 @@ Options: smoke, seeds (count), steps, width, depths and optimizers
 import ml_collections
 
 from configs.base import parse_options
-from dl_arch.experiments.runner import as_list
+from dl_arch.experiments.study import as_list
 
 LEARNING_RATES = {"momentum": 0.05, "sgd": 0.1, "adam": 1e-3, "adamw": 1e-3}
 

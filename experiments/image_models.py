@@ -22,7 +22,7 @@ Options: smoke, seeds (count), steps, sizes ('a/b/c' training-set sizes), full, 
 import ml_collections
 
 from configs.base import parse_options
-from dl_arch.experiments.runner import as_list
+from dl_arch.experiments.study import as_list
 
 
 def models(num_classes: int, full: bool) -> dict[str, dict]:

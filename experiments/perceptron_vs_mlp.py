@@ -20,7 +20,7 @@ Options: smoke, seeds (count), steps, widths ('a/b/c', e.g.
 import ml_collections
 
 from configs.base import parse_options
-from dl_arch.experiments.runner import as_list
+from dl_arch.experiments.study import as_list
 
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -19,6 +19,7 @@ import os
 import ml_collections
 
 from configs.base import parse_options
+from dl_arch.config.files import split_spec
 from dl_arch.registry import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +48,7 @@ FAMILIES = [
 
 def available(config_spec: str, model: dict | None) -> bool:
     """True when the family has landed: its config file exists and its model is registered."""
-    path = os.path.join(REPO, config_spec.split(":")[0])
+    path = os.path.join(REPO, split_spec(config_spec)[0])
     return os.path.exists(path) and (model is None or model["name"] in MODELS.names())
 
 
@@ -58,7 +59,7 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     for family, name, spec, model, headline, steps, extra in FAMILIES:
         if not available(spec, model):
             continue
-        path, _, options = spec.partition(":")
+        path, options = split_spec(spec)
         options = ",".join(filter(None, [options, "smoke" if opts.smoke else ""]))
         overrides = {} if model is None else {"model": model}
         if not opts.smoke:

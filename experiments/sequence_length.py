@@ -26,7 +26,7 @@ Options: smoke, seeds (count), steps, hidden, Ts and cost_Ts ('a/b/c'), tasks ('
 import ml_collections
 
 from configs.base import parse_options
-from dl_arch.experiments.runner import as_list
+from dl_arch.experiments.study import as_list
 
 CELLS = ("rnn", "lstm", "gru")
 

@@ -14,16 +14,14 @@ from dl_arch.config.fields import ANY, Field
 from dl_arch.config.files import load_config_file
 from dl_arch.config.resolve import Text, declarations, describe_config, resolve_config
 from dl_arch.registry import DATASETS, MODELS, TASKS
-from dl_arch.testing import REPO
+from dl_arch.testing import REPO, load_config
 
 XOR = "configs/mlp_xor.py:smoke"
 
 
 def _resolve(spec: str, *overrides: tuple[str, str]):
     """What launch.py does with `--config=spec --config.<path>=<text> ...`."""
-    return resolve_config(load_config_file(os.path.join(REPO, spec.split(":")[0]) +
-                                           (":" + spec.split(":", 1)[1] if ":" in spec else "")),
-                          [(p, Text(t)) for p, t in overrides], source=spec)
+    return resolve_config(load_config(spec), [(p, Text(t)) for p, t in overrides], source=spec)
 
 
 def _other_value(field: Field):

@@ -21,13 +21,8 @@ from dl_arch.data.sources.detection_tfds import DetectionTFDS, to_detection_exam
 from dl_arch.models.cnn.common import param_count
 from dl_arch.models.layers import boxes as box_lib
 from dl_arch.registry import MODELS
-from dl_arch.tasks.detection import (
-    ap_from_histograms,
-    ap_histograms,
-    assign_targets,
-    hard_negative_mask,
-)
-from dl_arch.tasks.detection_metrics import DetectionEvaluator
+from dl_arch.tasks.detection_metrics import DetectionEvaluator, ap_from_histograms, ap_histograms
+from dl_arch.tasks.detection_targets import assign_targets, hard_negative_mask
 from dl_arch.testing import first_batch, load_config, overfit_one_batch
 from dl_arch.train.loop import build_task, train_and_evaluate
 

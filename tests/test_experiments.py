@@ -23,7 +23,8 @@ import pytest
 
 from configs.base import base_config
 from dl_arch.config.errors import ConfigError
-from dl_arch.experiments import probes, report, runner
+from dl_arch.experiments import plots, probes, report, runner, stats, study
+from dl_arch.experiments.runs import ERROR_FILE, TRIAL_FILE, Run, expand_runs, flatten
 from dl_arch.registry import MODELS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +79,7 @@ FAKE_EXPERIMENT = '''
 import ml_collections
 import fake_trainer
 from configs.base import base_config, parse_options
-from dl_arch.experiments.runner import as_list
+from dl_arch.experiments.study import as_list
 
 def get_experiment(arg=None):
     o = parse_options(arg, widths="2/4/8", crash="", nan="", broken="", pretrain=False,
@@ -136,40 +137,40 @@ def _csv(sweep) -> list[dict]:
 # ----------------------------------------------------------------------------- grid
 
 
-def _run(overrides: dict, seed: int = 3) -> runner.Run:
-    return runner.Run(index=0, trial="t", seed=seed, overrides=overrides, params={},
-                      config_spec=None, workdir="/nonexistent/sweep/t/seed_3")
+def _run(overrides: dict, seed: int = 3) -> Run:
+    return Run(index=0, trial="t", seed=seed, overrides=overrides, params={},
+               config_spec=None, workdir="/nonexistent/sweep/t/seed_3")
 
 
 def test_build_run_config_resolves_sections_then_fields_and_names_bad_ones():
     exp = ml_collections.ConfigDict({"name": "e", "base": base_config(), "trials": [{"name": "t"}]})
-    runner.validate_experiment(exp)
+    study.validate_experiment(exp)
     # a whole section applies first (it decides the fields), then dotted fields, then the seed
-    out = runner.build_run_config(exp, _run({"model.width": 7, "optimizer.learning_rate": 0.5,
-                                             "model": {"name": "mlp", "depth": 3},
-                                             "batch_size": 16}))
+    out = study.build_run_config(exp, _run({"model.width": 7, "optimizer.learning_rate": 0.5,
+                                            "model": {"name": "mlp", "depth": 3},
+                                            "batch_size": 16}))
     assert out.optimizer.learning_rate == 0.5 and out.batch_size == 16 and out.seed == 3
     assert out.model.depth == 3 and out.model.width == 7 and out.model.num_classes >= 1
     assert out.is_locked and out.dataset.eval_split == "test"  # declared defaults filled in
     with pytest.raises(ConfigError, match="experiment 'e', trial 't': config.model.wdth .*"
                                           "did you mean 'width'"):
-        runner.build_run_config(exp, _run({"model.wdth": 7}))
+        study.build_run_config(exp, _run({"model.wdth": 7}))
     with pytest.raises(ConfigError, match="trial 't': .*config.optimizer.learning_rate=-1"):
-        runner.build_run_config(exp, _run({"optimizer.learning_rate": -1}))
+        study.build_run_config(exp, _run({"optimizer.learning_rate": -1}))
     with pytest.raises(ConfigError, match="trial 't': .*optimizer.nope"):
-        runner.build_run_config(exp, _run({"optimizer.nope.lr": 1}))
+        study.build_run_config(exp, _run({"optimizer.nope.lr": 1}))
 
 
 def test_expand_runs_numbers_trials_times_seeds_and_substitutes_placeholders(fake, tmp_path):
-    exp = runner.load_experiment(f"{fake}/fake_exp.py:pretrain")
-    runs = runner.expand_runs(exp, str(tmp_path / "sweep"))
+    exp = study.load_experiment(f"{fake}/fake_exp.py:pretrain")
+    runs = expand_runs(exp, str(tmp_path / "sweep"))
     assert [(r.index, r.trial, r.seed) for r in runs][:3] == [(0, "w2", 0), (1, "w2", 1),
                                                              (2, "w4", 0)]
     assert len(runs) == 8
     ft = runs[-1]
     assert ft.overrides["init_from"] == str(tmp_path / "sweep" / "w2" / "seed_1")
     assert ft.identity()["overrides"]["init_from"] == "{workdir}/w2/seed_1"  # movable sweep
-    cfg = runner.build_run_config(exp, ft)
+    cfg = study.build_run_config(exp, ft)
     assert cfg.seed == 1 and cfg.model.width == 3
 
 
@@ -184,7 +185,7 @@ def test_validate_experiment_rejects_bad_grids(trials, message):
     exp = ml_collections.ConfigDict({"name": "bad", "base": base_config(), "seeds": [0],
                                      "trials": trials})
     with pytest.raises(ValueError, match=message):
-        runner.validate_experiment(exp)
+        study.validate_experiment(exp)
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -199,7 +200,7 @@ def test_validate_experiment_rejects_bad_plots_and_probes_before_training(extra,
     exp = ml_collections.ConfigDict({"name": "bad", "base": base_config(), "seeds": [0],
                                      "trials": [{"name": "a"}], **extra})
     with pytest.raises(ValueError, match=message):
-        runner.validate_experiment(exp)
+        study.validate_experiment(exp)
 
 
 # ----------------------------------------------------------------------------- runner
@@ -227,7 +228,7 @@ def test_sweep_skips_finished_resumes_failed_and_reports_mean_std(fake, tmp_path
     assert by[("w4", "0")]["steps_to_half"] == "15"  # first logged step with accuracy >= 0.5
     # report.md: mean ± std over seeds (an independent numpy computation) and the best in bold
     acc = [float(by[("w4", s)]["eval/accuracy"]) for s in ("0", "1")]
-    want = f"{report.fmt(np.mean(acc))} ± {np.std(acc, ddof=1):.2g}"
+    want = f"{stats.fmt(np.mean(acc))} ± {np.std(acc, ddof=1):.2g}"
     md = open(os.path.join(sweep, "report.md")).read()
     w4_line = next(line for line in md.splitlines() if line.startswith("| w4 "))
     assert f"**{want}**" in w4_line  # w8 diverged, so w4 is the most accurate
@@ -243,7 +244,7 @@ def test_a_failing_run_leaves_its_traceback_in_error_txt(fake, tmp_path, paralle
     with pytest.raises(RuntimeError, match="2 run"):
         runner.run_experiment(f"{fake}/fake_exp.py:widths=2,broken=w2", sweep, parallel=parallel)
     for seed in (0, 1):  # written by the sweep itself, or by the child process that ran it
-        text = open(os.path.join(sweep, "w2", f"seed_{seed}", runner.ERROR_FILE)).read()
+        text = open(os.path.join(sweep, "w2", f"seed_{seed}", ERROR_FILE)).read()
         assert f"trial: w2 seed {seed}" in text and "Traceback (most recent call last)" in text
         assert 'fake_trainer.py", line' in text and "broken on purpose" in text
     assert {r["status"] for r in _csv(sweep)} == {"failed"}
@@ -321,20 +322,20 @@ def test_probe_plots_draw_from_saved_arrays(tmp_path):
                      "activation": act, "depth": depth, "eval/accuracy": 0.5})
     for kind in ("layer_grad_norms", "grad_through_time", "decision_boundary"):
         path = str(tmp_path / f"{kind}.png")
-        assert report.draw_plot({"name": kind, "kind": kind, "group": "activation",
-                                 "where": {"depth": 4}}, rows, None, path)
+        assert plots.draw_plot({"name": kind, "kind": kind, "group": "activation",
+                                "where": {"depth": 4}}, rows, None, path)
         assert os.path.getsize(path) > 1000
     with pytest.raises(ValueError, match="unknown kind 'histogram'"):
-        report.draw_plot({"name": "h", "kind": "histogram"}, rows, None, str(tmp_path / "h.png"))
+        plots.draw_plot({"name": "h", "kind": "histogram"}, rows, None, str(tmp_path / "h.png"))
 
 
 def test_changed_grid_in_an_old_workdir_is_refused(fake, tmp_path):
     sweep = str(tmp_path / "sweep")
     runner.run_experiment(f"{fake}/fake_exp.py:widths=2", sweep, trial=0)
-    with open(os.path.join(sweep, "w2", "seed_0", runner.TRIAL_FILE)) as f:
+    with open(os.path.join(sweep, "w2", "seed_0", TRIAL_FILE)) as f:
         recorded = json.load(f)
     recorded["overrides"]["model.width"] = 5
-    with open(os.path.join(sweep, "w2", "seed_0", runner.TRIAL_FILE), "w") as f:
+    with open(os.path.join(sweep, "w2", "seed_0", TRIAL_FILE), "w") as f:
         json.dump(recorded, f)
     os.remove(os.path.join(sweep, "w2", "seed_0", "summary.json"))
     with pytest.raises(ValueError, match="holds a different run"):
@@ -357,12 +358,12 @@ def test_bad_arguments_fail_in_one_line(fake, tmp_path):
 
 def test_mean_std_and_goal_and_flatten():
     xs = [0.25, 0.5, 1.0, None, "", float("nan")]
-    m, s, n = report.mean_std(xs)
+    m, s, n = stats.mean_std(xs)
     np.testing.assert_allclose([m, s, n], [np.mean(xs[:3]), np.std(xs[:3], ddof=1), 3])
-    assert report.mean_std([None]) is None and report.mean_std([2.0])[1] == 0.0
+    assert stats.mean_std([None]) is None and stats.mean_std([2.0])[1] == 0.0
     assert report.goal_of("eval/accuracy") == "max" and report.goal_of("eval/loss") == "min"
     assert report.goal_of("steps_per_sec") == "max" and report.goal_of("wall_time_s") == "min"
-    assert report.flatten({"a": {"b": 1, "c": [1]}, "d": "x"}) == {"a/b": 1, "d": "x"}
+    assert flatten({"a": {"b": 1, "c": [1]}, "d": "x"}) == {"a/b": 1, "d": "x"}
 
 
 # ----------------------------------------------------------------------------- probes
@@ -444,12 +445,12 @@ STUDIES = sorted(glob.glob(os.path.join(REPO, "experiments", "[!_]*.py")))
 @pytest.mark.parametrize("size", ["smoke", None])
 def test_every_study_builds_every_run_config(path, size):
     spec = path + (f":{size}" if size else "")
-    exp = runner.load_experiment(spec)
+    exp = study.load_experiment(spec)
     assert "Default size" in exp.description  # the docstring states the time on 2 CPU cores
-    runs = runner.expand_runs(exp, "/nonexistent/sweep")
+    runs = expand_runs(exp, "/nonexistent/sweep")
     assert runs and (size is None or len(runs) <= 8)
     for run in runs:
-        config = runner.build_run_config(exp, run)
+        config = study.build_run_config(exp, run)
         assert config.model.name in MODELS.names()
         if size == "smoke":
             assert config.num_train_steps <= 100

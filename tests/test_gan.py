@@ -18,8 +18,8 @@ from dl_arch.registry import MODELS
 from dl_arch.tasks import gan
 from dl_arch.testing import first_batch, load_config
 from dl_arch.train.checkpoints import restore_raw_state
-from dl_arch.train.loop import build_task, build_txs, make_init_fn, train_and_evaluate
-from dl_arch.train.step import train_step
+from dl_arch.train.loop import build_task, train_and_evaluate
+from dl_arch.train.trainer import Trainer
 
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
@@ -158,13 +158,12 @@ def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm
     config.optimizer = ml_collections.ConfigDict({"name": "sgd", "learning_rate": 0.5,
                                                   "schedule": "constant"})
     config.phase_optimizers = ml_collections.ConfigDict()
-    task = build_task(config)
+    trainer = Trainer(config)
+    task = trainer.task
     assert task.phases == ("discriminator",) * discriminator_steps + ("generator",)
-    batch = first_batch(config, task)
-    txs, schedules = build_txs(config, task)
-    state = make_init_fn(task, txs, batch, jax.random.key(0))(jax.random.key(0))
-    step = functools.partial(train_step, task=task, txs=txs, schedules=schedules)
-    new_state, metrics = jax.jit(step)(state, batch)
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    new_state, metrics = jax.jit(trainer.step_fn())(state, batch)
 
     rng = jax.random.fold_in(state.rng, state.step)
     params0, mutable0 = state.params, state.mutable
@@ -260,12 +259,12 @@ def test_overfits_one_batch(discriminator_norm, learning_rate):
     config.phase_optimizers = ml_collections.ConfigDict()
     config.task.generator_ema = 0.0  # pictures from the live G, not an average lagging behind
     config.task.real_label = 1.0  # smoothing (0.9) slows the collapse: 0.28x after 300 steps
-    task = build_task(config)
-    target = np.asarray(first_batch(config, task)["image"])[1:2]
+    trainer = Trainer(config)
+    task = trainer.task
+    target = np.asarray(trainer.first_batch()["image"])[1:2]
     batch = {"image": jnp.asarray(np.repeat(target, 8, axis=0))}
-    txs, schedules = build_txs(config, task)
-    state = jax.jit(make_init_fn(task, txs, batch, jax.random.key(0)))(jax.random.key(0))
-    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules))
+    state = trainer.init_state(batch)
+    step = trainer.train_step()
 
     def distance(state):  # mean squared pixel error of 64 eval-mode samples to the target
         fake = task.generate_images({"params": state.params, **state.mutable}, 64, seed=3)
@@ -285,11 +284,10 @@ def test_class_head_overfits_one_labelled_batch():
     config.task.class_weight = 1.0
     config.optimizer.learning_rate = 5e-3
     config.phase_optimizers = ml_collections.ConfigDict()
-    task = build_task(config)
-    batch = first_batch(config, task)
-    txs, schedules = build_txs(config, task)
-    state = jax.jit(make_init_fn(task, txs, batch, jax.random.key(0)))(jax.random.key(0))
-    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules))
+    trainer = Trainer(config)
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    step = trainer.train_step()
     losses = []
     for _ in range(150):
         state, metrics = step(state, batch)
@@ -304,11 +302,11 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
     config = tiny_config()
     config.task.generator_ema = 0.8
     config.task.standing_stats_batches = 3
-    task = build_task(config)
-    batch = first_batch(config, task)
-    txs, schedules = build_txs(config, task)
-    state = jax.jit(make_init_fn(task, txs, batch, jax.random.key(0)))(jax.random.key(0))
-    step = jax.jit(functools.partial(train_step, task=task, txs=txs, schedules=schedules))
+    trainer = Trainer(config)
+    task = trainer.task
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    step = trainer.train_step(donate=False)  # the test keeps the state before each step
     expected = state.params["generator"]
     chex.assert_trees_all_equal(state.mutable["generator_ema"], expected)
     for _ in range(3):
@@ -345,11 +343,9 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
     config.task.standing_stats_batches = 3
     # with 2 microbatches per step the average still moves by one step's decay
     config.grad_accum_steps = 2
-    task2 = build_task(config)
-    txs2, schedules2 = build_txs(config, task2)
-    state2 = jax.jit(make_init_fn(task2, txs2, batch, jax.random.key(0)))(jax.random.key(0))
-    step2 = jax.jit(functools.partial(train_step, task=task2, txs=txs2, schedules=schedules2,
-                                      grad_accum_steps=2))
+    trainer2 = Trainer(config)
+    state2 = trainer2.init_state(batch)
+    step2 = trainer2.train_step(donate=False)
     g0 = state2.params["generator"]
     state2, _ = step2(state2, batch)  # the average stays g0: it starts there
     g1 = state2.params["generator"]

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from dl_arch.tasks.detection import batched_nms, nms_single
+from dl_arch.models.layers.nms import batched_nms, nms_single
 
 
 def numpy_nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float, score_thr: float,

@@ -15,18 +15,18 @@ import subprocess
 import sys
 import time
 
-import jax
 import orbax.checkpoint as ocp
 import pytest
 
 from dl_arch.config.errors import ConfigError, LossDiverged
-from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import train_dataset
 from dl_arch.testing import REPO, load_config
 from dl_arch.train import checkpoints as checkpoints_lib
 from dl_arch.train import loop
 from dl_arch.train import mesh as mesh_lib
+from dl_arch.train import trainer as trainer_lib
 from dl_arch.train.checkpoints import Checkpointer, corruption_reason, restore_raw_state
+from dl_arch.train.trainer import Trainer
 from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import read_metrics, truncate_metrics
 
@@ -86,13 +86,10 @@ def _corrupt(step_dir, kind):
 
 def _abstract_state_and_iterator(config):
     """The abstract TrainState of a config and a fresh data iterator (no compile needed)."""
-    config = resolve_config(config)
-    task = loop.build_task(config)
-    ds = train_dataset(config.dataset, config.seed, config.batch_size, task.preprocess)
-    batch = mesh_lib.to_global(next(iter(ds)), mesh_lib.make_mesh())
-    txs, _ = loop.build_txs(config, task)
-    rng = jax.random.PRNGKey(config.seed)
-    return jax.eval_shape(loop.make_init_fn(task, txs, batch, rng), rng), iter(ds)
+    trainer = Trainer(config)
+    ds = trainer.train_dataset()
+    batch = mesh_lib.to_global(next(iter(ds)), trainer.mesh)
+    return trainer.abstract_state(batch), iter(ds)
 
 
 # --- restore policy -----------------------------------------------------------------------
@@ -390,7 +387,7 @@ def test_sigterm_during_set_up_returns_having_saved_nothing(tmp_path, monkeypatc
         os.kill(os.getpid(), signal.SIGTERM)  # arrives during the slow set-up
         return train_dataset(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "train_dataset", terminated_while_loading)
+    monkeypatch.setattr(trainer_lib, "train_dataset", terminated_while_loading)
     with caplog.at_level(logging.WARNING, logger="dl_arch"):
         result = loop.train_and_evaluate(_config(), str(tmp_path))
     assert result == {"preempted": True, "step": 0}

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from dl_arch.models.rnn import Recurrent, zero_state
+from dl_arch.models.layers.rnn_cells import zero_state
+from dl_arch.models.rnn import Recurrent
 
 B, T, D, H = 3, 5, 4, 6
 

@@ -9,7 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from dl_arch.models.rnn import Recurrent, RecurrentStack, state_hidden, time_chunk_size
+from dl_arch.models.layers.recurrence import time_chunk_size
+from dl_arch.models.layers.rnn_cells import state_hidden
+from dl_arch.models.rnn import Recurrent, RecurrentStack
 from dl_arch.registry import MODELS
 
 B, T, D, H = 3, 7, 4, 5

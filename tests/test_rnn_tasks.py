@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from dl_arch.tasks.generation import next_token as sample_logits
 from dl_arch.tasks.gradient_flow import hidden_gradient_norms
-from dl_arch.tasks.language_model import sample_logits
 from dl_arch.testing import first_batch, load_config, overfit_one_batch
 from dl_arch.train.loop import build_task, train_and_evaluate
 

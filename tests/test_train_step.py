@@ -1,6 +1,5 @@
 """The shared train step: overfitting, accumulation, clipping, freezing, optimisers, jit."""
 
-import functools
 
 import chex
 import jax
@@ -9,22 +8,15 @@ import numpy as np
 import optax
 import pytest
 
-from dl_arch.testing import first_batch, load_config, overfit_one_batch
-from dl_arch.train.loop import build_task, build_txs, make_init_fn
+from dl_arch.testing import load_config, overfit_one_batch
 from dl_arch.train.optimizers import OPTIMIZERS, build_optimizer, build_schedule
-from dl_arch.train.step import train_step
+from dl_arch.train.trainer import Trainer
 
 
 def _setup(config):
-    task = build_task(config)
-    batch = first_batch(config, task)
-    txs, schedules = build_txs(config, task)
-    rng = jax.random.PRNGKey(config.seed)
-    state = jax.jit(make_init_fn(task, txs, batch, rng))(rng)
-    step = functools.partial(train_step, task=task, txs=txs, schedules=schedules,
-                             grad_accum_steps=config.grad_accum_steps,
-                             freeze=tuple(config.get("freeze", ())))
-    return state, batch, step
+    trainer = Trainer(config)
+    batch = trainer.first_batch()
+    return trainer.init_state(batch), batch, trainer.step_fn()
 
 
 @pytest.mark.parametrize("spec", ["configs/mlp_shapes.py:smoke", "configs/mlp_xor.py:smoke"])
@@ -136,3 +128,27 @@ def test_adamw_does_not_decay_biases():
     updates, _ = tx.update(zeros, tx.init(params), params)
     np.testing.assert_allclose(updates["kernel"], -0.5)
     np.testing.assert_allclose(updates["bias"], 0.0)
+
+
+def test_trainer_is_the_one_source_of_the_loop_state_and_probe_variables(tmp_path):
+    """The loop's initial parameters and first-step metrics equal the Trainer's, and the
+    probes draw the run's initial variables from the same Trainer key split."""
+    import json
+
+    from dl_arch.experiments.probes import init_variables, make_task
+    from dl_arch.train.checkpoints import restore_raw_state
+    from dl_arch.train.loop import train_and_evaluate
+
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.num_train_steps = config.checkpoint_every_steps = config.log_every_steps = 1
+    trainer = Trainer(config)
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    chex.assert_trees_all_equal(init_variables(make_task(config), config, batch)["params"],
+                                jax.device_get(state.params))
+    new_state, metrics = trainer.train_step(donate=False)(state, batch)
+    train_and_evaluate(config, str(tmp_path))
+    chex.assert_trees_all_close(restore_raw_state(str(tmp_path))["params"],
+                                jax.device_get(new_state.params), rtol=1e-6)
+    logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    np.testing.assert_allclose(logged["train/loss"], float(metrics["loss"]), rtol=1e-6)

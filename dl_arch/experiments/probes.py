@@ -1,9 +1,10 @@
-"""Post-run analyses a study asks for by name (`probes` in the experiment), and their plots.
+"""Post-run analyses a study asks for by name (`probes` in the experiment).
 
 A probe runs after a trial's training, on the trained parameters (restored from the run's
 checkpoint) and on its initial ones ("init": recomputed exactly as the loop draws them
 from `config.seed`). It writes arrays to `<run>/probe_<name>.npz` and scalars to
-`<run>/probes.json`, which the report adds to `results.csv` and the table.
+`<run>/probes.json`, which the report adds to `results.csv` and the table
+(the arrays are drawn by `dl_arch.experiments.plots`).
 
 - `decision_boundary`: class-1 probability of a 2-D classifier on a grid, plus eval points.
 - `layer_grad_norms`: the l2 norm of dL/dW per top-level layer (input side first).
@@ -28,15 +29,15 @@ import ml_collections
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.experiments.runner import PROBE_FILE
+from dl_arch.experiments.runs import PROBE_FILE
 from dl_arch.tasks.base import ALL
 
 # ----------------------------------------------------------------------------- helpers
 
 
 def make_task(config: ml_collections.ConfigDict) -> Any:
-    """The run's task object, built the way the loop builds it (on the resolved config)."""
-    from dl_arch.train.loop import build_task
+    """The run's task object, built by the run's Trainer (on the resolved config)."""
+    from dl_arch.train.trainer import build_task
 
     return build_task(config)
 
@@ -63,9 +64,10 @@ def trained_variables(workdir: str) -> dict[str, Any]:
 
 def init_variables(task: Any, config: ml_collections.ConfigDict, batch: dict[str, Any]
                    ) -> dict[str, Any]:
-    """The run's initial variables: the loop's own key split of `PRNGKey(config.seed)`."""
-    init_rng, _ = jax.random.split(jax.random.PRNGKey(config.seed))
-    return task.init_variables(init_rng, batch)
+    """The run's initial variables, drawn by the Trainer exactly as the loop's state is."""
+    from dl_arch.train.trainer import Trainer
+
+    return Trainer(config, task=task).init_variables(batch)
 
 
 def _split_vars(variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -230,130 +232,3 @@ def run_probes(names: list[str], config: ml_collections.ConfigDict, workdir: str
         scalars.update(PROBES[name](config, workdir))
     with open(path, "w") as f:
         json.dump(scalars, f, indent=1)
-
-
-# ----------------------------------------------------------------------------- plots
-
-
-def _mean_arrays(run_dirs: list[str], probe: str, key: str) -> np.ndarray | None:
-    arrays = []
-    for d in run_dirs:
-        try:
-            with np.load(os.path.join(d, f"probe_{probe}.npz")) as z:
-                arrays.append(np.asarray(z[key], np.float64))
-        except (OSError, KeyError):
-            continue
-    if not arrays or len({a.shape for a in arrays}) != 1:
-        return None
-    return np.mean(arrays, axis=0)
-
-
-def _trials(rows: list[dict[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(r["trial"] for r in rows))
-
-
-def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], path: str) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panel_key, col_key = spec.get("panels"), spec.get("columns")
-    panel_values = list(dict.fromkeys(r.get(panel_key) for r in rows)) if panel_key else [None]
-    col_values = (list(dict.fromkeys(r.get(col_key) for r in rows)) if col_key
-                  else _trials(rows))
-    fig, axes = plt.subplots(len(panel_values), len(col_values),
-                             figsize=(2.4 * len(col_values), 2.4 * len(panel_values)),
-                             squeeze=False)
-    drawn = False
-    for i, pv in enumerate(panel_values):
-        for j, cv in enumerate(col_values):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            match = [r for r in rows if (panel_key is None or r.get(panel_key) == pv)
-                     and (r.get(col_key) == cv if col_key else r["trial"] == cv)]
-            if not match:
-                ax.set_visible(False)
-                continue
-            r = match[0]  # the first seed's picture
-            try:
-                z = np.load(os.path.join(r["workdir"], "probe_decision_boundary.npz"))
-            except OSError:
-                ax.set_visible(False)
-                continue
-            axis = z["axis"]
-            ax.contourf(axis, axis, z["prob"], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
-                        alpha=0.8)
-            ax.contour(axis, axis, z["prob"], levels=[0.5], colors="k", linewidths=0.8)
-            pts, lab = z["points"], z["labels"]
-            ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="RdBu_r", s=4, edgecolors="none")
-            ax.set_aspect("equal")
-            acc = r.get(spec.get("metric", "eval/accuracy"))
-            title = f"{cv}" + (f"\nacc={acc:.3f}" if isinstance(acc, (int, float)) else "")
-            ax.set_title(title, fontsize=7)
-            if j == 0 and pv is not None:
-                ax.set_ylabel(str(pv), fontsize=9)
-            drawn = True
-    if drawn:
-        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return drawn
-
-
-def _plot_stage_curves(spec: dict[str, Any], rows: list[dict[str, Any]], path: str,
-                       probe: str, xlabel: str, ylabel: str) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = spec.get("stages", ["init", "final"])
-    group = spec.get("group")
-    panel_key = spec.get("panels")
-    panel_values = list(dict.fromkeys(r.get(panel_key) for r in rows)) if panel_key else [None]
-    fig, axes = plt.subplots(len(panel_values), len(stages),
-                             figsize=(4.4 * len(stages), 3.3 * len(panel_values)), squeeze=False)
-    drawn = False
-    for i, pv in enumerate(panel_values):
-        sub = [r for r in rows if panel_key is None or r.get(panel_key) == pv]
-        for j, stage in enumerate(stages):
-            ax = axes[i][j]
-            for t in _trials(sub):
-                tr = [r for r in sub if r["trial"] == t]
-                y = _mean_arrays([r["workdir"] for r in tr], probe, stage)
-                if y is None:
-                    continue
-                label = t if group is None else str(tr[0].get(group))
-                ax.plot(np.arange(1, len(y) + 1), np.maximum(y, 1e-30), label=label,
-                        linewidth=1.2, marker="." if len(y) <= 30 else None)
-                drawn = True
-            ax.set_yscale("log")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            ax.grid(True, alpha=0.3, which="both")
-            ax.set_title(stage + ("" if pv is None else f", {panel_key}={pv}"), fontsize=9)
-            ax.legend(fontsize=7)
-    if drawn:
-        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return drawn
-
-
-def draw_probe_plot(kind: str, spec: dict[str, Any], rows: list[dict[str, Any]],
-                    path: str) -> bool:
-    """Draws a plot of probe outputs; False (no file) when no run has them yet."""
-    if kind == "decision_boundary":
-        return _plot_decision_boundary(spec, rows, path)
-    if kind == "layer_grad_norms":
-        return _plot_stage_curves(spec, rows, path, "layer_grad_norms",
-                                  "layer (1 = input side; last = head)", "||dL/dW||")
-    if kind == "grad_through_time":
-        return _plot_stage_curves(spec, rows, path, "grad_through_time", "time step t",
-                                  "mean ||dL/dh_t||")
-    raise ConfigError(f"plot '{spec.get('name')}': unknown kind '{kind}'; use metric, bar, "
-                     "curves, decision_boundary, layer_grad_norms or grad_through_time")

@@ -20,9 +20,10 @@ Experiment fields read here:
   seeds; `ref_slopes: [1, 2]` adds dashed guides y ~ x^k on log-log axes), `bar` (y per
   trial), `curves` (y from `metrics.jsonl` against the step, one line per trial, mean
   over seeds); probe kinds (`decision_boundary`, `layer_grad_norms`,
-  `grad_through_time`) are drawn by `dl_arch.experiments.probes`. `where` keeps rows whose
+  `grad_through_time`) are drawn from the probes' arrays. `where` keeps rows whose
   fields equal the given values (a list means any of them); `panels` makes one subplot per
-  value of that field. Files are `<experiment>_<name>.png`.
+  value of that field. Files are `<experiment>_<name>.png`, drawn by
+  `dl_arch.experiments.plots`.
 """
 
 from __future__ import annotations
@@ -32,39 +33,30 @@ import datetime
 import math
 import os
 import platform
-import statistics
 from collections.abc import Iterable
 from typing import Any
 
 import ml_collections
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.experiments.runner import (
+from dl_arch.experiments.plots import draw_plot
+from dl_arch.experiments.runs import (
+    COST_COLUMNS,
     ERROR_FILE,
+    METRICS_FILE,
     PROBE_FILE,
     SUMMARY_FILE,
     Run,
+    flatten,
     read_json,
+    read_jsonl,
     run_status,
 )
+from dl_arch.experiments.stats import fmt, mean_std
 
-COST_COLUMNS = ("num_params", "flops_per_step", "steps_per_sec", "wall_time_s",
-                "peak_memory_bytes")
 _MAX_WORDS = ("accuracy", "acc", "per_sec", "psnr", "bleu", "map", "iou", "f1", "auc", "ssim")
 _MIN_WORDS = ("loss", "error", "perplexity", "ppl", "time", "params", "flops", "memory", "bytes",
               "steps_to", "nll", "fid", "mse", "bpd")
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a/b': 1}; keeps scalars (numbers, strings, bools, None) only."""
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}{k}/"))
-        return out
-    if isinstance(tree, (int, float, str, bool)) or tree is None:
-        return {prefix.rstrip("/"): tree}
-    return {}
 
 
 def goal_of(metric: str) -> str:
@@ -75,26 +67,6 @@ def goal_of(metric: str) -> str:
     if any(w in name for w in _MIN_WORDS):
         return "min"
     return "max"
-
-
-def read_jsonl(path: str) -> list[dict[str, Any]]:
-    """Every JSON object of a `metrics.jsonl` (a torn last line from a kill is dropped)."""
-    import json
-
-    rows = []
-    try:
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue
-    except OSError:
-        return []
-    return rows
 
 
 def _derived_value(spec: dict[str, Any], log: list[dict[str, Any]]) -> Any:
@@ -142,7 +114,7 @@ def collect_rows(exp: ml_collections.ConfigDict, runs: list[Run]) -> list[dict[s
             row[f] = run.params.get(f, run.overrides.get(f))
         summary = read_json(os.path.join(run.workdir, SUMMARY_FILE)) or {}
         row.update({k: v for k, v in flatten(summary).items() if k != "completed"})
-        log = read_jsonl(os.path.join(run.workdir, "metrics.jsonl"))
+        log = read_jsonl(os.path.join(run.workdir, METRICS_FILE))
         if summary.get("completed"):
             # end-of-run scalars written after the summary's evaluation (e.g. a Fréchet
             # distance from host_report) exist only in metrics.jsonl: take their last value
@@ -202,39 +174,6 @@ def metric_columns(exp: ml_collections.ConfigDict, rows: list[dict[str, Any]]
     cols = sorted(present) + derived
     cols += [c for c in COST_COLUMNS if any(r.get(c) is not None for r in rows)]
     return [(c, goal_of(c)) for c in cols]
-
-
-def _numbers(values: Iterable[Any]) -> list[float]:
-    out = []
-    for v in values:
-        if isinstance(v, bool) or v is None or v == "":
-            continue
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            continue
-        if not math.isnan(x):
-            out.append(x)
-    return out
-
-
-def mean_std(values: Iterable[Any]) -> tuple[float, float, int] | None:
-    """(mean, sample std, n) of the numeric values; std is 0 for a single value."""
-    xs = _numbers(values)
-    if not xs:
-        return None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0), len(xs)
-
-
-def fmt(x: float) -> str:
-    """Short human format: 4 significant digits, thousands for big integers."""
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e6 or abs(x) < 1e-3:
-        return f"{x:.3g}"
-    if float(x).is_integer() and abs(x) >= 1000:
-        return f"{int(x):,}"
-    return f"{x:.4g}"
 
 
 def aggregate(rows: list[dict[str, Any]], trials: list[str], columns: list[str]
@@ -389,192 +328,3 @@ def _first_error_line(run_dir: str) -> str:
     except OSError:
         return ""
 
-
-# ----------------------------------------------------------------------------- plots
-
-
-def select(rows: list[dict[str, Any]], where: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Rows whose fields equal `where`'s values (a list value means any of them)."""
-    if not where:
-        return rows
-    out = []
-    for r in rows:
-        ok = True
-        for k, v in where.items():
-            allowed = v if isinstance(v, (list, tuple)) else [v]
-            if r.get(k) not in allowed:
-                ok = False
-        if ok:
-            out.append(r)
-    return out
-
-
-def _values_in_order(rows: list[dict[str, Any]], key: str | None) -> list[Any]:
-    if key is None:
-        return [None]
-    return list(dict.fromkeys(r.get(key) for r in rows))
-
-
-def _axes_grid(n: int):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = min(n, 4)
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:n])
-
-
-def draw_plot(spec: dict[str, Any], rows: list[dict[str, Any]], exp: ml_collections.ConfigDict,
-              path: str) -> bool:
-    """Draws one plot spec to `path`; False (and no file) when it has no data yet."""
-    kind = spec.get("kind", "metric")
-    rows = [r for r in select(rows, spec.get("where")) if r["status"] == "done"]
-    if not rows:
-        return False
-    if kind in ("metric", "bar", "curves"):
-        panels = _values_in_order(rows, spec.get("panels"))
-        fig, axes = _axes_grid(len(panels))
-        drawn = False
-        for ax, p in zip(axes, panels, strict=True):
-            sub = rows if p is None else [r for r in rows if r.get(spec["panels"]) == p]
-            drawn |= {"metric": _plot_metric, "bar": _plot_bar, "curves": _plot_curves}[kind](
-                ax, spec, sub)
-            if p is not None:
-                ax.set_title(f"{spec['panels']}={p}", fontsize=9)
-        if not drawn:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-            return False
-        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-        return True
-    from dl_arch.experiments import probes
-
-    return probes.draw_probe_plot(kind, spec, rows, path)
-
-
-def _style(ax, spec: dict[str, Any], xlabel: str, ylabel: str) -> None:
-    # set_xscale again would reset ticks already placed on the grid's own values
-    if spec.get("logx") and ax.get_xscale() != "log":
-        ax.set_xscale("log")
-    if spec.get("logy") and ax.get_yscale() != "log":
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3, which="both")
-
-
-def _series(rows, group):
-    for g in _values_in_order(rows, group):
-        yield g, (rows if g is None else [r for r in rows if r.get(group) == g])
-
-
-def _plot_metric(ax, spec: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
-    x_key, y_key, group = spec["x"], spec["y"], spec.get("group")
-    xs_all = _values_in_order(rows, x_key)
-    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs_all)
-    drawn = False
-    for g, sub in _series(rows, group):
-        points = []
-        # one point per trial (a numeric x from a metric column differs per seed: average it)
-        for t in dict.fromkeys(r["trial"] for r in sub):
-            tr = [r for r in sub if r["trial"] == t]
-            y = mean_std(r.get(y_key) for r in tr)
-            x = mean_std(r.get(x_key) for r in tr) if numeric else (tr[0].get(x_key), 0, 1)
-            if y is None or x is None:
-                continue
-            points.append((x[0], y[0], y[1]))
-        if not points:
-            continue
-        if numeric:
-            points.sort()
-            xs = [p[0] for p in points]
-        else:
-            xs = [xs_all.index(p[0]) for p in points]
-        ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
-                    capsize=3, label=None if g is None else str(g),
-                    linestyle="-" if spec.get("lines", True) else "none")
-        drawn = True
-    if numeric and drawn and spec.get("ref_slopes"):
-        _reference_slopes(ax, rows, x_key, y_key, spec["ref_slopes"])
-    if not numeric:
-        ax.set_xticks(range(len(xs_all)), [str(x) for x in xs_all], rotation=30, fontsize=8)
-    elif spec.get("logx") and x_key not in COST_COLUMNS and len(xs_all) <= 12:
-        ticks = sorted(float(x) for x in xs_all)  # label the grid's own values, not decades
-        ax.set_xscale("log")
-        ax.set_xticks(ticks, [fmt(t) for t in ticks], fontsize=8)
-        ax.minorticks_off()
-    if group and drawn:
-        ax.legend(fontsize=8)
-    _style(ax, spec, spec.get("xlabel", x_key), spec.get("ylabel", y_key))
-    return drawn
-
-
-def _reference_slopes(ax, rows: list[dict[str, Any]], x_key: str, y_key: str,
-                      slopes: list[float]) -> None:
-    """Dashed y = c x^k guides through the smallest-x point with the largest y."""
-    pts = [(float(r[x_key]), float(r[y_key])) for r in rows
-           if _numbers([r.get(x_key)]) and _numbers([r.get(y_key)]) and float(r[y_key]) > 0]
-    if not pts:
-        return
-    x0 = min(p[0] for p in pts)
-    y0 = max(p[1] for p in pts if p[0] == x0)
-    x1 = max(p[0] for p in pts)
-    for k in slopes:
-        ax.plot([x0, x1], [y0, y0 * (x1 / x0) ** k], linestyle="--", color="grey",
-                linewidth=0.8, alpha=0.7)
-        ax.annotate(f"∝ {x_key}^{k:g}", (x1, y0 * (x1 / x0) ** k), fontsize=7, color="grey")
-
-
-def _plot_bar(ax, spec: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
-    y_key = spec["y"]
-    trials = list(dict.fromkeys(r["trial"] for r in rows))
-    stats = [mean_std(r.get(y_key) for r in rows if r["trial"] == t) for t in trials]
-    keep = [(t, s) for t, s in zip(trials, stats, strict=True) if s is not None]
-    if not keep:
-        return False
-    ax.bar(range(len(keep)), [s[0] for _, s in keep], yerr=[s[1] for _, s in keep], capsize=3)
-    ax.set_xticks(range(len(keep)), [t for t, _ in keep], rotation=30, ha="right", fontsize=8)
-    _style(ax, spec, "", spec.get("ylabel", y_key))
-    return True
-
-
-def mean_curve(run_dirs: list[str], key: str) -> tuple[list[float], list[float]]:
-    """The mean over runs of `key` against the step, on the steps every run logged."""
-    per_run = []
-    for d in run_dirs:
-        log = read_jsonl(os.path.join(d, "metrics.jsonl"))
-        per_run.append({r["step"]: r[key] for r in log
-                        if "step" in r and isinstance(r.get(key), (int, float))})
-    if not per_run or not all(per_run):
-        return [], []
-    steps = sorted(set.intersection(*(set(p) for p in per_run)))
-    return steps, [statistics.fmean(p[s] for p in per_run) for s in steps]
-
-
-def _plot_curves(ax, spec: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
-    y_key = spec["y"]
-    label_key = spec.get("group")
-    drawn = False
-    for t in dict.fromkeys(r["trial"] for r in rows):
-        tr = [r for r in rows if r["trial"] == t]
-        steps, ys = mean_curve([r["workdir"] for r in tr], y_key)
-        if not steps:
-            continue
-        label = t if label_key is None else f"{tr[0].get(label_key)}"
-        ax.plot(steps, ys, label=label, linewidth=1.2)
-        drawn = True
-    if drawn:
-        ax.legend(fontsize=7)
-    _style(ax, spec, "step", spec.get("ylabel", y_key))
-    return drawn

@@ -60,15 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.parent_pid:
         die_with_parent(args.parent_pid)  # before the slow imports below
-    from dl_arch.experiments import runner
+    from dl_arch.experiments.runner import execute_run
+    from dl_arch.experiments.runs import expand_runs, select_runs
+    from dl_arch.experiments.study import load_experiment
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("absl", "jax._src", "orbax", "grain"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    exp = runner.load_experiment(args.experiment)
-    runs = runner.expand_runs(exp, args.workdir)
-    (run,) = runner.select_runs(runs, args.index)
-    runner.execute_run(exp, run)
+    exp = load_experiment(args.experiment)
+    (run,) = select_runs(expand_runs(exp, args.workdir), args.index)
+    execute_run(exp, run)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Why anchors: several boxes of chosen sizes and aspect ratios at every cell of several
 feature maps let one location predict objects of different shapes, and assignment by
-IoU (see `dl_arch.tasks.detection`) handles objects whose centres share a grid cell,
+IoU (see `dl_arch.tasks.detection_targets`) handles objects whose centres share a grid cell,
 which a one-box-per-cell centre scheme (YOLOv1) cannot.
 
 Pipeline: backbone stages (a ResNet's `feature_stages`, strides 8/16/32 with the ImageNet

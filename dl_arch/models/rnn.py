@@ -1,14 +1,9 @@
-"""Recurrent networks: simple RNN (Elman), LSTM and GRU on `lax.scan`, and models built on them.
+"""Recurrent networks: simple RNN (Elman), LSTM and GRU layers, and the models built on them.
 
-Performance layout, shared by every cell: the input projection of ALL time steps is one
-large matmul hoisted out of the recurrence (`x_BTD @ w_ih -> xg_TBG`; on CPU one per chunk
-of 16 steps, `time_chunk`, so the projection stays in cache), and each step does a
-single fused matmul of the previous hidden state with the recurrent weights of every gate
-(`h_BH @ w_hh -> hg_BG`, G = gates * H). Only that small matmul and the elementwise gate
-maths run inside the `lax.scan`. The backward pass is written by hand (`jax.custom_vjp`):
-its loop carries only dL/dh (and dL/dc), and the recurrent weight gradient becomes one
-large matmul after the loop instead of T small ones inside it (`fused_backward=False`
-falls back to autodiff of the scan, e.g. for forward-mode differentiation).
+The equations below are written out as code in `layers/rnn_cells.py` (`cell_step`, and
+`scan_recurrence`, its loop under JAX autodiff). `Recurrent` trains by default with
+`layers/recurrence.py` (`fused_recurrence`): the same equations with the input projection
+hoisted out of the time loop and a hand-written backward pass, tested against that scan.
 
 Gate layouts (columns of `w_ih`, `w_hh`, `b`):
 - `rnn`:  h' = act(x W_ih + h W_hh + b)                         G = H
@@ -26,7 +21,7 @@ States: `rnn`/`gru` carry `h_BH`; `lstm` carries the tuple `(c_BH, h_BH)`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -34,331 +29,21 @@ import jax
 import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.models.layers.recurrence import fused_recurrence, project_inputs
+from dl_arch.models.layers.rnn_cells import (
+    ACTIVATIONS,
+    CELLS,
+    State,
+    num_gates,
+    scan_recurrence,
+    state_hidden,
+    zero_state,
+)
 from dl_arch.registry import register_model
 
-CELLS = {"rnn": 1, "lstm": 4, "gru": 3}  # cell name -> number of gate blocks
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 # Checks every registered recurrent model shares (see `dl_arch.config.fields.model_fields`).
 RNN_CHECKS: dict[str, dict[str, Any]] = {"cell": dict(choices=tuple(CELLS)),
                                          "activation": dict(choices=tuple(ACTIVATIONS))}
-
-State = Any  # h_BH, or (c_BH, h_BH) for the LSTM
-
-
-def num_gates(cell: str) -> int:
-    """Gate blocks of a cell; a clear error for unknown names."""
-    if cell not in CELLS:
-        raise ConfigError(f"config.model.cell='{cell}' is unknown; use one of {sorted(CELLS)}")
-    return CELLS[cell]
-
-
-def zero_state(cell: str, batch: int, hidden: int, dtype: Any = jnp.float32) -> State:
-    """The all-zero initial state of one recurrent layer."""
-    num_gates(cell)
-    h = jnp.zeros((batch, hidden), dtype)
-    return (h, h) if cell == "lstm" else h
-
-
-def state_hidden(cell: str, state: State) -> jax.Array:
-    """The hidden output h_BH of a state."""
-    return state[1] if cell == "lstm" else state
-
-
-def cell_step(cell: str, xg_BG: jax.Array, hg_BG: jax.Array, state: State,
-              activation: Callable[[jax.Array], jax.Array] = jnp.tanh) -> State:
-    """One recurrence step from the two pre-activations: x-part (+bias) and h-part.
-
-    `hg_BG` already holds `b_hn` for the GRU (it sits inside the reset gate).
-    """
-    if cell == "rnn":
-        return activation(xg_BG + hg_BG)
-    if cell == "lstm":
-        c_BH, _ = state
-        i, f, g, o = jnp.split(xg_BG + hg_BG, 4, axis=-1)
-        c_BH = jax.nn.sigmoid(f) * c_BH + jax.nn.sigmoid(i) * jnp.tanh(g)
-        return c_BH, jax.nn.sigmoid(o) * jnp.tanh(c_BH)
-    if cell == "gru":
-        h_BH = state
-        xr, xz, xn = jnp.split(xg_BG, 3, axis=-1)
-        hr, hz, hn = jnp.split(hg_BG, 3, axis=-1)
-        r = jax.nn.sigmoid(xr + hr)
-        z = jax.nn.sigmoid(xz + hz)
-        n = jnp.tanh(xn + r * hn)
-        return (1.0 - z) * n + z * h_BH
-    raise ConfigError(f"config.model.cell='{cell}' is unknown; use one of {sorted(CELLS)}")
-
-
-def _add_to_hidden(cell: str, state: State, eps_BH: jax.Array) -> State:
-    return (state[0], state[1] + eps_BH) if cell == "lstm" else state + eps_BH
-
-
-def scan_recurrence(cell: str, xg_TBG: jax.Array, w_hh: jax.Array, b_hn: jax.Array | None,
-                    state0: State, mask_TB: jax.Array | None = None, reverse: bool = False,
-                    unroll: int | bool = 1, eps_TBH: jax.Array | None = None,
-                    activation: str = "tanh") -> tuple[State, jax.Array]:
-    """The recurrence over time-major pre-activations, differentiated by JAX autodiff.
-
-    Returns (final state, h_TBH). Masked steps (`mask_TB` false) keep the state unchanged
-    and output zeros, so each example's final state is the one at its own last real step
-    (first, when reversed). `eps_TBH` is added to each new hidden state: a zero perturbation
-    whose gradient is the total dL/dh_t of backpropagation through time. `fused_recurrence`
-    computes the same with a hand-written backward pass; the two agree to rounding.
-    """
-    act = ACTIVATIONS[activation]
-    bh_G = None
-    if b_hn is not None:  # the GRU's recurrent bias sits on the candidate block only
-        bh_G = jnp.concatenate([jnp.zeros_like(b_hn), jnp.zeros_like(b_hn), b_hn])[None, :]
-
-    def step(state, xs):
-        xg_BG, m_B, eps_BH = xs
-        hg_BG = state_hidden(cell, state) @ w_hh
-        if bh_G is not None:
-            hg_BG = hg_BG + bh_G
-        new = cell_step(cell, xg_BG, hg_BG, state, act)
-        if eps_BH is not None:
-            new = _add_to_hidden(cell, new, eps_BH)
-        h_BH = state_hidden(cell, new)
-        if m_B is not None:
-            keep = m_B[:, None]
-            new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, state)
-            h_BH = jnp.where(keep, h_BH, jnp.zeros_like(h_BH))
-        return new, h_BH
-
-    return jax.lax.scan(step, state0, (xg_TBG, mask_TB, eps_TBH), reverse=reverse, unroll=unroll)
-
-
-# ----- the recurrence with a hand-written backward pass -----
-# Autodiff of the scan accumulates dW_hh += h_{t-1}^T dz_t inside the backward loop, one
-# small matmul per step. Here the backward loop only propagates dL/dh (one matmul per
-# step, like the forward) and emits the gate gradients dz_t; dW_hh is then ONE large
-# (H, T*B) x (T*B, G) matmul after the loop, and the forward saves the gate activations
-# so nothing is recomputed.
-
-
-def _flat(a_TBX: jax.Array) -> jax.Array:
-    """(T, B, X) -> (T*B, X), so weight gradients are plain 2-D matmuls."""
-    return a_TBX.reshape(-1, a_TBX.shape[-1])
-
-
-def _prefetch_scan(body: Callable, init: Any, xs: Any, reverse: bool, unroll: int | bool
-                   ) -> tuple[Any, Any]:
-    """`lax.scan(body, init, xs)` that hands each step a slice of `xs` read one step early.
-
-    The next step's slice travels in the carry, so XLA materialises it as a small buffer.
-    A slice taken inside the step is instead fused into the gate arithmetic, and on CPU
-    that fused dynamic-slice makes the elementwise work about twice as slow (measured in
-    benchmarks/bench_rnn.py). Only for the hand-differentiated loops: autodiff through the
-    carried slice would add a full-size cotangent on every step.
-    """
-    steps = jax.tree.leaves(xs)[0].shape[0]
-    last = steps - 1
-
-    def take(t):
-        return jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, 0, keepdims=False), xs)
-
-    def step(carry, t):
-        state, current = carry
-        nxt = take(jnp.clip(t - 1 if reverse else t + 1, 0, last))
-        state, ys = body(state, current)
-        return (state, nxt), ys
-
-    (final, _), ys = jax.lax.scan(step, (init, take(last if reverse else 0)), jnp.arange(steps),
-                                  reverse=reverse, unroll=unroll)
-    return final, ys
-
-
-CPU_TIME_CHUNK = 16  # steps per input matmul on CPU (benchmarks/bench_rnn.py: 1.15-1.25x)
-
-
-def time_chunk_size(steps: int, chunk: int | None) -> int:
-    """Steps per hoisted input matmul: the largest divisor of `steps` that is <= chunk.
-
-    None picks by backend: all steps in one matmul on GPU/TPU; 16 on CPU, where writing
-    the whole (T, B, G) projection to memory and reading it back costs more than the larger
-    matmul saves (the chunk's slice stays in cache).
-    """
-    if chunk is None:
-        chunk = CPU_TIME_CHUNK if jax.default_backend() == "cpu" else steps
-    if chunk >= steps:
-        return steps
-    if chunk < 1:
-        raise ConfigError(f"config.model.time_chunk={chunk} must be >= 1 (or None: all steps)")
-    return max(k for k in range(1, chunk + 1) if steps % k == 0)
-
-
-def _split(a: jax.Array | None, k: int) -> jax.Array | None:
-    """(T, ...) -> (T/k, k, ...): chunks of k time steps."""
-    return None if a is None else a.reshape(a.shape[0] // k, k, *a.shape[1:])
-
-
-def _merge(tree: Any) -> Any:
-    """(T/k, k, ...) -> (T, ...) for every array of a tree."""
-    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
-
-
-def fused_recurrence(cell: str, x_TBD: jax.Array, w_ih: jax.Array, b: jax.Array, w_hh: jax.Array,
-                     b_hn: jax.Array | None, state0: State, mask_TB: jax.Array | None = None,
-                     reverse: bool = False, unroll: int | bool = 1, activation: str = "tanh",
-                     time_chunk: int | None = None) -> tuple[State, jax.Array]:
-    """Input projection plus recurrence with the hand-written backward pass; (final, h_TBH).
-
-    The input projection of `time_chunk` steps at a time (None: by backend, see
-    `time_chunk_size`) is one matmul outside the per-step loop, and so are the weight
-    gradients in the backward pass.
-    """
-    k = time_chunk_size(x_TBD.shape[0], time_chunk)
-    return _fused_recurrence(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn,
-                             state0, mask_TB)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3, 4))
-def _fused_recurrence(cell: str, activation: str, reverse: bool, unroll: int | bool, k: int,
-                      x_TBD: jax.Array, w_ih: jax.Array, b: jax.Array, w_hh: jax.Array,
-                      b_hn: jax.Array | None, state0: State, mask_TB: jax.Array | None
-                      ) -> tuple[State, jax.Array]:
-    out, _ = _fused_fwd(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn,
-                        state0, mask_TB)
-    return out
-
-
-def _fused_fwd(cell, activation, reverse, unroll, k, x_TBD, w_ih, b, w_hh, b_hn, state0,
-               mask_TB):
-    hid = w_hh.shape[0]
-    act = ACTIVATIONS[activation]
-    bh_G = None
-    if b_hn is not None:
-        bh_G = jnp.concatenate([jnp.zeros((2 * hid,), b_hn.dtype), b_hn])[None, :]
-    if cell == "lstm":
-        is_g = (jnp.arange(4 * hid) // hid) == 2
-        half = jnp.where(is_g, 1.0, 0.5).astype(w_hh.dtype)
-        shift = jnp.where(is_g, 0.0, 0.5).astype(w_hh.dtype)
-
-    def step(state, xs):
-        xg_BG, m_B = xs
-        h_prev = state_hidden(cell, state)
-        hg_BG = h_prev @ w_hh
-        if cell == "rnn":
-            h = act(xg_BG + hg_BG)
-            new, res = h, (h,)
-        elif cell == "lstm":
-            # All four gates with ONE tanh over the fused block: sigmoid(z) = (1 + tanh(z/2))/2,
-            # so a per-column scale (1/2 for i, f, o; 1 for g) and offset do it.
-            gates = jnp.tanh((xg_BG + hg_BG) * half[None, :]) * half[None, :] + shift[None, :]
-            i, f = gates[:, :hid], gates[:, hid:2 * hid]
-            g, o = gates[:, 2 * hid:3 * hid], gates[:, 3 * hid:]
-            c = f * state[0] + i * g
-            tc = jnp.tanh(c)
-            h = o * tc
-            new, res = (c, h), (gates, state[0], tc)
-        else:
-            hg_BG = hg_BG + bh_G
-            r = jax.nn.sigmoid(xg_BG[:, :hid] + hg_BG[:, :hid])
-            u = jax.nn.sigmoid(xg_BG[:, hid:2 * hid] + hg_BG[:, hid:2 * hid])
-            hn = hg_BG[:, 2 * hid:]
-            n = jnp.tanh(xg_BG[:, 2 * hid:] + r * hn)
-            h = (1.0 - u) * n + u * h_prev
-            new, res = h, (r, u, n, hn)
-        if m_B is not None:
-            keep = m_B[:, None]
-            new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
-            h = jnp.where(keep, h, jnp.zeros_like(h))
-        return new, (h, h_prev, res)
-
-    def run_chunk(state, xs):
-        x_KBD, m_KB = xs
-        # The hoisted input projection of k steps: one (k*B, D) x (D, G) matmul.
-        xg_KBG = (_flat(x_KBD) @ w_ih + b[None, :]).reshape(k, *x_KBD.shape[1:2], -1)
-        return _prefetch_scan(step, state, (xg_KBG, m_KB), reverse, unroll)
-
-    final, outs = jax.lax.scan(run_chunk, state0, (_split(x_TBD, k), _split(mask_TB, k)),
-                               reverse=reverse)
-    h_TBH, hprev_TBH, res = _merge(outs)
-    return (final, h_TBH), (x_TBD, w_ih, w_hh, hprev_TBH, res, mask_TB)
-
-
-def _fused_bwd(cell, activation, reverse, unroll, k, saved, cotangents):
-    x_TBD, w_ih, w_hh, hprev_TBH, res, mask_TB = saved
-    d_final, dy_TBH = cotangents
-    w_t = w_hh.T
-    hid = w_hh.shape[0]
-
-    def step(dstate, xs):
-        dy_BH, m_B, r_t, h_prev = xs
-        dc = None
-        if cell == "lstm":
-            dc, dh = dstate
-        else:
-            dh = dstate
-        if m_B is not None:
-            dy_BH = jnp.where(m_B[:, None], dy_BH, jnp.zeros_like(dy_BH))
-        dh = dh + dy_BH
-        direct = None
-        if cell == "rnn":
-            (h,) = r_t
-            grad = 1.0 - h * h if activation == "tanh" else (h > 0).astype(h.dtype)
-            dxg = dh * grad
-            dhg = dxg
-        elif cell == "lstm":
-            gates, c_prev, tc = r_t
-            i, f = gates[:, :hid], gates[:, hid:2 * hid]
-            g, o = gates[:, 2 * hid:3 * hid], gates[:, 3 * hid:]
-            dc = dc + dh * o * (1.0 - tc * tc)
-            dxg = jnp.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f),
-                                   dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=-1)
-            dhg = dxg
-            dc = dc * f
-        else:
-            r, u, n, hn = r_t
-            dn = dh * (1.0 - u) * (1.0 - n * n)
-            dr = dn * hn * r * (1.0 - r)
-            du = dh * (h_prev - n) * u * (1.0 - u)
-            dxg = jnp.concatenate([dr, du, dn], axis=-1)
-            dhg = jnp.concatenate([dr, du, dn * r], axis=-1)
-            direct = dh * u
-        dh_prev = dhg @ w_t
-        if direct is not None:
-            dh_prev = dh_prev + direct
-        new = (dc, dh_prev) if cell == "lstm" else dh_prev
-        if m_B is not None:
-            keep = m_B[:, None]
-            new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, dstate)
-            dxg = jnp.where(keep, dxg, jnp.zeros_like(dxg))
-            dhg = jnp.where(keep, dhg, jnp.zeros_like(dhg))
-        return new, (dxg, dhg if cell == "gru" else None)
-
-    f32 = jnp.float32
-
-    def run_chunk(carry, xs):
-        dstate, grads = carry
-        x_KBD, dy_KBH, m_KB, r_K, hprev_KBH = xs
-        dstate, (dxg_KBG, dhg_KBG) = _prefetch_scan(
-            step, dstate, (dy_KBH, m_KB, r_K, hprev_KBH if cell == "gru" else None),
-            not reverse, unroll)
-        if dhg_KBG is None:
-            dhg_KBG = dxg_KBG
-        # Weight gradients of k steps at once, as 2-D (k*B)-long matmuls (~1.5x faster on
-        # CPU than a dot contracting two axes), accumulated in float32.
-        d_wih, d_b, d_whh, d_bhn = grads
-        d_wih = d_wih + (_flat(x_KBD).T @ _flat(dxg_KBG)).astype(f32)
-        d_b = d_b + dxg_KBG.sum(axis=(0, 1)).astype(f32)
-        d_whh = d_whh + (_flat(hprev_KBH).T @ _flat(dhg_KBG)).astype(f32)
-        if d_bhn is not None:
-            d_bhn = d_bhn + dhg_KBG[..., 2 * hid:].sum(axis=(0, 1)).astype(f32)
-        dx_KBD = (_flat(dxg_KBG) @ w_ih.T).reshape(x_KBD.shape)
-        return (dstate, (d_wih, d_b, d_whh, d_bhn)), dx_KBD
-
-    zeros = (jnp.zeros(w_ih.shape, f32), jnp.zeros(w_ih.shape[1:], f32),
-             jnp.zeros(w_hh.shape, f32), jnp.zeros((hid,), f32) if cell == "gru" else None)
-    xs = jax.tree.map(lambda a: _split(a, k), (x_TBD, dy_TBH, mask_TB, res, hprev_TBH))
-    (d_state0, grads), dx_TBD = jax.lax.scan(run_chunk, (d_final, zeros), xs,
-                                             reverse=not reverse)
-    d_wih, d_b, d_whh, d_bhn = grads
-    return (_merge(dx_TBD), d_wih.astype(w_ih.dtype), d_b.astype(w_ih.dtype),
-            d_whh.astype(w_hh.dtype), None if d_bhn is None else d_bhn.astype(w_hh.dtype),
-            d_state0, None)
-
-
-_fused_recurrence.defvjp(_fused_fwd, _fused_bwd)
 
 
 class Recurrent(nn.Module):
@@ -367,6 +52,8 @@ class Recurrent(nn.Module):
     `lengths_B` marks the real steps of each example (padding never changes them);
     `reverse` runs from each sequence's own last step back to its first;
     `unroll` is passed to `lax.scan` (1 = rolled loop, True = fully unrolled).
+    Trains with `fused_recurrence`; `scan_recurrence` (autodiff of `cell_step`) runs when
+    `fused_backward=False` or when hidden-state perturbations are asked for.
     """
 
     hidden_size: int
@@ -377,7 +64,7 @@ class Recurrent(nn.Module):
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000)
     fused_backward: bool = True  # hand-written BPTT backward pass; False: autodiff of the scan
     time_chunk: int | None = None  # steps per hoisted input matmul (None: by backend, see
-    # `time_chunk_size`; >= T: all steps in one matmul)
+    # `layers.recurrence.time_chunk_size`; >= T: all steps in one matmul)
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -421,13 +108,14 @@ class Recurrent(nn.Module):
             eps_TBH = self.perturb("hidden", jnp.zeros((steps, batch, hid), self.dtype))
         if eps_TBH is None and self.fused_backward:
             final, h_TBH = fused_recurrence(
-                self.cell, x_TBD, w_ih, b, w_hh, b_hn, initial_state, mask_TB, self.reverse,
-                self.unroll, self.activation, self.time_chunk)
+                self.cell, x_TBD, w_ih, b, w_hh, b_hn, initial_state, mask_TB=mask_TB,
+                reverse=self.reverse, unroll=self.unroll, activation=self.activation,
+                time_chunk=self.time_chunk)
         else:  # autodiff of the scan; the input projection of all steps is one matmul
-            xg_TBG = (_flat(x_TBD) @ w_ih + b[None, :]).reshape(steps, batch, gates * hid)
             final, h_TBH = scan_recurrence(
-                self.cell, xg_TBG, w_hh, b_hn, initial_state, mask_TB, self.reverse,
-                self.unroll, eps_TBH, self.activation)
+                self.cell, project_inputs(x_TBD, w_ih, b), w_hh, b_hn, initial_state,
+                mask_TB=mask_TB, reverse=self.reverse, unroll=self.unroll, eps_TBH=eps_TBH,
+                activation=self.activation)
         return jnp.swapaxes(h_TBH, 0, 1), final
 
 
@@ -488,10 +176,12 @@ class RecurrentStack(nn.Module):
         return [(s, s) if self.bidirectional else s for _ in range(self.num_layers)]
 
 
-def _stack(m: Any, name: str = "rnn", bidirectional: bool = False) -> RecurrentStack:
-    return RecurrentStack(m.hidden_size, m.num_layers, m.cell, bidirectional, m.dropout,
-                          m.activation, m.unroll, m.forget_bias, time_chunk=m.time_chunk,
-                          dtype=m.dtype, param_dtype=m.param_dtype, name=name)
+def _stack(m: Any, *, bidirectional: bool = False, name: str = "rnn") -> RecurrentStack:
+    """The stack a model's own fields describe (every model below declares them)."""
+    return RecurrentStack(
+        hidden_size=m.hidden_size, num_layers=m.num_layers, cell=m.cell, bidirectional=bidirectional,
+        dropout=m.dropout, activation=m.activation, unroll=m.unroll, forget_bias=m.forget_bias,
+        time_chunk=m.time_chunk, dtype=m.dtype, param_dtype=m.param_dtype, name=name)
 
 
 class RNNLanguageModel(nn.Module):

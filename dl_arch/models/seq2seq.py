@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.models.rnn import CELLS, RecurrentStack, cell_step, num_gates, state_hidden
+from dl_arch.models.layers.rnn_cells import CELLS, cell_step, num_gates, state_hidden
+from dl_arch.models.rnn import RecurrentStack
 from dl_arch.registry import register_model
 
 NEG_INF = -1e9

@@ -1,7 +1,7 @@
-"""COCO-style detection metrics on the host: mAP50 (IoU 0.5), mAP50_95 (COCO) and per-class AP.
+"""COCO-style detection AP: mAP50 (IoU 0.5), mAP50_95 (COCO) and per-class AP.
 
-A numpy re-implementation of the `pycocotools` bbox protocol (area range "all", no crowd
-annotations), so evaluation needs no COCO json files and runs on any dataset:
+On the host, a numpy re-implementation of the `pycocotools` bbox protocol (area range
+"all", no crowd annotations), so evaluation needs no COCO json files and runs on any dataset:
 
 1. Per image and class, detections are sorted by score (stable) and cut to
    `max_detections`; each, in order, takes the unmatched ground truth of highest IoU
@@ -11,15 +11,22 @@ annotations), so evaluation needs no COCO json files and runs on any dataset:
 3. AP is the mean precision at the 101 recall points 0, 0.01, ..., 1; classes without
    ground truth are left out of the mean. `tests/test_detection_metrics.py` checks the
    numbers against pycocotools.
+
+Inside the jitted eval loop, `ap_histograms` counts true and false positives per score bin
+(summable over batches and hosts) and `ap_from_histograms` turns the totals into a 101-point
+AP that follows the host protocol on binned scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.models.layers import boxes as box_lib
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -147,3 +154,70 @@ class DetectionEvaluator:
                 out[f"AP50/{name}"] = float(ap[k, at50[0]])
             out[f"AP/{name}"] = float(np.mean(ap[k]))
         return out
+
+
+# ------------------------------------------------------------ in-loop AP histograms
+def match_detections(det: dict[str, jax.Array], gt_boxes_G4: jax.Array, gt_labels_G: jax.Array,
+                     thresholds: jax.Array) -> jax.Array:
+    """True-positive flags `[T, M]` of one image's score-sorted detections (COCO greedy)."""
+    iou_MG = box_lib.pairwise_iou(det["boxes"], gt_boxes_G4)
+    same = (det["classes"][:, None] == gt_labels_G[None, :]) & (gt_labels_G >= 0)[None, :]
+    iou_MG = jnp.where(same & det["valid"][:, None], iou_MG, -1.0)
+
+    def per_threshold(thr: jax.Array) -> jax.Array:
+        def step(taken_G, iou_G):
+            cand = jnp.where(taken_G, -1.0, iou_G)
+            best = jnp.argmax(cand)
+            hit = cand[best] >= thr
+            return taken_G.at[best].set(taken_G[best] | hit), hit
+
+        _, tp = jax.lax.scan(step, jnp.zeros(gt_labels_G.shape, bool), iou_MG)
+        return tp
+
+    return jax.vmap(per_threshold)(thresholds)
+
+
+def ap_histograms(dets: dict[str, jax.Array], gt_boxes_BG4: jax.Array, gt_labels_BG: jax.Array,
+                  mask_B: jax.Array, num_classes: int, num_bins: int
+                  ) -> dict[str, jax.Array]:
+    """Summable TP / FP counts `[T, C, bins]` per score bin, and ground-truth counts `[C]`."""
+    thresholds = jnp.asarray(COCO_IOU_THRESHOLDS, jnp.float32)
+    tp_BTM = jax.vmap(match_detections, in_axes=(0, 0, 0, None))(
+        dets, gt_boxes_BG4, gt_labels_BG, thresholds)
+    real_BM = dets["valid"] & (mask_B[:, None] > 0)
+    bins_BM = jnp.clip((dets["scores"] * num_bins).astype(jnp.int32), 0, num_bins - 1)
+    cls_BM = jnp.maximum(dets["classes"], 0)
+    seg = (cls_BM * num_bins + bins_BM).reshape(-1)
+
+    def hist(flags_BM: jax.Array) -> jax.Array:
+        w = (flags_BM & real_BM).reshape(-1).astype(jnp.float32)
+        return jax.ops.segment_sum(w, seg, num_classes * num_bins).reshape(num_classes, num_bins)
+
+    tp = jax.vmap(hist)(jnp.moveaxis(tp_BTM, 1, 0))
+    fp = jax.vmap(hist)(jnp.moveaxis(~tp_BTM, 1, 0))
+    gt_real = (gt_labels_BG >= 0) & (mask_B[:, None] > 0)
+    num_gt = jax.ops.segment_sum(gt_real.reshape(-1).astype(jnp.float32),
+                                 jnp.maximum(gt_labels_BG, 0).reshape(-1), num_classes)
+    return {"tp": tp, "fp": fp, "num_gt": num_gt}
+
+
+def ap_from_histograms(tp_TCS: np.ndarray, fp_TCS: np.ndarray, num_gt_C: np.ndarray
+                       ) -> np.ndarray:
+    """101-point AP `[T, C]` from score-bin counts (NaN for classes without ground truth)."""
+    tp = np.cumsum(np.asarray(tp_TCS, np.float64)[..., ::-1], axis=-1)  # high scores first
+    fp = np.cumsum(np.asarray(fp_TCS, np.float64)[..., ::-1], axis=-1)
+    num_gt = np.asarray(num_gt_C, np.float64)
+    ap = np.full(tp.shape[:2], np.nan)
+    for t in range(tp.shape[0]):
+        for c in range(tp.shape[1]):
+            if num_gt[c] == 0:
+                continue
+            seen = (tp[t, c] + fp[t, c]) > 0
+            if not seen.any():
+                ap[t, c] = 0.0
+                continue
+            rec = tp[t, c][seen] / num_gt[c]
+            prec = np.maximum.accumulate((tp[t, c][seen] / (tp[t, c] + fp[t, c])[seen])[::-1])[::-1]
+            idx = np.searchsorted(rec, RECALL_POINTS, side="left")
+            ap[t, c] = np.where(idx < len(prec), prec[np.minimum(idx, len(prec) - 1)], 0.0).mean()
+    return ap

@@ -1,18 +1,22 @@
-"""Autoregressive sampling on a KV cache, and `causal_lm`: the language-model task with it.
+"""Autoregressive generation for every language model: logit filtering and the decoding loops.
 
-`causal_lm` is `language_model` (same loss, metrics, sources) whose `generate` prefills the
-prompt in one call and then decodes one token per step on the attention KV cache (the
-model needs a `decode` field, as `GPT` has), instead of re-reading the whole buffer every
-step. `sample()` (`launch.py --sample`) supports greedy (temperature 0), temperature,
-top-k and top-p (nucleus) sampling and reports tokens/s.
+- `filter_logits` / `next_token`: temperature (0: greedy), top-k and top-p (nucleus) sampling.
+- `generate_stateful`: recurrent models step their own state, one token per call.
+- `generate_cached`: attention decoders (a `decode` field, as `GPT` has) prefill the prompt in
+  one call, then decode one token per step on the KV cache.
+- `generate_uncached`: any causal model, re-reading the whole fixed-size buffer at every step
+  (O(T^2) per token): the reference the two incremental loops must match.
+- `generate` picks one of them; `print_samples` is the byte-level text sampler of
+  `launch.py --sample` and of the end-of-run `samples.txt` (`config.sample`, `SAMPLE_FIELDS`).
 
-Fields of config.sample: those of `language_model` (prompt, length, num_samples,
-temperature, top_k, seed) and top_p.
+Every loop draws the token of step i with key i of `jax.random.split(rng, length)`, so one seed
+gives the same tokens whichever loop runs.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -20,13 +24,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.config.fields import Field
-from dl_arch.registry import register_task
-from dl_arch.tasks.base import Variables
-from dl_arch.tasks.language_model import SAMPLE_FIELDS, LanguageModel, decode_bytes
+from dl_arch.config.fields import Field, Fields
+
+# `config.sample` of `launch.py --sample` (and of the end-of-run sample, with its own prompt)
+SAMPLE_FIELDS: Fields = {
+    "prompt": Field("\n", "text the samples continue ('' stands for a newline)"),
+    "length": Field(300, "tokens generated per sample", low=1),
+    "num_samples": Field(1, "samples generated", low=1),
+    "temperature": Field(0.8, "softmax temperature (0: greedy)", low=0.0),
+    "top_k": Field(0, "sample among the k most likely tokens (0: all)", low=0),
+    "top_p": Field(1.0, "nucleus sampling: the smallest set of tokens of this total "
+                        "probability (1: all)", low=0.0, high=1.0, low_open=True),
+    "seed": Field(0, "seed of the sampling noise"),
+}
+
+# (params, prompt (B, P), length, rng, temperature, top_k, top_p=...) -> tokens (B, length)
+Generator = Callable[..., jax.Array]
 
 
-def filter_logits(logits_BV: jax.Array, temperature: float, top_k: int, top_p: float
+def filter_logits(logits_BV: jax.Array, temperature: float, top_k: int = 0, top_p: float = 1.0
                   ) -> jax.Array:
     """Temperature-scaled logits with everything outside the top-k / top-p set at -inf."""
     logits_BV = logits_BV.astype(jnp.float32) / max(temperature, 1e-6)
@@ -44,19 +60,35 @@ def filter_logits(logits_BV: jax.Array, temperature: float, top_k: int, top_p: f
     return logits_BV
 
 
-def next_token(rng: jax.Array, logits_BV: jax.Array, temperature: float, top_k: int,
-               top_p: float) -> jax.Array:
-    """Greedy when temperature <= 0, else a draw from the filtered distribution."""
+def next_token(rng: jax.Array, logits_BV: jax.Array, temperature: float, top_k: int = 0,
+               top_p: float = 1.0) -> jax.Array:
+    """Token ids (B,): greedy when temperature <= 0, else a draw from the filtered logits."""
     if temperature <= 0:
         return jnp.argmax(logits_BV, axis=-1).astype(jnp.int32)
     return jax.random.categorical(rng, filter_logits(logits_BV, temperature, top_k, top_p),
                                   axis=-1).astype(jnp.int32)
 
 
-def init_cache(model: Any, batch: int, max_len: int) -> Any:
-    """An empty KV cache of a decode=True model for `batch` rows and `max_len` positions."""
-    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
-                                               jnp.ones((batch, max_len), jnp.int32)))["cache"]
+def generate_stateful(model: Any, params: Any, prompt_BP: jax.Array, length: int,
+                      rng: jax.Array, temperature: float = 1.0, top_k: int = 0,
+                      top_p: float = 1.0) -> jax.Array:
+    """Continues `prompt` (B, P) by `length` tokens stepping a recurrent model's state."""
+    v = {"params": params}
+    logits, state = model.apply(v, prompt_BP, return_state=True)
+
+    def step(carry, key):
+        last_BV, state = carry
+        tok_B = next_token(key, last_BV, temperature, top_k, top_p)
+        logits, state = model.apply(v, tok_B[:, None], initial_state=state, return_state=True)
+        return (logits[:, -1], state), tok_B
+
+    _, toks_LB = jax.lax.scan(step, (logits[:, -1], state), jax.random.split(rng, length))
+    return toks_LB.T
+
+
+def init_cache(model: Any, *inputs: jax.Array) -> Any:
+    """An empty KV cache of a decode=True model, shaped as `model.init(key, *inputs)` makes it."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs))["cache"]
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
@@ -70,9 +102,8 @@ def generate_cached(model: Any, params: Any, prompt_BP: jax.Array, length: int, 
         raise ConfigError(f"prompt ({p}) + config.sample.length ({length}) exceeds "
                           f"config.model.max_len={max_len}; shorten one of them")
     dec = model.clone(decode=True)
-    cache = init_cache(dec, b, total)
+    cache = init_cache(dec, jnp.ones((b, total), jnp.int32))
     logits, upd = dec.apply({"params": params, "cache": cache}, prompt_BP, mutable=["cache"])
-    keys = jax.random.split(rng, length)
 
     def step(carry, key):
         cache, last_BV = carry
@@ -81,7 +112,7 @@ def generate_cached(model: Any, params: Any, prompt_BP: jax.Array, length: int, 
                                 mutable=["cache"])
         return (upd["cache"], logits[:, -1]), tok_B
 
-    _, toks_LB = jax.lax.scan(step, (upd["cache"], logits[:, -1]), keys)
+    _, toks_LB = jax.lax.scan(step, (upd["cache"], logits[:, -1]), jax.random.split(rng, length))
     return toks_LB.T
 
 
@@ -102,50 +133,60 @@ def generate_uncached(model: Any, params: Any, prompt_BP: jax.Array, length: int
     return jax.lax.fori_loop(p, p + length, body, buf)[:, p:]
 
 
-@register_task("causal_lm")
-class CausalLM(LanguageModel):
-    """`language_model` for attention decoders: KV-cached generation with top-p, tokens/s."""
+def incremental_decoder(model: Any) -> Generator | None:
+    """The loop that steps `model`'s own state (recurrent state or KV cache), if it has one."""
+    if getattr(model, "recurrent", False):
+        return generate_stateful
+    if hasattr(model, "decode"):
+        return generate_cached
+    return None
 
-    sections = {"sample": {
-        **SAMPLE_FIELDS,
-        "length": Field(200, "tokens generated per sample", low=1),
-        "top_p": Field(1.0, "nucleus sampling: the smallest set of tokens of this total "
-                            "probability (1: all)", low=0.0, high=1.0, low_open=True),
-    }}
 
-    def __init__(self, config: Any):
-        super().__init__(config)
-        if not hasattr(self.model, "decode"):
-            raise ConfigError(f"config.task.name='causal_lm' needs a model with a KV cache "
-                              f"(e.g. gpt_nano); '{config.model.name}' has none: use "
-                              "task 'language_model'")
+def generate(model: Any, params: Any, prompt_BP: jax.Array, length: int, rng: jax.Array,
+             temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+             incremental: bool | None = None) -> jax.Array:
+    """Continues `prompt` (B, P) by `length` tokens; returns (B, length).
 
-    def generate(self, params: Any, prompt: jax.Array, length: int, rng: jax.Array,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> jax.Array:
-        return generate_cached(self.model, params, prompt, length, rng, temperature, top_k,
-                               top_p)
+    `incremental` (default: whenever the model can) steps the model's recurrent state or KV
+    cache one token at a time; otherwise the whole buffer is re-read at every step.
+    """
+    loop = incremental_decoder(model)
+    if incremental and loop is None:
+        raise ValueError(f"{type(model).__name__} has neither a recurrent state nor a KV "
+                         "cache: generate with incremental=False")
+    if incremental is False or loop is None:
+        loop = generate_uncached
+    return loop(model, params, prompt_BP, length, rng, temperature, top_k, top_p)
 
-    def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
-        """Prints `num_samples` continuations of `prompt` and the generation speed."""
-        sc = sample_config
-        prompt = sc.prompt or "\n"
-        length, n, temperature, top_k, top_p = (sc.length, sc.num_samples, sc.temperature,
-                                                sc.top_k, sc.top_p)
-        if not self.byte_vocabulary():
-            raise ConfigError(f"config.model.vocab_size={self.model.vocab_size}: byte sampling "
-                              f"needs >= 256")
-        tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
-        gen = jax.jit(self.generate, static_argnums=(2, 4, 5, 6))
-        args = (variables["params"], tokens, length, jax.random.key(sc.seed), temperature,
-                top_k, top_p)
-        jax.block_until_ready(gen(*args))  # compile once, then time a clean run
-        t0 = time.perf_counter()
-        out = np.asarray(jax.block_until_ready(gen(*args)))
-        speed = n * length / (time.perf_counter() - t0)
-        texts = [prompt + decode_bytes(row) for row in out]
-        for i, text in enumerate(texts):
-            print(f"----- sample {i} (temperature={temperature}, top_k={top_k}, "
-                  f"top_p={top_p}) -----")
-            print(text)
-        print(f"generated {n} x {length} tokens with the KV cache: {speed:,.0f} tokens/s")
-        return texts
+
+def decode_bytes(tokens: Any) -> str:
+    """Byte tokens -> text (invalid UTF-8 shown as replacement characters)."""
+    return bytes(int(t) % 256 for t in np.asarray(tokens).tolist()).decode("utf-8", "replace")
+
+
+def print_samples(generator: Generator, params: Any, sample_config: Any,
+                  report_speed: bool = False) -> list[str]:
+    """Prints and returns `num_samples` byte-level continuations of `sample_config.prompt`.
+
+    `report_speed` compiles once, then times a second, clean run and prints tokens/s.
+    """
+    sc = sample_config
+    prompt = sc.prompt or "\n"
+    n, length = sc.num_samples, sc.length
+    tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
+    gen = jax.jit(lambda p, x, k: generator(p, x, length, k, sc.temperature, sc.top_k,
+                                            top_p=sc.top_p))
+    args = (params, tokens, jax.random.key(sc.seed))
+    if report_speed:
+        jax.block_until_ready(gen(*args))
+    t0 = time.perf_counter()
+    out = np.asarray(jax.block_until_ready(gen(*args)))
+    speed = n * length / (time.perf_counter() - t0)
+    texts = [prompt + decode_bytes(row) for row in out]
+    for i, text in enumerate(texts):
+        print(f"----- sample {i} (temperature={sc.temperature}, top_k={sc.top_k}, "
+              f"top_p={sc.top_p}) -----")
+        print(text)
+    if report_speed:
+        print(f"generated {n} x {length} tokens: {speed:,.0f} tokens/s")
+    return texts

@@ -12,8 +12,12 @@ with `stream_batch_size = batch_size` and `shuffle=False` orders windows so row 
 reading the same stretch of text, and its `reset` flag zeroes the state at each row's start.
 Evaluation scores every window from a zero state.
 
-`sample()` (`launch.py --sample`) generates from `config.sample.prompt` with temperature
-and top-k; recurrent models step their state, others re-read the whole buffer each step.
+`sample()` (`launch.py --sample`) generates from `config.sample.prompt` with temperature,
+top-k and top-p (`dl_arch.tasks.generation`): recurrent models step their state, attention
+decoders their KV cache, other models re-read the whole buffer each step.
+
+`causal_lm` is `language_model` for attention decoders: the same loss (`next_token_losses`)
+and metrics, a model with a KV cache required, shorter default samples and tokens/s printed.
 """
 
 from __future__ import annotations
@@ -31,34 +35,18 @@ import optax
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
+from dl_arch.tasks import generation
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 
-# `config.sample` of `launch.py --sample` (and of the end-of-run sample, with its own prompt)
-SAMPLE_FIELDS: Fields = {
-    "prompt": Field("\n", "text the samples continue ('' stands for a newline)"),
-    "length": Field(300, "tokens generated per sample", low=1),
-    "num_samples": Field(1, "samples generated", low=1),
-    "temperature": Field(0.8, "softmax temperature (0: greedy)", low=0.0),
-    "top_k": Field(0, "sample among the k most likely tokens (0: all)", low=0),
-    "seed": Field(0, "seed of the sampling noise"),
-}
 
-
-def sample_logits(rng: jax.Array, logits_BV: jax.Array, temperature: float, top_k: int
-                  ) -> jax.Array:
-    """Draws token ids from logits with temperature (0 = greedy) and top-k (0 = all)."""
-    logits_BV = logits_BV.astype(jnp.float32)
-    if temperature <= 0:
-        return jnp.argmax(logits_BV, axis=-1).astype(jnp.int32)
-    if top_k > 0:
-        kth = jax.lax.top_k(logits_BV, top_k)[0][:, -1:]
-        logits_BV = jnp.where(logits_BV < kth, -jnp.inf, logits_BV)
-    return jax.random.categorical(rng, logits_BV / temperature, axis=-1).astype(jnp.int32)
-
-
-def decode_bytes(tokens: Any) -> str:
-    """Byte tokens -> text (invalid UTF-8 shown as replacement characters)."""
-    return bytes(int(t) % 256 for t in np.asarray(tokens).tolist()).decode("utf-8", "replace")
+def next_token_losses(logits_BTV: jax.Array, batch: Batch) -> dict[str, jax.Array]:
+    """Per-example mean token cross-entropy and accuracy over weighted tokens, (B,) each."""
+    targets = batch["targets"].astype(jnp.int32)
+    ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32), targets)
+    hit_BT = (jnp.argmax(logits_BTV, -1) == targets).astype(jnp.float32)
+    w_BT = batch.get("weights", jnp.ones_like(ce_BT)).astype(jnp.float32)
+    n_B = jnp.maximum(w_BT.sum(-1), 1.0)
+    return {"loss": (ce_BT * w_BT).sum(-1) / n_B, "accuracy": (hit_BT * w_BT).sum(-1) / n_B}
 
 
 @register_task("language_model")
@@ -72,7 +60,8 @@ class LanguageModel(Task):
                                       low=0),
     }
     dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
-    sections = {"sample": SAMPLE_FIELDS}
+    sections = {"sample": generation.SAMPLE_FIELDS}
+    report_speed = False  # sample(): time a second run and print tokens/s
 
     def __init__(self, config: Any):
         super().__init__(config)
@@ -118,14 +107,8 @@ class LanguageModel(Task):
 
     # ----- losses -----
     def per_example(self, logits_BTV: jax.Array, batch: Batch) -> dict[str, jax.Array]:
-        """Per-example mean token loss and accuracy over weighted tokens, (B,) each."""
-        targets = batch["targets"].astype(jnp.int32)
-        ce_BT = optax.softmax_cross_entropy_with_integer_labels(
-            logits_BTV.astype(jnp.float32), targets)
-        hit_BT = (jnp.argmax(logits_BTV, -1) == targets).astype(jnp.float32)
-        w_BT = batch.get("weights", jnp.ones_like(ce_BT)).astype(jnp.float32)
-        n_B = jnp.maximum(w_BT.sum(-1), 1.0)
-        return {"loss": (ce_BT * w_BT).sum(-1) / n_B, "accuracy": (hit_BT * w_BT).sum(-1) / n_B}
+        """`next_token_losses`: per-example token loss and accuracy, (B,) each."""
+        return next_token_losses(logits_BTV, batch)
 
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
         variables = {"params": params}
@@ -157,41 +140,17 @@ class LanguageModel(Task):
         out["bits_per_char"] = float(out["loss"] / math.log(2.0))
         return out
 
-    # ----- generation -----
+    # ----- generation (`dl_arch.tasks.generation`) -----
     def generate(self, params: Any, prompt: jax.Array, length: int, rng: jax.Array,
-                 temperature: float = 1.0, top_k: int = 0, use_state: bool | None = None
-                 ) -> jax.Array:
+                 temperature: float = 1.0, top_k: int = 0, incremental: bool | None = None,
+                 top_p: float = 1.0) -> jax.Array:
         """Continues `prompt` (N, P) by `length` tokens; returns (N, length).
 
-        `use_state` (default: the model is recurrent) steps a carried state one token at a
-        time; otherwise the whole buffer is re-read at every step (any causal model).
+        `incremental` (default: whenever the model can) steps its recurrent state or KV cache
+        one token at a time; otherwise the whole buffer is re-read at every step.
         """
-        n, p = prompt.shape
-        v = {"params": params}
-        keys = jax.random.split(rng, length)
-        if use_state is None:
-            use_state = getattr(self.model, "recurrent", False)
-        if use_state:
-            logits, state = self.model.apply(v, prompt, return_state=True)
-
-            def step(carry, key):
-                last_logits, state = carry
-                tok = sample_logits(key, last_logits, temperature, top_k)
-                logits, state = self.model.apply(v, tok[:, None], initial_state=state,
-                                                 return_state=True)
-                return (logits[:, -1], state), tok
-
-            _, toks = jax.lax.scan(step, (logits[:, -1], state), keys)
-            return toks.T
-        buf = jnp.concatenate([prompt, jnp.zeros((n, length), prompt.dtype)], axis=1)
-
-        def body(t, buf):
-            logits = self.model.apply(v, buf)
-            last = jax.lax.dynamic_index_in_dim(logits, t - 1, axis=1, keepdims=False)
-            tok = sample_logits(keys[t - p], last, temperature, top_k)
-            return jax.lax.dynamic_update_slice(buf, tok[:, None].astype(buf.dtype), (0, t))
-
-        return jax.lax.fori_loop(p, p + length, body, buf)[:, p:]
+        return generation.generate(self.model, params, prompt, length, rng, temperature, top_k,
+                                   top_p, incremental)
 
     def byte_vocabulary(self) -> bool:
         """Whether the model's tokens cover the 256 byte values that sampling prints."""
@@ -199,21 +158,11 @@ class LanguageModel(Task):
 
     def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
         """Prints and returns `num_samples` continuations of `prompt` (bytes -> UTF-8 text)."""
-        sc = sample_config
-        prompt = sc.prompt or "\n"
-        length, n, temperature, top_k = sc.length, sc.num_samples, sc.temperature, sc.top_k
         if not self.byte_vocabulary():
             raise ConfigError(f"config.model.vocab_size={self.model.vocab_size}: byte sampling "
                               f"needs >= 256")
-        tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
-        gen = jax.jit(self.generate, static_argnums=(2, 4, 5, 6))
-        out = np.asarray(gen(variables["params"], tokens, length, jax.random.key(sc.seed),
-                             temperature, top_k))
-        texts = [prompt + decode_bytes(row) for row in out]
-        for i, text in enumerate(texts):
-            print(f"----- sample {i} (temperature={temperature}, top_k={top_k}) -----")
-            print(text)
-        return texts
+        return generation.print_samples(self.generate, variables["params"], sample_config,
+                                        report_speed=self.report_speed)
 
     def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
                     writer: Any, final: bool) -> None:
@@ -221,9 +170,27 @@ class LanguageModel(Task):
         length = self.config.task.report_sample_length
         if not final or length <= 0 or not self.byte_vocabulary():
             return
-        prompt = decode_bytes(np.asarray(batch["inputs"])[0, :32])
+        prompt = generation.decode_bytes(np.asarray(batch["inputs"])[0, :32])
         sc = ml_collections.ConfigDict(self.config.sample.to_dict())
         sc.update(prompt=prompt, length=length, num_samples=1)
         texts = self.sample(variables, sc, workdir)
         with open(os.path.join(workdir, "samples.txt"), "a", encoding="utf-8") as f:
             f.write(f"===== step {step} =====\n{texts[0]}\n")
+
+
+@register_task("causal_lm")
+class CausalLM(LanguageModel):
+    """`language_model` for attention decoders: KV-cached generation, tokens/s printed."""
+
+    sections = {"sample": {
+        **generation.SAMPLE_FIELDS,
+        "length": Field(200, "tokens generated per sample", low=1),
+    }}
+    report_speed = True
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        if not hasattr(self.model, "decode"):
+            raise ConfigError(f"config.task.name='causal_lm' needs a model with a KV cache "
+                              f"(e.g. gpt_nano); '{config.model.name}' has none: use "
+                              "task 'language_model'")

@@ -1,19 +1,19 @@
 """The one training loop: every model family runs through `train_and_evaluate`.
 
-Order of a run: resolve the config -> lock the workdir -> mesh -> task -> data -> state
-(restored from the newest checkpoint that restores, else initialised into its sharding, then
-`init_from`) -> compile the step once -> loop {step; log; evaluate; checkpoint} -> final
-evaluation, report, summary. Metrics of step t are pulled to the host after step t+1 is
-dispatched, so logging never stalls the device; a NaN/Inf loss, or one grown past
-`config.divergence_factor` times its first value, stops the run (`LossDiverged`) before any
-checkpoint holds it. Each checkpoint also holds the running mean of the train metrics since
-the last log line, and a resume drops the metrics rows past its step: a killed-and-resumed
-run logs the same rows as an uninterrupted one.
+Order of a run: resolve the config -> lock the workdir -> mesh -> the `Trainer` (task,
+optimisers, data, state shapes) -> state (restored from the newest checkpoint that
+restores, else initialised into its sharding, then `init_from`) -> compile the step once
+-> loop {step; log; evaluate; checkpoint} -> final evaluation, report, summary.
+Metrics of step t are pulled to the host after step t+1 is dispatched, so logging never
+stalls the device; a NaN/Inf loss, or one grown past `config.divergence_factor` times its
+first value, stops the run (`LossDiverged`) before any checkpoint holds it. Each
+checkpoint also holds the running mean of the train metrics since the last log line, and
+a resume drops the metrics rows past its step: a killed-and-resumed run logs the same
+rows as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -29,18 +29,14 @@ import numpy as np
 
 from dl_arch.config.errors import ConfigError, LossDiverged
 from dl_arch.config.resolve import resolve_config
-from dl_arch.data.pipeline import eval_batches, train_dataset
-from dl_arch.registry import TASKS
-from dl_arch.tasks.base import ALL, Task
+from dl_arch.data.pipeline import eval_batches
+from dl_arch.tasks.base import Task
 from dl_arch.train import mesh as mesh_lib
 from dl_arch.train.checkpoints import Checkpointer
-from dl_arch.train.optimizers import build_optimizer
-from dl_arch.train.paths import check_patterns
 from dl_arch.train.progress import Progress
 from dl_arch.train.state import TrainState
-from dl_arch.train.step import eval_step, train_step
 from dl_arch.train.summary import compiled_flops, format_table, param_table, peak_memory_bytes
-from dl_arch.train.transfer import load_pretrained
+from dl_arch.train.trainer import Trainer, build_task
 from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
 
@@ -103,37 +99,6 @@ def _warn_of_config_changes(config: ml_collections.ConfigDict, workdir: str) -> 
     if changed:
         log.warning("resuming with %d config field(s) changed since %s: %s", len(changed), path,
                     "; ".join(changed))
-
-
-def build_task(config: ml_collections.ConfigDict) -> Task:
-    """The task of a config, built on its resolved form (every declared field present)."""
-    config = resolve_config(config)
-    return TASKS.get(config.task.name)(config)
-
-
-def build_txs(config: ml_collections.ConfigDict, task: Task):
-    """One (optax transformation, schedule) per task phase (on the resolved config)."""
-    config = resolve_config(config)
-    txs, schedules = {}, {}
-    for phase in task.phases:
-        opt = ml_collections.ConfigDict(config.optimizer.to_dict())
-        if phase != ALL and phase in config.phase_optimizers:
-            opt.update(config.phase_optimizers[phase].to_dict())
-        txs[phase], schedules[phase] = build_optimizer(opt, config.num_train_steps,
-                                                       tuple(config.freeze))
-    return txs, schedules
-
-
-def make_init_fn(task: Task, txs: dict, example_batch: dict, rng: jax.Array):
-    """A pure function rng -> fresh TrainState (jitted with out_shardings by the caller)."""
-    def init(rng: jax.Array) -> TrainState:
-        init_rng, state_rng = jax.random.split(rng)
-        variables = dict(task.init_variables(init_rng, example_batch))
-        params = variables.pop("params")
-        opt_state = {p: txs[p].init(params if p == ALL else params[p]) for p in task.phases}
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
-                          mutable=variables, rng=state_rng)
-    return init
 
 
 class _Averager:
@@ -244,28 +209,16 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     log.info("devices: %d x %s (%d processes); mesh %s", jax.device_count(),
              jax.devices()[0].device_kind, jax.process_count(), dict(mesh.shape))
 
-    task = build_task(config)
-    pidx, pcount = jax.process_index(), jax.process_count()
-    train_ds = train_dataset(config.dataset, config.seed, config.batch_size, task.preprocess,
-                             pidx, pcount)
-    train_iter = iter(train_ds)
-    first_local = next(iter(train_ds))
-    task.check_batch(first_local)
-    example_batch = mesh_lib.to_global(first_local, mesh)
-
-    txs, schedules = build_txs(config, task)
-    rng = jax.random.PRNGKey(config.seed)
-    init_fn = make_init_fn(task, txs, example_batch, rng)
-    abstract = jax.eval_shape(init_fn, rng)
-    state_sharding = jax.tree_util.tree_map(lambda _: mesh_lib.replicated(mesh), abstract)
-    freeze = tuple(config.freeze)
-    if freeze:
-        check_patterns(freeze, abstract.params)
+    trainer = Trainer(config, mesh)
+    task = trainer.task
+    pcount = jax.process_count()
+    train_iter = iter(trainer.train_dataset())
+    example_batch = trainer.first_batch()
+    abstract_sharded = trainer.abstract_state(example_batch)
+    state_sharding = trainer.state_sharding(abstract_sharded)
 
     ckpt = Checkpointer(workdir, config.max_checkpoints_to_keep)
     closers.append(ckpt.close)
-    abstract_sharded = jax.tree_util.tree_map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
     restored = ckpt.restore(abstract_sharded, train_iter)
     loop_state: dict[str, Any] = {}
     if restored is not None:
@@ -286,25 +239,14 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         return {"preempted": True, "step": start}
     save_config(config, workdir)
     if restored is None:
-        state = jax.jit(init_fn, out_shardings=state_sharding)(rng)
-        if config.init_from:
-            params, mutable = load_pretrained(state.params, state.mutable, config.init_from,
-                                              model_config=config.model)
-            opt_state = {p: txs[p].init(params if p == ALL else params[p]) for p in task.phases}
-            state = jax.device_put(state.replace(params=params, mutable=mutable,
-                                                 opt_state=opt_state), state_sharding)
+        state = trainer.init_state(example_batch)
 
     log.info("model parameters:\n%s", format_table(param_table(state.params)))
-    step_fn = jax.jit(
-        functools.partial(train_step, task=task, txs=txs, schedules=schedules,
-                          grad_accum_steps=config.grad_accum_steps, freeze=freeze),
-        out_shardings=(state_sharding, mesh_lib.replicated(mesh)), donate_argnums=(0,))
-    compiled = step_fn.lower(state, example_batch).compile()
+    compiled = trainer.train_step(state_sharding).lower(state, example_batch).compile()
     flops = compiled_flops(compiled)
     log.info("FLOPs per train step (XLA cost analysis): %s",
              f"{flops:.4g}" if flops else "not reported by this backend")
-    eval_fn = jax.jit(functools.partial(eval_step, task=task),
-                      out_shardings=mesh_lib.replicated(mesh))
+    eval_fn = trainer.eval_step()
     if _stop_requested(preempted, pcount):
         log.warning("stopped by SIGTERM before the first step; nothing saved")
         return {"preempted": True, "step": start}

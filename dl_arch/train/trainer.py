@@ -1,0 +1,139 @@
+"""The Trainer: the one place where a run's task, optimisers, train state and steps are built.
+
+    trainer = Trainer(config)                 # resolves the config, builds task + optimisers
+    batch = trainer.first_batch()             # a global batch, checked against the task
+    state = trainer.init_state(batch)         # born in its sharding (init_from applied)
+    state, metrics = trainer.train_step()(state, batch)
+
+The loop, `dl_arch.testing`, the tests, the benchmarks and the experiment probes all use it,
+so the key split of `config.seed`, the shardings and the step's arguments are written once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dl_arch.config.resolve import resolve_config
+from dl_arch.data.pipeline import train_dataset
+from dl_arch.registry import TASKS
+from dl_arch.tasks.base import ALL, Task
+from dl_arch.train import mesh as mesh_lib
+from dl_arch.train.optimizers import build_optimizer
+from dl_arch.train.paths import check_patterns
+from dl_arch.train.state import TrainState
+from dl_arch.train.step import eval_step, train_step
+
+
+def build_task(config: ml_collections.ConfigDict) -> Task:
+    """The task of a config, built on its resolved form (every declared field present)."""
+    config = resolve_config(config)
+    return TASKS.get(config.task.name)(config)
+
+
+def build_txs(config: ml_collections.ConfigDict, task: Task) -> tuple[dict, dict]:
+    """One (optax transformation, schedule) per task phase (on the resolved config)."""
+    config = resolve_config(config)
+    txs, schedules = {}, {}
+    for phase in task.phases:
+        opt = ml_collections.ConfigDict(config.optimizer.to_dict())
+        if phase != ALL and phase in config.phase_optimizers:
+            opt.update(config.phase_optimizers[phase].to_dict())
+        txs[phase], schedules[phase] = build_optimizer(opt, config.num_train_steps,
+                                                       tuple(config.freeze))
+    return txs, schedules
+
+
+class Trainer:
+    """Builds everything a run's steps need from one resolved config (see the module doc)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, mesh: Any = None,
+                 task: Task | None = None):
+        self.config = resolve_config(config)
+        self.mesh = mesh if mesh is not None else mesh_lib.make_mesh()
+        self.task = task if task is not None else build_task(self.config)
+        self.txs, self.schedules = build_txs(self.config, self.task)
+        self.freeze = tuple(self.config.freeze)
+        self.replicated = mesh_lib.replicated(self.mesh)
+
+    # ----- data
+    def train_dataset(self) -> Any:
+        """This process's stream of local training batches (`iter()` it; checkpointable)."""
+        c = self.config
+        return train_dataset(c.dataset, c.seed, c.batch_size, self.task.preprocess,
+                             jax.process_index(), jax.process_count())
+
+    def first_batch(self) -> dict[str, jax.Array]:
+        """The run's first global training batch, checked against the task's needs."""
+        local = next(iter(self.train_dataset()))
+        self.task.check_batch(local)
+        return mesh_lib.to_global(local, self.mesh)
+
+    # ----- state
+    def keys(self) -> tuple[jax.Array, jax.Array]:
+        """(init key, state key): the one split of `config.seed` every user of a run shares."""
+        init_rng, state_rng = jax.random.split(jax.random.PRNGKey(self.config.seed))
+        return init_rng, state_rng
+
+    def init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The run's initial variables, exactly those its train state starts from."""
+        return self.task.init_variables(self.keys()[0], batch)
+
+    def opt_state(self, params: Any) -> dict[str, Any]:
+        """Fresh optimiser state of every phase for `params`."""
+        return {p: self.txs[p].init(params if p == ALL else params[p]) for p in self.task.phases}
+
+    def _init(self, batch: dict[str, Any]) -> TrainState:
+        variables = dict(self.init_variables(batch))
+        params = variables.pop("params")
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=self.opt_state(params), mutable=variables, rng=self.keys()[1])
+
+    def abstract_state(self, batch: dict[str, Any]) -> TrainState:
+        """Shapes, dtypes and shardings of the train state, without computing it."""
+        abstract = jax.eval_shape(functools.partial(self._init, batch))
+        if self.freeze:
+            check_patterns(self.freeze, abstract.params)
+        return jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), abstract)
+
+    def state_sharding(self, abstract: TrainState) -> TrainState:
+        """Where each array of the state lives (replicated: data parallelism)."""
+        return jax.tree_util.tree_map(lambda _: self.replicated, abstract)
+
+    def init_state(self, batch: dict[str, Any], init_from: bool = True) -> TrainState:
+        """A fresh train state born in its sharding; `config.init_from` loaded if set."""
+        sharding = self.state_sharding(self.abstract_state(batch))
+        state = jax.jit(functools.partial(self._init, batch), out_shardings=sharding)()
+        if init_from and self.config.init_from:
+            from dl_arch.train.transfer import load_pretrained
+
+            params, mutable = load_pretrained(state.params, state.mutable, self.config.init_from,
+                                              model_config=self.config.model)
+            state = jax.device_put(state.replace(params=params, mutable=mutable,
+                                                 opt_state=self.opt_state(params)), sharding)
+        return state
+
+    # ----- steps
+    def step_fn(self) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+        """The pure, un-jitted train step with this run's task and optimisers bound."""
+        return functools.partial(train_step, task=self.task, txs=self.txs,
+                                 schedules=self.schedules,
+                                 grad_accum_steps=self.config.grad_accum_steps,
+                                 freeze=self.freeze)
+
+    def train_step(self, sharding: Any = None, donate: bool = True) -> Callable:
+        """The jitted train step (state donated; state and metrics in their shardings)."""
+        out = None if sharding is None else (sharding, self.replicated)
+        return jax.jit(self.step_fn(), out_shardings=out,
+                       donate_argnums=(0,) if donate else ())
+
+    def eval_step(self) -> Callable[[TrainState, dict], dict]:
+        """The jitted eval step: the task's (sum, count) pairs for one padded batch."""
+        return jax.jit(functools.partial(eval_step, task=self.task),
+                       out_shardings=self.replicated)
