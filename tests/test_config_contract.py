@@ -68,8 +68,10 @@ def _override_every_field(base: list[tuple[str, str]], section: str) -> int:
         if key == "name" or field.type in (ANY, dict):
             continue
         value = _other_value(field)
-        config = _resolve(XOR, *base, (f"{section}.{key}", _as_text(value)))
-        assert config[section][key] == value, (section, key, value, config[section][key])
+        path = f"{section}.{key}" if section else key
+        config = _resolve(XOR, *base, (path, _as_text(value)))
+        got = config[section][key] if section else config[key]
+        assert got == value, (path, value, got)
         n += 1
     return n
 
@@ -95,6 +97,7 @@ def test_every_task_field_is_overridable_from_the_command_line(name):
 
 def test_trainer_and_optimizer_fields_are_overridable():
     assert _override_every_field([], "optimizer") >= 10
+    assert _override_every_field([], "") >= 15
     config = _resolve(XOR, ("num_train_steps", "7"), ("dtype", "bfloat16"),
                       ("freeze", "('^head',)"), ("dataset.num_train_examples", "100"))
     assert (config.num_train_steps, config.dtype, config.freeze) == (7, "bfloat16", ("^head",))
