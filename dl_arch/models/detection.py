@@ -109,7 +109,7 @@ class SownFeatures(nn.Module):
 
         params = self.param("net", lambda rng: init(rng)["params"])
         stats = self.variable("batch_stats", "net",
-                              lambda: init(jax.random.key(0)).get("batch_stats", {}))
+                              lambda: dict(init(jax.random.key(0))).pop("batch_stats", {}))
         rngs = {"dropout": self.make_rng("dropout")} if train else {}
         _, state = net.apply({"params": params, "batch_stats": stats.value}, x_BHWC,
                              train=train, rngs=rngs, mutable=["intermediates", "batch_stats"])

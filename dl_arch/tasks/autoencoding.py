@@ -186,7 +186,7 @@ class AutoencodingTask(Task):
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         # a fixed key: the eval split always gets the same corruption and latent noise
         terms, _, _ = self._forward(variables, batch["image"], jax.random.key(0), train=False)
-        mask = batch.get("_mask", jnp.ones(batch["image"].shape[:1], jnp.float32))
+        mask = batch["_mask"] if "_mask" in batch else jnp.ones(batch["image"].shape[:1], jnp.float32)
         if self.corruption == "none":
             terms.pop("psnr_noisy")
         return {k: masked_mean_pair(v, mask) for k, v in terms.items()}

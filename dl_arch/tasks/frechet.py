@@ -143,7 +143,7 @@ def load_examples(dataset_config: Any, split: str, seed: int, count: int, start:
     start = max(0, min(start, len(source) - count))
     examples = [standardize(dict(source[i])) for i in range(start, start + count)]
     images = np.stack([np.asarray(e["image"], np.float32) for e in examples])
-    labels = np.asarray([int(np.asarray(e.get("label", 0))) for e in examples], np.int32)
+    labels = np.asarray([int(np.asarray(e["label"])) if "label" in e else 0 for e in examples], np.int32)
     return images, labels
 
 

@@ -268,7 +268,7 @@ class GANTask(Task):
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         real = to_tanh_range(batch["image"])
-        mask = batch.get("_mask", jnp.ones(real.shape[:1], jnp.float32))
+        mask = batch["_mask"] if "_mask" in batch else jnp.ones(real.shape[:1], jnp.float32)
         z = self.noise(jax.random.key(0), real.shape[0])  # fixed: comparable across evals
         fake = self.model.apply(variables, z, method="generate")
         fake_logits = self.model.apply(variables, fake, method="discriminate")

@@ -44,7 +44,7 @@ def next_token_losses(logits_BTV: jax.Array, batch: Batch) -> dict[str, jax.Arra
     targets = batch["targets"].astype(jnp.int32)
     ce_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTV.astype(jnp.float32), targets)
     hit_BT = (jnp.argmax(logits_BTV, -1) == targets).astype(jnp.float32)
-    w_BT = batch.get("weights", jnp.ones_like(ce_BT)).astype(jnp.float32)
+    w_BT = (batch["weights"] if "weights" in batch else jnp.ones_like(ce_BT)).astype(jnp.float32)
     n_B = jnp.maximum(w_BT.sum(-1), 1.0)
     return {"loss": (ce_BT * w_BT).sum(-1) / n_B, "accuracy": (hit_BT * w_BT).sum(-1) / n_B}
 

@@ -112,7 +112,7 @@ class SequenceClassification(Task):
         targets = batch["targets"].astype(jnp.int32)  # per step: (B, T)
         ce_BT = optax.softmax_cross_entropy_with_integer_labels(out, targets)
         hit_BT = (jnp.argmax(out, -1) == targets).astype(jnp.float32)
-        w_BT = batch.get("weights", jnp.ones_like(ce_BT)).astype(jnp.float32)
+        w_BT = (batch["weights"] if "weights" in batch else jnp.ones_like(ce_BT)).astype(jnp.float32)
         wsum = jnp.maximum(w_BT.sum(-1), 1.0)
         return {"loss": ce_BT.mean(-1), "accuracy": (hit_BT * w_BT).sum(-1) / wsum,
                 "weighted_loss": (ce_BT * w_BT).sum(-1) / wsum}
