@@ -269,12 +269,7 @@ def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], pa
             if j == 0 and pv is not None:
                 ax.set_ylabel(str(pv), fontsize=9)
             drawn = True
-    if drawn:
-        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return drawn
+    return _save_figure(fig, spec, path, drawn)
 
 
 def _plot_stage_curves(spec: dict[str, Any], rows: list[dict[str, Any]], path: str,
@@ -310,12 +305,7 @@ def _plot_stage_curves(spec: dict[str, Any], rows: list[dict[str, Any]], path: s
             ax.grid(True, alpha=0.3, which="both")
             ax.set_title(stage + ("" if pv is None else f", {panel_key}={pv}"), fontsize=9)
             ax.legend(fontsize=7)
-    if drawn:
-        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return drawn
+    return _save_figure(fig, spec, path, drawn)
 
 
 def _draw_probe_plot(kind: str, spec: dict[str, Any], rows: list[dict[str, Any]],
@@ -331,3 +321,15 @@ def _draw_probe_plot(kind: str, spec: dict[str, Any], rows: list[dict[str, Any]]
                                   "mean ||dL/dh_t||")
     raise ConfigError(f"plot '{spec.get('name')}': unknown kind '{kind}'; use metric, bar, "
                      "curves, decision_boundary, layer_grad_norms or grad_through_time")
+
+
+def _save_figure(fig: Any, spec: dict[str, Any], path: str, drawn: bool) -> bool:
+    """Titles and saves a probe figure when anything was drawn on it; closes it either way."""
+    import matplotlib.pyplot as plt
+
+    if drawn:
+        fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return drawn
