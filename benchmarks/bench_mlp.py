@@ -1,8 +1,9 @@
-"""MLP train step: ours (Flax module + the shared train_step) vs the same step in plain jax.
+"""MLP train step: ours (Flax module + the loop's step) vs the same step in plain jax.
 
 Both do forward, softmax cross-entropy, backward and an Adam update on the same batch;
 the plain version has no Flax, no optax chain and no metrics, so the ratio is the cost of
-our abstractions. Also reports the step's MFU against the machine's measured matmul peak.
+our abstractions (ours sums its metrics on the device and computes the norms only at
+logging steps, as in the loop). Also reports the step's MFU against the machine's measured matmul peak.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops, step_flops
 from dl_arch.testing import load_config
+from dl_arch.train import metric_window
 from dl_arch.train.trainer import Trainer
 
 
@@ -57,12 +59,13 @@ def rows(quick: bool):
     trainer = Trainer(config)
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
-    ours = trainer.train_step()
-    holder = {"state": state}
+    ours = trainer.loop_step()  # what the loop runs: norms only at logging steps
+    window = metric_window.fresh(trainer.metric_shapes(state, batch))
+    holder = {"state": state, "window": jax.device_put(window)}
 
     def run_ours():
-        holder["state"], m = ours(holder["state"], batch)
-        return m["loss"]
+        holder["state"], holder["window"] = ours(holder["state"], batch, holder["window"])
+        return holder["window"]["last"]["loss"]
 
     in_dim = 1
     for d in batch["image"].shape[1:]:
@@ -76,7 +79,7 @@ def rows(quick: bool):
         ref["state"], loss = plain(ref["state"], x, y)
         return loss
 
-    flops = step_flops(ours, holder["state"], batch)
+    flops = step_flops(trainer.train_step(donate=False), holder["state"], batch)
     bs = config.batch_size
     row = compare(f"mlp train step (b={bs}, {in_dim}-{'-'.join(map(str, sizes[1:]))})",
                   run_ours, run_ref, "plain-jax", quick,

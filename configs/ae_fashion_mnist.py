@@ -8,7 +8,8 @@
     python launch.py --config=configs/ae_fashion_mnist.py:smoke --workdir=/tmp/ae_fm_smoke
 
 Pictures of inputs vs reconstructions (clean / noisy / denoised with a corruption) and
-latent interpolations in <workdir>/images and TensorBoard; eval reports MSE and PSNR.
+latent interpolations in <workdir>/images and TensorBoard (evaluator `reconstructions`);
+eval reports MSE and PSNR.
 """
 
 from configs.base import base_config, parse_options, shrink_for_smoke
@@ -25,11 +26,14 @@ def get_config(arg: str | None = None):
         corruption=opts.corruption,  # none | gaussian | masking | salt_pepper (denoising)
         noise_level=opts.noise_level,  # Gaussian std, or fraction of pixels masked / flipped
         beta=1.0,  # KL weight (VAE models only)
+    )
+    # pictures at every evaluation (the task's evaluators: reconstructions, prior_samples
+    # (VAE models only), latent_scatter (latent_dim=2 only))
+    c.reconstructions = dict(
         num_report_images=16,  # test images shown in the reconstruction grid
         interpolation_steps=10,  # images per latent interpolation strip
-        scatter_examples=2000,  # test images in the 2-D latent scatter (latent_dim=2)
-        sample_seed=1234,
     )
+    c.latent_scatter = dict(scatter_examples=2000)  # test images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # conv_ae | dense_ae | dense_ae_hinton2006
         image_shape=(28, 28, 1),  # (H, W, C) of Fashion-MNIST

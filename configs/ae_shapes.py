@@ -3,17 +3,23 @@
     python launch.py --config=configs/ae_shapes.py --workdir=runs/ae_shapes
     python launch.py --config=configs/ae_shapes.py:smoke --workdir=/tmp/ae_shapes_smoke
     python launch.py --config=configs/ae_shapes.py:model=dense_ae,latent_dim=2 --workdir=runs/ae2
+    python launch.py --config=configs/ae_shapes.py:data=/data/my_images --workdir=runs/ae_mine
 
 Pictures (inputs vs reconstructions, latent interpolations; a latent scatter when
 latent_dim=2) land in <workdir>/images and TensorBoard at every evaluation.
+
+`data=PATH`: your images instead of `shapes`: a folder (flat, or one sub-folder per class),
+an .npz of `image` (and `label`) arrays or hf:<dataset>, fitted to image_size and channels;
+classes, when the data has them, colour the latent scatter.
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import base_config, own_images, parse_options, shrink_for_smoke
+from dl_arch.data.image_files import data_classes
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, model="conv_ae", latent_dim=32, image_size=32, channels=3,
-                         num_classes=4, steps=8000)
+                         num_classes=4, steps=8000, data="")
     c = base_config()
     c.task = dict(
         name="autoencoding",
@@ -22,11 +28,14 @@ def get_config(arg: str | None = None):
         corruption="none",  # none | gaussian | masking | salt_pepper (denoising)
         noise_level=0.0,  # corruption strength
         beta=1.0,  # KL weight (VAE models only)
+    )
+    # pictures at every evaluation (the task's evaluators: reconstructions, prior_samples
+    # (VAE models only), latent_scatter (latent_dim=2 only))
+    c.reconstructions = dict(
         num_report_images=16,  # test images shown in the reconstruction grid
         interpolation_steps=10,  # images per latent interpolation strip
-        scatter_examples=1000,  # eval images in the 2-D latent scatter (latent_dim=2)
-        sample_seed=1234,  # fixed noise for pictures, comparable across steps
     )
+    c.latent_scatter = dict(scatter_examples=1000)  # eval images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # conv_ae | dense_ae (or any registered autoencoder)
         image_shape=(opts.image_size, opts.image_size, opts.channels),  # (H, W, C) of the data
@@ -34,8 +43,6 @@ def get_config(arg: str | None = None):
         features=(32, 64, 128),  # conv: channels of the stride-2 encoder convolutions
         hidden_sizes=(512, 256),  # dense: encoder widths (the decoder mirrors them)
         norm="group",  # conv: none | group (GroupNorm after each hidden convolution)
-        blocks_per_stage=0,  # conv: residual 3x3 blocks per resolution (encoder and decoder)
-        output_conv=False,  # conv: a full-resolution 3x3 conv to the pixels (1.59x FLOPs, +0.2 dB)
         activation="relu",
     )
     c.dataset.name = "shapes"
@@ -57,4 +64,7 @@ def get_config(arg: str | None = None):
     c.optimizer.warmup_steps = 100
     if opts.smoke:
         shrink_for_smoke(c)
+    if opts.data:
+        own_images(c, opts.data, data_classes(opts.data), opts.image_size, opts.channels,
+                   labelled=False)
     return c

@@ -7,6 +7,7 @@ turns the text after the colon in `--config=configs/x.py:smoke,T=200` into a dic
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 import ml_collections
 
@@ -88,4 +89,79 @@ def shrink_for_smoke(c: ml_collections.ConfigDict, steps: int = 20) -> ml_collec
     c.checkpoint_every_steps = steps
     c.eval_max_batches = 2
     c.batch_size = min(c.batch_size, 32)
+    return c
+
+
+def data_format(path: str) -> str:
+    """The format of a user's data path: 'hf' (`hf:<name or folder>`), 'folder', or the
+    file's extension without the dot ('npz', 'npy', 'csv', 'tsv', 'jsonl', 'json', 'txt')."""
+    import os
+
+    if path.startswith("hf:"):
+        return "hf"
+    if os.path.isdir(path):
+        return "folder"
+    return os.path.splitext(path)[1].lstrip(".").lower()
+
+
+def own_data(c: ml_collections.ConfigDict, path: str, sources: dict[str, str],
+             **fields) -> ml_collections.ConfigDict:
+    """Points config `c` at a user's file or folder (a config's `:data=PATH` option).
+
+    `sources` maps the formats this family reads (see `data_format`) to registered source
+    names; `fields` are that source's fields the family sets (e.g. which column is the
+    label). The dataset section keeps only what the new source and the task's preprocessing
+    declare (augmentation, normalisation), so the procedural source's fields do not linger.
+    """
+    from dl_arch.data.pipeline import dataset_fields
+    from dl_arch.registry import TASKS
+
+    fmt = data_format(path)
+    if fmt not in sources:
+        raise ConfigError(f"data={path!r}: a {fmt or 'extensionless'} path is not a format "
+                          f"this config reads; give one of: {', '.join(sorted(sources))} "
+                          f"('folder' is a directory, 'hf' is hf:<dataset name or folder>)")
+    name = sources[fmt]
+    declared = dataset_fields(name, dict(TASKS.get(c.task.name).dataset_fields))
+    kept = {k: v for k, v in c.dataset.items() if k in declared and k != "name"}
+    c.dataset = ml_collections.ConfigDict({**kept, "name": name, "path": path, **fields})
+    return c
+
+
+# The formats an image config reads with `:data=PATH` (configs.base.data_format) -> source.
+IMAGE_SOURCES = {"folder": "image_folder", "npz": "arrays", "npy": "arrays", "hf": "hf_dataset"}
+
+
+def own_images(c: ml_collections.ConfigDict, path: str, classes: tuple[str, ...] | None,
+               image_size: int, channels: int, labelled: bool = True, num_classes: int = 0,
+               sources: dict[str, str] | None = None) -> ml_collections.ConfigDict:
+    """Points config `c` at the user's images at `path` (a config's `:data=PATH` option).
+
+    `classes` are `data_classes(path)`, which the config also gave its model (so the model's
+    outputs follow the data); the source gets their count (else `num_classes`, the model's,
+    when the data cannot tell, as for hf:) as its `num_classes` and fails in one line on
+    more. Images reach `image_size` x `image_size` x `channels`: a folder's and a JSON's in
+    the source, arrays' and a Hugging Face dataset's by the task's resize. `labelled`: the
+    model needs classes (a classifier), so a flat folder is an error.
+    """
+    fmt = data_format(path)
+    if labelled and classes is not None and len(classes) < 2:
+        raise ConfigError(f"data={path!r} holds {len(classes)} class(es); a classifier needs at "
+                          f"least 2: one sub-folder of images per class (or label arrays)")
+    count = len(classes) if classes else num_classes
+    label = "label" if labelled or classes else ""  # the data's labels, when it has them
+    fields: dict[str, Any] = {"class_names": classes or None}
+    if fmt == "folder":
+        fields.update(image_size=image_size, channels=channels, num_classes=count)
+    elif fmt in ("npz", "npy"):
+        fields.update(image_key="image", label_key=label, num_classes=count)
+    elif fmt == "hf":  # the columns datasets' imagefolder builder makes
+        fields.update(image_column="image", label_column=label, channels=channels,
+                      num_classes=count)
+    elif fmt == "json":
+        fields.update(image_size=image_size, max_objects=0, num_classes=count)
+    own_data(c, path, sources or IMAGE_SOURCES, **fields)
+    if fmt in ("npz", "npy", "hf"):  # arrays of any size: the task's eval resize fits them
+        c.dataset.resize_to = image_size
+        c.dataset.crop_fraction = 1.0
     return c

@@ -4,18 +4,24 @@
     python launch.py --config=configs/dae_shapes.py:corruption=salt_pepper,noise_level=0.2 \
         --workdir=runs/dae_sp
     python launch.py --config=configs/dae_shapes.py:smoke --workdir=/tmp/dae_shapes_smoke
+    python launch.py --config=configs/dae_shapes.py:data=/data/my_images --workdir=runs/dae_mine
 
 The model sees a corrupted image and is scored against the clean one; eval reports the
 PSNR of the corrupted input (psnr_noisy) and of the reconstruction (psnr). Pictures:
 clean / noisy / denoised rows in <workdir>/images and TensorBoard.
+
+`data=PATH`: your images instead of `shapes`: a folder (flat, or one sub-folder per class),
+an .npz of `image` (and `label`) arrays or hf:<dataset>, fitted to image_size, greyscale;
+classes, when the data has them, colour the latent scatter.
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import base_config, own_images, parse_options, shrink_for_smoke
+from dl_arch.data.image_files import data_classes
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, model="conv_ae", corruption="gaussian", noise_level=0.3,
-                         latent_dim=64, image_size=32, num_classes=4, steps=8000)
+                         latent_dim=64, image_size=32, num_classes=4, steps=8000, data="")
     c = base_config()
     c.task = dict(
         name="autoencoding",
@@ -24,11 +30,14 @@ def get_config(arg: str | None = None):
         corruption=opts.corruption,  # gaussian | masking | salt_pepper | none
         noise_level=opts.noise_level,  # Gaussian std, or fraction of pixels masked / flipped
         beta=1.0,  # KL weight (VAE models only)
+    )
+    # pictures at every evaluation (the task's evaluators: reconstructions, prior_samples
+    # (VAE models only), latent_scatter (latent_dim=2 only))
+    c.reconstructions = dict(
         num_report_images=16,  # test images shown as clean / noisy / denoised
         interpolation_steps=10,  # images per latent interpolation strip
-        scatter_examples=1000,  # eval images in the 2-D latent scatter (latent_dim=2)
-        sample_seed=1234,  # fixed noise for pictures, comparable across steps
     )
+    c.latent_scatter = dict(scatter_examples=1000)  # eval images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # conv_ae | dense_ae
         image_shape=(opts.image_size, opts.image_size, 1),  # (H, W, C) of the data
@@ -36,7 +45,6 @@ def get_config(arg: str | None = None):
         features=(32, 64, 128),  # conv: channels of the stride-2 encoder convolutions
         hidden_sizes=(512, 256),  # dense: encoder widths (the decoder mirrors them)
         norm="group",  # conv: none | group (GroupNorm after each hidden convolution)
-        blocks_per_stage=0,  # conv: residual 3x3 blocks per resolution (encoder and decoder)
         activation="relu",
     )
     c.dataset.name = "shapes"
@@ -58,4 +66,6 @@ def get_config(arg: str | None = None):
     c.optimizer.warmup_steps = 100
     if opts.smoke:
         shrink_for_smoke(c)
+    if opts.data:
+        own_images(c, opts.data, data_classes(opts.data), opts.image_size, 1, labelled=False)
     return c

@@ -10,7 +10,7 @@ Inception features: compare numbers only within this codebase).
 """
 
 from configs.base import base_config, parse_options, shrink_for_smoke
-from dl_arch.tasks.frechet import frechet_config
+from dl_arch.evaluators.frechet import frechet_section
 
 
 def get_config(arg: str | None = None):
@@ -18,18 +18,22 @@ def get_config(arg: str | None = None):
     c = base_config()
     c.task = dict(
         name="gan",
-        num_report_images=64,  # generated images in the sample grid
-        interpolation_steps=10,  # images per latent interpolation strip
-        sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
         real_label=1.0,  # D's target for real images; 0.9 = one-sided label smoothing
-        generator_ema=0.0,  # decay of the average of G's weights that draws pictures (0 = off)
         standing_stats_batches=16,  # noise batches for BatchNorm statistics of G's average (0: live G's)
         discriminator_steps=1,  # D updates per G update (1 = the paper; WGAN and SN-GAN also use more)
         r1_gamma=0.0,  # weight of D's gradient penalty on real images (0 = off)
         # D's class loss + G's class-confidence term (needs model.num_classes = 10); 0.3 is the
-        # dcgan_shapes default (Fréchet 43.9 -> 33.4 there on random-grey shapes), not yet
-        # measured on this data
+        # dcgan_shapes default (its figures: docs/results/tuning_notes.md), not yet measured
+        # on this data
         class_weight=0.0,
+    )
+    c.ema_decay = 0.0  # decay of the weight average that evaluation draws with (0 = off)
+    # pictures at every evaluation; the Fréchet distance at the end
+    c.evaluators = ("gan_samples", "frechet")
+    c.gan_samples = dict(
+        num_report_images=64,  # generated images in the sample grid
+        interpolation_steps=10,  # images per latent interpolation strip
+        sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
     )
     c.model = dict(
         name="dcgan_32",
@@ -43,7 +47,7 @@ def get_config(arg: str | None = None):
     c.dataset.name = "tfds:cifar10"
     c.dataset.train_split = "train"
     c.dataset.eval_split = "test"
-    c.frechet = frechet_config(num_classes=10, smoke=opts.smoke)
+    c.frechet = frechet_section(num_classes=10, smoke=opts.smoke)
     c.frechet.classifier_steps = 50 if opts.smoke else 3000  # CIFAR needs a longer fit
     c.sample = dict(num_samples=64, seed=0, output="dcgan_cifar10_samples.png")  # --sample
     c.batch_size = 128

@@ -6,15 +6,26 @@ boxes; the detector is the tiny ResNet + FPN + anchor head of `dl_arch.models.de
     python launch.py --config=configs/detector_shapes.py --workdir=runs/detector_shapes
     python launch.py --config=configs/detector_shapes.py:smoke --workdir=/tmp/det_smoke
     python launch.py --config=configs/detector_shapes.py:focal=False --workdir=runs/det_ohem
+    python launch.py --config=configs/detector_shapes.py:data=/data/boxes/train.json \
+        --workdir=runs/det_mine
+
+`data=PATH.json`: your boxes instead of `shapes`: a COCO-format JSON whose file_name entries
+are relative to the JSON's folder (else set --config.dataset.image_dir), its images stretched
+to image_size; the model gets one class per category (see dl_arch/data/sources/coco_json.py).
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+import ml_collections
+
+from configs.base import base_config, own_images, parse_options, shrink_for_smoke
+from dl_arch.data.image_files import data_classes
 from dl_arch.data.sources.shapes import SHAPE_NAMES
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, image_size=64, num_classes=4, num_objects=3, steps=1500,
-                         focal=True, box_loss="both", width=16)
+                         focal=True, box_loss="both", width=16, data="")
+    classes = data_classes(opts.data)  # a COCO JSON's categories
+    num_classes = len(classes) if classes else opts.num_classes
     c = base_config()
     c.task.name = "detection"
     c.task.focal_loss = opts.focal  # True: sigmoid focal objectness; False: BCE + hard negatives
@@ -33,13 +44,15 @@ def get_config(arg: str | None = None):
     c.task.max_detections = 100  # fixed number of detections per image after NMS
     c.task.pre_nms_top_k = 400  # best (anchor, class) candidates entering NMS
     c.task.score_bins = 1000  # resolution of the in-loop AP histograms
-    c.task.report_images = 8  # images drawn with predicted boxes at each eval
-    c.task.draw_min_score = 0.3  # boxes drawn in the pictures need at least this score
-    c.task.exact_eval_at_end = True  # exact COCO protocol at the end -> detection_metrics.json
+    # pictures of predicted boxes at each eval; exact COCO AP -> detection_metrics.json at the end
+    c.evaluators = ("detections", "coco_ap")
+    c.detections = ml_collections.ConfigDict(dict(
+        report_images=8,  # images drawn with predicted boxes
+        draw_min_score=0.3))  # boxes drawn in the pictures need at least this score
 
     c.model = dict(
         name="ssd_tiny",
-        num_classes=opts.num_classes,
+        num_classes=num_classes,
         backbone="resnet18",  # a registered ResNet; its blocks per stage are overridden below
         backbone_features=(),  # () = ResNet stages; other family CNNs: their sown map names
         backbone_width=opts.width,  # channels of the first stage (64 in the real ResNet-18)
@@ -87,7 +100,7 @@ def get_config(arg: str | None = None):
         shrink_for_smoke(c, steps=6)
         c.batch_size = 8
         c.dataset.num_eval_examples = 16
-        c.task.report_images = 2
+        c.detections.report_images = 2
         c.task.pre_nms_top_k = 100
         # a 3-stage backbone on 32x32 images: two levels (4x4, 2x2), fast to compile
         c.dataset.image_size = 32
@@ -95,4 +108,7 @@ def get_config(arg: str | None = None):
         c.model.backbone_stage_sizes = (1, 1, 1)
         c.model.feature_stages = (2, 3)
         c.model.anchor_sizes = (0.3, 0.6)
+    if opts.data:
+        own_images(c, opts.data, classes, c.dataset.image_size, 3, labelled=False,
+                   sources={"json": "coco_json"})
     return c

@@ -9,6 +9,8 @@ add `--config.init_from=<workdir of a resnet18 ImageNet run>`.
     python launch.py --config=configs/detector_voc.py:smoke --workdir=/tmp/det_voc_smoke
 """
 
+import ml_collections
+
 from configs.base import base_config, parse_options, shrink_for_smoke
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -41,9 +43,11 @@ def tfds_detector_config(opts):
     c.task.max_detections = 100  # fixed number of detections per image after NMS
     c.task.pre_nms_top_k = 1000  # best (anchor, class) candidates entering NMS
     c.task.score_bins = 1000  # resolution of the in-loop AP histograms
-    c.task.report_images = 8  # images drawn with predicted boxes at each eval
-    c.task.draw_min_score = 0.3  # boxes drawn in the pictures need at least this score
-    c.task.exact_eval_at_end = True  # exact COCO protocol at the end -> detection_metrics.json
+    # pictures of predicted boxes at each eval; exact COCO AP -> detection_metrics.json at the end
+    c.evaluators = ("detections", "coco_ap")
+    c.detections = ml_collections.ConfigDict(dict(
+        report_images=8,  # images drawn with predicted boxes
+        draw_min_score=0.3))  # boxes drawn in the pictures need at least this score
 
     c.model = dict(
         name="ssd_resnet18",  # the backbone field below picks the ResNet
@@ -94,7 +98,7 @@ def tfds_detector_config(opts):
         c.eval_max_batches = 1
         c.dataset.num_workers = 0
         c.dataset.image_size = 64
-        c.task.report_images = 2
+        c.detections.report_images = 2
         c.task.pre_nms_top_k = 100
         c.model.name = "ssd_tiny"
         c.model.backbone_stage_sizes = (1, 1, 1)

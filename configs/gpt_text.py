@@ -7,17 +7,27 @@
 
 The same `text` source and loss as the RNN language models (`lstm_text.py`), so their
 bits per character compare directly; generation uses the KV cache (`causal_lm`).
-`path=...` trains on your own files instead.
+`path=...` or `data=...` trains on your own text instead (a file or a glob of files, any
+extension: their bytes; one file's last 5% is the eval split, several files are split by a
+hash of their names):
+
+    python launch.py --config=configs/gpt_text.py:data=~/notes.txt --workdir=runs/notes
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+import os
+
+import ml_collections
+
+from configs.base import base_config, data_format, own_data, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, model="gpt_micro", seq_len=128, steps=3000, path="",
-                         position="learned")
+                         position="learned", data="")
     c = base_config()
-    c.task = dict(name="causal_lm", report_sample_length=100)
+    c.task = dict(name="causal_lm")
+    c.evaluators = ("text_samples",)  # samples.txt at the end of the run
+    c.text_samples = ml_collections.ConfigDict(dict(length=100, temperature=0.8, top_p=0.95))
     c.model = dict(name=opts.model, vocab_size=256, max_len=256, dropout_rate=0.1,
                    position=opts.position,  # learned | rope
                    attention_impl="auto", scan=False, remat=False)
@@ -47,8 +57,11 @@ def get_config(arg: str | None = None):
         c.model.max_len = 64
         c.dataset.seq_len = 32
         c.dataset.max_bytes = 200_000
-        c.task.report_sample_length = 16
+        c.text_samples.length = 16
         c.sample.length = 16
         shrink_for_smoke(c)
         c.batch_size = 8
+    if opts.data:  # any file (or glob) is text: the same `text` source on its bytes
+        path = os.path.expanduser(opts.data)
+        own_data(c, path, {data_format(path): "text"})
     return c

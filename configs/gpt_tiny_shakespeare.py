@@ -7,13 +7,17 @@ character-level example: 6 layers, 6 heads, 384 wide, context 256.
     python launch.py --config=configs/gpt_tiny_shakespeare.py:smoke --workdir=/tmp/gpt_ts
 """
 
+import ml_collections
+
 from configs.base import base_config, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, steps=5000, seq_len=256)
     c = base_config()
-    c.task = dict(name="causal_lm", report_sample_length=300)
+    c.task = dict(name="causal_lm")
+    c.evaluators = ("text_samples",)  # samples.txt at the end of the run
+    c.text_samples = ml_collections.ConfigDict(dict(length=300, temperature=0.8, top_p=0.95))
     c.model = dict(name="gpt_micro", vocab_size=256, emb_dim=384, num_layers=6, num_heads=6,
                    mlp_dim=1536, max_len=opts.seq_len + 512, dropout_rate=0.2,
                    attention_impl="auto")
@@ -41,7 +45,7 @@ def get_config(arg: str | None = None):
         c.model.update(name="gpt_nano", emb_dim=16, num_layers=1, num_heads=2, mlp_dim=32,
                        max_len=64)
         c.dataset.seq_len = 16
-        c.task.report_sample_length = 16
+        c.text_samples.length = 16
         shrink_for_smoke(c, steps=4)
         c.batch_size = 4
     return c

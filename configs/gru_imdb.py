@@ -2,22 +2,27 @@
 
     python launch.py --config=configs/gru_imdb.py --workdir=runs/gru_imdb
     python launch.py --config=configs/gru_imdb.py:smoke --workdir=/tmp/gru_imdb_smoke
+    python launch.py --config=configs/gru_imdb.py:data=reviews.csv,classes=2 --workdir=runs/mine
 
 Reviews are cut to their first `max_len` bytes; `lengths` keeps padding out of the result.
-The offline counterpart is `lstm_long_range.py:cell=gru`.
+The offline counterpart is `lstm_long_range.py:cell=gru`. `data=` trains on your CSV / TSV /
+JSONL of (text, label) instead (the `text_table` source: columns `text` and `label`, change
+them with --config.dataset.text_column / label_column; 10% held out for eval).
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import base_config, own_data, parse_options, shrink_for_smoke
+
+TABLES = {"csv": "text_table", "tsv": "text_table", "jsonl": "text_table"}
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, cell="gru", hidden=128, max_len=1024, steps=4000)
+    opts = parse_options(arg, cell="gru", hidden=128, max_len=1024, steps=4000, data="",
+                         classes=2)
     c = base_config()
-    c.task = dict(name="sequence_classification", objective="classification",
-                  gradient_flow=False)
+    c.task = dict(name="sequence_classification")
     c.model = dict(
         name=f"{opts.cell}_classifier",
-        num_outputs=2,  # negative / positive
+        num_outputs=opts.classes,  # classes (IMDB: negative / positive)
         vocab_size=256,  # bytes
         embed_dim=64,
         hidden_size=opts.hidden,
@@ -43,6 +48,8 @@ def get_config(arg: str | None = None):
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = 200
     c.optimizer.clip_norm = 1.0
+    if opts.data:
+        own_data(c, opts.data, TABLES, tokenizer="bytes", num_classes=opts.classes)
     if opts.smoke:
         c.model.hidden_size = 16
         c.model.embed_dim = 8

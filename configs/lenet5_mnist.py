@@ -37,8 +37,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optimizer.learning_rate = 2e-3
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = 200
-    c.task.visualize_layers = ("stage1", "stage2")  # filters + feature maps at the end
-    c.task.visualize_num_images = 4
+    c.evaluators = ("confusion_matrix", "feature_maps")  # filters + feature maps at the end
+    c.feature_maps = ml_collections.ConfigDict({"layers": ("stage1", "stage2"), "num_images": 4})
     if opts.smoke:
         c.model.name = "lenet5_tiny"
         shrink_for_smoke(c, steps=6)

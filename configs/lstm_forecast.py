@@ -3,18 +3,23 @@
     python launch.py --config=configs/lstm_forecast.py:series=mackey_glass --workdir=runs/mg
     python launch.py --config=configs/lstm_forecast.py:series=sine --workdir=runs/sine
     python launch.py --config=configs/lstm_forecast.py:smoke --workdir=/tmp/forecast_smoke
+    python launch.py --config=configs/lstm_forecast.py:data=load.csv --workdir=runs/load \
+        --config.dataset.columns=load
 
 eval/skill = 1 - mse / naive_mse; forecast.png plots context, truth, forecast and naive.
+`data=` forecasts the numeric columns of your CSV instead (the `series_csv` source: a
+header row, one row per time step; the last 20% of the rows are the eval split, split by
+time; every column standardised by the train part's mean and std).
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import base_config, own_data, parse_options, shrink_for_smoke
 
 SERIES = {"sine": "sine_series", "mackey_glass": "mackey_glass"}
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, series="mackey_glass", cell="lstm", context=64, horizon=16,
-                         hidden=64, steps=3000)
+                         hidden=64, steps=3000, data="")
     if opts.series not in SERIES:
         raise ValueError(f"config option series='{opts.series}'; use one of {sorted(SERIES)}")
     c = base_config()
@@ -53,4 +58,6 @@ def get_config(arg: str | None = None):
         c.model.hidden_size = 16
         c.dataset.num_eval_examples = 64
         shrink_for_smoke(c)
+    if opts.data:  # keeps context and horizon; the procedural series' fields go
+        own_data(c, opts.data, {"csv": "series_csv"})
     return c

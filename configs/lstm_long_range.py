@@ -13,8 +13,8 @@ from configs.base import base_config, parse_options, shrink_for_smoke
 def get_config(arg: str | None = None):
     opts = parse_options(arg, T=40, cell="lstm", hidden=64, steps=2000, lr=2e-3)
     c = base_config()
-    c.task = dict(name="sequence_classification", objective="classification",
-                  gradient_flow=True)  # gradient_flow.png: ||dL/dh_t|| over t
+    c.task = dict(name="sequence_classification")
+    c.evaluators = ("gradient_flow",)  # gradient_flow.png: ||dL/dh_t|| over t
     c.model = dict(
         name=f"{opts.cell}_classifier",
         num_outputs=2,

@@ -8,14 +8,17 @@
 `lm1b=True` trains on the text of TFDS lm1b instead (its first `max_bytes` bytes).
 """
 
+import ml_collections
+
 from configs.base import base_config, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, hidden=512, layers=2, seq_len=128, steps=5000, lm1b=False)
     c = base_config()
-    c.task = dict(name="language_model", carry_state=True,  # truncated BPTT
-                  report_sample_length=300)
+    c.task = dict(name="language_model", carry_state=True)  # truncated BPTT
+    c.evaluators = ("text_samples",)  # samples.txt at the end of the run
+    c.text_samples = ml_collections.ConfigDict(dict(length=300, temperature=0.8, top_k=0))
     c.model = dict(name="lstm_lm", vocab_size=256, embed_dim=512, hidden_size=opts.hidden,
                    num_layers=opts.layers, dropout=0.2)
     c.dataset.name = "text"
@@ -42,7 +45,7 @@ def get_config(arg: str | None = None):
         c.model.hidden_size = c.model.embed_dim = 32
         c.model.num_layers = 1
         c.dataset.seq_len = 16
-        c.task.report_sample_length = 20
+        c.text_samples.length = 20
         shrink_for_smoke(c)
         c.batch_size = 4
         c.dataset.stream_batch_size = c.batch_size

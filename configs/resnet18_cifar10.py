@@ -45,8 +45,9 @@ def cifar10_config(model: dict, smoke_model: dict, smoke: bool, steps: int = 39_
     c.optimizer.weight_decay = weight_decay  # decoupled, on kernels only
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = 400
-    c.task.visualize_layers = visualize_layers  # feature maps saved at the end (regexes)
-    c.task.visualize_num_images = 4
+    if visualize_layers:  # filters and these layers' feature maps at the end (regexes)
+        c.evaluators = ("confusion_matrix", "feature_maps")
+        c.feature_maps = ml_collections.ConfigDict({"layers": visualize_layers, "num_images": 4})
     if smoke:
         c.model = dict(smoke_model, num_classes=10)
         shrink_for_smoke(c, steps=6)

@@ -49,8 +49,9 @@ def imagenet_config(model: dict, smoke_model: dict, smoke: bool, batch_size: int
     c.optimizer.weight_decay = weight_decay
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = warmup_epochs * steps_per_epoch
-    c.task.visualize_layers = visualize_layers  # feature maps saved at the end (regexes)
-    c.task.visualize_num_images = 4
+    if visualize_layers:  # filters and these layers' feature maps at the end (regexes)
+        c.evaluators = ("confusion_matrix", "feature_maps")
+        c.feature_maps = ml_collections.ConfigDict({"layers": visualize_layers, "num_images": 4})
     if smoke:  # tiny model on 32x32 crops, so mock data runs in seconds on a CPU
         c.model = dict(smoke_model, num_classes=1000)
         c.dataset.resize_to = 32

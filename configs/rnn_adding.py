@@ -15,11 +15,10 @@ def adding_config(cell: str, arg: str | None):
     opts = parse_options(arg, T=100, hidden=128, steps=3000, lr=2e-3, batch=64)
     c = base_config()
     c.task = dict(
-        name="sequence_classification",
-        objective="regression",  # MSE on the sum
+        name="sequence_regression",  # MSE on the sum
         solved_tolerance=0.04,  # eval/solved: fraction of sums predicted within +-0.04
-        gradient_flow=True,  # plot mean ||dL/dh_t|| over t at every eval (gradient_flow.png)
     )
+    c.evaluators = ("gradient_flow",)  # plot mean ||dL/dh_t|| over t at every eval
     c.model = dict(
         name=f"{cell}_classifier",
         num_outputs=1,  # the predicted sum
@@ -56,7 +55,7 @@ def _use_transformer(c, opts) -> None:
     c.model = dict(name="transformer_classifier", num_outputs=1, emb_dim=width,
                    num_layers=1 if opts.smoke else 2, num_heads=2 if opts.smoke else 4,
                    mlp_dim=2 * width, pool="cls")
-    c.task.gradient_flow = False  # dL/dh_t is a recurrent-state diagnostic
+    c.evaluators = ()  # dL/dh_t (gradient_flow) is a recurrent-state diagnostic
     c.optimizer.learning_rate = opts.lr / 2
     c.optimizer.schedule = "warmup_cosine"
     c.optimizer.warmup_steps = max(opts.steps // 20, 1)

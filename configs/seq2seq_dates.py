@@ -5,21 +5,33 @@
 
 "the 3rd of march, 1991" -> "1991-03-03"; eval reports exact match of greedy and beam
 decodes; attention.png shows where each output character looked.
+
+    python launch.py --config=configs/seq2seq_dates.py:data=pairs.tsv,vocab=1000 \
+        --workdir=runs/mine
+
+`data=` translates your TSV of sentence pairs instead (the `parallel_text` source: source
+TAB target a line; 10% held out for eval): both sides become ids of one SentencePiece
+model of `vocab` pieces trained on the train split (cached in ~/.cache/dl_arch/spm), cut to
+`max_len` tokens; attention.png then labels the axes with token ids.
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+import ml_collections
+
+from configs.base import base_config, own_data, parse_options, shrink_for_smoke
 from dl_arch.data.sources.sequence_tasks import DATE_CHARS, DATE_VOCAB_SIZE
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, cell="gru", hidden=128, steps=3000, beam=4)
+    opts = parse_options(arg, cell="gru", hidden=128, steps=3000, beam=4, data="", vocab=8000,
+                         max_len=64)
     c = base_config()
     c.task = dict(
         name="seq2seq",
         beam_size=opts.beam,  # eval/exact_match_beam when > 1
         length_penalty=0.6,
-        charset=DATE_CHARS,  # token 3+i is DATE_CHARS[i]: labels of the attention plot
     )
+    # attention.png at every eval; token 3+i is DATE_CHARS[i]: labels of its axes
+    c.attention_map = ml_collections.ConfigDict({"charset": DATE_CHARS})
     c.model = dict(
         name="seq2seq_attention",
         src_vocab_size=DATE_VOCAB_SIZE,
@@ -50,4 +62,9 @@ def get_config(arg: str | None = None):
         c.task.beam_size = 2
         c.dataset.num_eval_examples = 64
         shrink_for_smoke(c)
+    if opts.data:  # one SentencePiece vocabulary for both sides
+        c.model.src_vocab_size = c.model.tgt_vocab_size = opts.vocab
+        c.attention_map.charset = ""  # the ids are not DATE_CHARS
+        own_data(c, opts.data, {"tsv": "parallel_text"}, vocab_size=opts.vocab,
+                 max_len=opts.max_len)
     return c

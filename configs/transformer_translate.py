@@ -8,22 +8,36 @@
 The target language reorders every sentence (verb-final, noun-adjectives-determiner) and
 translates each word through a fixed lexicon; BLEU (sacrebleu) of greedy and beam search
 is logged at each evaluation (`eval/bleu_beam`, `eval/bleu_greedy`).
+
+    python launch.py --config=configs/transformer_translate.py:data=pairs.tsv,vocab=4000 \
+        --workdir=runs/mine
+
+`data=` translates your TSV of sentence pairs instead (the `parallel_text` source: source
+TAB target a line; 10% held out for eval), tokenised by a SentencePiece model of `vocab`
+pieces trained on its train split (cached in ~/.cache/dl_arch/spm); sentences are cut to
+`max_len` tokens (<eos> included).
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+import ml_collections
+
+from configs.base import base_config, own_data, parse_options, shrink_for_smoke
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, emb_dim=64, layers=2, steps=2000, pre_ln=False)
+    opts = parse_options(arg, emb_dim=64, layers=2, steps=2000, pre_ln=False, data="",
+                         vocab=8000, max_len=32)
     c = base_config()
     c.task = dict(
         name="translation",
         label_smoothing=0.1,  # as in the paper
         beam_size=4,
         length_penalty=0.6,  # GNMT alpha
-        bleu_examples=128,  # eval sentences decoded for BLEU at each evaluation
         decode_len=0,  # 0 = dataset max_len
     )
+    c.evaluators = ("translations",)  # BLEU and translations.txt at each evaluation
+    c.translations = ml_collections.ConfigDict(dict(
+        num_examples=128,  # eval sentences decoded for BLEU
+        num_shown=10))  # of those, written to translations.txt
     c.model = dict(
         name="transformer_base",
         vocab_size=304,  # the procedural language's shared word vocabulary (4 specials)
@@ -32,7 +46,7 @@ def get_config(arg: str | None = None):
         num_encoder_layers=opts.layers,
         num_decoder_layers=opts.layers,
         mlp_dim=4 * opts.emb_dim,
-        max_len=32,
+        max_len=opts.max_len,  # positions: the longest sentence
         dropout_rate=0.1,
         pre_ln=opts.pre_ln,  # False = the original post-LN Transformer
         position="sinusoidal",
@@ -44,7 +58,7 @@ def get_config(arg: str | None = None):
     c.dataset.language_seed = 0
     c.dataset.max_adjectives = 2
     c.dataset.pp_prob = 0.5  # chance of a prepositional phrase
-    c.dataset.max_len = 32  # tokens per sentence incl. <eos>
+    c.dataset.max_len = opts.max_len  # tokens per sentence incl. <eos>
     c.dataset.num_train_examples = None  # endless: fresh sentences every batch
     c.dataset.num_eval_examples = 512
     c.batch_size = 64
@@ -65,8 +79,11 @@ def get_config(arg: str | None = None):
         c.model.mlp_dim = 64
         c.model.num_encoder_layers = c.model.num_decoder_layers = 1
         c.dataset.num_eval_examples = 16
-        c.task.bleu_examples = 8
+        c.translations.num_examples = 8
         c.task.beam_size = 2
         shrink_for_smoke(c)
         c.batch_size = 8
+    if opts.data:  # one SentencePiece vocabulary for both sides and the model
+        c.model.vocab_size = opts.vocab
+        own_data(c, opts.data, {"tsv": "parallel_text"}, vocab_size=opts.vocab)
     return c

@@ -6,6 +6,8 @@ trained locally on the training text (prepare the TFDS dataset once: `dl_arch[tf
     python launch.py --config=configs/transformer_wmt14.py:smoke --workdir=/tmp/wmt_smoke
 """
 
+import ml_collections
+
 from configs.base import base_config, parse_options, shrink_for_smoke
 
 PAIRS = {  # tfds name, source feature, target feature, eval split
@@ -21,7 +23,9 @@ def get_config(arg: str | None = None):
     tfds_name, src, tgt, eval_split = PAIRS[opts.pair]
     c = base_config()
     c.task = dict(name="translation", label_smoothing=0.1, beam_size=4, length_penalty=0.6,
-                  bleu_examples=1000, decode_len=0)
+                  decode_len=0)
+    c.evaluators = ("translations",)  # BLEU and translations.txt at each evaluation
+    c.translations = ml_collections.ConfigDict(dict(num_examples=1000))  # sentences for BLEU
     c.model = dict(name="transformer_big" if opts.big else "transformer_base",
                    vocab_size=opts.vocab,  # shared source/target SentencePiece vocabulary
                    max_len=128, dropout_rate=0.1, attention_impl="auto")
@@ -53,7 +57,7 @@ def get_config(arg: str | None = None):
         c.model.max_len = c.dataset.max_len = 24
         c.dataset.tokenizer_sentences = 2000
         c.dataset.eval_split = "test"
-        c.task.bleu_examples = 4
+        c.translations.num_examples = 4
         c.task.beam_size = 2
         shrink_for_smoke(c, steps=4)
         c.batch_size = 4

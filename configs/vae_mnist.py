@@ -12,7 +12,7 @@ the end the Fréchet distance of prior samples in the features of an MNIST class
 """
 
 from configs.base import base_config, parse_options, shrink_for_smoke
-from dl_arch.tasks.frechet import frechet_config
+from dl_arch.evaluators.frechet import frechet_section
 
 
 def get_config(arg: str | None = None):
@@ -26,11 +26,15 @@ def get_config(arg: str | None = None):
         corruption="none",  # none | gaussian | masking | salt_pepper
         noise_level=0.0,
         beta=opts.beta,  # KL weight: 1 = the ELBO, > 1 = beta-VAE
+    )
+    # pictures at every evaluation; the Fréchet distance at the end
+    c.evaluators = ("reconstructions", "prior_samples", "latent_scatter", "frechet")
+    c.reconstructions = dict(
         num_report_images=16,  # test images shown in the reconstruction grid
         interpolation_steps=10,  # images per latent interpolation strip
-        scatter_examples=2000,  # test images in the 2-D latent scatter (latent_dim=2)
-        sample_seed=1234,  # fixed prior noise for the sample grid, comparable across steps
     )
+    c.prior_samples = dict(sample_seed=1234)  # fixed prior noise: comparable across steps
+    c.latent_scatter = dict(scatter_examples=2000)  # test images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # dense_vae_kingma2013 | dense_vae | conv_vae
         image_shape=(28, 28, 1),  # (H, W, C) of MNIST
@@ -42,7 +46,7 @@ def get_config(arg: str | None = None):
     c.dataset.name = "tfds:mnist"
     c.dataset.train_split = "train"
     c.dataset.eval_split = "test"
-    c.frechet = frechet_config(num_classes=10, smoke=opts.smoke)
+    c.frechet = frechet_section(num_classes=10, smoke=opts.smoke)
     c.sample = dict(num_samples=64, seed=0, output="vae_mnist_samples.png")  # --sample
     c.batch_size = 128
     c.num_train_steps = opts.steps

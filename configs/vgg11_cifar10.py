@@ -16,7 +16,7 @@ from configs.resnet18_cifar10 import cifar10_config
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     opts = parse_options(arg, steps=39_000, lr=0.05, batch_norm=True)
     name = "vgg11_bn" if opts.batch_norm else "vgg11"
-    # Without BatchNorm, plain SGD at lr 0.05 diverges early; 0.01 is the usual choice.
+    # Without BatchNorm the learning rate is capped at 0.01 (why: docs/results/tuning_notes.md).
     lr = opts.lr if opts.batch_norm else min(opts.lr, 0.01)
     return cifar10_config(dict(name=name, stem="small"), dict(name="vgg_bn_tiny"), opts.smoke,
                           opts.steps, lr, visualize_layers=("stage1", "stage3"))

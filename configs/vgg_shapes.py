@@ -2,6 +2,9 @@
 
     python launch.py --config=configs/vgg_shapes.py --workdir=runs/vgg_shapes
     python launch.py --config=configs/vgg_shapes.py:smoke --workdir=/tmp/vgg_shapes_smoke
+    python launch.py --config=configs/vgg_shapes.py:data=/data/my_images --workdir=runs/vgg_mine
+
+`data=PATH`: your images instead of `shapes` (configs/cnn_shapes.py: own_images).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from configs.cnn_shapes import cnn_shapes_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    opts = parse_options(arg, image_size=32, num_classes=6, steps=1200, lr=2e-3)
+    opts = parse_options(arg, image_size=32, num_classes=6, steps=1200, lr=2e-3, data="")
     return cnn_shapes_config(
         opts,
         model=dict(name="vgg11_bn", stem="small",

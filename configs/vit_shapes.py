@@ -3,17 +3,25 @@
     python launch.py --config=configs/vit_shapes.py --workdir=runs/vit_shapes
     python launch.py --config=configs/vit_shapes.py:pool=cls --workdir=runs/vit_shapes_cls
     python launch.py --config=configs/vit_shapes.py:smoke --workdir=/tmp/vit_smoke
+    python launch.py --config=configs/vit_shapes.py:data=/data/my_images --workdir=runs/vit_mine
+
+`data=PATH`: your images instead of `shapes` (a folder with one sub-folder per class, an
+.npz of `image` and `label` arrays, or hf:<dataset>), fitted to 32x32 RGB; the model gets
+as many classes as the data has (see configs/cnn_shapes.py: own_images).
 """
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import base_config, own_images, parse_options, shrink_for_smoke
+from dl_arch.data.image_files import data_classes
 
 
 def get_config(arg: str | None = None):
     opts = parse_options(arg, variant="vit_small32", pool="gap", layers=4, hidden=128,
-                         steps=2000, num_classes=4)
+                         steps=2000, num_classes=4, data="")
+    classes = data_classes(opts.data)  # the model's outputs follow the user's classes
+    num_classes = len(classes) if classes else opts.num_classes
     c = base_config()
     c.task = dict(name="classification", label_smoothing=0.0, top_k=2)
-    c.model = dict(name=opts.variant, num_classes=opts.num_classes, patch_size=4,
+    c.model = dict(name=opts.variant, num_classes=num_classes, patch_size=4,
                    hidden=opts.hidden, num_layers=opts.layers, num_heads=4,
                    mlp_dim=2 * opts.hidden, pool=opts.pool,  # gap | cls
                    dropout_rate=0.0, attention_impl="auto")
@@ -39,4 +47,6 @@ def get_config(arg: str | None = None):
         c.dataset.num_eval_examples = 64
         shrink_for_smoke(c)
         c.batch_size = 16
+    if opts.data:
+        own_images(c, opts.data, classes, image_size=32, channels=3, num_classes=num_classes)
     return c

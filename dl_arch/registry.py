@@ -84,3 +84,14 @@ DATASETS = Registry("dataset", "dl_arch.data.sources", "config.dataset.name")
 register_model = MODELS.register
 register_task = TASKS.register
 register_dataset = DATASETS.register
+EVALUATORS = Registry("evaluator", "dl_arch.evaluators", "config.evaluators")
+
+
+def register_evaluator(name: str, fields: Fields | None = None) -> Callable[[Any], Any]:
+    """Registers an `Evaluator` class under `name`; `fields` are its section `config.<name>`."""
+    def decorator(cls: Any) -> Any:
+        cls.name = name
+        cls.fields = dict(fields or {})
+        return EVALUATORS.register(name, cls, fields)
+
+    return decorator

@@ -36,7 +36,7 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
             "config": f"configs/{cell}_adding.py:T={T},hidden={opts.hidden}{smoke}",
             "overrides": {"num_train_steps": steps, "eval_every_steps": max(1, steps // 5),
                           "checkpoint_every_steps": steps, "log_every_steps": max(1, steps // 30),
-                          "dataset.T": T, "task.gradient_flow": False,
+                          "dataset.T": T, "evaluators": (),
                           "dataset.num_eval_examples": 64 if opts.smoke else 512},
             "params": {"model": cell, "T": T},
         })

@@ -53,7 +53,7 @@ def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
         return {"num_train_steps": n, "eval_every_steps": max(1, n // 5),
                 "checkpoint_every_steps": n, "log_every_steps": max(1, n // 20),
                 "dataset.num_eval_examples": 64 if opts.smoke else 512,
-                "task.gradient_flow": False}
+                "evaluators": ()}
 
     trials = []
 

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dl_arch.data.augment import preprocess
+from dl_arch.data.augment import preprocess, random_crop
 
 
 def _config(**fields) -> ml_collections.ConfigDict:
@@ -48,6 +48,19 @@ def test_train_crop_and_flip_produce_every_window_and_nothing_else():
         assert matches, f"seed {seed} produced a crop that is no padded window"
         seen.update(matches)
     assert len(seen) == len(windows)  # 25 offsets x {plain, mirrored}
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 3), (4, 7), (3, 3, 1)])
+@pytest.mark.parametrize("pad", [1, 2, 8])
+def test_random_crop_is_the_window_of_the_zero_padded_image(shape, pad):
+    """Padding larger than the image included: the window may hold no pixel of it."""
+    image = np.arange(1, np.prod(shape) + 1, dtype=np.float32).reshape(shape)
+    padded = np.pad(image, [(pad, pad), (pad, pad)] + [(0, 0)] * (len(shape) - 2))
+    for seed in range(12):
+        top, left = np.random.default_rng(seed).integers(0, 2 * pad + 1, size=2)
+        out = random_crop(image, np.random.default_rng(seed), pad)
+        assert out.dtype == image.dtype
+        np.testing.assert_array_equal(out, padded[top:top + shape[0], left:left + shape[1]])
 
 
 def test_augmentation_is_deterministic_per_rng_seed():

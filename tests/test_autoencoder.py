@@ -12,9 +12,12 @@ import numpy as np
 import optax
 import pytest
 
+from dl_arch.config.resolve import resolve_config
+from dl_arch.evaluators.base import EvalContext, build_evaluators, write_report
+from dl_arch.evaluators.frechet import Frechet, frechet_section
 from dl_arch.models import autoencoder
 from dl_arch.registry import MODELS
-from dl_arch.tasks import autoencoding
+from dl_arch.tasks import autoencoding, image_grids
 from dl_arch.train.loop import build_task
 
 
@@ -246,9 +249,6 @@ def test_bad_config_fails_with_the_field_name():
     with pytest.raises(ValueError, match="config.task.decoder_std"):
         build_task(task_config("dense_ae_tiny", reconstruction_loss="gaussian",
                                               decoder_std=0.0))
-    with pytest.raises(ValueError, match="config.model.blocks_per_stage"):
-        MODELS.get("conv_ae_tiny")(blocks_per_stage=-1).init(jax.random.key(0),
-                                                            jnp.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="config.model.norm"):
         MODELS.get("conv_ae_tiny")(norm="batch").init(jax.random.key(0),
                                                      jnp.zeros((1, 8, 8, 1)))
@@ -281,84 +281,20 @@ def test_group_norm_encoder_matches_numpy():
     np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
 
 
-def np_conv3x3_same(x, kernel, bias):
-    """A 3x3, stride-1, zero-padded convolution as a sum of nine shifted matmuls."""
-    n, h, w, _ = x.shape
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    out = np.zeros((n, h, w, kernel.shape[-1]))
-    for dy in range(3):
-        for dx in range(3):
-            out += padded[:, dy:dy + h, dx:dx + w] @ kernel[dy, dx]
-    return out + bias
-
-
-def test_residual_block_matches_numpy_and_starts_as_the_identity():
-    """h + conv(relu(conv(h))) with both 3x3 convolutions written out in numpy."""
-    block = autoencoder.ResidualBlock()
-    h = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 6, 4)), jnp.float32)
-    variables = block.init(jax.random.key(0), h)
-    np.testing.assert_array_equal(block.apply(variables, h), h)  # conv_1 starts at zero
-    rng = np.random.default_rng(1)
-    p = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32) * 0.3,
-                     variables["params"])
-    x = np.asarray(h, np.float64)
-    r = np.maximum(np_conv3x3_same(x, p["conv_0"]["kernel"], p["conv_0"]["bias"]), 0.0)
-    expected = x + np_conv3x3_same(r, p["conv_1"]["kernel"], p["conv_1"]["bias"])
-    np.testing.assert_allclose(block.apply({"params": p}, h), expected, rtol=1e-4, atol=1e-4)
-
-
-def test_blocks_per_stage_adds_blocks_at_every_resolution():
-    """One block per stage: three in the encoder at 16, 8, 4 px, three in the decoder."""
-    model = MODELS.get("conv_ae")(image_shape=(32, 32, 1), features=(8, 16, 32),
-                                  blocks_per_stage=1, norm="group")
-    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))["params"]
-    enc = {k: v["conv_0"]["kernel"].shape for k, v in params["encoder"].items()
-           if k.startswith("block")}
-    dec = {k: v["conv_0"]["kernel"].shape for k, v in params["decoder"].items()
-           if k.startswith("block")}
-    assert enc == {"block_0_0": (3, 3, 8, 8), "block_1_0": (3, 3, 16, 16),
-                   "block_2_0": (3, 3, 32, 32)}
-    assert dec == {"block_0_0": (3, 3, 32, 32), "block_1_0": (3, 3, 16, 16),
-                   "block_2_0": (3, 3, 8, 8)}
-
-
-def test_output_conv_is_a_full_resolution_3x3_convolution():
-    """output_conv: the last transposed convolution keeps features[0] channels at full
-    resolution, and the logits are a 3x3 convolution of its activation."""
-    model = MODELS.get("conv_ae")(image_shape=(16, 16, 3), features=(4, 8), latent_dim=5,
-                                  output_conv=True)
-    x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
-    variables = model.init(jax.random.key(1), x)
-    out, state = model.apply(variables, x, capture_intermediates=True)
-    last = np.asarray(state["intermediates"]["decoder"]["deconv_1"]["__call__"][0], np.float64)
-    chex.assert_shape(last, (2, 16, 16, 4))
-    head = variables["params"]["decoder"]["to_pixels"]
-    expected = np_conv3x3_same(np.maximum(last, 0.0), np.asarray(head["kernel"], np.float64),
-                               np.asarray(head["bias"], np.float64))
-    np.testing.assert_allclose(out["logits"], expected, rtol=1e-4, atol=1e-5)
-    plain = MODELS.get("conv_ae")(image_shape=(16, 16, 3), features=(4, 8), latent_dim=5)
-    plain_params = jax.eval_shape(plain.init, jax.random.key(1), x)["params"]["decoder"]
-    assert "to_pixels" not in plain_params
-    assert plain_params["deconv_1"]["kernel"].shape == (4, 4, 4, 3)
-
-
 # ---------- overfitting one batch ----------
 
-@pytest.mark.parametrize("name,corruption,norm,blocks,prior,output_conv", [
-    ("dense_ae_tiny", "none", "none", 0, 0, False),
-    ("conv_ae_tiny", "masking", "none", 0, 0, False),
-    ("conv_ae_tiny", "none", "group", 0, 0, False),
-    ("conv_ae_tiny", "none", "group", 0, 0, True),
-    ("dense_vae_tiny", "none", "none", 0, 4, False),
-    ("conv_vae_tiny", "none", "none", 0, 0, False),
-    ("conv_vae_tiny", "none", "group", 1, 0, False)])
-def test_overfits_one_batch(name, corruption, norm, blocks, prior, output_conv):
+@pytest.mark.parametrize("name,corruption,norm,prior", [
+    ("dense_ae_tiny", "none", "none", 0),
+    ("conv_ae_tiny", "masking", "none", 0),
+    ("conv_ae_tiny", "none", "group", 0),
+    ("dense_vae_tiny", "none", "none", 4),
+    ("conv_vae_tiny", "none", "none", 0),
+    ("conv_vae_tiny", "none", "group", 0)])
+def test_overfits_one_batch(name, corruption, norm, prior):
     config = task_config(name, reconstruction_loss="mse", corruption=corruption,
                          noise_level=0.2, beta=0.01)
     config.model.norm = norm
-    config.model.blocks_per_stage = blocks
     config.model.prior_components = prior
-    config.model.output_conv = output_conv
     task = build_task(config)
     batch = {"image": jnp.asarray(toy_images(8))}
     params = task.init_variables(jax.random.key(0), batch)["params"]
@@ -383,33 +319,72 @@ def test_overfits_one_batch(name, corruption, norm, blocks, prior, output_conv):
     assert float(final["psnr"][0] / final["psnr"][1]) > 20.0
 
 
-def test_host_report_writes_pictures(tmp_path):
-    class Writer:
-        def __init__(self):
-            self.images, self.scalars = {}, {}
-
-        def write_images(self, step, images):
-            self.images.update(images)
-
-        def write_scalars(self, step, scalars):
-            self.scalars.update(scalars)
-
+def test_evaluators_draw_the_pictures_of_a_vae(tmp_path):
+    """reconstructions: clean / noisy / denoised rows of the real (unpadded) eval images and
+    latent interpolation strips; prior_samples: the prior's draws for sample_seed;
+    latent_scatter (latent_dim 2): the eval codes. Written by the loop's report writer."""
     config = task_config("dense_vae_tiny", corruption="gaussian", noise_level=0.1)
     config.model.latent_dim = 2
+    config = resolve_config(config)
     task = build_task(config)
-    x = toy_images(8)
+    x = toy_images(9)
     variables = task.init_variables(jax.random.key(0), {"image": jnp.asarray(x)})
-    writer = Writer()
-    task.host_report(variables, {"image": x, "_mask": np.ones(8)}, 5, str(tmp_path), writer,
-                     final=True)
-    assert set(writer.images) == {"denoising", "interpolation", "prior_samples",
-                                  "latent_scatter"}
-    for picture in writer.images.values():
+    evaluators = build_evaluators(config, task)
+    assert [e.name for e in evaluators] == ["reconstructions", "prior_samples", "latent_scatter"]
+    assert all(e.due(1000, final=False) for e in evaluators)  # pictures at every evaluation
+    mask = np.ones(9)
+    mask[0] = 0  # a padding row is not drawn
+    ctx = EvalContext(variables=variables, metrics={}, batch={"image": x, "_mask": mask},
+                      step=5, final=True, workdir=str(tmp_path), eval_batches=lambda: [])
+    images = {}
+    for evaluator in evaluators:
+        report = evaluator(ctx)
+        write_report(report, 5, True, str(tmp_path), None)
+        images.update(report.images)
+    assert set(images) == {"denoising", "interpolation", "prior_samples", "latent_scatter"}
+    for picture in images.values():
         assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[-1] == 3
-    assert (tmp_path / "images" / "prior_samples_final.png").exists()
+    real = x[1:]
+    noisy = np.asarray(autoencoding.corrupt(jnp.asarray(real), jax.random.key(0), "gaussian",
+                                            0.1))
+    recon = jax.nn.sigmoid(task.model.apply(variables, jnp.asarray(noisy), sample=False)
+                           ["logits"])
+    want = image_grids.comparison_grid([real, noisy, np.asarray(recon)])
+    assert images["denoising"].shape == want.shape
+    assert np.abs(images["denoising"].astype(int) - want.astype(int)).max() <= 1
+    z = task.model.apply(variables, jnp.asarray(real), method="encode")["mean"]
+    strips = np.concatenate([image_grids.interpolate(z[2 * i], z[2 * i + 1], 10)
+                             for i in range(4)])
+    decoded = jax.nn.sigmoid(task.model.apply(variables, jnp.asarray(strips), method="decode"))
+    want = image_grids.make_grid(np.asarray(decoded), 10)
+    assert np.abs(images["interpolation"].astype(int) - want.astype(int)).max() <= 1
+    want = image_grids.make_grid(task.generate_images(variables, 64, 1234), 8)
+    assert np.abs(images["prior_samples"].astype(int) - want.astype(int)).max() <= 1
+    assert images["latent_scatter"].std() > 10  # points and axes, not a blank canvas
+    assert (tmp_path / "prior_samples.png").exists()
+    assert (tmp_path / "images" / "denoising_000005.png").exists()
     samples = task.sample(variables, ml_collections.ConfigDict(
         {**task.config.sample.to_dict(), "num_samples": 3}), str(tmp_path))
     chex.assert_shape(samples, (3, 8, 8, 1))
+
+
+def test_plain_autoencoder_draws_reconstructions_only():
+    """Without a prior (or with latent_dim != 2) the default prior_samples / latent_scatter
+    draw nothing; the frechet evaluator, which needs a prior, fails in one line."""
+    config = resolve_config(task_config("conv_ae_tiny"))
+    task = build_task(config)
+    x = toy_images(4)
+    variables = task.init_variables(jax.random.key(0), {"image": jnp.asarray(x)})
+    ctx = EvalContext(variables=variables, metrics={}, batch={"image": x}, step=1, final=False,
+                      workdir="", eval_batches=lambda: [])
+    drawn = {e.name: set(e(ctx).images) for e in build_evaluators(config, task)}
+    assert drawn == {"reconstructions": {"reconstruction", "interpolation"},
+                     "prior_samples": set(), "latent_scatter": set()}
+    with pytest.raises(ValueError, match="draws no images"):
+        Frechet(ml_collections.ConfigDict({**config.to_dict(), "frechet": frechet_section(3)}),
+                task)
+    with pytest.raises(ValueError, match="no prior"):
+        task.generate_images(variables, 2, 0)
 
 
 # ---------- configs ----------
@@ -436,7 +411,8 @@ def test_config_builds_on_its_data(path):
 
 
 def test_vae_mnist_smoke_end_to_end_on_mock_data(tmp_path):
-    """The TFDS config trains, evaluates, draws its pictures and scores the Fréchet distance."""
+    """The TFDS config trains, evaluates, draws its pictures and scores the Fréchet distance
+    (its classifier saved in the workdir)."""
     import tensorflow_datasets as tfds
 
     from dl_arch.testing import load_config
@@ -452,6 +428,10 @@ def test_vae_mnist_smoke_end_to_end_on_mock_data(tmp_path):
     assert np.isfinite(summary["eval/elbo"]) and summary["eval/kl"] >= 0
     names = {p.name for p in (tmp_path / "images").iterdir()}
     for picture in ("reconstruction", "prior_samples", "interpolation", "latent_scatter"):
-        assert f"{picture}_final.png" in names
+        assert f"{picture}_000002.png" in names and (tmp_path / f"{picture}.png").exists()
     final = {k: v for row in read_metrics(str(tmp_path)) for k, v in row.items()}
     assert np.isfinite(final["eval/frechet_distance"]) and final["eval/frechet_distance"] > 0
+    assert summary["eval/frechet_distance"] == final["eval/frechet_distance"]
+    assert np.isfinite(summary["eval/frechet_real_floor"])  # mock splits: the same images, ~0
+    assert 0 <= summary["eval/frechet_classifier_accuracy"] <= 1
+    assert (tmp_path / "frechet_classifier.npz").exists()

@@ -65,8 +65,8 @@ def _override_every_field(base: list[tuple[str, str]], section: str) -> int:
     decl = declarations(_resolve(XOR, *base))[section]
     n = 0
     for key, field in decl.items():
-        if key == "name" or field.type in (ANY, dict):
-            continue
+        if key in ("name", "evaluators") or field.type in (ANY, dict):
+            continue  # evaluators takes registered names: tests/test_ema_and_evaluators.py
         value = _other_value(field)
         path = f"{section}.{key}" if section else key
         config = _resolve(XOR, *base, (path, _as_text(value)))

@@ -313,7 +313,11 @@ def test_smoke_config_end_to_end(tmp_path):
     with open(os.path.join(tmp_path, "detection_metrics.json")) as f:
         exact = json.load(f)
     assert {"mAP50", "mAP50_95"} <= set(exact)
-    assert os.path.exists(os.path.join(tmp_path, "images", "detections_final.png"))
+    # the coco_ap evaluator's scalars beside the in-loop histogram AP (same binned protocol)
+    assert summary["eval/coco/mAP50"] == pytest.approx(exact["mAP50"])
+    assert abs(summary["eval/coco/mAP50"] - summary["eval/mAP50"]) < 0.05
+    assert os.path.exists(os.path.join(tmp_path, "detections.png"))
+    assert os.path.exists(os.path.join(tmp_path, "images", "detections_000006.png"))
 
 
 def test_voc_config_pipeline_on_mock_data():

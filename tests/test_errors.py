@@ -64,3 +64,20 @@ def test_unprepared_tfds_dataset_says_what_to_install(monkeypatch):
     with pytest.raises(ValueError, match=r"needs TensorFlow \(missing module tensorflow\): run "
                                          r"pip install 'dl_arch\[tfds\]'"):
         tfds_source(config, "train")
+
+
+def test_labels_beyond_the_models_classes_and_target_width_mismatch_are_one_line():
+    from dl_arch.config.errors import ConfigError
+    from dl_arch.testing import first_batch, load_config
+    from dl_arch.train.trainer import build_task
+
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.model.num_classes = 1  # xor labels are 0 and 1
+    task = build_task(config)
+    with pytest.raises(ConfigError, match=r"label 1, but config.model.num_classes=1; set "
+                                          r"config.model.num_classes to at least 2"):
+        task.check_batch(first_batch(load_config("configs/mlp_xor.py:smoke")))
+    config = load_config("configs/mlp_regression.py:smoke,outputs=3")
+    with pytest.raises(ConfigError, match=r"1 target value\(s\), but the model outputs "
+                                          r"config.model.num_classes=3; set it to 1"):
+        first_batch(config)

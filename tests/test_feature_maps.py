@@ -1,24 +1,23 @@
-"""Feature-map and filter pictures: the right tensors, scaled per tile, saved as PNG grids."""
+"""Feature-map and filter pictures: the right tensors, scaled per tile, tiled into grids."""
 
 from __future__ import annotations
-
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 
-from dl_arch.models.cnn.common import numpy_init
-from dl_arch.registry import MODELS
-from dl_arch.tasks.feature_maps import (
+from dl_arch.config.errors import ConfigError
+from dl_arch.evaluators.layer_pictures import (
     capture_feature_maps,
     feature_map_images,
     filter_images,
     first_conv_kernel,
-    save_visualisations,
+    image_grid,
+    layer_pictures,
 )
+from dl_arch.models.cnn.common import numpy_init
+from dl_arch.registry import MODELS
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def test_captured_maps_are_the_models_activations(resnet):
 
 def test_unknown_layer_names_list_the_known_stages(resnet):
     model, variables, x = resnet
-    with pytest.raises(ValueError, match="config.task.visualize_layers.*layer1, layer2"):
+    with pytest.raises(ConfigError, match="config.feature_maps.layers.*layer1, layer2"):
         capture_feature_maps(model, variables, x, ["layer9"])
 
 
@@ -78,13 +77,24 @@ def test_feature_map_images_tile_each_channel():
     np.testing.assert_allclose(constant, 0.5)  # dead channels show as mid grey
 
 
-def test_save_visualisations_writes_png_grids(resnet, tmp_path):
+def test_image_grid_tiles_with_white_borders():
+    images = np.random.default_rng(2).uniform(size=(5, 3, 4, 1)).astype(np.float32)
+    grid = image_grid(images, ncols=3)
+    assert grid.dtype == np.uint8 and grid.shape == (2 * 5 + 2, 3 * 6 + 2, 3)
+    np.testing.assert_array_equal(grid[2:5, 8:12, 1], (images[1, ..., 0] * 255).astype(np.uint8))
+    assert np.all(grid[:2] == 255) and np.all(grid[5:7, :, 0] == 255)  # borders
+    assert np.all(grid[7:10, 14:18] == 255)  # the empty sixth cell stays white
+
+
+def test_layer_pictures_return_one_grid_per_layer(resnet):
     model, variables, x = resnet
-    grids = save_visualisations(model, variables, x, ["layer1", "layer2"], str(tmp_path))
-    assert sorted(os.listdir(tmp_path)) == ["filters.png", "layer1.png", "layer2.png"]
-    assert set(grids) == {"filters/conv1/kernel", "feature_maps/layer1", "feature_maps/layer2"}
+    grids = layer_pictures(model, variables, x, ["layer1", "layer2", "layer2_0/conv1"])
+    assert set(grids) == {"filters", "layer1", "layer2", "layer2_0.conv1"}
     for name, grid in grids.items():
-        assert grid.dtype == np.uint8 and grid.ndim == 3, name
-    with Image.open(tmp_path / "layer1.png") as png:
-        # 2 images x 8 channels of 16x16 maps enlarged to 32x32, 2-pixel borders
-        assert png.size == (8 * 34 + 2, 2 * 34 + 2)
+        assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[-1] == 3, name
+    # 2 images x 8 channels of 16x16 maps enlarged to 32x32, 2-pixel borders
+    assert grids["layer1"].shape[:2] == (2 * 34 + 2, 8 * 34 + 2)
+    # 8 stem filters of 3x3 enlarged to 30x30 (32 // 3 = 10 times), one row
+    assert grids["filters"].shape[:2] == (32 + 2, 8 * 32 + 2)
+    only = layer_pictures(model, variables, x, [])
+    assert set(only) == {"filters"} and np.array_equal(only["filters"], grids["filters"])

@@ -1,4 +1,5 @@
-"""DCGAN: losses vs numpy, phase-separated updates in the real train step, overfit, resume."""
+"""DCGAN: losses vs numpy, phase-separated updates in the real train step (k D updates by
+hand), the weight average and its pictures, overfit, resume, the gan_samples evaluator."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import numpy as np
 import optax
 import pytest
 
+from dl_arch.evaluators.base import EvalContext, build_evaluators, write_report
+from dl_arch.evaluators.frechet import frechet_section
 from dl_arch.models.gan import Discriminator
 from dl_arch.registry import MODELS
-from dl_arch.tasks import gan
+from dl_arch.tasks import gan, image_grids
 from dl_arch.testing import first_batch, load_config
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.loop import build_task, train_and_evaluate
@@ -24,13 +27,15 @@ from dl_arch.train.trainer import Trainer
 
 def tiny_config(**overrides) -> ml_collections.ConfigDict:
     """configs/dcgan_shapes.py:smoke shrunk to 8x8 images and a few-thousand-weight GAN,
-    without the class head, on the random-grey palette."""
+    without the class head, on the random-grey palette, drawing only its samples (the
+    config's weight average, decay 0.999, kept)."""
     c = load_config("configs/dcgan_shapes.py:smoke,image_size=8,features=4,latent_dim=4")
     c.model.num_stages = 2
     c.batch_size = 8
     c.eval_batch_size = 8
     c.dataset.num_eval_examples = 16
-    c.frechet.enabled = False
+    del c.frechet
+    c.evaluators = ("gan_samples",)
     c.dtype = "float32"
     c.task.class_weight = 0.0  # the paper's unconditional D; the class-head tests turn it on
     c.model.num_classes = 0
@@ -160,7 +165,8 @@ def test_one_step_updates_each_network_only_with_its_own_loss(discriminator_norm
     config.phase_optimizers = ml_collections.ConfigDict()
     trainer = Trainer(config)
     task = trainer.task
-    assert task.phases == ("discriminator",) * discriminator_steps + ("generator",)
+    assert task.phases == ("discriminator", "generator")
+    assert task.steps_per_phase == {"discriminator": discriminator_steps, "generator": 1}
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
     new_state, metrics = jax.jit(trainer.step_fn())(state, batch)
@@ -257,7 +263,7 @@ def test_overfits_one_batch(discriminator_norm, learning_rate):
     config.model.discriminator_norm = discriminator_norm
     config.optimizer.learning_rate = learning_rate
     config.phase_optimizers = ml_collections.ConfigDict()
-    config.task.generator_ema = 0.0  # pictures from the live G, not an average lagging behind
+    config.ema_decay = 0.0  # pictures from the live G, not an average lagging behind
     config.task.real_label = 1.0  # smoothing (0.9) slows the collapse: 0.28x after 300 steps
     trainer = Trainer(config)
     task = trainer.task
@@ -296,67 +302,153 @@ def test_class_head_overfits_one_labelled_batch():
     assert float(metrics["discriminator/d_class_accuracy"]) == 1.0
 
 
-def test_generator_ema_follows_the_weights_and_draws_the_pictures():
-    """generator_ema = d: after each step ema <- d * ema + (1 - d) * G (G before the update);
-    pictures come from the average, the game's metrics from the live G."""
+def phase_grad_fn(task, batch):
+    """d(phase loss)/d(phase params) and the new mutable collections, jitted per phase."""
+    @functools.partial(jax.jit, static_argnums=0)
+    def phase_grad(phase, params, mutable, key):
+        def f(sub):
+            loss, (_, new_mut) = task.loss(phase, {**params, phase: sub}, mutable, batch, key)
+            return loss, (loss, new_mut)
+        grads, (loss, new_mut) = jax.grad(f, has_aux=True)(params[phase])
+        return grads, loss, new_mut
+
+    return phase_grad
+
+
+def test_k_discriminator_steps_equal_hand_stepped_adam_updates():
+    """discriminator_steps = 3 with the config's Adam (beta1 0.5) and a weight average: the
+    Trainer's step equals three D updates then one G update done by hand with the same
+    optax transformations and keys (D's optimiser state shared by its three updates), then
+    one move of the average; compared leaf by leaf."""
+    k = 3
     config = tiny_config()
-    config.task.generator_ema = 0.8
+    config.task.discriminator_steps = k
+    config.ema_decay = 0.5
+    config.optimizer.learning_rate = 1e-2  # visible moves of every weight in one step
+    config.phase_optimizers = ml_collections.ConfigDict()
+    trainer = Trainer(config)
+    task = trainer.task
+    batch = trainer.first_batch()
+    state = trainer.init_state(batch)
+    new_state, metrics = jax.jit(trainer.step_fn())(state, batch)
+
+    phase_grad = phase_grad_fn(task, batch)
+    rng = jax.random.fold_in(state.rng, state.step)
+    params, mutable, opt_state = state.params, state.mutable, dict(state.opt_state)
+    losses = {}
+    for i, phase in enumerate(["discriminator"] * k + ["generator"]):
+        grads, losses[phase], mutable = phase_grad(phase, params, mutable,
+                                                   jax.random.fold_in(rng, i))
+        updates, opt_state[phase] = trainer.txs[phase].update(grads, opt_state[phase],
+                                                              params[phase])
+        params = {**params, phase: optax.apply_updates(params[phase], updates)}
+    ema = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, state.ema, params)
+    kw = dict(rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(new_state.params, params, **kw)
+    chex.assert_trees_all_close(new_state.opt_state, opt_state, **kw)
+    chex.assert_trees_all_close(new_state.mutable, mutable, **kw)
+    chex.assert_trees_all_close(new_state.ema, ema, **kw)
+    counts = {p: {int(x) for x in jax.tree.leaves(new_state.opt_state[p])
+                  if jnp.issubdtype(x.dtype, jnp.integer)} for p in task.phases}
+    assert counts == {"discriminator": {k}, "generator": {1}}  # Adam's step counts
+    # the logged losses are those of each phase's last update
+    np.testing.assert_allclose(metrics["discriminator/loss"], losses["discriminator"],
+                               rtol=1e-5)
+    np.testing.assert_allclose(metrics["generator/loss"], losses["generator"], rtol=1e-5)
+
+
+def standing_statistics(task, averaged, seed: int):
+    """The averaged G's standing BatchNorm statistics by hand: each noise batch's statistics
+    recovered from the stock momentum-0.9 update new = 0.9 * old + 0.1 * batch, averaged."""
+    per_batch = []
+    for i in range(task.standing_batches):
+        _, new = task.model.apply(averaged, task.noise(jax.random.key(seed + 3 + i), 256),
+                                  train=True, method="generate", mutable=["batch_stats"])
+        per_batch.append(jax.tree.map(lambda n, o: (n - 0.9 * o) / 0.1,
+                                      new["batch_stats"]["generator"],
+                                      averaged["batch_stats"]["generator"]))
+    return jax.tree.map(lambda *s: np.mean(s, axis=0), *per_batch)
+
+
+def eval_context(variables, step: int = 3) -> EvalContext:
+    return EvalContext(variables=variables, metrics={}, batch={}, step=step, final=False,
+                       workdir="", eval_batches=lambda: [])
+
+
+def test_ema_decay_trains_the_gan_and_its_pictures_use_the_averaged_generator():
+    """config.ema_decay = d: after each step ema <- d * ema + (1 - d) * (new weights), for G
+    and D; evaluation hands the average to the evaluators, whose pictures are the averaged
+    G's with its standing statistics (not the live G's)."""
+    config = tiny_config()
+    config.ema_decay = 0.8
     config.task.standing_stats_batches = 3
     trainer = Trainer(config)
     task = trainer.task
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
     step = trainer.train_step(donate=False)  # the test keeps the state before each step
-    expected = state.params["generator"]
-    chex.assert_trees_all_equal(state.mutable["generator_ema"], expected)
+    chex.assert_trees_all_equal(state.ema, state.params)
+    expected = state.params
     for _ in range(3):
-        before = state.params["generator"]
-        state, _ = step(state, batch)
-        expected = jax.tree.map(lambda e, w: 0.8 * e + 0.2 * w, expected, before)
-    chex.assert_trees_all_close(state.mutable["generator_ema"], expected, rtol=1e-6, atol=1e-7)
-    assert not np.allclose(jax.tree.leaves(expected)[0],
+        state, metrics = step(state, batch)
+        expected = jax.tree.map(lambda e, w: 0.8 * e + 0.2 * w, expected, state.params)
+        assert np.isfinite(float(metrics["discriminator/loss"]))
+        assert np.isfinite(float(metrics["generator/loss"]))
+    chex.assert_trees_all_close(state.ema, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(jax.tree.leaves(expected["generator"])[0],
                            jax.tree.leaves(state.params["generator"])[0])
-    variables = jax.device_get({"params": state.params, **state.mutable})
-    z = task.noise(jax.random.key(5), 4)
-    averaged = {"params": {**state.params, "generator": expected},
-                "batch_stats": state.mutable["batch_stats"]}
-    # standing statistics of the average, recovered from the stock momentum-0.9 update
-    # new = 0.9 * old + 0.1 * batch, and averaged over the noise batches
-    per_batch = []
-    for i in range(task.standing_batches):
-        _, new = task.model.apply(averaged, task.noise(jax.random.key(5 + 3 + i), 256),
-                                  train=True, method="generate", mutable=["batch_stats"])
-        per_batch.append(jax.tree.map(lambda n, o: (n - 0.9 * o) / 0.1,
-                                      new["batch_stats"]["generator"],
-                                      averaged["batch_stats"]["generator"]))
-    standing = jax.tree.map(lambda *s: np.mean(s, axis=0), *per_batch)
-    want = np.asarray(task.model.apply(
-        {**averaged, "batch_stats": {**averaged["batch_stats"], "generator": standing}}, z,
-        method="generate"))
-    np.testing.assert_allclose(task.generate_images(variables, 4, seed=5), (want + 1) / 2,
-                               rtol=1e-4, atol=1e-4)
+    variables = jax.device_get(trainer.eval_variables(state))  # what the loop hands over
+    chex.assert_trees_all_equal(variables["params"], jax.device_get(state.ema))
+
+    seed = trainer.config.gan_samples.sample_seed
+    n = trainer.config.gan_samples.num_report_images
+    averaged = {"params": expected, "batch_stats": state.mutable["batch_stats"]}
+    standing = {**averaged, "batch_stats": {**averaged["batch_stats"],
+                                            "generator": standing_statistics(task, averaged,
+                                                                             seed)}}
+    z = task.noise(jax.random.key(seed), n)
+    want = (np.asarray(task.model.apply(standing, z, method="generate")) + 1) / 2
+    live = (np.asarray(task.model.apply({"params": state.params, **state.mutable}, z,
+                                        method="generate")) + 1) / 2
+    assert np.abs(want - live).mean() > 1e-3
+    [samples] = build_evaluators(trainer.config, task)
+    report = samples(eval_context(variables))
+    grid = image_grids.make_grid(want, 8).astype(int)
+    assert report.images["samples"].shape == grid.shape
+    assert np.abs(report.images["samples"].astype(int) - grid).max() <= 1
+    np.testing.assert_allclose(task.generate_images(variables, n, seed), want, rtol=1e-4,
+                               atol=1e-4)
     # without standing statistics the average draws with the live G's running statistics
     config.task.standing_stats_batches = 0
-    plain = np.asarray(task.model.apply(averaged, z, method="generate"))
-    np.testing.assert_allclose(build_task(config).generate_images(variables, 4, seed=5),
-                               (plain + 1) / 2, rtol=1e-5, atol=1e-6)
+    plain = (np.asarray(task.model.apply(averaged, z[:4], method="generate")) + 1) / 2
+    np.testing.assert_allclose(build_task(config).generate_images(variables, 4, seed), plain,
+                               rtol=1e-5, atol=1e-6)
+    # with eval_with_ema off, evaluation draws the live G with its own statistics
     config.task.standing_stats_batches = 3
-    # with 2 microbatches per step the average still moves by one step's decay
+    config.eval_with_ema = False
+    live_trainer = Trainer(config)
+    assert live_trainer.task.standing_batches == 0
+    live_vars = jax.device_get(live_trainer.eval_variables(state))
+    chex.assert_trees_all_equal(live_vars["params"], jax.device_get(state.params))
+    np.testing.assert_allclose(live_trainer.task.generate_images(live_vars, n, seed), live,
+                               rtol=1e-4, atol=1e-4)
+    config.eval_with_ema = True
+    # with 2 micro-batches per step the average still moves once per step
     config.grad_accum_steps = 2
     trainer2 = Trainer(config)
     state2 = trainer2.init_state(batch)
     step2 = trainer2.train_step(donate=False)
-    g0 = state2.params["generator"]
-    state2, _ = step2(state2, batch)  # the average stays g0: it starts there
-    g1 = state2.params["generator"]
+    p0 = state2.params
+    state2, _ = step2(state2, batch)
+    p1 = state2.params
     state2, _ = step2(state2, batch)
     chex.assert_trees_all_close(
-        state2.mutable["generator_ema"],
-        jax.tree.map(lambda a, b: 0.8 * a + 0.2 * b, g0, g1), rtol=1e-6, atol=1e-7)
-    config.task.generator_ema = 1.0
-    with pytest.raises(ValueError, match="config.task.generator_ema"):
+        state2.ema, jax.tree.map(lambda a, b, c: 0.64 * a + 0.16 * b + 0.2 * c, p0, p1,
+                                 state2.params), rtol=1e-5, atol=1e-7)
+    config.ema_decay = 1.0
+    with pytest.raises(ValueError, match="config.ema_decay"):
         build_task(config)
-    config.task.generator_ema = 0.8
+    config.ema_decay = 0.8
     config.task.standing_stats_batches = -1
     with pytest.raises(ValueError, match="config.task.standing_stats_batches"):
         build_task(config)
@@ -364,11 +456,11 @@ def test_generator_ema_follows_the_weights_and_draws_the_pictures():
 
 def test_resume_is_bit_identical(tmp_path):
     """3 steps + restart + 3 steps ends with the same state as 6 uninterrupted steps
-    (the generator's weight average included)."""
+    (the weight average included); the gan_samples evaluator draws at each evaluation."""
     def config(steps):
         c = tiny_config(num_train_steps=steps, checkpoint_every_steps=3, eval_every_steps=3,
                         log_every_steps=1, progress="none")
-        c.task.generator_ema = 0.9
+        c.ema_decay = 0.9
         return c
 
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
@@ -377,37 +469,70 @@ def test_resume_is_bit_identical(tmp_path):
     summary = train_and_evaluate(config(6), resumed)
     a, b = restore_raw_state(straight), restore_raw_state(resumed)
     assert int(a["step"]) == int(b["step"]) == 6
-    for part in ("params", "mutable", "opt_state"):
+    for part in ("params", "mutable", "opt_state", "ema"):
         chex.assert_trees_all_equal(a[part], b[part])
-    assert set(a["params"]) == {"generator", "discriminator"}
-    assert "generator_ema" in a["mutable"]
+    assert set(a["params"]) == set(a["ema"]) == {"generator", "discriminator"}
     assert "eval/d_real_accuracy" in summary and "eval/g_loss" in summary
+    for workdir in (tmp_path / "straight", tmp_path / "resumed"):
+        for name in ("samples", "interpolation"):
+            assert (workdir / "images" / f"{name}_000003.png").exists()
+            assert (workdir / "images" / f"{name}_000006.png").exists()
+            assert (workdir / f"{name}.png").exists()
 
 
-def test_host_report_and_sample(tmp_path):
-    class Writer:
-        images: dict = {}
-
-        def write_images(self, step, images):
-            self.images = dict(images)
-
+def test_gan_samples_evaluator_and_sample(tmp_path):
+    """The sample grid is the fixed noise batch drawn as `generate_images` draws it (8 per
+    row), the same at every evaluation; the interpolation has 4 strips of
+    interpolation_steps images whose ends are the draws of the end codes."""
     config = tiny_config()
-    task = build_task(config)
-    batch = first_batch(config, task)
-    variables = jax.device_get(task.init_variables(jax.random.key(0), batch))
-    writer = Writer()
-    task.host_report(variables, jax.device_get(batch), 7, str(tmp_path), writer, final=False)
-    assert set(writer.images) == {"samples", "interpolation"}
+    config.gan_samples = ml_collections.ConfigDict({"num_report_images": 12,
+                                                    "interpolation_steps": 5})
+    trainer = Trainer(config)
+    task = trainer.task
+    batch = trainer.first_batch()
+    variables = jax.device_get(trainer.init_variables(batch))
+    [evaluator] = trainer.evaluators()
+    assert evaluator.name == "gan_samples" and evaluator.due(1000, final=False)
+    report = evaluator(eval_context(variables, step=7))
+    assert set(report.images) == {"samples", "interpolation"}
+    want = image_grids.make_grid(task.generate_images(variables, 12, 1234), 8)
+    assert report.images["samples"].shape == want.shape
+    assert np.abs(report.images["samples"].astype(int) - want.astype(int)).max() <= 1
+    picture_vars = task.picture_variables(variables, 1234)
+    ends = task.draw(picture_vars, task.noise(jax.random.key(1235), 8))
+    strips = image_grids.make_grid(np.stack([ends[0], *np.zeros((3, *ends.shape[1:])),
+                                             ends[1]]), 5)
+    interpolation = report.images["interpolation"]
+    assert interpolation.shape == (4 * (strips.shape[0] - 1) + 1, *strips.shape[1:])
+    cell = strips.shape[1] // 5
+    first_row = interpolation[:strips.shape[0]]
+    for col in (0, 4):  # the strip's ends are the end codes' images
+        cols = slice(col * cell, (col + 1) * cell + 1)
+        assert np.abs(first_row[:, cols].astype(int) - strips[:, cols].astype(int)).max() <= 1
+    write_report(report, 7, False, str(tmp_path), None)
     assert (tmp_path / "images" / "samples_000007.png").exists()
     # the fixed noise batch gives the same grid every time
-    again = Writer()
-    task.host_report(variables, jax.device_get(batch), 8, str(tmp_path), again, final=False)
-    np.testing.assert_array_equal(writer.images["samples"], again.images["samples"])
+    again = evaluator(eval_context(variables, step=8))
+    np.testing.assert_array_equal(report.images["samples"], again.images["samples"])
     out = tmp_path / "s.png"
     samples = task.sample(variables, ml_collections.ConfigDict(
         {**task.config.sample.to_dict(), "num_samples": 5, "output": str(out)}), str(tmp_path))
     chex.assert_shape(samples, (5, 8, 8, 1))
     assert out.exists() and samples.min() >= 0.0 and samples.max() <= 1.0
+
+
+def test_frechet_scores_the_gan_through_the_loop(tmp_path):
+    """Listed in config.evaluators, the Fréchet distance of the averaged G's samples ends in
+    the run's summary beside its real-vs-real floor; the classifier is saved in the workdir."""
+    config = tiny_config(num_train_steps=2, eval_every_steps=2, checkpoint_every_steps=2,
+                         progress="none")
+    config.evaluators = ("gan_samples", "frechet")
+    config.frechet = frechet_section(num_classes=4, smoke=True)
+    config.frechet.classifier_steps = 5
+    summary = train_and_evaluate(config, str(tmp_path))
+    assert summary["eval/frechet_distance"] > summary["eval/frechet_real_floor"] > 0
+    assert 0 <= summary["eval/frechet_classifier_accuracy"] <= 1
+    assert (tmp_path / "frechet_classifier.npz").exists() and (tmp_path / "samples.png").exists()
 
 
 def np_softmax(logits):

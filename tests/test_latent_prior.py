@@ -97,7 +97,7 @@ def test_vae_with_a_mixture_prior_reports_the_estimated_kl_and_samples_from_it()
     np.testing.assert_allclose(float(metrics["kl"]), kl.mean(), rtol=1e-4)
     draws = task.model.apply(variables, jax.random.key(3), 5, method="sample_latents")
     np.testing.assert_allclose(
-        task._prior_samples(variables, 5, 3),
+        task.generate_images(variables, 5, 3),
         jax.nn.sigmoid(task.model.apply(variables, draws, method="decode")), rtol=1e-6)
     standard = MODELS.get("dense_vae_tiny")()
     v0 = standard.init({"params": jax.random.key(0), "latent": jax.random.key(1)}, x)

@@ -17,7 +17,8 @@ from dl_arch.config.errors import LossDiverged
 from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import REPO, load_config
 from dl_arch.train.checkpoints import restore_raw_state
-from dl_arch.train.loop import config_changes, train_and_evaluate
+from dl_arch.train.loop import train_and_evaluate
+from dl_arch.train.run_config import config_changes
 from dl_arch.train.writers import read_metrics
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from dl_arch.tasks.generation import next_token as sample_logits
+from dl_arch.tasks.generation import next_token
 from dl_arch.tasks.gradient_flow import hidden_gradient_norms
 from dl_arch.testing import first_batch, load_config, overfit_one_batch
 from dl_arch.train.loop import build_task, train_and_evaluate
@@ -135,10 +135,10 @@ def test_sampling_state_and_buffer_paths_agree(capsys):
 
 def test_top_k_sampling_support():
     logits = jnp.log(jnp.array([[0.1, 0.4, 0.2, 0.3]]))
-    draws = jax.vmap(lambda k: sample_logits(k, logits, 1.0, 2))(
+    draws = jax.vmap(lambda k: next_token(k, logits, 1.0, 2))(
         jax.random.split(jax.random.key(0), 400))
     assert set(np.asarray(draws).ravel().tolist()) == {1, 3}
-    np.testing.assert_array_equal(np.asarray(sample_logits(jax.random.key(0), logits, 0.0, 0)),
+    np.testing.assert_array_equal(np.asarray(next_token(jax.random.key(0), logits, 0.0, 0)),
                                   [1])
 
 
@@ -198,7 +198,8 @@ def test_metrics_file_has_language_model_metrics(tmp_path):
     config = load_config("configs/lstm_text.py:smoke,tbptt=False")
     config.num_train_steps = 4
     config.log_every_steps = 2
-    config.task.report_sample_length = 0
+    config.evaluators = ()  # no samples: not what is tested
+    del config.text_samples
     train_and_evaluate(config, str(tmp_path))
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     final = [r for r in rows if "eval/perplexity" in r][-1]

@@ -22,7 +22,8 @@ def _frozen(path: str) -> bool:
 
 def test_finetune_with_new_head_and_frozen_stem(tmp_path, caplog):
     config = load_config("configs/resnet_shapes.py:smoke")
-    config.task.visualize_layers = ()
+    config.evaluators = ("confusion_matrix",)  # no feature maps: not what is tested
+    del config.feature_maps
     train_and_evaluate(config, str(tmp_path / "pre"))
     pre = restore_raw_state(str(tmp_path / "pre"))
 
@@ -59,7 +60,8 @@ def test_finetune_from_converted_torchvision_weights(tmp_path):
     save_for_init_from(variables, str(tmp_path / "tv"))
 
     config = load_config("configs/resnet_shapes.py:smoke")  # resnet_tiny: same trunk
-    config.task.visualize_layers = ()
+    config.evaluators = ("confusion_matrix",)  # no feature maps: not what is tested
+    del config.feature_maps
     config.init_from = str(tmp_path / "tv")
     config.freeze = FROZEN
     config.num_train_steps = 2

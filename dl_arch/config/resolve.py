@@ -40,7 +40,8 @@ Override = tuple[str, Any]  # ("optimizer.learning_rate", 0.01) or (..., Text("0
 def declarations(config: Mapping[str, Any]) -> dict[str, Fields]:
     """Section -> declared fields for the names chosen in `config` ('' is the top level)."""
     from dl_arch.data.pipeline import dataset_fields
-    from dl_arch.registry import MODELS, TASKS
+    from dl_arch.evaluators.base import evaluator_fields
+    from dl_arch.registry import EVALUATORS, MODELS, TASKS
     from dl_arch.train.optimizers import OPTIMIZER_FIELDS
     from dl_arch.train.trainer_fields import TRAINER_FIELDS
 
@@ -57,7 +58,25 @@ def declarations(config: Mapping[str, Any]) -> dict[str, Fields]:
                     **dataset_fields(names["dataset"], dict(task_cls.dataset_fields))},
     }
     out.update(collect(task_cls, "sections"))
+    for name in evaluator_names(config):
+        cls = EVALUATORS.get(name)
+        if name in out:
+            raise ConfigError(f"config.evaluators: '{name}' names a section of the config "
+                              f"already; register the evaluator under another name")
+        out[name] = evaluator_fields(cls)
     return out
+
+
+def evaluator_names(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """`config.evaluators`, or the task's own list when it is unset (None)."""
+    from dl_arch.registry import TASKS
+
+    names = config.get("evaluators")
+    if names is None:
+        names = TASKS.get(_name_of(config, "task")).evaluators
+    if isinstance(names, str):
+        names = tuple(n.strip() for n in names.split(",") if n.strip())
+    return tuple(names)
 
 
 def _name_of(config: Mapping[str, Any], section: str) -> str:
@@ -83,12 +102,26 @@ def resolve_config(config: Any, overrides: Iterable[Override] = (),
     rest = [o for o in overrides if not _applies_first(o)]
     renamed = set()  # sections whose name an override changed: the file's fields may not apply
     for path, value in first:  # names and whole sections decide which fields exist
+        if path == "evaluators":
+            renamed.add("evaluators")
+            value = _evaluators_field().parse(value.text, path) if isinstance(value, Text) \
+                else _evaluators_field().check(value, path)
         value = value.text if isinstance(value, Text) else value
         section = path.split(".")[0]
         if path.endswith(".name") and data.get(section, {}).get("name") != value:
             renamed.add(section)
         _set(data, path, value, create=True)
+    dataset = data.get("dataset")
+    if isinstance(dataset, dict) and dataset.get("module"):
+        from dl_arch.data.user_files import load_user_sources
+
+        load_user_sources(dataset["module"])  # its sources exist before names are looked up
+    if data.get("evaluators") is None or "task" in renamed and "evaluators" not in renamed:
+        data["evaluators"] = None  # the (new) task's own list
+    data["evaluators"] = evaluator_names(data)
     decl = declarations(data)
+    _drop_unlisted_evaluator_sections(data, decl, "evaluators" in renamed or "task" in renamed,
+                                      source)
     phase_names = _phase_names(data)
     for section, fields in decl.items():
         node = data if section == "" else data.setdefault(section, {})
@@ -127,8 +160,40 @@ def resolve_config(config: Any, overrides: Iterable[Override] = (),
     return resolved
 
 
+def _evaluators_field() -> Field:
+    from dl_arch.train.trainer_fields import TRAINER_FIELDS
+
+    return TRAINER_FIELDS["evaluators"]
+
+
+def _drop_unlisted_evaluator_sections(data: dict, decl: dict[str, Fields], changed: bool,
+                                      source: str) -> None:
+    """A section of an evaluator not in `config.evaluators`: dropped with a warning when an
+    override changed the list (or the task), else a one-line error (it would do nothing)."""
+    from dl_arch.registry import EVALUATORS
+
+    for key in list(data):
+        if key in decl or key in TRAINER_KEYS or not isinstance(data[key], dict) \
+                or key not in EVALUATORS.names():
+            continue
+        if changed:
+            log.warning("config.%s (set in %s) is dropped: '%s' is not in config.evaluators",
+                        key, source, key)
+            del data[key]
+        else:
+            raise ConfigError(
+                f"config.{key} (in {source}) configures the evaluator '{key}', which "
+                f"config.evaluators={tuple(data['evaluators'])} does not list; add it there "
+                f"or drop the section")
+
+
+TRAINER_KEYS = ("phase_optimizers",)
+
+
 def _applies_first(override: Override) -> bool:
     path, value = override
+    if path == "evaluators":
+        return True
     parts = path.split(".")
     if len(parts) == 2 and parts[0] in NAMED and parts[1] == "name":
         return True

@@ -1,16 +1,18 @@
 """grain input pipelines: one global batch per step, each process loading only its shard.
 
-Training: source -> shuffle (reshuffled every epoch) -> repeat -> this process's slice
--> per-example preprocessing (deterministic per index) -> batch. Example `i` of the
-global stream lands on process `i % process_count`, so the sequence of global batches
-is the same whatever the number of processes. The iterator's state is checkpointed.
+Training: example indices -> shuffle (reshuffled every epoch) -> repeat -> this process's
+slice -> batch -> one batched read of the source + per-example preprocessing (deterministic
+per stream position). Example `i` of the global stream lands on process
+`i % process_count`, so the sequence of global batches is the same whatever the number of
+processes. Finite procedural splits are materialised once (`dl_arch.data.cache`). The
+iterator's state (batches consumed) is checkpointed.
 
 Evaluation: the whole split in order, padded to full batches; `_mask` marks real rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grain
@@ -18,8 +20,12 @@ import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
+from dl_arch.data.batching import Batch, read_examples, stack_examples
+from dl_arch.data.cache import maybe_cached
+from dl_arch.data.loader import LoadBatch, Preprocess, standardize
 from dl_arch.data.sources.procedural import INFINITE
 from dl_arch.data.tfds_source import TFDS_DATASET_FIELDS, is_tfds, tfds_dataset
+from dl_arch.data.user_files import load_user_sources
 from dl_arch.registry import DATASETS
 
 # The dataset fields the pipeline reads for every source.
@@ -29,7 +35,13 @@ PIPELINE_FIELDS: Fields = {
     "shuffle": Field(True, "shuffle the training split (reshuffled every epoch)"),
     "num_workers": Field(0, "grain worker processes (0: in the main process)", low=0),
     "class_names": Field(None, "names of the classes, for plots and reports", kind=tuple),
+    "module": Field("", "a module name or .py file of yours, imported first, whose "
+                        "@register_dataset sources can then be named ('': none)"),
 }
+
+# Batches read ahead in background threads of each process (grain's defaults, 16 threads
+# and 500 elements, were meant for single examples: 500 whole batches held in memory).
+READ_OPTIONS = grain.ReadOptions(num_threads=1, prefetch_buffer_size=2)
 
 
 def dataset_fields(name: str, task_fields: Fields | None = None) -> Fields:
@@ -52,34 +64,15 @@ def resolve_dataset(dataset_config: Any) -> Any:
         data[key] = field.check(data[key], f"dataset.{key}") if key in data else field.default
     return ml_collections.ConfigDict(data)
 
-Example = dict[str, Any]
-Preprocess = Callable[[Example, np.random.Generator, bool], Example]
-
 
 def make_source(dataset_config: Any, split: str, seed: int) -> Any:
     """A random-access source for `config.dataset.name` (a registered name or `tfds:<name>`)."""
+    if "module" in dataset_config:  # before the name is looked up (a bare section may lack it)
+        load_user_sources(dataset_config.module)
     dataset_config = resolve_dataset(dataset_config)
     if is_tfds(dataset_config.name):
         return tfds_dataset(dataset_config, split)
     return DATASETS.get(dataset_config.name)(dataset_config, split, seed)
-
-
-def standardize(example: Example) -> Example:
-    """uint8 images become float32 in [0, 1], so every model sees the same convention."""
-    image = example.get("image")
-    if image is not None and np.asarray(image).dtype == np.uint8:
-        example = dict(example, image=np.asarray(image, np.float32) / 255.0)
-    return example
-
-
-class _TrainTransform(grain.transforms.RandomMap):
-    """Standardises then preprocesses one example with its own deterministic rng."""
-
-    def __init__(self, preprocess: Preprocess):
-        self.preprocess = preprocess
-
-    def random_map(self, element: Example, rng: np.random.Generator) -> Example:
-        return self.preprocess(standardize(dict(element)), rng, True)
 
 
 def local_batch_size(global_batch: int, process_count: int, field: str = "config.batch_size") -> int:
@@ -92,18 +85,24 @@ def local_batch_size(global_batch: int, process_count: int, field: str = "config
 
 def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
                   process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
-    """The training stream of this process's local batches (call `iter()` on it)."""
+    """The training stream of this process's local batches (call `iter()` on it).
+
+    grain shuffles, repeats, shards and batches example *indices*; `LoadBatch` then reads
+    each batch from the source in one call and preprocesses its examples (see
+    `dl_arch.data.loader`). The iterator's state is the number of batches consumed.
+    """
     dataset_config = resolve_dataset(dataset_config)
-    source = make_source(dataset_config, dataset_config.train_split, seed)
-    ds = grain.MapDataset.source(source)
+    source = maybe_cached(make_source(dataset_config, dataset_config.train_split, seed))
+    local = local_batch_size(global_batch, process_count)
+    ds = grain.MapDataset.range(len(source))
     if dataset_config.shuffle:
         ds = ds.shuffle(seed=seed)
     if len(source) < INFINITE:
         ds = ds.repeat(None)
     ds = ds[process_index::process_count]
-    ds = ds.random_map(_TrainTransform(preprocess), seed=seed + 1)
-    ds = ds.batch(local_batch_size(global_batch, process_count), drop_remainder=True)
-    it_ds = ds.to_iter_dataset()
+    ds = ds.batch(local, drop_remainder=True)
+    ds = ds.map_with_index(LoadBatch(source, preprocess, seed + 1, local))
+    it_ds = ds.to_iter_dataset(READ_OPTIONS)
     workers = int(dataset_config.num_workers)
     if workers > 0:
         from absl import flags
@@ -116,7 +115,7 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
 
 def eval_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
                  process_index: int = 0, process_count: int = 1, max_batches: int = 0
-                 ) -> Iterator[Example]:
+                 ) -> Iterator[Batch]:
     """This process's share of every eval batch, the last one padded; `_mask` marks real rows.
 
     Every process yields the same number of batches, so collectives never wait on a host
@@ -137,20 +136,14 @@ def eval_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: 
         num_batches = min(num_batches, max_batches)
     template = None
     for b in range(num_batches):
-        rows, mask = [], []
-        for j in range(local):
-            i = b * global_batch + j * process_count + process_index
-            if i < n:
-                ex = preprocess(standardize(dict(source[i])), np.random.default_rng(i), False)
-                template = template if template is not None else ex
-                rows.append(ex)
-                mask.append(1.0)
-            else:
-                rows.append(None)
-                mask.append(0.0)
+        ids = b * global_batch + np.arange(local) * process_count + process_index
+        real = ids[ids < n]
+        rows = [preprocess(standardize(dict(example)), np.random.default_rng(i), False)
+                for i, example in zip(real.tolist(), read_examples(source, real), strict=True)]
         if template is None:
-            template = preprocess(standardize(dict(source[0])), np.random.default_rng(0), False)
-        filled = [r if r is not None else template for r in rows]
-        batch = {k: np.stack([np.asarray(r[k]) for r in filled]) for k in template}
-        batch["_mask"] = np.asarray(mask, np.float32)
+            template = rows[0] if rows else preprocess(standardize(dict(source[0])),
+                                                       np.random.default_rng(0), False)
+        rows += [template] * (local - len(rows))
+        batch = stack_examples(rows)
+        batch["_mask"] = (ids < n).astype(np.float32)
         yield batch

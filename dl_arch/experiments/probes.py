@@ -31,6 +31,11 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.experiments.runs import PROBE_FILE
 from dl_arch.tasks.base import ALL
+from dl_arch.tasks.gradient_flow import (
+    hidden_state_gradients,
+    mean_norm_over_time,
+    perturbation_zeros,
+)
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -149,17 +154,13 @@ def layer_grad_norms(config: ml_collections.ConfigDict, workdir: str) -> dict[st
 
 def hidden_state_grads(task: Any, variables: dict[str, Any], batch: dict[str, Any]
                        ) -> jax.Array:
-    """dL/dh_t of the first recurrent layer, (T, B, H), via its zero `perturbations`."""
+    """dL/dh_t of the first recurrent layer on the task's training loss, (T, B, H), via its
+    zero `perturbations` (`dl_arch.tasks.gradient_flow`, shared with the evaluator)."""
     inputs = task.inputs(batch) if hasattr(task, "inputs") else batch["inputs"]
-    _, shapes = jax.eval_shape(
-        lambda v: task.model.apply(v, inputs, train=False, mutable=["perturbations"]),
-        {"params": variables["params"]})
-    if "perturbations" not in shapes:
+    zeros = perturbation_zeros(task.model, {"params": variables["params"]}, inputs, train=False)
+    if zeros is None:
         raise ConfigError(f"probe grad_through_time: model '{task.config.model.name}' exposes "
                          "no hidden-state perturbations; use a recurrent model")
-    eps = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["perturbations"])
-    first_path = min((p for p, _ in jax.tree_util.tree_flatten_with_path(eps)[0]),
-                     key=lambda p: _natural_key(jax.tree_util.keystr(p)))
     params, mutable = _split_vars(variables)
 
     def loss(e: Any) -> jax.Array:
@@ -167,8 +168,8 @@ def hidden_state_grads(task: Any, variables: dict[str, Any], batch: dict[str, An
                              jax.random.PRNGKey(0))
         return value
 
-    grads = jax.grad(loss)(eps)
-    return dict(jax.tree_util.tree_flatten_with_path(grads)[0])[first_path]
+    grads = hidden_state_gradients(loss, zeros)
+    return grads[min(grads, key=_natural_key)]
 
 
 def grad_through_time(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -180,8 +181,7 @@ def grad_through_time(config: ml_collections.ConfigDict, workdir: str) -> dict[s
     arrays: dict[str, Any] = {}
     for stage, variables in (("init", init_variables(task, config, batch)),
                              ("final", trained_variables(workdir))):
-        g_TBH = hidden_state_grads(task, variables, batch)
-        norms_T = np.asarray(jnp.linalg.norm(g_TBH.astype(jnp.float32), axis=-1).mean(axis=1))
+        norms_T = mean_norm_over_time(hidden_state_grads(task, variables, batch))
         arrays[stage] = norms_T
         last = norms_T[-1]
         out[f"grad_h1_over_hT_{stage}"] = float(norms_T[0] / last) if last > 0 else math.inf

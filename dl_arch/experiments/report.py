@@ -116,8 +116,8 @@ def collect_rows(exp: ml_collections.ConfigDict, runs: list[Run]) -> list[dict[s
         row.update({k: v for k, v in flatten(summary).items() if k != "completed"})
         log = read_jsonl(os.path.join(run.workdir, METRICS_FILE))
         if summary.get("completed"):
-            # end-of-run scalars written after the summary's evaluation (e.g. a Fréchet
-            # distance from host_report) exist only in metrics.jsonl: take their last value
+            # eval scalars missing from the summary (runs made before evaluators reported
+            # into it) are read from metrics.jsonl: take their last value
             for entry in log:
                 for k, v in entry.items():
                     if k.startswith("eval/") and k not in summary:

@@ -96,34 +96,13 @@ def _normalize(norm: str, h: jax.Array, name: str, dtype: Any, param_dtype: Any)
     raise ConfigError(f"config.model.norm='{norm}'; use one of {NORMS}")
 
 
-class ResidualBlock(nn.Module):
-    """h + conv3x3(act(norm(conv3x3(h)))): refines a map at its own resolution (He et al.,
-    2016). The second convolution starts at zero, so a new block begins as the identity."""
-
-    activation: str = "relu"
-    norm: str = "none"
-    dtype: Any = jnp.float32
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:
-        act = activation_fn(self.activation)
-        conv = functools.partial(nn.Conv, h.shape[-1], (3, 3), padding="SAME", dtype=self.dtype,
-                                 param_dtype=self.param_dtype)
-        r = act(_normalize(self.norm, conv(name="conv_0")(h), "norm_0", self.dtype,
-                           self.param_dtype))
-        return h + conv(kernel_init=nn.initializers.zeros, name="conv_1")(r)
-
-
 class ConvEncoder(nn.Module):
-    """Stride-2 convolutions (each halves H and W), each followed by `blocks_per_stage`
-    residual blocks -> flattened feature map."""
+    """Stride-2 convolutions (each halves H and W) -> flattened feature map."""
 
     features: tuple[int, ...]
     kernel_size: int = 4
     activation: str = "relu"
     norm: str = "none"  # none | group: normalisation after each hidden convolution
-    blocks_per_stage: int = 0  # residual 3x3 blocks after each stride-2 convolution
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -136,24 +115,18 @@ class ConvEncoder(nn.Module):
             h = nn.Conv(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
                         param_dtype=self.param_dtype, name=f"conv_{i}")(h)
             h = act(_normalize(self.norm, h, f"norm_{i}", self.dtype, self.param_dtype))
-            for j in range(self.blocks_per_stage):
-                h = ResidualBlock(self.activation, self.norm, self.dtype, self.param_dtype,
-                                  name=f"block_{i}_{j}")(h)
         return h.reshape(h.shape[0], -1)
 
 
 class ConvDecoder(nn.Module):
-    """Dense -> (H/2^n, W/2^n, features[-1]) map -> stride-2 transposed convs -> logits;
-    `blocks_per_stage` residual blocks before each transposed convolution (the mirror of
-    the encoder)."""
+    """Dense -> (H/2^n, W/2^n, features[-1]) map -> stride-2 transposed convs -> logits
+    (the mirror of the encoder)."""
 
     features: tuple[int, ...]
     image_shape: tuple[int, int, int]
     kernel_size: int = 4
     activation: str = "relu"
     norm: str = "none"  # none | group: normalisation after each hidden convolution
-    blocks_per_stage: int = 0  # residual 3x3 blocks before each transposed convolution
-    output_conv: bool = False  # a 3x3 convolution to the pixels at full resolution
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -168,20 +141,12 @@ class ConvDecoder(nn.Module):
         h = h.reshape(z_BZ.shape[0], h0, w0, self.features[-1])
         k = (self.kernel_size, self.kernel_size)
         # mirror of the encoder: widths features[-2], ..., features[0], then the pixels
-        # (output_conv: features[0] channels at full resolution, then a 3x3 conv to pixels)
-        widths = list(reversed(self.features[:-1])) + [
-            self.features[0] if self.output_conv else channels]
+        widths = list(reversed(self.features[:-1])) + [channels]
         for i, f in enumerate(widths):
-            for j in range(self.blocks_per_stage):
-                h = ResidualBlock(self.activation, self.norm, self.dtype, self.param_dtype,
-                                  name=f"block_{i}_{j}")(h)
             h = nn.ConvTranspose(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
                                  param_dtype=self.param_dtype, name=f"deconv_{i}")(h)
-            if i < len(widths) - 1 or self.output_conv:
+            if i < len(widths) - 1:
                 h = act(_normalize(self.norm, h, f"norm_{i}", self.dtype, self.param_dtype))
-        if self.output_conv:
-            h = nn.Conv(channels, (3, 3), padding="SAME", dtype=self.dtype,
-                        param_dtype=self.param_dtype, name="to_pixels")(h)
         return h
 
 
@@ -202,8 +167,6 @@ class Autoencoder(nn.Module):
     features: tuple[int, ...] = (32, 64)  # conv: encoder channels, one stride-2 conv each
     kernel_size: int = 4  # conv: kernel of every (transposed) convolution
     norm: str = "none"  # conv: none | group (GroupNorm after each hidden convolution)
-    blocks_per_stage: int = 0  # conv: residual 3x3 blocks per resolution, encoder and decoder
-    output_conv: bool = False  # conv: the decoder ends with a full-resolution 3x3 convolution
     variational: bool = False  # a VAE: Gaussian q(z|x), reparameterised samples, a KL term
     prior_components: int = 0  # VAE: 0 = N(0, I); K = a learned mixture of K Gaussians
     activation: str = "relu"  # non-linearity of the hidden layers
@@ -230,13 +193,10 @@ class Autoencoder(nn.Module):
                     f"be multiples of 2**len(config.model.features)={scale}, at least {scale}; "
                     "change features or image"
                 )
-            if self.blocks_per_stage < 0:
-                raise ConfigError(f"config.model.blocks_per_stage={self.blocks_per_stage}; use 0 "
-                                 f"(plain stride-2 stack) or more residual blocks per stage")
-            conv = dict(norm=self.norm, blocks_per_stage=self.blocks_per_stage, **kw)
+            conv = dict(norm=self.norm, **kw)
             self.encoder = ConvEncoder(tuple(self.features), self.kernel_size, **conv)
             self.decoder = ConvDecoder(tuple(self.features), tuple(self.image_shape),
-                                       self.kernel_size, output_conv=self.output_conv, **conv)
+                                       self.kernel_size, **conv)
         else:
             raise ConfigError(
                 f"config.model.architecture='{self.architecture}'; use 'dense' or 'conv'"

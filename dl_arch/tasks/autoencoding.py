@@ -13,6 +13,10 @@ Metrics: loss, recon (per image, summed over pixels), kl and elbo = -(recon + kl
 VAEs (nats per image; with a mixture prior, `model.prior_components`, kl is the one-sample
 estimate at the drawn z), mse per pixel, psnr of the reconstruction vs the clean image, and
 psnr_noisy of the corrupted input vs the clean image (denoising).
+Evaluators: `reconstructions` (inputs vs reconstructions, or clean / noisy / denoised, and
+latent interpolations between eval images), `prior_samples` (a VAE's samples of a fixed
+noise batch), `latent_scatter` (latent_dim 2: the eval split's codes by class) and, listed
+in config.evaluators, `frechet` (a VAE's prior samples).
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from dl_arch.tasks.base import (
     build_model,
     masked_mean_pair,
 )
-from dl_arch.tasks.frechet import FRECHET_FIELDS, check_frechet
 
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 LOSSES = ("bce", "gaussian", "mse")
@@ -113,6 +116,7 @@ class AutoencodingTask(Task):
     """Reconstruct (denoise) images; with a variational model, maximise the (beta-)ELBO."""
 
     phases = (ALL,)
+    evaluators = ("reconstructions", "prior_samples", "latent_scatter")
     fields = {
         "reconstruction_loss": Field("bce", "-log p(x|z) per image: Bernoulli (bce), Gaussian "
                                             "of std decoder_std, or squared error", choices=LOSSES),
@@ -123,14 +127,8 @@ class AutoencodingTask(Task):
         "noise_level": Field(0.0, "corruption strength: Gaussian std, or the fraction of pixels "
                                   "masked / salted", low=0.0),
         "beta": Field(1.0, "weight of a VAE's KL term (1: the ELBO)", low=0.0),
-        "num_report_images": Field(16, "eval images shown with their reconstructions", low=1),
-        "interpolation_steps": Field(10, "images per latent interpolation strip", low=2),
-        "sample_seed": Field(1234, "seed of the prior samples in the pictures (fixed: "
-                                   "comparable across steps)"),
-        "scatter_examples": Field(1000, "eval images in the latent scatter plot (latent_dim 2)",
-                                  low=1),
     }
-    sections = {"sample": image_grids.IMAGE_SAMPLE_FIELDS, "frechet": FRECHET_FIELDS}
+    sections = {"sample": image_grids.IMAGE_SAMPLE_FIELDS}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
@@ -151,8 +149,11 @@ class AutoencodingTask(Task):
             lambda v, key, n: self.model.apply(v, key, n, method="sample_latents"),
             static_argnums=2)
         self._reconstruct = jax.jit(lambda v, x: self.model.apply(v, x, sample=False))
-        if self.variational:
-            check_frechet(config)
+
+    @property
+    def generates_images(self) -> bool:
+        """Whether `generate_images` can draw: only a VAE has a prior to sample."""
+        return self.variational
 
     # ----- pure functions -----
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
@@ -191,65 +192,35 @@ class AutoencodingTask(Task):
             terms.pop("psnr_noisy")
         return {k: masked_mean_pair(v, mask) for k, v in terms.items()}
 
-    # ----- host side -----
-    def _latents(self, variables: Variables, images: np.ndarray) -> np.ndarray:
-        out = self._encode(variables, jnp.asarray(images))
-        return np.asarray(out["mean"] if self.variational else out["z"])
-
-    def _prior_samples(self, variables: Variables, count: int, seed: int) -> np.ndarray:
-        z = self._sample_latents(variables, jax.random.key(seed), count)
-        return np.asarray(jax.nn.sigmoid(self._decode(variables, z)))
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
-                    workdir: str, writer: Any, final: bool) -> None:
-        """Input vs reconstruction (noisy vs denoised), prior samples, interpolation, scatter."""
-        tc = self.config.task
-        images = np.asarray(batch["image"], np.float32)
-        if "_mask" in batch:
-            images = images[np.asarray(batch["_mask"]) > 0]
-        images = images[: tc.num_report_images]
-        if len(images) == 0:
-            return
-        pictures: dict[str, np.ndarray] = {}
+    # ----- host side (the evaluators' drawing helpers) -----
+    def reconstruct(self, variables: Variables, images: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(the corrupted inputs the model sees, its reconstructions in [0, 1]) of clean images;
+        the corruption's key is fixed, so pictures stay comparable across steps."""
         noisy = np.asarray(corrupt(jnp.asarray(images), jax.random.key(0), self.corruption,
                                    self.noise_level))
-        recon = np.asarray(jax.nn.sigmoid(self._reconstruct(variables, jnp.asarray(noisy))
-                                          ["logits"]))
-        if self.corruption == "none":
-            pictures["reconstruction"] = image_grids.comparison_grid([images, recon])
-        else:
-            pictures["denoising"] = image_grids.comparison_grid([images, noisy, recon])
-        if len(images) >= 2:  # latent interpolation between pairs of test images
-            z = self._latents(variables, images)
-            steps = tc.interpolation_steps
-            rows = [image_grids.interpolate(z[2 * i], z[2 * i + 1], steps)
-                    for i in range(min(4, len(images) // 2))]
-            strip = np.asarray(jax.nn.sigmoid(self._decode(variables,
-                                                           jnp.asarray(np.concatenate(rows)))))
-            pictures["interpolation"] = image_grids.make_grid(strip, steps)
-        seed = tc.sample_seed
-        if self.variational:
-            pictures["prior_samples"] = image_grids.make_grid(
-                self._prior_samples(variables, 64, seed), 8)
-        if self.model.latent_dim == 2:
-            pictures["latent_scatter"] = self._scatter(variables, step)
-        image_grids.publish(pictures, step, workdir, writer, final)
-        if final and self.variational and self.config.frechet.enabled:
-            from dl_arch.tasks.frechet import frechet_report
+        logits = self._reconstruct(variables, jnp.asarray(noisy))["logits"]
+        return noisy, np.asarray(jax.nn.sigmoid(logits))
 
-            return frechet_report(self.config, workdir,
-                                  lambda n: self._prior_samples(variables, n, seed + 1))
-        return None
+    def latents(self, variables: Variables, images: np.ndarray, batch_size: int = 256
+                ) -> np.ndarray:
+        """Codes of images (a VAE's posterior means), (N, latent_dim)."""
+        outs = [self._encode(variables, jnp.asarray(images[i:i + batch_size]))
+                for i in range(0, len(images), batch_size)]
+        return np.concatenate([np.asarray(o["mean"] if self.variational else o["z"])
+                               for o in outs])
 
-    def _scatter(self, variables: Variables, step: int) -> np.ndarray:
-        from dl_arch.tasks.frechet import load_examples
+    def decode_images(self, variables: Variables, z: np.ndarray) -> np.ndarray:
+        """Images in [0, 1] (NHWC) decoded from latent codes z."""
+        return np.asarray(jax.nn.sigmoid(self._decode(variables, jnp.asarray(z))))
 
-        ds = self.config.dataset
-        images, labels = load_examples(ds, ds.eval_split, self.config.seed,
-                                       self.config.task.scatter_examples)
-        z = np.concatenate([self._latents(variables, images[i:i + 256])
-                            for i in range(0, len(images), 256)])
-        return image_grids.scatter_image(z, labels, f"latent means of the eval split, step {step}")
+    def generate_images(self, variables: Variables, count: int, seed: int) -> np.ndarray:
+        """A VAE's `count` prior samples in [0, 1] (NHWC), from noise of key `seed`."""
+        if not self.variational:
+            raise ConfigError("an autoencoder has no prior to sample; use a *_vae model "
+                              "(config.model.name)")
+        return self.decode_images(variables,
+                                  self._sample_latents(variables, jax.random.key(seed), count))
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict,
                workdir: str) -> Any:
@@ -258,5 +229,5 @@ class AutoencodingTask(Task):
             raise ConfigError("an autoencoder has no prior to sample; use a *_vae model "
                               "(config.model.name) or drop --sample")
         return image_grids.save_samples(
-            self._prior_samples(variables, sample_config.num_samples, sample_config.seed),
+            self.generate_images(variables, sample_config.num_samples, sample_config.seed),
             sample_config, workdir)

@@ -1,14 +1,18 @@
-"""The task interface: everything the shared training loop needs to know about a problem.
+"""The task interface: the model(s), the loss and the eval metrics of one problem.
 
-A task owns the model(s), the loss and the metrics; the loop in `dl_arch.train` owns the
-optimisers, sharding, checkpoints, logging and evaluation schedule. One loop serves every
-family because a task may split its parameters into *phases*: each phase is one entry of
-`params`, has its own optimiser and is updated by its own loss, in order, inside the one
-jitted train step (a GAN has phases ("discriminator", "generator"); every other task has
-the single phase `ALL`, which updates the whole parameter tree).
+A task is lean: pure functions of arrays plus per-example preprocessing, no state kept
+between calls. The `Trainer` (`dl_arch.train.trainer`) owns the optimisers, the train
+state (with the parameter average when `config.ema_decay` > 0) and the jitted steps; the
+loop owns logging, evaluation and checkpoints; evaluators (`dl_arch.evaluators`, listed in
+`config.evaluators`, by default the task's `evaluators`) draw pictures and compute scores
+beside the eval metrics. A task may split its parameters into *phases*: each phase is one
+entry of `params`, has its own optimiser and is updated by its own loss, in order, inside
+the one jitted train step, `steps_per_phase[phase]` times (a GAN has phases
+("discriminator", "generator") and k discriminator updates; every other task has the
+single phase `ALL`, which updates the whole parameter tree once).
 
-Contract (all methods are pure, jit-traceable functions of arrays, except the `host_*`
-hooks, which run on the host outside jit):
+Contract (pure, jit-traceable functions of arrays, except `preprocess`, `finalize_metrics`
+and `sample`, which run on the host):
 
 - `init_variables(rng, batch)` -> variables dict: `{"params": ..., **mutable}` where
   mutable collections (e.g. `batch_stats`) are carried in the train state.
@@ -16,18 +20,17 @@ hooks, which run on the host outside jit):
   `metrics` is a flat dict of scalars to log (`loss` is added by the loop).
 - `eval_metrics(variables, batch)` -> dict name -> `(sum, count)`; examples whose
   `batch["_mask"]` is 0 are padding and must not count. The loop sums these over the
-  whole eval split; `finalize_metrics` turns the totals into reported values.
+  whole eval split; `finalize_metrics` turns the totals into reported values (arrays,
+  such as a confusion matrix, go to the evaluators but not to metrics.jsonl).
 - `preprocess(example, rng, train)` -> example: per-example numpy work in the input
   pipeline (augmentation, tokenising); runs in grain, outside jit.
-- `host_report(variables, batch, step, workdir, writer, final)` -> optional pictures /
-  files at eval time and at the end of a run (confusion matrix, sample grids, ...); it may
-  return extra scalars (a Fréchet distance), logged as `eval/<name>`.
+- `sample(variables, sample_config, workdir)`: what `launch.py --sample` prints or saves.
 
 Declared fields (see `dl_arch.config`): `fields` are the task's own (`config.task.*`),
 `dataset_fields` the dataset fields its preprocessing reads, and `sections` whole extra
-sections it reads (`config.sample`, `config.frechet`). `fields` and `sections` merge over
-subclasses; `dataset_fields` does not (a text task drops the image fields). The
-task reads `self.config.task.<field>` directly: resolution has filled every default.
+sections it reads (`config.sample`). `fields` and `sections` merge over subclasses;
+`dataset_fields` does not (a text task drops the image fields). The task reads
+`self.config.task.<field>` directly: resolution has filled every default.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class Task:
     """Base class; subclasses register with `@register_task("name")`."""
 
     phases: tuple[str, ...] = (ALL,)
+    evaluators: ClassVar[tuple[str, ...]] = ()  # config.evaluators when the config sets none
     fields: ClassVar[Fields] = {}
     dataset_fields: ClassVar[Fields] = AUGMENT_FIELDS  # read by the default `preprocess`
     sections: ClassVar[dict[str, Fields]] = {"sample": {}}
@@ -95,6 +99,11 @@ class Task:
 
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
+
+    @property
+    def steps_per_phase(self) -> dict[str, int]:
+        """Updates of each phase per train step, in `phases` order (one each by default)."""
+        return {phase: 1 for phase in self.phases}
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Fails in one line when the dataset lacks a key this task needs (called on the
@@ -129,15 +138,9 @@ class Task:
         return preprocess(example, rng, self.config.dataset, train)
 
     def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
-        """Turns summed (sum, count) pairs into reported metrics; default: the mean."""
+        """Turns summed (sum, count) pairs into reported metrics (default: the mean); pure,
+        so the evaluators, not the task, keep what it returns."""
         return {k: s / max(float(c), 1.0) for k, (s, c) in totals.items()}
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
-                    workdir: str, writer: Any, final: bool) -> dict[str, float] | None:
-        """Optional pictures or files at eval time (`final=True` at the end of a run).
-
-        May return extra scalar metrics (logged as `eval/<name>` and kept in summary.json).
-        """
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict,
                workdir: str) -> Any:

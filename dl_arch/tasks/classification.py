@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import jax
@@ -11,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
@@ -51,18 +50,23 @@ class ClassificationTask(SupervisedTask):
     """Softmax cross-entropy; accuracy, top-k accuracy, confusion matrix and macro P/R/F1."""
 
     required_keys = ("label",)
+    evaluators = ("confusion_matrix",)
 
     fields = {
         "label_smoothing": Field(0.0, "training targets (1 - s) one-hot + s uniform", low=0.0,
                                  high=1.0, high_open=True),
         "top_k": Field(5, "eval: top-k accuracy, reported when there are more than k classes",
                        low=1),
-        "confusion_matrix": Field(True, "eval: confusion matrix, per-class and macro P/R/F1"),
     }
 
-    def __init__(self, config: Any):
-        super().__init__(config)
-        self.last_confusion: np.ndarray | None = None
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Also: labels beyond the model's classes are one line, not a silent wrong loss."""
+        super().check_batch(batch)
+        classes = self.config.model.num_classes if "num_classes" in self.config.model else 0
+        top = int(np.max(batch["label"])) if np.size(batch["label"]) else -1
+        if classes and top >= classes:
+            raise ConfigError(f"the data has label {top}, but config.model.num_classes="
+                              f"{classes}; set config.model.num_classes to at least {top + 1}")
 
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
         logits, new_mutable = self.apply_train(params, mutable, batch, rng)
@@ -81,11 +85,10 @@ class ClassificationTask(SupervisedTask):
         }
         if logits.shape[-1] > k:
             out[f"top{k}_accuracy"] = masked_mean_pair(top_k_correct(logits, labels, k), mask)
-        if self.config.task.confusion_matrix:
-            c = logits.shape[-1]
-            true_1h = jax.nn.one_hot(labels, c) * mask[:, None]
-            pred_1h = jax.nn.one_hot(jnp.argmax(logits, -1), c)
-            out["confusion"] = (true_1h.T @ pred_1h, jnp.ones(()))
+        c = logits.shape[-1]
+        true_1h = jax.nn.one_hot(labels, c) * mask[:, None]
+        pred_1h = jax.nn.one_hot(jnp.argmax(logits, -1), c)
+        out["confusion"] = (true_1h.T @ pred_1h, jnp.ones(()))
         return out
 
     def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
@@ -93,22 +96,9 @@ class ClassificationTask(SupervisedTask):
         confusion = totals.pop("confusion", None)
         metrics = super().finalize_metrics(totals)
         if confusion is not None:
-            self.last_confusion = np.asarray(confusion[0], np.float64)
-            scores = per_class_scores(self.last_confusion)
+            metrics["confusion"] = np.asarray(confusion[0], np.float64)
+            scores = per_class_scores(metrics["confusion"])
             present = scores["support"] > 0
             for name in ("precision", "recall", "f1"):
                 metrics[f"macro_{name}"] = float(scores[name][present].mean()) if present.any() else 0.0
         return metrics
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        if not final or self.last_confusion is None:
-            return
-        from dl_arch.tasks.plots import save_confusion_matrix
-
-        scores = per_class_scores(self.last_confusion)
-        with open(os.path.join(workdir, "per_class_metrics.json"), "w") as f:
-            json.dump({k: v.tolist() for k, v in scores.items()}, f)
-        if self.last_confusion.shape[0] <= 100:
-            save_confusion_matrix(self.last_confusion, os.path.join(workdir, "confusion_matrix.png"),
-                                  class_names=self.config.dataset.class_names)

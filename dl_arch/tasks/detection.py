@@ -15,15 +15,14 @@ Loss (divided by the number of positive anchors in the batch):
 Inference: score(anchor, class) = sigmoid(objectness) * softmax(class logits); then a
 score threshold and per-class NMS (`models.layers.nms`) with a fixed number of outputs, all
 inside `jit`. Evaluation (`detection_metrics`): COCO-style AP inside the eval loop from score
-histograms (summable over batches and hosts), and the exact COCO protocol at the end of a
-run; pictures of predicted boxes (`detection_plots`) at every eval.
+histograms (summable over batches and hosts); the evaluators listed by default add pictures
+of predicted boxes at every eval (`detections`) and the exact COCO protocol at the end of a
+run (`coco_ap`, detection_metrics.json).
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 from typing import Any
 
 import jax
@@ -38,8 +37,7 @@ from dl_arch.models.layers import boxes as box_lib
 from dl_arch.models.layers.nms import batched_nms
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
-from dl_arch.tasks.detection_metrics import DetectionEvaluator, ap_from_histograms, ap_histograms
-from dl_arch.tasks.detection_plots import draw_detections
+from dl_arch.tasks.detection_metrics import ap_from_histograms, ap_histograms
 from dl_arch.tasks.detection_targets import assign_targets, hard_negative_mask
 from dl_arch.tasks.supervised import SupervisedTask
 
@@ -69,9 +67,6 @@ DETECTION_FIELDS: Fields = {
     "max_detections": Field(100, "fixed number of detections per image after NMS", low=1),
     "pre_nms_top_k": Field(1000, "best (anchor, class) candidates entering NMS", low=1),
     "score_bins": Field(1000, "resolution of the in-loop AP histograms", low=1),
-    "report_images": Field(8, "images drawn with predicted boxes at each eval", low=0),
-    "draw_min_score": Field(0.3, "boxes drawn in the pictures need at least this score", **_UNIT),
-    "exact_eval_at_end": Field(True, "exact COCO protocol at the end -> detection_metrics.json"),
 }
 
 
@@ -86,6 +81,7 @@ class DetectionTask(SupervisedTask):
     """Anchor assignment, focal / hard-negative objectness, box losses, NMS and COCO AP."""
 
     fields = DETECTION_FIELDS
+    evaluators = ("detections", "coco_ap")  # pictures at each eval, exact COCO AP at the end
     dataset_fields = BOX_AUGMENT_FIELDS  # read by `preprocess` (box-aware augmentation)
 
     def __init__(self, config: Any):
@@ -100,8 +96,11 @@ class DetectionTask(SupervisedTask):
                               f"neg_iou <= pos_iou")
         self.class_names = list(config.dataset.class_names or
                                 [str(k) for k in range(self.num_classes)])
-        self.last_ap: np.ndarray | None = None
-        self._detect_jit = jax.jit(self.detect)  # shared by pictures and the exact eval
+
+    @functools.cached_property
+    def detect_jit(self) -> Any:
+        """`detect` compiled once, shared by the evaluators (pictures, exact COCO AP)."""
+        return jax.jit(self.detect)
 
     def nms_options(self) -> dict[str, Any]:
         t = self.config.task
@@ -200,7 +199,7 @@ class DetectionTask(SupervisedTask):
         metrics = super().finalize_metrics(totals)
         if hist:
             ap = ap_from_histograms(hist["tp"], hist["fp"], hist["num_gt"])
-            self.last_ap = ap
+            metrics["per_class_ap"] = ap  # [IoU threshold, class]; NaN: class without boxes
             has = ~np.isnan(ap[0])
             metrics["mAP50"] = float(ap[0, has].mean()) if has.any() else 0.0
             metrics["mAP50_95"] = float(ap[:, has].mean()) if has.any() else 0.0
@@ -208,43 +207,3 @@ class DetectionTask(SupervisedTask):
                 if has[c]:
                     metrics[f"AP50/{name}"] = float(ap[0, c])
         return metrics
-
-    # ----- host side
-    def evaluate_exact(self, variables: Variables, max_batches: int = 0) -> dict[str, float]:
-        """The exact COCO protocol over the eval split (host-side, `detection_metrics`)."""
-        from dl_arch.data.pipeline import eval_batches
-
-        c = self.config
-        ev = DetectionEvaluator(self.num_classes, max_detections=self.nms_options()[
-            "max_detections"], class_names=self.class_names[: self.num_classes])
-        for batch in eval_batches(c.dataset, c.seed, c.eval_batch_size or c.batch_size,
-                                  self.preprocess, max_batches=max_batches):
-            dets = jax.device_get(self._detect_jit(variables, jnp.asarray(self.inputs(batch))))
-            ev.add_batch(dets["boxes"], dets["scores"], dets["classes"], dets["valid"],
-                         batch["boxes"], batch["box_labels"], batch["_mask"])
-        return ev.compute()
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        from dl_arch.tasks.image_grids import make_grid, publish
-
-        t = self.config.task
-        n = min(t.report_images, len(batch["_mask"]))
-        images = np.asarray(self.inputs(batch))  # the whole batch: same shape as eval batches
-        dets = jax.device_get(self._detect_jit(variables, jnp.asarray(images)))
-        pictures = []
-        for i in range(n):
-            one = {k: v[i] for k, v in dets.items()}
-            gt = np.asarray(batch["boxes"][i])[np.asarray(batch["box_labels"][i]) >= 0]
-            pictures.append(draw_detections(images[i], one, self.class_names,
-                                            t.draw_min_score, gt))
-        grid = make_grid(np.stack(pictures).astype(np.float32) / 255.0, ncols=min(n, 4))
-        publish({"detections": grid}, step, workdir, writer, final)
-        if final and t.exact_eval_at_end and jax.process_index() == 0:
-            exact = self.evaluate_exact(variables, self.config.eval_max_batches)
-            if writer is not None:
-                writer.write_scalars(step, {f"final/{k}": v for k, v in exact.items()
-                                            if np.isfinite(v)})  # NaN: class without boxes
-            if workdir:
-                with open(os.path.join(workdir, "detection_metrics.json"), "w") as f:
-                    json.dump(exact, f, indent=1)

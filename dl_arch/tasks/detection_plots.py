@@ -1,4 +1,5 @@
-"""Pictures of detections: predicted boxes with class and score over dashed ground truth."""
+"""Pictures of detections: predicted boxes with class and score over dashed ground truth
+(the `detections` evaluator draws a grid of them at each eval)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,18 @@ def draw_detections(image_HWC: np.ndarray, dets: dict[str, np.ndarray],
                 bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "lw": 0})
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def detection_grid(images_NHWC: np.ndarray, dets: dict[str, np.ndarray], gt_boxes_NG4: np.ndarray,
+                   gt_labels_NG: np.ndarray, class_names: list[str], min_score: float,
+                   ncols: int = 4) -> np.ndarray:
+    """The first images of a batch with their detections (`draw_detections`), tiled."""
+    from dl_arch.tasks.image_grids import make_grid
+
+    pictures = []
+    for i in range(len(images_NHWC)):
+        gt = np.asarray(gt_boxes_NG4[i])[np.asarray(gt_labels_NG[i]) >= 0]
+        pictures.append(draw_detections(images_NHWC[i], {k: v[i] for k, v in dets.items()},
+                                        class_names, min_score, gt))
+    # draw_detections renders uint8, make_grid tiles floats in [0, 1]
+    return make_grid(np.stack(pictures).astype(np.float32) / 255.0, ncols=ncols)

@@ -10,9 +10,9 @@ its optimiser, then `loss("generator", ...)` with the updated parameters and upd
                  et al., 2018, which keeps D from growing steep where the real images lie);
   generator (non-saturating): -log sigmoid(l_fake) = softplus(-l_fake).
 Real images in [0, 1] are mapped to the generator's tanh range [-1, 1].
-config.task.discriminator_steps = k repeats the D phase k times per step (on the same real
-batch, fresh noise each time) before G's update, as WGAN and SN-GAN train their critic;
-D's train metrics are those of its last update.
+config.task.discriminator_steps = k: the Trainer updates D k times per step (`steps_per_phase`;
+on the same real batch, fresh noise each time) before G's update, as WGAN and SN-GAN train
+their critic; D's train metrics are those of its last update.
 config.task.class_weight = w > 0 (with config.model.num_classes = K, D's class head) adds a
 class signal to both losses: D also learns to classify the real images, + w CE(labels); G
 is pushed towards images that this head classifies confidently and, over the batch,
@@ -20,14 +20,14 @@ evenly, + w (E_z H(p(y|G(z))) - H(E_z p(y|G(z)))) (the generator's term of CatGA
 Springenberg, 2016). G stays unconditional; the labels only train D's head, which is what
 makes D look at the geometry that tells the classes apart.
 Metrics: d_loss, g_loss, d_real_accuracy (real scored real), d_fake_accuracy (fake scored
-fake), and mean D probabilities. Pictures: samples of a fixed noise batch (comparable
-across steps) and latent interpolation strips; at the end, the Fréchet distance.
-config.task.generator_ema > 0 keeps an exponential moving average of G's weights (collection
-`generator_ema`, checkpointed with the rest) and draws every picture, sample and the Fréchet
-distance with it (Yazıcı et al., 2019: the average smooths the oscillation of the game).
-The running BatchNorm statistics belong to the live G, so the averaged G draws with its own
-"standing" statistics (Brock et al., 2019): the mean of its per-batch statistics over
-config.task.standing_stats_batches noise batches, re-estimated at every report.
+fake), and mean D probabilities. Evaluators: `gan_samples` (a fixed noise batch, comparable
+across steps, and latent interpolation strips) and, listed in config.evaluators, `frechet`.
+With config.ema_decay > 0 the loop keeps an average of the weights (Yazıcı et al., 2019:
+it smooths the oscillation of the game) and evaluation uses it (config.eval_with_ema): the
+pictures, and the eval metrics of the averaged D against the averaged G. The running
+BatchNorm statistics belong to the live G, so the averaged G draws with its own "standing"
+statistics (Brock et al., 2019): the mean of its per-batch statistics over
+config.task.standing_stats_batches noise batches, re-estimated at every drawing.
 """
 
 from __future__ import annotations
@@ -45,10 +45,8 @@ from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 from dl_arch.tasks.classification import cross_entropy
-from dl_arch.tasks.frechet import FRECHET_FIELDS, check_frechet
 
 DISCRIMINATOR, GENERATOR = "discriminator", "generator"
-GENERATOR_EMA = "generator_ema"  # variable collection: exponential average of G's weights
 
 
 def to_tanh_range(images: jax.Array) -> jax.Array:
@@ -95,25 +93,22 @@ class GANTask(Task):
     """DCGAN-style adversarial training; `params = {"generator", "discriminator"}`."""
 
     phases = (DISCRIMINATOR, GENERATOR)
+    evaluators = ("gan_samples",)
+    generates_images = True  # `generate_images` draws from noise (the frechet evaluator's need)
     fields = {
         "real_label": Field(1.0, "D's target for real images: < 1 is one-sided label smoothing "
                                  "(1: off, 0.9: usual)", low=0.5, high=1.0, low_open=True),
-        "generator_ema": Field(0.0, "decay of the average of G's weights that draws pictures, "
-                                    "samples and the Fréchet distance (0: off, e.g. 0.999)",
-                               low=0.0, high=1.0, high_open=True),
         "standing_stats_batches": Field(16, "noise batches for the BatchNorm statistics of G's "
-                                            "average (0: the live G's running statistics)", low=0),
+                                            "average when config.ema_decay > 0 (0: the live G's "
+                                            "running statistics)", low=0),
         "discriminator_steps": Field(1, "D updates per G update (1: the paper)", low=1),
         "r1_gamma": Field(0.0, "weight of D's R1 gradient penalty on real images (0: off)",
                           low=0.0),
         "class_weight": Field(0.0, "weight of D's class loss on real labels and G's "
                                    "class-confidence term (0: off; needs model.num_classes)",
                               low=0.0),
-        "num_report_images": Field(64, "generated images in the sample grid", low=1),
-        "interpolation_steps": Field(10, "images per latent interpolation strip", low=2),
-        "sample_seed": Field(1234, "seed of the fixed noise batch (comparable across steps)"),
     }
-    sections = {"sample": image_grids.IMAGE_SAMPLE_FIELDS, "frechet": FRECHET_FIELDS}
+    sections = {"sample": image_grids.IMAGE_SAMPLE_FIELDS}
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
@@ -125,21 +120,24 @@ class GANTask(Task):
         self.latent_dim = int(self.model.latent_dim)
         tc = config.task
         self.real_label = tc.real_label
-        self.ema_decay = tc.generator_ema
-        self.standing_batches = tc.standing_stats_batches
-        # the loop runs the phases in order; repeated D phases share D's one optimiser state
-        self.phases = (DISCRIMINATOR,) * tc.discriminator_steps + (GENERATOR,)
+        # the variables evaluation hands over hold G's average, whose statistics are its own
+        self.standing_batches = (tc.standing_stats_batches
+                                 if config.ema_decay > 0 and config.eval_with_ema else 0)
         self.r1_gamma = tc.r1_gamma
         self.class_weight = tc.class_weight
         if self.class_weight > 0 and not getattr(self.model, "num_classes", 0):
             raise ConfigError(f"config.task.class_weight={self.class_weight} needs a class head "
                               f"on D: set config.model.num_classes to the dataset's classes")
-        check_frechet(config)
         self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
         # momentum 0: a train-mode call returns exactly the batch's statistics
         exact = self.model.clone(bn_momentum=0.0)
         self._batch_stats = jax.jit(lambda v, z: exact.apply(
             v, z, train=True, method="generate", mutable=["batch_stats"])[1]["batch_stats"])
+
+    @property
+    def steps_per_phase(self) -> dict[str, int]:
+        """k = config.task.discriminator_steps D updates (one optimiser state), then one of G."""
+        return {DISCRIMINATOR: self.config.task.discriminator_steps, GENERATOR: 1}
 
     def noise(self, rng: jax.Array, batch_size: int) -> jax.Array:
         """Generator input z ~ N(0, I), (B, latent_dim)."""
@@ -148,35 +146,23 @@ class GANTask(Task):
     # ----- pure functions -----
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
         z = jnp.zeros((batch["image"].shape[0], self.latent_dim), jnp.float32)
-        variables = dict(self.model.init({"params": rng}, z, train=False))
-        if self.ema_decay > 0:
-            variables[GENERATOR_EMA] = jax.tree.map(jnp.copy, variables["params"][GENERATOR])
-        return variables
-
-    @staticmethod
-    def _averaged_generator(variables: Variables) -> Variables:
-        """`variables` with G's weights replaced by their average, when one is kept."""
-        if GENERATOR_EMA not in variables:
-            return variables
-        params = {**variables["params"], GENERATOR: variables[GENERATOR_EMA]}
-        return {k: v for k, v in variables.items() if k != GENERATOR_EMA} | {"params": params}
+        return dict(self.model.init({"params": rng}, z, train=False))
 
     def picture_variables(self, variables: Variables, sample_seed: int,
                           batch_size: int = 256) -> Variables:
-        """The variables that draw pictures: G's weight average when kept, with its standing
-        BatchNorm statistics (the mean over `standing_stats_batches` noise batches of the
-        statistics each batch gives the averaged weights in training mode); else G itself.
-        The noise keys follow `sample_seed`, so pictures stay comparable across steps."""
-        sampling = self._averaged_generator(variables)
-        if GENERATOR_EMA not in variables or self.standing_batches == 0:
-            return sampling
-        # keys sample_seed + 3, + 4, ...: clear of the samples', interpolations' and Fréchet's
-        per_batch = [self._batch_stats(sampling, self.noise(jax.random.key(sample_seed + 3 + i),
-                                                            batch_size))
-                     for i in range(self.standing_batches)]
+        """The variables that draw pictures. When they hold G's weight average (config.ema_decay
+        > 0 and config.eval_with_ema), G's BatchNorm statistics become the average's standing
+        ones: the mean over `standing_stats_batches` noise batches of the statistics each batch
+        gives the averaged weights in training mode. The noise keys follow `sample_seed`, so
+        pictures stay comparable across steps."""
+        if self.standing_batches == 0:
+            return variables
+        # keys sample_seed + 3, + 4, ...: clear of the samples' (+ 0) and interpolations' (+ 1)
+        per_batch = [self._batch_stats(variables, self.noise(
+            jax.random.key(sample_seed + 3 + i), batch_size)) for i in range(self.standing_batches)]
         standing = jax.tree.map(lambda *s: np.mean(np.stack(s), axis=0),
                                 *[b[GENERATOR] for b in per_batch])
-        return {**sampling, "batch_stats": {**sampling["batch_stats"], GENERATOR: standing}}
+        return {**variables, "batch_stats": {**variables["batch_stats"], GENERATOR: standing}}
 
     def _apply(self, params: Any, stats: Any, x: jax.Array, method: str, **kwargs: Any
                ) -> tuple[Any, Any]:
@@ -250,13 +236,6 @@ class GANTask(Task):
                 conditional, marginal = class_entropies(fake_classes)
                 metrics |= {"g_class_entropy": conditional, "g_class_marginal_entropy": marginal}
                 loss = loss + self.class_weight * (conditional - marginal)
-            if GENERATOR_EMA in mutable:  # average of G's weights, one step behind the update
-                # the loss runs once per microbatch on the same weights: k updates at d**(1/k)
-                # are exactly one update at d
-                d = self.ema_decay ** (1.0 / self.config.grad_accum_steps)
-                mutable = {**mutable, GENERATOR_EMA: jax.tree.map(
-                    lambda e, w: d * e + (1.0 - d) * jax.lax.stop_gradient(w),
-                    mutable[GENERATOR_EMA], params[GENERATOR])}
         return loss, (metrics, {**mutable, "batch_stats": stats})
 
     @staticmethod
@@ -287,7 +266,7 @@ class GANTask(Task):
         }
 
     # ----- host side -----
-    def _draw(self, picture_vars: Variables, z: Any, batch_size: int = 256) -> np.ndarray:
+    def draw(self, picture_vars: Variables, z: Any, batch_size: int = 256) -> np.ndarray:
         """Images in [0, 1] (NHWC) of latent codes z, from `picture_variables`."""
         outs = [np.asarray(self._generate(picture_vars, jnp.asarray(z[i:i + batch_size])))
                 for i in range(0, len(z), batch_size)]
@@ -295,30 +274,8 @@ class GANTask(Task):
 
     def generate_images(self, variables: Variables, count: int, seed: int) -> np.ndarray:
         """`count` generated images in [0, 1] (NHWC) from noise of key `seed`."""
-        return self._draw(self.picture_variables(variables, seed),
-                          self.noise(jax.random.key(seed), count))
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int,
-                    workdir: str, writer: Any, final: bool) -> None:
-        """Fixed-noise sample grid and interpolation strips; Fréchet distance at the end."""
-        tc = self.config.task
-        seed = tc.sample_seed
-        n = tc.num_report_images
-        picture_vars = self.picture_variables(variables, seed)
-        samples = self._draw(picture_vars, self.noise(jax.random.key(seed), n))
-        pictures = {"samples": image_grids.make_grid(samples, 8)}
-        steps = tc.interpolation_steps
-        ends = np.asarray(self.noise(jax.random.key(seed + 1), 8))
-        z = np.concatenate([image_grids.interpolate(ends[2 * i], ends[2 * i + 1], steps)
-                            for i in range(4)])
-        pictures["interpolation"] = image_grids.make_grid(self._draw(picture_vars, z), steps)
-        image_grids.publish(pictures, step, workdir, writer, final)
-        if final and self.config.frechet.enabled:
-            from dl_arch.tasks.frechet import frechet_report
-
-            return frechet_report(self.config, workdir, lambda k: self._draw(
-                picture_vars, self.noise(jax.random.key(seed + 2), k)))
-        return None
+        return self.draw(self.picture_variables(variables, seed),
+                         self.noise(jax.random.key(seed), count))
 
     def sample(self, variables: Variables, sample_config: ml_collections.ConfigDict,
                workdir: str) -> Any:

@@ -6,8 +6,9 @@
   one call, then decode one token per step on the KV cache.
 - `generate_uncached`: any causal model, re-reading the whole fixed-size buffer at every step
   (O(T^2) per token): the reference the two incremental loops must match.
-- `generate` picks one of them; `print_samples` is the byte-level text sampler of
-  `launch.py --sample` and of the end-of-run `samples.txt` (`config.sample`, `SAMPLE_FIELDS`).
+- `generate` picks one of them; `sample_tokens` runs it under jit on one prompt;
+  `print_samples` is the byte-level text sampler of `launch.py --sample` (`config.sample`,
+  `SAMPLE_FIELDS`); the `text_samples` evaluator writes `samples.txt` with the same fields.
 
 Every loop draws the token of step i with key i of `jax.random.split(rng, length)`, so one seed
 gives the same tokens whichever loop runs.
@@ -26,7 +27,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 
-# `config.sample` of `launch.py --sample` (and of the end-of-run sample, with its own prompt)
+# `config.sample` of `launch.py --sample` (and, with other defaults, of `config.text_samples`)
 SAMPLE_FIELDS: Fields = {
     "prompt": Field("\n", "text the samples continue ('' stands for a newline)"),
     "length": Field(300, "tokens generated per sample", low=1),
@@ -164,6 +165,26 @@ def decode_bytes(tokens: Any) -> str:
     return bytes(int(t) % 256 for t in np.asarray(tokens).tolist()).decode("utf-8", "replace")
 
 
+def sample_tokens(generator: Generator, params: Any, prompt_P: Any, sample_config: Any,
+                  runs: int = 1) -> tuple[np.ndarray, float]:
+    """`num_samples` continuations (N, length) of the prompt tokens (P,), and tokens/s.
+
+    `sample_config` gives length, num_samples, temperature, top_k, top_p and seed; with
+    `runs=2` the first run compiles and the second, clean one is timed.
+    """
+    sc = sample_config
+    n, length = sc.num_samples, sc.length
+    tokens = jnp.tile(jnp.asarray(prompt_P, jnp.int32)[None], (n, 1))
+    gen = jax.jit(lambda p, x, k: generator(p, x, length, k, sc.temperature, sc.top_k,
+                                            top_p=sc.top_p))
+    args = (params, tokens, jax.random.key(sc.seed))
+    for _ in range(runs - 1):
+        jax.block_until_ready(gen(*args))
+    t0 = time.perf_counter()
+    out = np.asarray(jax.block_until_ready(gen(*args)))
+    return out, n * length / (time.perf_counter() - t0)
+
+
 def print_samples(generator: Generator, params: Any, sample_config: Any,
                   report_speed: bool = False) -> list[str]:
     """Prints and returns `num_samples` byte-level continuations of `sample_config.prompt`.
@@ -172,21 +193,13 @@ def print_samples(generator: Generator, params: Any, sample_config: Any,
     """
     sc = sample_config
     prompt = sc.prompt or "\n"
-    n, length = sc.num_samples, sc.length
-    tokens = jnp.tile(jnp.asarray(list(prompt.encode()), jnp.int32)[None], (n, 1))
-    gen = jax.jit(lambda p, x, k: generator(p, x, length, k, sc.temperature, sc.top_k,
-                                            top_p=sc.top_p))
-    args = (params, tokens, jax.random.key(sc.seed))
-    if report_speed:
-        jax.block_until_ready(gen(*args))
-    t0 = time.perf_counter()
-    out = np.asarray(jax.block_until_ready(gen(*args)))
-    speed = n * length / (time.perf_counter() - t0)
+    out, speed = sample_tokens(generator, params, list(prompt.encode()), sc,
+                               runs=2 if report_speed else 1)
     texts = [prompt + decode_bytes(row) for row in out]
     for i, text in enumerate(texts):
         print(f"----- sample {i} (temperature={sc.temperature}, top_k={sc.top_k}, "
               f"top_p={sc.top_p}) -----")
         print(text)
     if report_speed:
-        print(f"generated {n} x {length} tokens: {speed:,.0f} tokens/s")
+        print(f"generated {sc.num_samples} x {sc.length} tokens: {speed:,.0f} tokens/s")
     return texts

@@ -1,16 +1,14 @@
-"""Image classification for the CNN family: auxiliary-head losses and feature-map pictures.
+"""Image classification for the CNN family: auxiliary-head losses.
 
 Adds to `classification` (softmax CE, accuracy, top-k, per-class P/R/F1, confusion matrix):
-- `config.model.aux_logits` (GoogLeNet): the auxiliary heads' cross-entropy, weighted by
-  `config.task.aux_loss_weight` (0.3 in the paper), is added to the training loss.
-- `config.task.visualize_layers` (regexes over intermediate names, e.g. ("layer1", "layer4")):
-  at the end of a run, the first-layer filters and those layers' feature maps for
-  `config.task.visualize_num_images` eval images are saved under `<workdir>/feature_maps/`.
+`config.model.aux_logits` (GoogLeNet): the auxiliary heads' cross-entropy, weighted by
+`config.task.aux_loss_weight` (0.3 in the paper), is added to the training loss.
+Filters and feature maps are drawn by the `feature_maps` evaluator when a config lists it
+(its layers are model-specific, so it is not on by default).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -20,20 +18,15 @@ from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, Variables
 from dl_arch.tasks.classification import ClassificationTask, cross_entropy
-from dl_arch.tasks.feature_maps import save_visualisations
 
 
 @register_task("image_classification")
 class ImageClassificationTask(ClassificationTask):
-    """`classification` plus auxiliary-head losses and feature-map pictures (module doc)."""
+    """`classification` plus auxiliary-head losses (module doc)."""
 
     fields = {
         "aux_loss_weight": Field(0.3, "weight of each auxiliary head's loss (GoogLeNet with "
                                       "model.aux_logits)", low=0.0),
-        "visualize_layers": Field((), "end of run: filters and the feature maps of the layers "
-                                      "matching these regexes (empty: none)",
-                                  each=Field("", "a regex over intermediate names", kind=str)),
-        "visualize_num_images": Field(4, "eval images whose feature maps are drawn", low=1),
     }
 
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
@@ -57,16 +50,3 @@ class ImageClassificationTask(ClassificationTask):
         metrics = {"accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
                    "main_loss": main, "aux_loss": aux_loss}
         return loss, (metrics, state)
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        super().host_report(variables, batch, step, workdir, writer, final)
-        layers = self.config.task.visualize_layers
-        if not final or not layers:
-            return
-        n = self.config.task.visualize_num_images
-        images = self.inputs(batch)[:n]
-        grids = save_visualisations(self.model, variables, images, layers,
-                                    os.path.join(workdir, "feature_maps"))
-        if writer is not None:
-            writer.write_images(step, grids)

@@ -1,8 +1,8 @@
 """Pictures of generative models: image grids, comparison rows, latent scatter plots.
 
-Everything here is host-side numpy/matplotlib. Pictures are uint8 HWC arrays, written
-as PNG files under `<workdir>/images/` and to TensorBoard via the loop's writer
-(`writer.write_images(step, {name: HWC uint8})`), so progress can be seen in both.
+Everything here is host-side numpy/matplotlib. Pictures are uint8 HWC arrays that the
+evaluators (`dl_arch.evaluators`) return and the loop writes as PNG files and to TensorBoard;
+`save_samples` writes the grid of `launch.py --sample`.
 """
 
 from __future__ import annotations
@@ -115,29 +115,6 @@ def scatter_image(points_N2: Any, labels_N: Any | None, title: str = "",
     fig.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def publish(images: dict[str, np.ndarray], step: int, workdir: str, writer: Any,
-            final: bool = False) -> list[str]:
-    """Writes each picture as `<workdir>/images/<name>_<step>.png` and to TensorBoard.
-
-    At the end of a run (`final`), also as `<name>_final.png`. Returns the PNG paths.
-    """
-    import matplotlib.image
-
-    paths = []
-    if workdir:
-        folder = os.path.join(workdir, "images")
-        os.makedirs(folder, exist_ok=True)
-        for name, picture in images.items():
-            stems = [f"{name}_{step:06d}"] + ([f"{name}_final"] if final else [])
-            for stem in stems:
-                path = os.path.join(folder, stem + ".png")
-                matplotlib.image.imsave(path, picture)
-                paths.append(path)
-    if writer is not None and hasattr(writer, "write_images"):
-        writer.write_images(step, images)
-    return paths
 
 
 def save_samples(images_NHWC: np.ndarray, sample_config: Any, workdir: str = "") -> np.ndarray:

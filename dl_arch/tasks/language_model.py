@@ -14,7 +14,8 @@ Evaluation scores every window from a zero state.
 
 `sample()` (`launch.py --sample`) generates from `config.sample.prompt` with temperature,
 top-k and top-p (`dl_arch.tasks.generation`): recurrent models step their state, attention
-decoders their KV cache, other models re-read the whole buffer each step.
+decoders their KV cache, other models re-read the whole buffer each step. The
+`text_samples` evaluator (listed by default) writes such samples to samples.txt.
 
 `causal_lm` is `language_model` for attention decoders: the same loss (`next_token_losses`)
 and metrics, a model with a KV cache required, shorter default samples and tokens/s printed.
@@ -23,12 +24,10 @@ and metrics, a model with a KV cache required, shorter default samples and token
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 
@@ -56,9 +55,8 @@ class LanguageModel(Task):
     fields = {
         "carry_state": Field(False, "truncated BPTT: each batch row starts from the state its "
                                     "previous batch ended in (recurrent models)"),
-        "report_sample_length": Field(200, "end of run: bytes sampled into samples.txt (0: none)",
-                                      low=0),
     }
+    evaluators = ("text_samples",)  # samples.txt at the end (byte vocabularies)
     dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
     sections = {"sample": generation.SAMPLE_FIELDS}
     report_speed = False  # sample(): time a second run and print tokens/s
@@ -163,19 +161,6 @@ class LanguageModel(Task):
                               f"needs >= 256")
         return generation.print_samples(self.generate, variables["params"], sample_config,
                                         report_speed=self.report_speed)
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        """At the end of a run, writes a short sample to `samples.txt` (byte vocabularies)."""
-        length = self.config.task.report_sample_length
-        if not final or length <= 0 or not self.byte_vocabulary():
-            return
-        prompt = generation.decode_bytes(np.asarray(batch["inputs"])[0, :32])
-        sc = ml_collections.ConfigDict(self.config.sample.to_dict())
-        sc.update(prompt=prompt, length=length, num_samples=1)
-        texts = self.sample(variables, sc, workdir)
-        with open(os.path.join(workdir, "samples.txt"), "a", encoding="utf-8") as f:
-            f.write(f"===== step {step} =====\n{texts[0]}\n")
 
 
 @register_task("causal_lm")

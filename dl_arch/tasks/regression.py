@@ -6,7 +6,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from dl_arch.config.errors import ConfigError
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
 from dl_arch.tasks.supervised import SupervisedTask
@@ -17,6 +19,15 @@ class RegressionTask(SupervisedTask):
     """Predicts `batch["targets"]` (any shape per example) from the inputs."""
 
     required_keys = ("targets",)
+
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Also: the model must output one value per target value of an example."""
+        super().check_batch(batch)
+        width = int(np.prod(np.shape(batch["targets"])[1:]))
+        outputs = self.config.model.num_classes if "num_classes" in self.config.model else width
+        if outputs != width:
+            raise ConfigError(f"each example has {width} target value(s), but the model outputs "
+                              f"config.model.num_classes={outputs}; set it to {width}")
 
     def _errors(self, outputs: jax.Array, batch: Batch) -> jax.Array:
         targets = batch["targets"].astype(jnp.float32)

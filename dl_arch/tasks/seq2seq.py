@@ -4,35 +4,33 @@ Batches hold `inputs` (B, S) source tokens, `input_lengths` (B,), `targets` (B, 
 in EOS then PAD, and `decoder_inputs` (B, T) = BOS + targets[:-1] (built here if absent).
 Training is teacher-forced cross-entropy over non-PAD target tokens. Eval reports token
 accuracy and exact-match of whole sequences, teacher-forced and free-running: greedy
-decoding, and beam search when `task.beam_size > 1`. The report saves the attention
-weights of a few greedy decodes as `attention.png`.
+decoding, and beam search when `task.beam_size > 1`. The `attention_map` evaluator draws
+the attention weights of a few greedy decodes (`attention.png`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
-from dl_arch.tasks.gradient_flow import save_figure
 
 
 @register_task("seq2seq")
 class Seq2Seq(Task):
     """Teacher-forced training of an encoder-decoder with `greedy`/`beam_search` methods."""
 
+    evaluators = ("attention_map",)
+
     fields = {
         "beam_size": Field(0, "eval: also decode with beam search of this width (0, 1: greedy "
                               "only)", low=0),
         "length_penalty": Field(0.6, "beam search: GNMT length penalty exponent", low=0.0),
-        "charset": Field("", "characters of ids 3, 4, ... for the attention plot ('': ids)"),
     }
     dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
 
@@ -41,7 +39,6 @@ class Seq2Seq(Task):
         self.model = build_model(config.model, config)
         self.beam_size = config.task.beam_size
         self.length_penalty = config.task.length_penalty
-        self.charset = config.task.charset  # id 3+i -> charset[i], for plots
         self.pad, self.bos = self.model.pad_id, self.model.bos_id
 
     def _decoder_inputs(self, batch: Batch) -> jax.Array:
@@ -90,40 +87,3 @@ class Seq2Seq(Task):
                                     self.beam_size, self.length_penalty, method="beam_search")
             per["exact_match_beam"] = self._exact(beam, batch)
         return {k: masked_mean_pair(x, batch["_mask"]) for k, x in per.items()}
-
-    def _text(self, ids: Any) -> list[str]:
-        out = []
-        for i in np.asarray(ids).tolist():
-            if i == self.pad:
-                break
-            if self.charset and 3 <= i < 3 + len(self.charset):
-                out.append(self.charset[i - 3])
-            else:
-                out.append({self.bos: "<s>", self.model.eos_id: "</s>"}.get(i, f"<{i}>"))
-        return out
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        """attention.png: greedy-decode attention weights (target x source) of 3 examples."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        n = int(min(3, np.sum(np.asarray(batch["_mask"]) > 0)))
-        src, lens = np.asarray(batch["inputs"])[:n], np.asarray(batch["input_lengths"])[:n]
-        tokens, attn = self.model.apply({"params": variables["params"]}, src, lens,
-                                        np.asarray(batch["targets"]).shape[1], method="greedy")
-        tokens, attn = np.asarray(tokens), np.asarray(attn)
-        fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
-        for i, ax in enumerate(axes[0]):
-            src_txt = self._text(src[i, :lens[i]])
-            out_txt = self._text(tokens[i])
-            ax.imshow(attn[i, :len(out_txt), :lens[i]], cmap="viridis", aspect="auto", vmin=0)
-            ax.set_xticks(range(len(src_txt)), src_txt, fontsize=7)
-            ax.set_yticks(range(len(out_txt)), out_txt, fontsize=7)
-            ax.set_xlabel("source")
-            ax.set_ylabel("output (greedy)")
-        fig.suptitle(f"{self.config.model.name}: attention weights, step {step}")
-        image = save_figure(fig, os.path.join(workdir, "attention.png"))
-        writer.write_images(step, {"attention": image})

@@ -1,18 +1,19 @@
 """Sequence classification and regression: sentiment, long-range tasks, pixel-by-pixel images.
 
-One model output per sequence (`label` (B,) integer -> cross-entropy; `targets` (B, k)
-float with `objective='regression'` -> mean squared error, e.g. the adding problem) or one
-per step (`targets` (B, T) integer, e.g. copy-memory, with optional `weights` marking the
-steps whose accuracy is reported). `lengths` in the batch is passed to the model as
-`lengths_B`, so padding never counts. With `task.pixel_sequence=True` an image (H, W, C)
-becomes a sequence of H*W pixels (C features), optionally in a fixed random order
-(`pixel_permute`, the permuted-MNIST benchmark). `task.gradient_flow=True` plots the norm
-of dL/dh_t over time at every eval (`gradient_flow.png`).
+Two tasks on one recurrent (or Transformer) sequence model: `sequence_classification`, one
+output per sequence (`label` (B,) integer -> cross-entropy) or one per step (`targets`
+(B, T) integer, e.g. copy-memory, with optional `weights` marking the steps whose accuracy
+is reported); and `sequence_regression`, `targets` (B, k) float -> mean squared error and
+the share of examples solved within `solved_tolerance` (e.g. the adding problem).
+`lengths` in the batch is passed to the model as `lengths_B`, so padding never counts.
+With `task.pixel_sequence=True` an image (H, W, C) becomes a sequence of H*W pixels (C
+features), optionally in a fixed random order (`pixel_permute`, permuted MNIST). The
+`gradient_flow` evaluator, when a config lists it, plots the norm of dL/dh_t over time
+(`per_example` gives it the loss).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
@@ -24,38 +25,24 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
-from dl_arch.tasks.gradient_flow import (
-    gradient_flow_metrics,
-    hidden_gradient_norms,
-    save_gradient_flow_plot,
-)
-
-OBJECTIVES = ("classification", "regression")
 
 
 @register_task("sequence_classification")
 class SequenceClassification(Task):
-    """Cross-entropy (per sequence or per step) or MSE on a recurrent sequence model."""
+    """Cross-entropy, per sequence or per step, on a sequence model."""
 
+    objective = "classification"
     fields = {
-        "objective": Field("classification", "cross-entropy on labels, or MSE on float targets",
-                           choices=OBJECTIVES),
-        "solved_tolerance": Field(0.04, "regression: an example is solved when every error is "
-                                        "below this", low=0.0, low_open=True),
         "pixel_sequence": Field(False, "read each image (H, W, C) as H*W steps of C features"),
         "pixel_permute": Field(False, "pixel_sequence: in a fixed random pixel order "
                                       "(permuted MNIST)"),
         "permute_seed": Field(0, "seed of the fixed pixel order"),
-        "gradient_flow": Field(False, "plot ||dL/dh_t|| over t at every eval "
-                                      "(gradient_flow.png; recurrent models)"),
     }
     dataset_fields: Fields = {}  # `preprocess` below reads no dataset field
 
     def __init__(self, config: Any):
         super().__init__(config)
-        self.objective = config.task.objective
         self.model = build_model(config.model, config)
-        self.solved_tolerance = config.task.solved_tolerance
         self._perms: dict[int, np.ndarray] = {}  # number of pixels -> the fixed order
 
     # ----- data -----
@@ -80,20 +67,21 @@ class SequenceClassification(Task):
             example["inputs"] = seq
         return example
 
+    def model_kwargs(self, batch: Batch) -> dict[str, Any]:
+        """Keyword arguments of the model besides its inputs: the lengths, when given."""
+        return {"lengths_B": batch["lengths"]} if "lengths" in batch else {}
+
     def _apply(self, variables: Variables, batch: Batch, train: bool, rng: jax.Array | None = None
                ) -> jax.Array:
-        kwargs: dict[str, Any] = {"train": train}
-        if "lengths" in batch:
-            kwargs["lengths_B"] = batch["lengths"]
+        kwargs: dict[str, Any] = {"train": train, **self.model_kwargs(batch)}
         if train:
             kwargs["rngs"] = {"dropout": rng}
         return self.model.apply(variables, batch["inputs"], **kwargs)
 
     def init_variables(self, rng: jax.Array, batch: Batch) -> Variables:
         p_rng, d_rng = jax.random.split(rng)
-        kwargs = {"lengths_B": batch["lengths"]} if "lengths" in batch else {}
         variables = self.model.init({"params": p_rng, "dropout": d_rng}, batch["inputs"],
-                                    train=False, **kwargs)
+                                    train=False, **self.model_kwargs(batch))
         return {"params": variables["params"]}
 
     # ----- losses -----
@@ -102,7 +90,7 @@ class SequenceClassification(Task):
         if self.objective == "regression":
             err = out - batch["targets"].astype(jnp.float32).reshape(out.shape)
             sq = jnp.mean(err**2, axis=-1)
-            solved = jnp.all(jnp.abs(err) < self.solved_tolerance, axis=-1)
+            solved = jnp.all(jnp.abs(err) < self.config.task.solved_tolerance, axis=-1)
             return {"loss": sq, "mse": sq, "solved": solved.astype(jnp.float32)}
         if "label" in batch:
             labels = batch["label"].astype(jnp.int32)
@@ -128,26 +116,13 @@ class SequenceClassification(Task):
         return {k: masked_mean_pair(v, batch["_mask"])
                 for k, v in self.per_example(out, batch).items()}
 
-    # ----- host -----
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> dict[str, float] | None:
-        """The gradient-flow plot (dL/dh_t over t) when `task.gradient_flow` is set; returns
-        log10(|dL/dh_first| / |dL/dh_last|) per layer as eval scalars."""
-        if not self.config.task.gradient_flow:
-            return None
-        real = np.asarray(batch["_mask"]) > 0
-        batch = {k: np.asarray(v)[real] for k, v in batch.items() if k != "_mask"}
-        variables = {k: v for k, v in variables.items() if k == "params"}
-        kwargs = {"lengths_B": batch["lengths"]} if "lengths" in batch else {}
 
-        def loss_of(out):
-            return self.per_example(out, batch)["loss"].mean()
+@register_task("sequence_regression")
+class SequenceRegression(SequenceClassification):
+    """Mean squared error on float targets, one vector per sequence (the adding problem)."""
 
-        norms = hidden_gradient_norms(self.model, variables, loss_of, batch["inputs"], **kwargs)
-        image = save_gradient_flow_plot(
-            norms, os.path.join(workdir, "gradient_flow.png"),
-            f"{self.config.model.name}: mean ||dL/dh_t|| at step {step}")
-        writer.write_images(step, {"gradient_flow": image})
-        np.savez(os.path.join(workdir, "gradient_flow.npz"), **{k.replace("/", "."): v
-                                                                for k, v in norms.items()})
-        return gradient_flow_metrics(norms)
+    objective = "regression"
+    fields = {
+        "solved_tolerance": Field(0.04, "an example is solved when every error is below this",
+                                  low=0.0, low_open=True),
+    }

@@ -2,19 +2,18 @@
 
 Training is teacher forced (targets shifted right behind <bos>) with label-smoothed
 cross-entropy over real target tokens. Evaluation reports token loss/accuracy and greedy
-exact-match on device; `host_report` decodes `config.task.bleu_examples` eval sentences
-with greedy search and with beam search (length penalty ((5 + len) / 6) ** alpha, as in
-GNMT) on the KV cache and logs corpus BLEU from sacrebleu (`eval/bleu_beam`,
+exact-match on device; the `translations` evaluator (listed by default) decodes eval
+sentences with greedy search and with beam search (length penalty ((5 + len) / 6) ** alpha,
+as in GNMT) on the KV cache (`translate`) and logs corpus BLEU (`eval/bleu_beam`,
 `eval/bleu_greedy`) plus example translations in `translations.txt`.
 
-Fields of config.task: label_smoothing, beam_size, length_penalty, bleu_examples,
-decode_len; `launch.py --sample` translates config.sample.prompt.
+Fields of config.task: label_smoothing, beam_size, length_penalty, decode_len;
+`launch.py --sample` translates config.sample.prompt.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import jax
@@ -27,6 +26,7 @@ from dl_arch.config.fields import Field, Fields
 from dl_arch.data.tokenizers import BOS, EOS, PAD, pad_to
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model
+from dl_arch.tasks.generation import init_cache
 
 NEG_INF = -1.0e9
 
@@ -50,11 +50,9 @@ def length_penalty(length: jax.Array, alpha: float) -> jax.Array:
     return ((5.0 + length.astype(jnp.float32)) / 6.0) ** alpha
 
 
-def _zero_cache(decoder: Any, source_BS: jax.Array, max_len: int) -> Any:
-    """An empty KV cache for `decoder` (a decode=True model) and this batch."""
-    shapes = jax.eval_shape(lambda s: decoder.init(
-        jax.random.key(0), s, jnp.ones((s.shape[0], max_len), jnp.int32)), source_BS)["cache"]
-    return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+def _empty_cache(decoder: Any, source_BS: jax.Array, max_len: int) -> Any:
+    """The empty KV cache of `decoder` (decode=True) for this source batch and `max_len`."""
+    return init_cache(decoder, source_BS, jnp.ones((source_BS.shape[0], max_len), jnp.int32))
 
 
 def greedy_decode(model: Any, params: Any, source_BS: jax.Array, max_len: int) -> jax.Array:
@@ -70,7 +68,7 @@ def greedy_decode(model: Any, params: Any, source_BS: jax.Array, max_len: int) -
         nxt_B = jnp.where(done_B, PAD, jnp.argmax(logits[:, 0], -1)).astype(jnp.int32)
         return (upd["cache"], nxt_B, done_B | (nxt_B == EOS)), nxt_B
 
-    init = (_zero_cache(dec, source_BS, max_len), jnp.full((b,), BOS, jnp.int32),
+    init = (_empty_cache(dec, source_BS, max_len), jnp.full((b,), BOS, jnp.int32),
             jnp.zeros((b,), bool))
     _, toks_TB = jax.lax.scan(step, init, None, length=max_len)
     return toks_TB.T
@@ -124,7 +122,7 @@ def beam_search(model: Any, params: Any, source_BS: jax.Array, max_len: int, bea
         return (cache, tok_BK.reshape(-1), scores_BK, seqs_BKT, finished_BK, lengths_BK), None
 
     scores = jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1))[None, :], (b, 1))
-    init = (_zero_cache(dec, source_KS, max_len), jnp.full((b * k,), BOS, jnp.int32), scores,
+    init = (_empty_cache(dec, source_KS, max_len), jnp.full((b * k,), BOS, jnp.int32), scores,
             jnp.zeros((b, k, max_len), jnp.int32), jnp.zeros((b, k), bool),
             jnp.zeros((b, k), jnp.int32))
     (_, _, scores, seqs, _, lengths), _ = jax.lax.scan(step, init, jnp.arange(max_len))
@@ -134,7 +132,7 @@ def beam_search(model: Any, params: Any, source_BS: jax.Array, max_len: int, bea
 
 @register_task("translation")
 class Translation(Task):
-    """Label-smoothed teacher forcing; greedy/beam decoding and BLEU at evaluation."""
+    """Label-smoothed teacher forcing; greedy and beam decoding (BLEU: `translations`)."""
 
     fields = {
         "label_smoothing": Field(0.1, "training targets (1 - s) one-hot + s uniform", low=0.0,
@@ -142,11 +140,10 @@ class Translation(Task):
         "beam_size": Field(4, "beam width of the BLEU and --sample translations (1: greedy)",
                            low=1),
         "length_penalty": Field(0.6, "beam search: GNMT length penalty exponent alpha", low=0.0),
-        "bleu_examples": Field(256, "eval sentences translated for BLEU at each eval (0: none)",
-                               low=0),
         "decode_len": Field(0, "longest decoded translation in tokens (0: dataset.max_len)",
                             low=0),
     }
+    evaluators = ("translations",)  # BLEU and example translations at each eval
     dataset_fields: Fields = {}  # token batches: the default preprocess reads no field
     sections = {"sample": {"prompt": Field("", "source sentences to translate, separated "
                                                "by '|'")}}
@@ -199,7 +196,7 @@ class Translation(Task):
         out["perplexity"] = float(np.exp(out["loss"]))
         return out
 
-    # ----- host side: BLEU with sacrebleu -----
+    # ----- host side: decoding to text (the `translations` evaluator, --sample) -----
     @functools.cached_property
     def tokenizer(self):
         from dl_arch.data.sources.translation import tokenizer
@@ -217,42 +214,6 @@ class Translation(Task):
         """Decodes a batch of source ids into target text."""
         fn = self._decoders[1] if beam else self._decoders[0]
         return [self.tokenizer.decode(row) for row in np.asarray(fn(params, source_BS))]
-
-    def bleu(self, params: Any, split_source: Any, n: int, batch: int = 64
-             ) -> tuple[float, float, list[tuple[str, str, str]]]:
-        """(beam BLEU, greedy BLEU, examples) on the first `n` examples of a source."""
-        import sacrebleu
-
-        n = min(n, len(split_source))
-        refs, hyp_b, hyp_g, srcs = [], [], [], []
-        for start in range(0, n, batch):
-            rows = [split_source[i] for i in range(start, min(n, start + batch))]
-            pad = batch - len(rows)  # fixed batch shape: one compilation
-            src = np.stack([r["inputs"] for r in rows] + [rows[0]["inputs"]] * pad)
-            hyp_b += self.translate(params, src, beam=True)[:len(rows)]
-            hyp_g += self.translate(params, src, beam=False)[:len(rows)]
-            refs += [self.tokenizer.decode(r["targets"]) for r in rows]
-            srcs += [self.tokenizer.decode(r["inputs"]) for r in rows]
-        beam_bleu = sacrebleu.corpus_bleu(hyp_b, [refs]).score
-        greedy_bleu = sacrebleu.corpus_bleu(hyp_g, [refs]).score
-        return beam_bleu, greedy_bleu, list(zip(srcs, refs, hyp_b, strict=True))
-
-    def host_report(self, variables: Variables, batch: dict[str, Any], step: int, workdir: str,
-                    writer: Any, final: bool) -> None:
-        n = self.config.task.bleu_examples
-        if n <= 0:
-            return
-        from dl_arch.data.pipeline import make_source
-
-        ds = self.config.dataset
-        source = make_source(ds, ds.eval_split, self.config.seed)
-        beam_bleu, greedy_bleu, examples = self.bleu(variables["params"], source, n,
-                                                     batch=min(64, n))
-        writer.write_scalars(step, {"eval/bleu_beam": beam_bleu, "eval/bleu_greedy": greedy_bleu})
-        with open(os.path.join(workdir, "translations.txt"), "a", encoding="utf-8") as f:
-            f.write(f"===== step {step}: BLEU beam={beam_bleu:.2f} greedy={greedy_bleu:.2f}\n")
-            for src, ref, hyp in examples[:10]:
-                f.write(f"src: {src}\nref: {ref}\nhyp: {hyp}\n\n")
 
     def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
         """Translates `config.sample.prompt` (sentences separated by '|') with beam search."""

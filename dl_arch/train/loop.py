@@ -4,9 +4,12 @@ Order of a run: resolve the config -> lock the workdir -> mesh -> the `Trainer` 
 optimisers, data, state shapes) -> state (restored from the newest checkpoint that
 restores, else initialised into its sharding, then `init_from`) -> compile the step once
 -> loop {step; log; evaluate; checkpoint} -> final evaluation, report, summary.
-Metrics of step t are pulled to the host after step t+1 is dispatched, so logging never
-stalls the device; a NaN/Inf loss, or one grown past `config.divergence_factor` times its
-first value, stops the run (`LossDiverged`) before any checkpoint holds it. Each
+Batches are read and placed on the devices two steps ahead by a thread (`Prefetcher`),
+whose checkpointed state is that of the last batch the loop consumed.
+Train metrics are summed on the device (`metric_window`) and read only at logging,
+evaluation and checkpoint steps, so no other step waits for the host; a NaN/Inf loss, or
+one grown past `config.divergence_factor` times its first value, at any step, stops the
+run (`LossDiverged`, naming that step) before any checkpoint holds it. Each
 checkpoint also holds the running mean of the train metrics since the last log line, and
 a resume drops the metrics rows past its step: a killed-and-resumed run logs the same
 rows as an uninterrupted one.
@@ -18,7 +21,6 @@ import json
 import logging
 import math
 import os
-import signal
 import time
 from typing import Any
 
@@ -30,10 +32,15 @@ import numpy as np
 from dl_arch.config.errors import ConfigError, LossDiverged
 from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import eval_batches
+from dl_arch.data.prefetch import Prefetcher
+from dl_arch.evaluators.base import EvalContext, write_report
 from dl_arch.tasks.base import Task
 from dl_arch.train import mesh as mesh_lib
+from dl_arch.train import metric_window
 from dl_arch.train.checkpoints import Checkpointer
+from dl_arch.train.preemption import Preempted, any_process, stop_requested
 from dl_arch.train.progress import Progress
+from dl_arch.train.run_config import save_config, warn_of_config_changes
 from dl_arch.train.state import TrainState
 from dl_arch.train.summary import compiled_flops, format_table, param_table, peak_memory_bytes
 from dl_arch.train.trainer import Trainer, build_task
@@ -43,109 +50,31 @@ from dl_arch.train.writers import MetricWriter, truncate_metrics
 log = logging.getLogger("dl_arch")
 
 
-class Preempted:
-    """Set by SIGTERM; the loop saves at the next step boundary and exits cleanly."""
-
-    def __init__(self) -> None:
-        self.flag = False
-        self._previous = None
-
-    def __enter__(self) -> Preempted:
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: no signal handling
-            self._previous = None
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        log.warning("SIGTERM received: saving a checkpoint at the next step boundary")
-        self.flag = True
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-    if jax.process_index() == 0:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-
-
-def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """'field: old -> new' for every leaf that differs between two JSON-like config dicts.
-
-    A resumed run whose config changed (a new default, a forgotten override) trains on from
-    the checkpoint with the new values; listing them makes that visible."""
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
-    changes = []
-    for key in sorted(set(old) | set(new)):
-        changes += config_changes(old.get(key, "<absent>"), new.get(key, "<absent>"),
-                                  f"{prefix}.{key}" if prefix else key)
-    return changes
-
-
-def _warn_of_config_changes(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Logs the fields that differ from the resumed run's config.json (num_train_steps aside:
-    raising it is how a finished run is continued)."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        old = json.load(f)
-    new = json.loads(config.to_json_best_effort())
-    changed = [c for c in config_changes(old, new) if not c.startswith("num_train_steps:")]
-    if changed:
-        log.warning("resuming with %d config field(s) changed since %s: %s", len(changed), path,
-                    "; ".join(changed))
-
-
-class _Averager:
-    """Running mean of per-step train metrics between two log lines."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.n = 0
-
-    def add(self, metrics: dict[str, Any]) -> None:
-        for k, v in metrics.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
-        self.n += 1
-
-    def pop(self) -> dict[str, float]:
-        out = {k: v / max(self.n, 1) for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
-        return out
-
-    def state(self) -> dict[str, Any]:
-        """Sums and count as JSON, saved in each checkpoint so a resume logs the same means."""
-        return {"sums": dict(self.sums), "n": self.n}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any] | None) -> _Averager:
-        averager = cls()
-        if state:
-            averager.sums = {k: float(v) for k, v in state["sums"].items()}
-            averager.n = int(state["n"])
-        return averager
+def eval_split(config: ml_collections.ConfigDict, task: Task) -> Any:
+    """This process's eval batches (local, padded), read afresh at each call."""
+    eval_bs = config.eval_batch_size or config.batch_size
+    return eval_batches(config.dataset, config.seed, eval_bs, task.preprocess,
+                        jax.process_index(), jax.process_count(), config.eval_max_batches)
 
 
 def evaluate(config: ml_collections.ConfigDict, task: Task, state: TrainState, eval_fn: Any,
              mesh: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Metrics over the eval split (or its first `eval_max_batches` batches), and one batch."""
+    """The task's finalized metrics over the eval split (or its first `eval_max_batches`
+    batches), arrays included, and the first local batch."""
     totals, first = None, None
-    eval_bs = config.eval_batch_size or config.batch_size
-    for local in eval_batches(config.dataset, config.seed, eval_bs, task.preprocess,
-                              jax.process_index(), jax.process_count(), config.eval_max_batches):
+    for local in eval_split(config, task):
         first = first if first is not None else local
         out = eval_fn(state, mesh_lib.to_global(local, mesh))
         totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
     if totals is None:
         return {}, None
     totals = jax.device_get(totals)
-    metrics = task.finalize_metrics({k: (np.asarray(s), np.asarray(c)) for k, (s, c) in totals.items()})
-    return {f"eval/{k}": v for k, v in metrics.items()}, first
+    return task.finalize_metrics({k: (np.asarray(s), np.asarray(c))
+                                  for k, (s, c) in totals.items()}), first
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {f"eval/{k}": v for k, v in metrics.items() if np.ndim(v) == 0}
 
 
 def _log_line(prefix: str, step: int, metrics: dict[str, Any]) -> None:
@@ -192,11 +121,6 @@ def _close_all(closers: list[Any], quiet: bool) -> None:
         raise error
 
 
-def _stop_requested(preempted: Preempted, pcount: int) -> bool:
-    """Whether SIGTERM arrived (on any process), checked at a point every process reaches."""
-    return preempted.flag if pcount == 1 else _any_process(preempted.flag, 0, 1)
-
-
 def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
          closers: list[Any], t_start: float) -> dict[str, Any]:
     """The body of `train_and_evaluate` (resources to close are appended to `closers`)."""
@@ -225,7 +149,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         state, start, loop_state = restored
         loop_state = loop_state or {}
         log.info("resumed from checkpoint step %d in %s", start, ckpt.directory)
-        _warn_of_config_changes(config, workdir)
+        warn_of_config_changes(config, workdir)
         summary_path = os.path.join(workdir, "summary.json")
         if start >= config.num_train_steps and os.path.exists(summary_path):
             # nothing runs, so config.json keeps the config the run was made with
@@ -234,7 +158,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
                 return json.load(f)
     else:
         start = 0
-    if _stop_requested(preempted, pcount):
+    if stop_requested(preempted, pcount):
         log.warning("stopped by SIGTERM before the first step; nothing saved")
         return {"preempted": True, "step": start}
     save_config(config, workdir)
@@ -242,12 +166,16 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         state = trainer.init_state(example_batch)
 
     log.info("model parameters:\n%s", format_table(param_table(state.params)))
-    compiled = trainer.train_step(state_sharding).lower(state, example_batch).compile()
+    probe_window = jax.device_put(
+        metric_window.fresh(trainer.metric_shapes(state, example_batch)), trainer.replicated)
+    compiled = trainer.loop_step(state_sharding).lower(state, example_batch,
+                                                        probe_window).compile()
     flops = compiled_flops(compiled)
     log.info("FLOPs per train step (XLA cost analysis): %s",
              f"{flops:.4g}" if flops else "not reported by this backend")
     eval_fn = trainer.eval_step()
-    if _stop_requested(preempted, pcount):
+    evaluators = trainer.evaluators()
+    if stop_requested(preempted, pcount):
         log.warning("stopped by SIGTERM before the first step; nothing saved")
         return {"preempted": True, "step": start}
 
@@ -259,10 +187,17 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     closers.append(writer.close)
     progress = Progress(config.num_train_steps, start, config.progress, config.log_every_steps)
     closers.append(progress.close)
-    averager = _Averager.from_state(loop_state.get("averager"))
+    averager = metric_window.Averager.from_state(loop_state.get("averager"))
     first_losses: dict[str, float] = dict(loop_state.get("first_losses") or {})
     final_metrics: dict[str, Any] = {}
-    pending: tuple[int, Any] | None = None
+    metric_shapes = trainer.metric_shapes(state, example_batch)
+    last_loss: float | None = None
+
+    def fresh_window() -> dict[str, Any]:
+        return jax.device_put(metric_window.fresh(metric_shapes, first_losses),
+                              trainer.replicated)
+
+    window = fresh_window()
 
     def current_loop_state() -> dict[str, Any]:
         """What the loop itself carries across a resume, saved beside the train state."""
@@ -278,73 +213,77 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         error.dl_arch_step = step
         return error
 
-    def drain() -> None:
-        """Pulls the pending step's metrics to the host: NaN and divergence checks, logging."""
-        nonlocal pending
-        if pending is None:
-            return
-        step, metrics = pending
-        pending = None
-        metrics = jax.device_get(metrics)
-        losses = {k: float(v) for k, v in metrics.items() if k.endswith("loss")}
-        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
-        if bad:
-            raise diverged(f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {step}", step)
-        for k, v in losses.items():
-            first_losses.setdefault(k, v)
+    def drain(step: int) -> None:
+        """Reads the device window of train metrics (the steps since the last read): NaN and
+        divergence checks, then the log row at logging steps; starts a fresh window."""
+        nonlocal window, last_loss
+        reading = metric_window.read(window)
+        if reading.bad_step >= 0:
+            bad = ", ".join(f"{k}={v}" for k, v in reading.bad.items() if not math.isfinite(v))
+            raise diverged(f"{bad} at step {reading.bad_step}", reading.bad_step)
+        first_losses.update(reading.first)
         factor = config.divergence_factor
-        grown = {k: v for k, v in losses.items()
-                 if factor > 0 and first_losses[k] != 0 and abs(v) > factor * abs(first_losses[k])}
-        if grown:
-            k, v = next(iter(grown.items()))
-            raise diverged(f"{k}={v:.4g} at step {step} is more than config.divergence_factor="
-                           f"{factor:g} times its first value {first_losses[k]:.4g}", step,
+        if reading.grown_step >= 0:
+            k, v = next((k, v) for k, v in reading.grown.items()
+                        if first_losses[k] != 0 and abs(v) > factor * abs(first_losses[k]))
+            raise diverged(f"{k}={v:.4g} at step {reading.grown_step} is more than "
+                           f"config.divergence_factor={factor:g} times its first value "
+                           f"{first_losses[k]:.4g}", reading.grown_step,
                            " (config.divergence_factor=0 turns this check off)")
-        last_loss = losses.get("loss", next(iter(losses.values()), None))
-        averager.add(metrics)
+        averager.add(reading.sums, reading.counts)
+        losses = [k for k in reading.last if k.endswith("loss")]
+        last_loss = reading.last["loss"] if "loss" in reading.last else \
+            (reading.last[losses[0]] if losses else None)
         if step % config.log_every_steps == 0 or step == config.num_train_steps:
             row = {f"train/{k}": v for k, v in averager.pop().items()}
             row["train/steps_per_sec"] = progress.steps_per_sec(step)
             writer.write_scalars(step, row)
-        progress.update(step, last_loss)
+        window = fresh_window()
 
     def run_eval(step: int, final: bool) -> dict[str, Any]:
-        metrics, first = evaluate(config, task, state, eval_fn, mesh)
+        """Eval metrics, then the evaluators due at this step; written and returned."""
+        full, first = evaluate(config, task, state, eval_fn, mesh)
+        metrics = _scalars(full)
         if metrics:
             writer.write_scalars(step, metrics)
             _log_line("eval", step, metrics)
-        if first is not None and (final or config.report_on_eval):
-            variables = jax.device_get({"params": state.params, **state.mutable})
-            extra = task.host_report(variables, first, step, workdir, writer, final)
-            if extra:  # end-of-run scores computed on the host (e.g. a Fréchet distance)
-                extra = {f"eval/{k}": float(v) for k, v in extra.items()}
-                writer.write_scalars(step, extra)
-                _log_line("eval", step, extra)
-                metrics = {**metrics, **extra}
+        due = [e for e in evaluators if e.due(step, final)]
+        if first is not None and due:
+            ctx = EvalContext(variables=jax.device_get(trainer.eval_variables(state)),
+                              metrics=full, batch=first, step=step, final=final,
+                              workdir=workdir, eval_batches=lambda: eval_split(config, task))
+            for evaluator in due:
+                report = evaluator(ctx)
+                write_report(report, step, final, workdir, writer)
+                if report.scalars:  # scores computed on the host (a Fréchet distance, AP)
+                    extra = {f"eval/{k}": float(v) for k, v in report.scalars.items()}
+                    _log_line(f"eval {evaluator.name}", step, extra)
+                    metrics = {**metrics, **extra}
         writer.flush()
         return metrics
 
+    batches = Prefetcher(train_iter, lambda b: mesh_lib.to_global(b, mesh), size=2)
+    closers.append(batches.close)
     step = start
     try:
         for step in range(start + 1, config.num_train_steps + 1):
-            batch = mesh_lib.to_global(next(train_iter), mesh)
-            state, metrics = compiled(state, batch)
-            drain()
-            pending = (step, metrics)
-            stop = preempted.flag if pcount == 1 else _any_process(preempted.flag, step,
+            batch = next(batches)  # placed on the devices by the prefetch thread
+            state, window = compiled(state, batch, window)
+            stop = preempted.flag if pcount == 1 else any_process(preempted.flag, step,
                                                                    config.log_every_steps)
             last = step == config.num_train_steps
-            if step % config.eval_every_steps == 0 and not last:
-                drain()
+            evaluate_now = step % config.eval_every_steps == 0 and not last
+            save_now = step % config.checkpoint_every_steps == 0 or last or stop
+            if step % config.log_every_steps == 0 or evaluate_now or save_now:
+                drain(step)  # the only host reads of the loop: no other step waits
+            progress.update(step, last_loss)
+            if evaluate_now:
                 run_eval(step, final=False)
-            if step % config.checkpoint_every_steps == 0 or last or stop:
-                drain()
-                ckpt.save(step, state, train_iter, force=True, loop_state=current_loop_state())
+            if save_now:
+                ckpt.save(step, state, batches, force=True, loop_state=current_loop_state())
             if stop:
-                drain()
                 log.warning("stopped by SIGTERM after step %d; checkpoint saved", step)
                 return {"preempted": True, "step": step}
-        drain()
         final_metrics = run_eval(config.num_train_steps, final=True)
     except Exception as e:
         if not hasattr(e, "dl_arch_step"):
@@ -372,18 +311,10 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     return summary
 
 
-def _any_process(flag: bool, step: int, every: int) -> bool:
-    """Multi-host: all processes agree to stop at the same step (checked every `every`)."""
-    if step % every:
-        return False
-    from jax.experimental import multihost_utils
-
-    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
-
-
 def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
                           ) -> tuple[Task, dict[str, Any]]:
-    """(task, variables) of the newest checkpoint in `workdir`, e.g. for `--sample`."""
+    """(task, variables) of the newest checkpoint in `workdir`, e.g. for `--sample` (the
+    parameter average when the run kept one and `config.eval_with_ema`)."""
     from dl_arch.train.checkpoints import restore_raw_state
 
     task = build_task(config)
@@ -392,4 +323,7 @@ def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
         raise ConfigError(f"--workdir={workdir} holds no checkpoint to sample from; train first "
                           f"with the same --config and --workdir")
     raw = restore_raw_state(workdir)
-    return task, {"params": raw["params"], **(raw.get("mutable") or {})}
+    config = resolve_config(config)
+    averaged = config.eval_with_ema and raw.get("ema") is not None
+    return task, {"params": raw["ema"] if averaged else raw["params"],
+                  **(raw.get("mutable") or {})}

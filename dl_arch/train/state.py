@@ -14,7 +14,8 @@ class TrainState:
 
     `params` is the model's tree (or `{phase: tree}` for multi-network tasks such as a
     GAN); `mutable` holds collections updated in the forward pass (`batch_stats`, carried
-    RNN state); `rng` is folded with `step` for per-step randomness.
+    RNN state); `rng` is folded with `step` for per-step randomness; `ema` is the
+    exponential moving average of `params` when `config.ema_decay` > 0, else None.
     """
 
     step: jax.Array
@@ -22,3 +23,4 @@ class TrainState:
     opt_state: dict[str, Any]
     mutable: dict[str, Any]
     rng: jax.Array
+    ema: Any = None

@@ -1,10 +1,12 @@
 """The pure step functions of the shared loop: one train step for every task.
 
-`train_step(state, batch, *, task, txs, schedules, grad_accum_steps, freeze)` runs each
-of the task's phases in order (one for most tasks; discriminator then generator for a
-GAN): gradients of that phase's loss w.r.t. that phase's parameters, averaged over
-micro-batches when accumulating, then that phase's optimiser. It is jitted once by the
-loop (with shardings and state donation) and is testable un-jitted.
+`train_step(state, batch, *, task, txs, schedules, grad_accum_steps, freeze, ema_decay)`
+runs each of the task's phases in order, `task.steps_per_phase[phase]` times (one update
+for most tasks; k discriminator updates then one generator update for a GAN): gradients
+of that phase's loss w.r.t. that phase's parameters, averaged over micro-batches when
+accumulating, then that phase's optimiser. With `ema_decay` > 0 the parameter average is
+then moved towards the new parameters once (`optax.incremental_update`). It is jitted
+once by the Trainer (with shardings and state donation) and is testable un-jitted.
 """
 
 from __future__ import annotations
@@ -83,15 +85,36 @@ def _keep_frozen(old: Any, new: Any, freeze: Sequence[str]) -> Any:
     return out
 
 
+NORMS = ("grad_norm", "update_norm", "param_norm")  # per phase, computed when `norms`
+
+
+def _norms(wanted: bool | jax.Array, *trees: Any) -> tuple[jax.Array, ...]:
+    """The global l2 norm of each tree, or zeros when not `wanted` (only one branch runs)."""
+    def compute():
+        return tuple(optax.tree.norm(t).astype(jnp.float32) for t in trees)
+
+    if isinstance(wanted, bool):
+        return compute() if wanted else tuple(jnp.zeros((), jnp.float32) for _ in trees)
+    return jax.lax.cond(wanted, compute,
+                        lambda: tuple(jnp.zeros((), jnp.float32) for _ in trees))
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task,
                txs: dict[str, optax.GradientTransformation],
                schedules: dict[str, optax.Schedule], grad_accum_steps: int = 1,
-               freeze: Sequence[str] = ()) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimisation step over every phase of the task; returns (new state, metrics)."""
+               freeze: Sequence[str] = (), ema_decay: float = 0.0,
+               norms: bool | jax.Array = True) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimisation step over every phase of the task; returns (new state, metrics).
+
+    A phase updated k times logs the metrics of its last update. `norms` (a traced bool in
+    the loop: true at logging steps) says whether the gradient, update and parameter norms
+    are computed; they are 0 when not, so a small model's steps pay for them only when
+    they are logged."""
     rng = jax.random.fold_in(state.rng, state.step)
     params, mutable, opt_state = state.params, state.mutable, dict(state.opt_state)
     metrics: dict[str, jax.Array] = {}
-    for i, phase in enumerate(task.phases):
+    updates_in_order = [p for p, k in task.steps_per_phase.items() for _ in range(k)]
+    for i, phase in enumerate(updates_in_order):
         loss, grads, phase_metrics, new_mutable = _grads(
             task, phase, params, mutable, batch, jax.random.fold_in(rng, i), grad_accum_steps)
         mutable = _keep_frozen(mutable, new_mutable, freeze)
@@ -102,15 +125,24 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task,
         prefix = "" if phase == ALL else f"{phase}/"
         metrics[f"{prefix}loss"] = loss
         metrics.update({f"{prefix}{k}": v for k, v in phase_metrics.items()})
-        metrics[f"{prefix}grad_norm"] = optax.tree.norm(grads)
-        metrics[f"{prefix}update_norm"] = optax.tree.norm(updates)
-        metrics[f"{prefix}param_norm"] = optax.tree.norm(sub)
+        for name, value in zip(NORMS, _norms(norms, grads, updates, sub)):
+            metrics[f"{prefix}{name}"] = value
         metrics[f"{prefix}learning_rate"] = schedules[phase](state.step)
+    ema = state.ema
+    if ema_decay > 0:
+        ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay)
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              mutable=mutable)
+                              mutable=mutable, ema=ema)
     return new_state, metrics
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task) -> dict[str, Any]:
+def eval_variables(state: TrainState, use_ema: bool = True) -> dict[str, Any]:
+    """The variables evaluation uses: the parameter average when one is kept (and wanted)."""
+    params = state.ema if use_ema and state.ema is not None else state.params
+    return {"params": params, **state.mutable}
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task,
+              use_ema: bool = True) -> dict[str, Any]:
     """The task's (sum, count) metric pairs for one padded eval batch."""
-    return task.eval_metrics({"params": state.params, **state.mutable}, batch)
+    return task.eval_metrics(eval_variables(state, use_ema), batch)

@@ -4,6 +4,7 @@
     batch = trainer.first_batch()             # a global batch, checked against the task
     state = trainer.init_state(batch)         # born in its sharding (init_from applied)
     state, metrics = trainer.train_step()(state, batch)
+    totals = trainer.eval_step()(state, batch)  # (sum, count) pairs of the task's metrics
 
 The loop, `dl_arch.testing`, the tests, the benchmarks and the experiment probes all use it,
 so the key split of `config.seed`, the shardings and the step's arguments are written once.
@@ -27,7 +28,7 @@ from dl_arch.train import mesh as mesh_lib
 from dl_arch.train.optimizers import build_optimizer
 from dl_arch.train.paths import check_patterns
 from dl_arch.train.state import TrainState
-from dl_arch.train.step import eval_step, train_step
+from dl_arch.train.step import eval_step, eval_variables, train_step
 
 
 def build_task(config: ml_collections.ConfigDict) -> Task:
@@ -92,7 +93,12 @@ class Trainer:
         variables = dict(self.init_variables(batch))
         params = variables.pop("params")
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          opt_state=self.opt_state(params), mutable=variables, rng=self.keys()[1])
+                          opt_state=self.opt_state(params), mutable=variables, rng=self.keys()[1],
+                          ema=self.fresh_ema(params))
+
+    def fresh_ema(self, params: Any) -> Any:
+        """The parameter average at the start: the parameters (None when ema_decay is 0)."""
+        return jax.tree_util.tree_map(jnp.copy, params) if self.config.ema_decay > 0 else None
 
     def abstract_state(self, batch: dict[str, Any]) -> TrainState:
         """Shapes, dtypes and shardings of the train state, without computing it."""
@@ -116,7 +122,8 @@ class Trainer:
             params, mutable = load_pretrained(state.params, state.mutable, self.config.init_from,
                                               model_config=self.config.model)
             state = jax.device_put(state.replace(params=params, mutable=mutable,
-                                                 opt_state=self.opt_state(params)), sharding)
+                                                 opt_state=self.opt_state(params),
+                                                 ema=self.fresh_ema(params)), sharding)
         return state
 
     # ----- steps
@@ -125,7 +132,7 @@ class Trainer:
         return functools.partial(train_step, task=self.task, txs=self.txs,
                                  schedules=self.schedules,
                                  grad_accum_steps=self.config.grad_accum_steps,
-                                 freeze=self.freeze)
+                                 freeze=self.freeze, ema_decay=self.config.ema_decay)
 
     def train_step(self, sharding: Any = None, donate: bool = True) -> Callable:
         """The jitted train step (state donated; state and metrics in their shardings)."""
@@ -133,7 +140,41 @@ class Trainer:
         return jax.jit(self.step_fn(), out_shardings=out,
                        donate_argnums=(0,) if donate else ())
 
+    def loop_step(self, sharding: Any = None) -> Callable:
+        """The loop's jitted step: `(state, batch, window) -> (state, window)`, the train
+        metrics summed on the device (`metric_window`); norms computed at logging steps
+        only. State and window are donated."""
+        from dl_arch.train import metric_window
+
+        c = self.config
+        step_fn = self.step_fn()
+
+        def step(state: TrainState, batch: dict, window: dict) -> tuple[TrainState, dict]:
+            number = state.step + 1
+            norms = (number % c.log_every_steps == 0) | (number == c.num_train_steps)
+            state, metrics = step_fn(state, batch, norms=norms)
+            return state, metric_window.add(window, metrics, number, norms,
+                                            c.divergence_factor)
+
+        out = None if sharding is None else (sharding, self.replicated)
+        return jax.jit(step, out_shardings=out, donate_argnums=(0, 2))
+
+    def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
+        """Shapes of the train metrics one step returns (nothing is computed)."""
+        return jax.eval_shape(self.step_fn(), state, batch)[1]
+
     def eval_step(self) -> Callable[[TrainState, dict], dict]:
         """The jitted eval step: the task's (sum, count) pairs for one padded batch."""
-        return jax.jit(functools.partial(eval_step, task=self.task),
+        return jax.jit(functools.partial(eval_step, task=self.task,
+                                         use_ema=self.config.eval_with_ema),
                        out_shardings=self.replicated)
+
+    def eval_variables(self, state: TrainState) -> dict[str, Any]:
+        """The variables eval metrics, evaluators and --sample use (see `eval_with_ema`)."""
+        return eval_variables(state, self.config.eval_with_ema)
+
+    def evaluators(self) -> list[Any]:
+        """The evaluators `config.evaluators` lists, built for this run's task."""
+        from dl_arch.evaluators.base import build_evaluators
+
+        return build_evaluators(self.config, self.task)

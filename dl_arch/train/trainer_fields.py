@@ -31,7 +31,13 @@ TRAINER_FIELDS: Fields = {
                          choices=("float32", "bfloat16", "float16")),
     "progress": Field("auto", "progress display: a bar on a terminal, log lines elsewhere",
                       choices=("auto", "bar", "log", "none")),
-    "report_on_eval": Field(True, "run the task's pictures/reports at every evaluation too"),
+    "evaluators": Field(None, "evaluators run at evaluations and at the end, each with its "
+                              "section config.<name> (None: the task's own list)", kind=tuple,
+                        each=Field("", "a registered evaluator name", kind=str)),
+    "ema_decay": Field(0.0, "keep an exponential moving average of the parameters with this "
+                            "decay (0: off, e.g. 0.999)", low=0.0, high=1.0, high_open=True),
+    "eval_with_ema": Field(True, "when ema_decay > 0: eval metrics, evaluators and --sample "
+                                 "use the averaged parameters"),
     "divergence_factor": Field(1e4, "stop when the loss exceeds this multiple of its value at "
                                     "the first step (0: only NaN/Inf stop a run)", low=0.0),
     "init_from": Field("", "workdir, checkpoint dir or hf:<folder> to load matching "

@@ -1,6 +1,6 @@
 """Metric writers: `metrics.jsonl` for scripts, TensorBoard event files for people.
 
-Only process 0 writes. Scalars go to both; images (HWC uint8) go to TensorBoard.
+Only process 0 writes. Scalars go to both; images (HWC uint8) and texts go to TensorBoard.
 
 After a resume from step S the rows past S (logged by the interrupted run after its last
 checkpoint) are dropped from metrics.jsonl before training continues (`truncate_metrics`), so
@@ -59,6 +59,11 @@ class MetricWriter:
         if self.active and self._tb is not None:
             for k, img in images.items():
                 self._tb.add_image(k, np.asarray(img), int(step), dataformats="HWC")
+
+    def write_texts(self, step: int, texts: dict[str, str]) -> None:
+        if self.active and self._tb is not None:
+            for k, text in texts.items():
+                self._tb.add_text(k, text, int(step))
 
     def flush(self) -> None:
         if self._tb is not None:

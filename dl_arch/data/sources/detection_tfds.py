@@ -68,7 +68,8 @@ class DetectionTFDS:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         example = self._source[index]
-        drop = example["objects"].get(self.drop_key) if self.drop_key else None
+        objects = example["objects"]
+        drop = objects[self.drop_key] if self.drop_key and self.drop_key in objects else None
         return to_detection_example(example, self.max_objects, drop)
 
 

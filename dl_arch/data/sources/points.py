@@ -6,11 +6,13 @@ separable problems while a hidden layer is enough to solve them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from dl_arch.config.fields import Field
+from dl_arch.data.batching import Batch
 from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
 from dl_arch.registry import register_dataset
 
@@ -26,6 +28,15 @@ class PointSet(ProceduralSource):
         self.noise = float(noise)
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
+        return {k: v[0] for k, v in self._assemble([self._draw(rng, index)], [index]).items()}
+
+    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+        """Each point drawn from its own generator, then noise added and cast all at once."""
+        return self._assemble([self._draw(rng, i) for rng, i in zip(rngs, indices.tolist())],
+                              indices)
+
+    def _draw(self, rng: np.random.Generator, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The point before its jitter, and the jitter (float64 [2] each)."""
         label = index % 2  # balanced classes
         if self.kind == "xor":
             x = rng.uniform(0.1, 1.0, size=2)  # a margin around the axes keeps labels clean
@@ -42,8 +53,13 @@ class PointSet(ProceduralSource):
             x = (t / (3 * np.pi)) * np.array([np.cos(a), np.sin(a)])
         else:  # pragma: no cover - guarded in factory
             raise AssertionError(self.kind)
-        x = x + rng.normal(0.0, self.noise, size=2)
-        return {"inputs": x.astype(np.float32), "label": np.int32(label)}
+        return x, rng.normal(0.0, self.noise, size=2)
+
+    @staticmethod
+    def _assemble(draws: list[tuple[np.ndarray, np.ndarray]], indices: Any) -> Batch:
+        points = np.stack([p for p, _ in draws]) + np.stack([n for _, n in draws])
+        return {"inputs": points.astype(np.float32),
+                "label": (np.asarray(indices, np.int64) % 2).astype(np.int32)}
 
 
 def _factory(kind: str):

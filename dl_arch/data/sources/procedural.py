@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from dl_arch.config.fields import Field, Fields
+from dl_arch.data.batching import Batch, stack_examples
+from dl_arch.data.sources.seeding import example_generators
 
 INFINITE = 2**31 - 1  # length of an "endless" procedural training split
 
@@ -21,7 +24,10 @@ class ProceduralSource:
     """Random-access source whose example `i` is drawn from `default_rng([seed, salt, i])`.
 
     Subclasses implement `make(rng, index) -> dict`; the same (seed, split, index) always
-    gives the same example, on any machine and in any worker process.
+    gives the same example, on any machine and in any worker process. Examples of a source
+    have one shape (pad what varies), so `get_batch(indices)` returns them stacked; a
+    subclass whose examples vectorise overrides `make_batch` to build them all at once,
+    equal to stacking `make`.
     """
 
     def __init__(self, length: int, seed: int, split: str):
@@ -40,6 +46,18 @@ class ProceduralSource:
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
         raise NotImplementedError
+
+    def get_batch(self, indices: np.ndarray) -> Batch:
+        """Examples `indices` stacked along a new first axis (the same as `self[i]` each)."""
+        indices = np.asarray(indices, np.int64)
+        if len(indices) and not (0 <= indices.min() and indices.max() < self._length):
+            raise IndexError(f"indices out of range [0, {self._length})")
+        return self.make_batch(example_generators(self._seed, self._salt, indices), indices)
+
+    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+        """Example `indices[j]` from `rngs`' j-th generator (each valid until the next is
+        drawn), stacked; this default calls `make` once per example."""
+        return stack_examples([self.make(rng, i) for rng, i in zip(rngs, indices.tolist())])
 
 
 # Sizes of a procedural source's splits: declared by every procedural dataset.

@@ -234,10 +234,11 @@ _ONES = ("", "one", "two", "three", "four", "five", "six", "seven", "eight", "ni
          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
          "eighteen", "nineteen")
 _TENS = ("", "", "twenty", "thirty")
+_SUFFIXES = ("th", "st", "nd", "rd", "th", "th", "th", "th", "th", "th")  # by the last digit
 
 
 def _ordinal(n: int) -> str:
-    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    suffix = "th" if 11 <= n % 100 <= 13 else _SUFFIXES[n % 10]
     return f"{n}{suffix}"
 
 

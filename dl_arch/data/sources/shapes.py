@@ -7,12 +7,15 @@ class of the first, largest object), detection (`boxes`, `box_labels`) and gener
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
+from dl_arch.data.batching import Batch
 from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
 from dl_arch.registry import register_dataset
 
@@ -20,20 +23,27 @@ SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross", "diamond", "hexa
 # random: background and shape any colour (at least 0.45 apart in some channel);
 # light_on_dark: black background, each shape channel in [0.5, 1] (MNIST-like contrast)
 PALETTES = ("random", "light_on_dark")
+_RENDER_PIXELS = 1 << 21  # pixels rendered at once (float64 temporaries of 16 MiB each)
 
 
 def shape_mask(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Boolean mask of shape `kind` on coordinates normalised to the object's radius."""
+    """Boolean mask of shape `kind` on coordinates normalised to the object's radius.
+
+    `u` and `v` broadcast against each other (the renderer passes a row of `u` and a column
+    of `v`): every pixel's value is the same arithmetic on the same numbers as on full grids.
+    """
     au, av = np.abs(u), np.abs(v)
-    rho = np.sqrt(u * u + v * v)
     if kind == 0:  # circle
-        return rho <= 1.0
+        return np.sqrt(u * u + v * v) <= 1.0
     if kind == 1:  # square
         return np.maximum(au, av) <= 0.8
     if kind == 2:  # triangle, apex up
         return (v <= 0.75) & (au <= (v + 1.0) * 0.55)
     if kind == 3:  # five-pointed star
+        # full contiguous grids: numpy's arctan2/cos may round differently on strided input
+        u, v = (np.ascontiguousarray(x) for x in np.broadcast_arrays(u, v))
         theta = np.arctan2(v, u)
+        rho = np.sqrt(u * u + v * v)
         return rho <= 0.42 + 0.58 * ((np.cos(5 * theta + np.pi / 2) + 1) / 2) ** 3
     if kind == 4:  # cross
         return ((au <= 0.3) & (av <= 0.95)) | ((av <= 0.3) & (au <= 0.95))
@@ -42,8 +52,20 @@ def shape_mask(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     if kind == 6:  # hexagon
         return (av <= 0.866) & (au + av * 0.577 <= 1.0)
     if kind == 7:  # ring
+        rho = np.sqrt(u * u + v * v)
         return (rho <= 1.0) & (rho >= 0.55)
     raise ValueError(f"shape kind {kind} out of range")
+
+
+@dataclasses.dataclass
+class _Draws:
+    """The random numbers of one example: colours float64 [C], centres (cy, cx, r) [N, 3]."""
+
+    background: np.ndarray
+    kinds: list[int]
+    centres: np.ndarray
+    colours: np.ndarray
+    noise: np.ndarray  # float32 [H, W, C]
 
 
 class Shapes(ProceduralSource):
@@ -72,36 +94,80 @@ class Shapes(ProceduralSource):
             if avoid is None:  # the background
                 return np.zeros(self.channels)
             return rng.uniform(0.5, 1.0, size=self.channels)
+        far = None if avoid is None else avoid.tolist()
         for _ in range(20):
             c = rng.uniform(0.0, 1.0, size=self.channels)
-            if avoid is None or np.abs(c - avoid).max() > 0.45:
+            # max |c - avoid| > 0.45, in Python floats: the same doubles, no numpy overhead
+            if far is None or max(abs(x - y) for x, y in zip(c.tolist(), far)) > 0.45:
                 return c
         return 1.0 - avoid
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
+        batch = self._render([self._draw(rng)])
+        return {k: v[0] for k, v in batch.items()}
+
+    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+        """Every example's random numbers drawn in turn, then all images rendered at once
+        (in chunks of about `_RENDER_PIXELS` pixels, which bounds the float64 temporaries)."""
+        draws = [self._draw(rng) for rng in rngs]
+        chunk = max(1, _RENDER_PIXELS // (self.image_size * self.image_size))
+        parts = [self._render(draws[i:i + chunk]) for i in range(0, len(draws), chunk)]
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _draw(self, rng: np.random.Generator) -> _Draws:
+        """One example's random numbers, in the order that defines the example."""
         s = self.image_size
         background = self._colour(rng, None)
-        image = np.broadcast_to(background, (s, s, self.channels)).astype(np.float32).copy()
-        yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) + 0.5
-        boxes = np.zeros((self.max_objects, 4), np.float32)
-        labels = np.full((self.max_objects,), -1, np.int32)
         # radii drawn first and sorted, so the first object is the largest (the class label)
         radii = np.sort(rng.uniform(self.min_size, self.max_size, self.num_objects))[::-1] * s / 2
-        centres: list[tuple[float, float, float]] = []
-        for k, r in enumerate(radii):
-            kind = int(rng.integers(self.num_classes))
+        kinds, centres, colours = [], [], []
+        for r in radii:
+            kinds.append(int(rng.integers(self.num_classes)))
             for _ in range(10):  # a few tries to limit overlap between objects
                 cy, cx = rng.uniform(r, s - r, size=2)
                 if all(np.hypot(cy - py, cx - px) > 0.8 * (r + pr) for py, px, pr in centres):
                     break
             centres.append((cy, cx, r))
-            mask = shape_mask(kind, (xx - cx) / r, (yy - cy) / r)
-            image[mask] = self._colour(rng, background)
-            ys, xs = np.nonzero(mask)
-            boxes[k] = [ys.min() / s, xs.min() / s, (ys.max() + 1) / s, (xs.max() + 1) / s]
-            labels[k] = kind
-        image += rng.normal(0.0, self.noise, size=image.shape).astype(np.float32)
-        return {"image": np.clip(image, 0.0, 1.0), "label": labels[0],
+            colours.append(self._colour(rng, background))
+        noise = rng.normal(0.0, self.noise, size=(s, s, self.channels)).astype(np.float32)
+        return _Draws(background, kinds, np.array(centres), np.stack(colours), noise)
+
+    def _render(self, draws: list[_Draws]) -> Batch:
+        """The examples of `draws` as one batch: objects painted in order, boxes from their
+        pixels, then the noise; elementwise the same arithmetic for any batch size."""
+        s, n = self.image_size, len(draws)
+        background = np.stack([d.background for d in draws])
+        image = np.broadcast_to(background[:, None, None, :], (n, s, s, self.channels))
+        image = image.astype(np.float32)
+        # pixel centres: u depends on the column only and v on the row only
+        x_1S = np.arange(s).astype(np.float32)[None, :] + 0.5
+        y_S1 = x_1S.reshape(s, 1)
+        boxes = np.zeros((n, self.max_objects, 4), np.float32)
+        labels = np.full((n, self.max_objects), -1, np.int32)
+        for k in range(self.num_objects):
+            kinds = np.array([d.kinds[k] for d in draws])
+            centre = np.stack([d.centres[k] for d in draws])[:, :, None, None]
+            cy, cx, r = centre[:, 0], centre[:, 1], centre[:, 2]
+            u, v = (x_1S - cx) / r, (y_S1 - cy) / r  # [n, 1, S] and [n, S, 1]
+            mask = np.zeros((n, s, s), bool)
+            for kind in np.unique(kinds).tolist():
+                rows = kinds == kind
+                mask[rows] = shape_mask(kind, u[rows], v[rows])
+            colour = np.stack([d.colours[k] for d in draws]).astype(np.float32)
+            image = np.where(mask[..., None], colour[:, None, None, :], image)
+            rows_any, cols_any = mask.any(axis=2), mask.any(axis=1)
+            if not rows_any.any(axis=1).all():
+                raise ConfigError(f"config.dataset.min_size={self.min_size} draws shapes too "
+                                  f"small to cover a pixel of {s}x{s} images; raise min_size "
+                                  f"or image_size")
+            y0, x0 = rows_any.argmax(axis=1), cols_any.argmax(axis=1)
+            y1, x1 = s - rows_any[:, ::-1].argmax(axis=1), s - cols_any[:, ::-1].argmax(axis=1)
+            boxes[:, k] = np.stack([y0 / s, x0 / s, y1 / s, x1 / s], axis=1)
+            labels[:, k] = kinds
+        image += np.stack([d.noise for d in draws])
+        return {"image": np.clip(image, 0.0, 1.0), "label": labels[:, 0],
                 "boxes": boxes, "box_labels": labels}
 
 

@@ -164,6 +164,21 @@ class TextWindows:
         window = self.stream[start:start + self.seq_len + 1].astype(np.int32)
         return {"inputs": window[:-1], "targets": window[1:], "reset": np.int32(reset)}
 
+    def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Windows `indices` stacked, gathered in one indexing operation."""
+        indices = np.asarray(indices, np.int64)
+        if len(indices) and not (0 <= indices.min() and indices.max() < self._length):
+            raise IndexError(f"indices out of range [0, {self._length})")
+        if self.rows > 0:
+            step, row = np.divmod(indices, self.rows)
+            start = row * self.row_len + step * self.seq_len
+            reset = (step == 0).astype(np.int32)
+        else:
+            start, reset = indices * self.seq_len, np.ones(len(indices), np.int32)
+        windows = self.stream[start[:, None] + np.arange(self.seq_len + 1)].astype(np.int32)
+        return {"inputs": np.ascontiguousarray(windows[:, :-1]),
+                "targets": np.ascontiguousarray(windows[:, 1:]), "reset": reset}
+
 
 TFDS_TEXT_FIELDS: Fields = {
     "tfds_name": Field("", "TFDS text dataset to read instead of local files, e.g. "

@@ -215,8 +215,12 @@ def tokenizer(cfg: Any) -> Tokenizer:
         return _spm_for(cfg.tfds_name, cfg.train_split, cfg.data_dir, cfg.download,
                         cfg.source_key, cfg.target_key, cfg.vocab_size, cache,
                         cfg.tokenizer_sentences)
+    if cfg.name == "parallel_text":
+        from dl_arch.data.sources.parallel_text import tokenizer as parallel_tokenizer
+
+        return parallel_tokenizer(cfg)
     raise ConfigError(f"config.dataset.name='{cfg.name}' is not a translation dataset; use "
-                     "synthetic_translation or tfds_translation")
+                     "synthetic_translation, tfds_translation or parallel_text")
 
 
 class TfdsTranslation:

@@ -1,13 +1,13 @@
-"""Looking inside a CNN: first-layer filters and feature maps of chosen layers as PNG grids.
+"""Looking inside a CNN: first-layer filters and feature maps of chosen layers as image grids.
 
 Layers are chosen by regular expressions (`re.fullmatch`) over the names of the model's
 intermediates: the per-stage maps the CNN models sow (`layer1`, `stage2`, `group3`,
 `inception4a_output`, ...) and every submodule output by its path (`layer2_0/conv1`).
+Everything returns arrays; the loop writes the pictures (evaluator `feature_maps`).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +17,6 @@ import jax
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.tasks.plots import save_image_grid
 
 
 def first_conv_kernel(params: dict[str, Any]) -> tuple[str, np.ndarray]:
@@ -36,8 +35,8 @@ def first_conv_kernel(params: dict[str, Any]) -> tuple[str, np.ndarray]:
 
     found = walk(params, "")
     if found is None:
-        raise ConfigError("config.task.visualize_layers: the model has no 2-D convolution kernel "
-                          "to draw; set visualize_layers=() for this model")
+        raise ConfigError("config.evaluators lists 'feature_maps', but the model has no 2-D "
+                          "convolution kernel to draw; drop it from config.evaluators")
     return found
 
 
@@ -89,8 +88,8 @@ def capture_feature_maps(model: nn.Module, variables: dict[str, Any], images_BHW
     missing = [p.pattern for p in patterns if not any(p.fullmatch(n) for n in found)]
     if missing:
         known = ", ".join(n for n in names if not n.count("/"))
-        raise ConfigError(f"config.task.visualize_layers: {missing} match no 4-D feature map; "
-                         f"named stages are: {known} (or give module paths like 'conv1')")
+        raise ConfigError(f"config.feature_maps.layers: {missing} match no 4-D feature map; "
+                          f"named stages are: {known} (or give module paths like 'conv1')")
     return found
 
 
@@ -103,19 +102,30 @@ def feature_map_images(maps_BHWC: np.ndarray, max_channels: int = 16,
     return _upsample(tiles, min_side)
 
 
-def save_visualisations(model: nn.Module, variables: dict[str, Any], images_BHWC: Any,
-                        layers: Sequence[str], directory: str, max_channels: int = 16
-                        ) -> dict[str, np.ndarray]:
-    """Writes filters.png and <layer>.png grids into `directory`; returns {name: HWC uint8}."""
-    os.makedirs(directory, exist_ok=True)
-    grids: dict[str, np.ndarray] = {}
-    path, kernel = first_conv_kernel(variables["params"])
+def image_grid(images_NHWC: np.ndarray, ncols: int = 8) -> np.ndarray:
+    """N images (floats in [0, 1]) as one RGB uint8 grid, `ncols` a row, 2-pixel white borders."""
+    images = np.clip(np.asarray(images_NHWC, np.float32), 0, 1)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n, h, w, c = images.shape
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    grid = np.ones((nrows * (h + 2) + 2, ncols * (w + 2) + 2, c), np.float32)
+    for i, img in enumerate(images):
+        r, col = divmod(i, ncols)
+        grid[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + col * (w + 2): 2 + col * (w + 2) + w] = img
+    return (grid * 255).astype(np.uint8)
+
+
+def layer_pictures(model: nn.Module, variables: dict[str, Any], images_BHWC: Any,
+                   layers: Sequence[str], max_channels: int = 16) -> dict[str, np.ndarray]:
+    """{"filters": grid of the first conv's filters, "<layer>": grid of its feature maps (one
+    row per image, '/' in a layer path written '.')}, each an HWC uint8 grid."""
+    _, kernel = first_conv_kernel(variables["params"])
     filters = filter_images(kernel)
-    grids[f"filters/{path}"] = save_image_grid(filters, os.path.join(directory, "filters.png"),
-                                               ncols=min(16, len(filters)))
-    for name, maps in capture_feature_maps(model, variables, images_BHWC, layers).items():
-        tiles = feature_map_images(maps, max_channels)
-        file = os.path.join(directory, name.replace("/", ".") + ".png")
-        grids[f"feature_maps/{name}"] = save_image_grid(
-            tiles, file, ncols=min(max_channels, maps.shape[-1]))
+    grids = {"filters": image_grid(filters, ncols=min(16, len(filters)))}
+    if layers:
+        for name, maps in capture_feature_maps(model, variables, images_BHWC, layers).items():
+            grids[name.replace("/", ".")] = image_grid(feature_map_images(maps, max_channels),
+                                                       ncols=min(max_channels, maps.shape[-1]))
     return grids

@@ -1,0 +1,63 @@
+"""One training batch from its example indices: a batched read, then per-example preprocessing.
+
+The pipeline batches example *indices* in grain and calls `LoadBatch(b, indices)` for batch
+`b`: the source is read with one `get_batch` where it has one (vectorised procedural data,
+text windows, cached splits; others example by example, as their shapes may differ until
+preprocessed), then the task's `preprocess` runs on each example with the generator that
+grain's `random_map(seed)` would give the example at stream position `b * batch_size + j`,
+so every batch equals the one that reading, preprocessing and stacking example by example
+gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dl_arch.data.batching import Batch, read_examples, stack_examples
+
+Example = dict[str, Any]
+Preprocess = Callable[[Example, np.random.Generator, bool], Example]
+
+
+def standardize(example: Example) -> Example:
+    """uint8 images become float32 in [0, 1], so every model sees the same convention."""
+    image = example["image"] if "image" in example else None
+    if image is not None and np.asarray(image).dtype == np.uint8:
+        example = dict(example, image=np.asarray(image, np.float32) / 255.0)
+    return example
+
+
+class PositionRngs:
+    """`rng(position)`: the generator grain's `random_map(..., seed)` hands the element at
+    `position` (Philox keyed by the seed, counter [0, 0, 0, position]); one object, reset
+    for each call, so use it before the next call and from one thread."""
+
+    def __init__(self, seed: int):
+        self._bit_generator = np.random.Philox(seed)
+        self._generator = np.random.Generator(self._bit_generator)
+        self._state = self._bit_generator.state
+
+    def __call__(self, position: int) -> np.random.Generator:
+        self._state["state"]["counter"] = np.array([0, 0, 0, position], np.uint64)
+        self._state["buffer"] = np.zeros(4, np.uint64)
+        self._state["buffer_pos"], self._state["has_uint32"], self._state["uinteger"] = 4, 0, 0
+        self._bit_generator.state = self._state
+        return self._generator
+
+
+class LoadBatch:
+    """grain `map_with_index` transform: (batch number, example indices) -> the batch."""
+
+    def __init__(self, source: Any, preprocess: Preprocess, seed: int, batch_size: int):
+        self.source, self.preprocess = source, preprocess
+        self.seed, self.batch_size = int(seed), int(batch_size)
+
+    def __call__(self, batch_index: int, indices: np.ndarray) -> Batch:
+        rng = PositionRngs(self.seed)  # per call: grain may run batches in several threads
+        first = batch_index * self.batch_size
+        return stack_examples([
+            self.preprocess(standardize(dict(example)), rng(first + j), True)
+            for j, example in enumerate(read_examples(self.source, indices))])

@@ -1,0 +1,184 @@
+"""The device prefetcher: order, bounds, errors, closing, and the consumed-batch state."""
+
+import threading
+import time
+import traceback
+
+import grain
+import ml_collections
+import numpy as np
+import pytest
+from etils import epath
+
+from dl_arch.data.pipeline import train_dataset
+from dl_arch.data.prefetch import Prefetcher
+from dl_arch.train import mesh as mesh_lib
+
+
+def _stream(c=None, batch=4):
+    c = c or ml_collections.ConfigDict({"name": "xor", "num_train_examples": 20})
+    return iter(train_dataset(c, 0, batch, lambda ex, rng, train: ex))
+
+
+class _Counting:
+    """An iterator over 0..n-1 that counts how far it has been read."""
+
+    def __init__(self, n):
+        self.n, self.read = n, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.read >= self.n:
+            raise StopIteration
+        self.read += 1
+        return self.read - 1
+
+
+def test_every_batch_arrives_once_and_in_order():
+    rng = np.random.default_rng(0)
+    delays = rng.uniform(0, 0.002, 200)
+
+    def place(i):
+        time.sleep(delays[i])  # uneven placing times
+        return i * 10
+
+    got = list(Prefetcher(iter(range(200)), place, size=3))
+    assert got == [i * 10 for i in range(200)]
+
+
+def test_read_ahead_is_bounded_by_the_queue_size():
+    source = _Counting(100)
+    prefetcher = Prefetcher(source, size=3)
+    for consumed in range(1, 6):
+        next(prefetcher)
+        time.sleep(0.05)  # let the thread run as far as it may
+        assert consumed < source.read <= consumed + 3 + 1  # the queue plus one in hand
+    prefetcher.close()
+
+
+def test_nothing_is_read_before_the_first_batch_is_asked_for():
+    source = _Counting(10)
+    prefetcher = Prefetcher(source, size=2)
+    time.sleep(0.05)
+    assert source.read == 0
+    assert next(prefetcher) == 0
+    prefetcher.close()
+
+
+def _failing_reader():
+    yield 0
+    yield 1
+    raise KeyError("bad record 2")
+
+
+def test_reader_errors_reach_the_consumer_with_their_traceback():
+    prefetcher = Prefetcher(_failing_reader(), size=2)
+    assert [next(prefetcher), next(prefetcher)] == [0, 1]
+    with pytest.raises(KeyError, match="bad record 2") as info:
+        next(prefetcher)
+    frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+    assert "_failing_reader" in frames
+    with pytest.raises(KeyError):  # and again, not a silent end
+        next(prefetcher)
+
+
+def test_placing_errors_reach_the_consumer():
+    def place(i):
+        if i == 3:
+            raise ValueError("cannot place batch 3")
+        return i
+
+    prefetcher = Prefetcher(iter(range(10)), place)
+    assert [next(prefetcher) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="cannot place batch 3"):
+        next(prefetcher)
+
+
+def test_the_end_of_a_finite_iterator_is_stop_iteration():
+    prefetcher = Prefetcher(iter(range(3)), size=5)
+    assert list(prefetcher) == [0, 1, 2]
+    with pytest.raises(StopIteration):
+        next(prefetcher)
+
+
+def test_close_stops_the_thread_even_when_the_queue_is_full():
+    prefetcher = Prefetcher(iter(range(1000)), size=1)
+    next(prefetcher)
+    time.sleep(0.05)  # the thread now waits on the full queue
+    thread = prefetcher._thread
+    prefetcher.close()
+    prefetcher.close()  # idempotent
+    assert not thread.is_alive()
+    with pytest.raises(ValueError, match="closed"):
+        next(prefetcher)
+    assert not [t for t in threading.enumerate() if t is thread]
+
+
+def test_state_is_that_of_the_last_consumed_batch():
+    plain = _stream()
+    expected = [next(plain)["inputs"] for _ in range(12)]
+    for n in (0, 1, 5):
+        prefetcher = Prefetcher(_stream(), size=3)
+        got = [next(prefetcher)["inputs"] for _ in range(n)]
+        time.sleep(0.05)  # the thread has read ahead by now
+        state = prefetcher.get_state()
+        resumed = _stream()
+        resumed.set_state(state)
+        for i in range(n, 12):
+            np.testing.assert_array_equal(next(resumed)["inputs"], expected[i])
+        for i in range(n):
+            np.testing.assert_array_equal(got[i], expected[i])
+        prefetcher.close()
+
+
+def test_set_state_drops_the_read_ahead_and_repositions():
+    plain = _stream()
+    expected = [next(plain)["inputs"] for _ in range(8)]
+    prefetcher = Prefetcher(_stream(), size=2)
+    for _ in range(2):
+        next(prefetcher)
+    state = prefetcher.get_state()
+    for _ in range(4):
+        next(prefetcher)
+    prefetcher.set_state(state)
+    for i in range(2, 8):
+        np.testing.assert_array_equal(next(prefetcher)["inputs"], expected[i])
+    prefetcher.close()
+
+
+def test_grain_checkpoints_save_and_restore_the_prefetcher(tmp_path):
+    """The loop saves the prefetcher itself with grain's handler and restores into a new one."""
+    mesh = mesh_lib.make_mesh()
+    place = lambda b: mesh_lib.to_global(b, mesh)  # noqa: E731 - what the loop passes
+    plain = _stream()
+    expected = [next(plain)["inputs"] for _ in range(10)]
+    first = Prefetcher(_stream(), place, size=3)
+    for _ in range(4):
+        next(first)
+    handler = grain.checkpoint.CheckpointHandler()
+    handler.save(epath.Path(tmp_path), args=grain.checkpoint.CheckpointSave(first))
+    first.close()
+    second = Prefetcher(_stream(), place, size=3)
+    handler.restore(epath.Path(tmp_path), args=grain.checkpoint.CheckpointRestore(second))
+    for i in range(4, 10):
+        np.testing.assert_array_equal(np.asarray(next(second)["inputs"]), expected[i])
+    second.close()
+
+
+def test_state_with_worker_processes_resumes_after_the_consumed_batch():
+    c = ml_collections.ConfigDict({"name": "shapes", "image_size": 16, "num_workers": 1})
+    plain = _stream(ml_collections.ConfigDict({"name": "shapes", "image_size": 16}))
+    expected = [next(plain)["image"] for _ in range(7)]
+    prefetcher = Prefetcher(_stream(c), size=3)
+    got = [next(prefetcher)["image"] for _ in range(3)]
+    time.sleep(0.2)
+    state = prefetcher.get_state()
+    prefetcher.close()
+    resumed = _stream(c)
+    resumed.set_state(state)
+    got += [next(resumed)["image"] for _ in range(4)]
+    resumed.close()
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
