@@ -136,7 +136,7 @@ class CocoJson:
             self.sizes.append((height, width))
             rows, kinds, areas = [], [], []
             for ann in coco.imgToAnns[image["id"]]:
-                if ann.get("iscrowd", 0) and not keep_crowd:
+                if "iscrowd" in ann and ann["iscrowd"] and not keep_crowd:
                     crowd += 1
                     continue
                 if ann["category_id"] not in label_of:
