@@ -17,6 +17,7 @@ import time
 import jax
 
 from benchmarks.harness import Row
+from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import load_config
 from dl_arch.train import metric_window
 from dl_arch.train.loop import train_and_evaluate
@@ -26,14 +27,13 @@ CONFIGS = ("configs/mlp_xor.py", "configs/lenet5_shapes.py", "configs/lstm_addin
 
 
 def _config(spec: str, steps: int):
-    config = load_config(spec)
+    config = resolve_config(load_config(spec), [("evaluators", ())])  # no pictures
     config.num_train_steps = steps
     config.eval_every_steps = steps
     config.checkpoint_every_steps = steps
     config.log_every_steps = min(50, steps)
     config.eval_max_batches = 1
     config.progress = "none"
-    config.evaluators = ()
     return config
 
 
@@ -43,7 +43,8 @@ def bare_steps_per_sec(config, steps: int) -> float:
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
     step = trainer.loop_step()
-    window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)))
+    window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)),
+                            trainer.replicated)  # committed, as the step's outputs are
     state, window = step(state, batch, window)
     jax.block_until_ready(window)
     t0 = time.perf_counter()

@@ -61,7 +61,7 @@ def rows(quick: bool):
     state = trainer.init_state(batch)
     ours = trainer.loop_step()  # what the loop runs: norms only at logging steps
     window = metric_window.fresh(trainer.metric_shapes(state, batch))
-    holder = {"state": state, "window": jax.device_put(window)}
+    holder = {"state": state, "window": jax.device_put(window, trainer.replicated)}
 
     def run_ours():
         holder["state"], holder["window"] = ours(holder["state"], batch, holder["window"])

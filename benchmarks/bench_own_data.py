@@ -17,6 +17,7 @@ import numpy as np
 
 from benchmarks.bench_loop import bare_steps_per_sec, loop_steps_per_sec
 from benchmarks.harness import Row
+from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import load_config
 from dl_arch.train.trainer import Trainer
 
@@ -40,7 +41,8 @@ def write_images(root: str, count: int) -> tuple[str, str]:
 
 
 def _config(path: str, workers: int, steps: int):
-    config = load_config(f"configs/lenet5_shapes.py:data={path}")
+    config = resolve_config(load_config(f"configs/lenet5_shapes.py:data={path}"),
+                            [("evaluators", ())])  # no pictures
     config.dataset.num_workers = workers
     config.num_train_steps = steps
     config.eval_every_steps = steps
@@ -48,7 +50,6 @@ def _config(path: str, workers: int, steps: int):
     config.log_every_steps = 50
     config.eval_max_batches = 1
     config.progress = "none"
-    config.evaluators = ()
     return config
 
 
