@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops, step_flops
+from benchmarks.phases import phase_text, trainer_loss
 from dl_arch.testing import load_config
 from dl_arch.train import metric_window
 from dl_arch.train.trainer import Trainer
@@ -84,6 +85,8 @@ def rows(quick: bool):
     row = compare(f"mlp train step (b={bs}, {in_dim}-{'-'.join(map(str, sizes[1:]))})",
                   run_ours, run_ref, "plain-jax", quick,
                   extra=lambda s: f"ex/s={bs / s:,.0f} {mfu_text(flops, s, quick)}")
+    loss_fn, args = trainer_loss(trainer, lambda: holder["state"], batch)
+    row.extra += " " + phase_text(loss_fn, args, run_ours, quick)
     peak = peak_matmul_flops(quick)
     return [Row(f"peak matmul ({jax.default_backend()}, measured)", 0.0,
                 extra=f"{peak / 1e9:,.1f} GFLOP/s"), row]

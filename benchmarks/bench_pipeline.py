@@ -1,6 +1,5 @@
 """Input-pipeline throughput: batched reading (ours) against reading example by example.
 
-    python -m benchmarks.bench_pipeline [--quick]
     python -m benchmarks.run --only pipeline [--quick]
 
 Sources: the 2-D `xor` points (the MLP config), `shapes` (LeNet-5's config and
@@ -15,7 +14,6 @@ is the cost of per-example reading. Both give the same batches
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import time
@@ -104,15 +102,3 @@ def grain_mock(mocked: bool) -> contextlib.AbstractContextManager:
     import tensorflow_datasets as tfds
 
     return tfds.testing.mock_data(num_examples=2048)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for row in rows(args.quick):
-        print(row.line(), flush=True)
-
-
-if __name__ == "__main__":
-    main()

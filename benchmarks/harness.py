@@ -109,3 +109,17 @@ def step_flops(jitted: Callable, *args: Any) -> float:
 def mfu_text(flops: float, seconds: float, quick: bool = False) -> str:
     """'MFU=x%' of a step taking `seconds`, against the measured peak."""
     return f"MFU={100 * flops / seconds / peak_matmul_flops(quick):.1f}%"
+
+
+def alternate(fns: list[Callable[[], Any]], quick: bool = False) -> list[float]:
+    """Median seconds of each of `fns`, warmed up then timed in alternating rounds (as
+    `compare` does for two), so noise hits every one alike."""
+    warm, rounds, per_round = (1, 3, 2) if quick else (2, 7, 5)
+    for _ in range(warm):
+        for fn in fns:
+            block(fn())
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, t in zip(fns, times):
+            t += median_seconds(fn, per_round)
+    return [statistics.median(t) for t in times]

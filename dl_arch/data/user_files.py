@@ -46,6 +46,18 @@ def require(path: str, field: str, kind: str = "file or folder") -> str:
     return path
 
 
+def check_class_count(dataset_config: Any, names: list[str], kind: str = "classes") -> None:
+    """One line when the data has more classes than the model was built for
+    (`dataset.num_classes`; 0 skips the check)."""
+    c = dataset_config
+    if c.num_classes and len(names) > c.num_classes:
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        raise ConfigError(f"config.dataset.path={c.path!r} has {len(names)} {kind} ({shown}) but "
+                          f"the model was built for config.dataset.num_classes={c.num_classes}; "
+                          f"set model.num_classes and dataset.num_classes to {len(names)} (the "
+                          f"config's :data option does)")
+
+
 def path_of(dataset_config: Any, split: str) -> str:
     """The file or folder to read for `split`: `eval_path` for the eval split when it is set,
     else `path` (which `user_split` then divides)."""

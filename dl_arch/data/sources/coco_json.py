@@ -31,7 +31,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.data.image_files import fit_image, read_image
-from dl_arch.data.user_files import USER_FILE_FIELDS, path_of, require, user_split
+from dl_arch.data.user_files import USER_FILE_FIELDS, check_class_count, path_of, require, user_split
 from dl_arch.registry import register_dataset
 
 log = logging.getLogger("dl_arch")
@@ -228,10 +228,5 @@ def coco_json(dataset_config: Any, split: str, seed: int) -> Any:
                       image_dir or os.path.dirname(os.path.abspath(json_path)), categories,
                       c.image_size, c.max_objects, c.keep_crowd)
     names = reader.class_names
-    if c.num_classes and len(names) > c.num_classes:
-        raise ConfigError(f"config.dataset.path={c.path!r} has {len(names)} categories "
-                          f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) but the "
-                          f"model was built for config.dataset.num_classes={c.num_classes}; "
-                          f"set model.num_classes and dataset.num_classes to {len(names)} (the "
-                          f"config's :data option does)")
+    check_class_count(c, names, "categories")
     return user_split(reader, c, split)

@@ -29,7 +29,7 @@ from dl_arch.data.image_files import (
     list_folder,
     read_image,
 )
-from dl_arch.data.user_files import USER_FILE_FIELDS, path_of, require, user_split
+from dl_arch.data.user_files import USER_FILE_FIELDS, check_class_count, path_of, require, user_split
 from dl_arch.registry import register_dataset
 
 
@@ -103,12 +103,7 @@ def image_folder(dataset_config: Any, split: str, seed: int) -> Any:
     """A folder of images by class (module doc), split into train and eval."""
     c = dataset_config
     names = _class_names(c)
-    if c.num_classes and len(names) > c.num_classes:
-        raise ConfigError(f"config.dataset.path={c.path!r} has {len(names)} classes "
-                          f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}) but the "
-                          f"model was built for config.dataset.num_classes={c.num_classes}; "
-                          f"set model.num_classes and dataset.num_classes to {len(names)} (the "
-                          f"config's :data option does)")
+    check_class_count(c, names, "classes")
     field = "eval_path" if c.eval_path and split != c.train_split else "path"
     reader = ImageFolder(path_of(c, split), field, names, c.image_size, c.resize_mode,
                          c.channels)
