@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.phases import phase_text
 from dl_arch.registry import MODELS
 
 
@@ -125,25 +126,31 @@ def torch_reference_models() -> tuple[Any, Any, Any]:
     return _torch_modules()
 
 
+def make_loss(model: Any):
+    """`loss_fn(params, batch_stats, images, labels) -> (softmax CE, new batch_stats)`."""
+
+    def loss_fn(p, batch_stats, images, labels):
+        variables = {"params": p}
+        if batch_stats is not None:
+            variables["batch_stats"] = batch_stats
+            logits, upd = model.apply(variables, images, train=True, mutable=["batch_stats"])
+            new_stats = upd["batch_stats"]
+        else:
+            logits, new_stats = model.apply(variables, images, train=True), None
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return loss, new_stats
+
+    return loss_fn
+
+
 def make_train_step(model: Any, tx: optax.GradientTransformation):
     """A jitted SGD step: softmax CE, BatchNorm statistics updated, state donated."""
+    loss_fn = make_loss(model)
 
     def train_step(state, images, labels):
         params, batch_stats, opt_state = state
-
-        def loss_fn(p):
-            variables = {"params": p}
-            if batch_stats is not None:
-                variables["batch_stats"] = batch_stats
-                logits, upd = model.apply(variables, images, train=True,
-                                          mutable=["batch_stats"])
-                new_stats = upd["batch_stats"]
-            else:
-                logits, new_stats = model.apply(variables, images, train=True), None
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-            return loss, new_stats
-
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, batch_stats, images, labels)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), new_stats, opt_state), loss
 
@@ -185,7 +192,11 @@ def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, h
     def extra(seconds: float) -> str:
         return f"images/s={batch / seconds:8.1f} {mfu_text(flops, seconds, quick)}"
 
-    return compare(name, ours, ref, "torch", quick=quick, extra=extra)
+    row = compare(name, ours, ref, "torch", quick=quick, extra=extra)
+    row.extra += " " + phase_text(make_loss(ours_model),
+                                  lambda: (state[0][0], state[0][1], images, labels), ours,
+                                  quick, has_aux=True)
+    return row
 
 
 def rows(quick: bool) -> Iterable[Row]:

@@ -16,12 +16,14 @@ import ml_collections
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.phases import phase_text, trainer_loss
 from configs.base import base_config
 from dl_arch.train.trainer import Trainer
 
 
 def _ours(config: ml_collections.ConfigDict, images: np.ndarray):
-    """A zero-argument callable running one jitted, buffer-donating train step."""
+    """(run, flops, phases): a zero-argument callable running one jitted, buffer-donating
+    train step, its FLOPs, and `phases(quick)` -> its per-phase breakdown text."""
     trainer = Trainer(config)
     batch = {"image": jax.numpy.asarray(images)}
     state = trainer.init_state(batch)
@@ -33,7 +35,8 @@ def _ours(config: ml_collections.ConfigDict, images: np.ndarray):
         return metrics
 
     flops = step_flops(step, state, batch)
-    return run, flops
+    loss_fn, args = trainer_loss(trainer, lambda: holder["state"], batch)
+    return run, flops, lambda quick: phase_text(loss_fn, args, run, quick)
 
 
 def _dcgan_config(image_size: int, channels: int, features: int, stages: int,
@@ -147,13 +150,17 @@ def rows(quick: bool) -> Iterator[Row]:
     sizes = [(32, 1, 32, 3, 32)] if quick else [(32, 3, 64, 3, 64), (64, 3, 64, 4, 64)]
     for size, ch, feats, stages, batch in sizes:
         images = rng.uniform(size=(batch, size, size, ch)).astype(np.float32)
-        ours, flops = _ours(_dcgan_config(size, ch, feats, stages, batch), images)
-        yield compare(f"dcgan {size}x{size}x{ch} f={feats} B={batch} train step", ours,
+        ours, flops, phases = _ours(_dcgan_config(size, ch, feats, stages, batch), images)
+        row = compare(f"dcgan {size}x{size}x{ch} f={feats} B={batch} train step", ours,
                       _torch_dcgan(size, ch, feats, stages, batch), "torch", quick,
                       extra=lambda s, f=flops, b=batch: f"images/s={b / s:.0f} "
                       + mfu_text(f, s, quick))
+        row.extra += " " + phases(quick)
+        yield row
     batch = 128
     images = rng.uniform(size=(batch, 28, 28, 1)).astype(np.float32)
-    ours, flops = _ours(_vae_config(batch), images)
-    yield compare(f"vae 784-400-20 B={batch} train step", ours, _torch_vae(batch), "torch",
+    ours, flops, phases = _ours(_vae_config(batch), images)
+    row = compare(f"vae 784-400-20 B={batch} train step", ours, _torch_vae(batch), "torch",
                   quick, extra=lambda s: f"images/s={batch / s:.0f} " + mfu_text(flops, s, quick))
+    row.extra += " " + phases(quick)
+    yield row

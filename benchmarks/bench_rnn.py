@@ -26,14 +26,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.harness import Row, compare
+from benchmarks.phases import phase_text
 from dl_arch.models.rnn import Recurrent
 
 
 def _ours(cell: str, x, hidden: int, unroll=1):
+    """(jitted grad, params, loss): the loss is sum(h^2) of the layer's outputs."""
     layer = Recurrent(hidden, cell, unroll=unroll)
     params = layer.init(jax.random.key(1), x)
-    fn = jax.jit(jax.grad(lambda p, xx: jnp.sum(layer.apply(p, xx)[0] ** 2)))
-    return fn, params
+
+    def loss(p, xx):
+        return jnp.sum(layer.apply(p, xx)[0] ** 2)
+
+    return jax.jit(jax.grad(loss)), params, loss
 
 
 def _flax(cell: str, x, hidden: int):
@@ -98,15 +103,21 @@ def speed_rows(quick: bool, flax: bool = True, suffix: str = "") -> Iterator[Row
     x = jax.random.normal(jax.random.key(0), (b, t, d))
     x_np = np.asarray(x)
     for cell in ("lstm", "gru"):
-        ours, p_ours = _ours(cell, x, h)
+        ours, p_ours, loss = _ours(cell, x, h)
+        phases = None  # the same layer in both rows: split once, after the first row
         if flax:
             ref, p_ref = _flax(cell, x, h)
             flax_name = "flax_OptimizedLSTMCell" if cell == "lstm" else "flax_GRUCell"
-            yield compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs flax", lambda: ours(p_ours, x),
+            row = compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs flax", lambda: ours(p_ours, x),
                           lambda: ref(p_ref, x), flax_name, quick)
-        yield compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs torch{suffix}",
+            phases = phase_text(loss, lambda: (p_ours, x), None, quick)
+            row.extra = phases
+            yield row
+        row = compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs torch{suffix}",
                       lambda: ours(p_ours, x),
                       _torch(cell, x_np, h), f"torch.nn.{cell.upper()}", quick)
+        row.extra = phases or phase_text(loss, lambda: (p_ours, x), None, quick)
+        yield row
 
 
 def compile_rows(quick: bool) -> Iterator[Row]:
@@ -122,7 +133,7 @@ def compile_rows(quick: bool) -> Iterator[Row]:
             fn.lower(params, xs).compile()
             times.append(time.perf_counter() - t0)
         yield Row(f"compile lstm fwd+bwd T={steps}: scan vs unrolled", times[0], times[1],
-                  "unrolled")
+                  "unrolled", "phases: n/a (a compile-time row)")
 
 
 def main() -> None:

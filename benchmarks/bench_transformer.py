@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.phases import NO_LOSS, phase_text
 from dl_arch.models.layers.attention import MultiHeadAttention
 from dl_arch.models.transformer import GPT
 from dl_arch.tasks.generation import generate_cached, generate_uncached
@@ -34,22 +35,22 @@ def _gpt(d: int, layers: int, heads: int, vocab: int, max_len: int) -> GPT:
 
 
 def _jax_train_step(model: GPT, tokens: jax.Array):
-    """(jitted step, state) for one Adam step of next-token cross-entropy."""
+    """(jitted step, state, loss_fn) for one Adam step of next-token cross-entropy;
+    `loss_fn(params)` is the step's loss."""
     params = model.init(jax.random.key(0), tokens[:, :-1])["params"]
     opt = optax.adam(1e-4)
 
+    def loss_fn(p):
+        logits = model.apply({"params": p}, tokens[:, :-1])
+        return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
+
     def step(state):
         params, opt_state = state
-
-        def loss_fn(p):
-            logits = model.apply({"params": p}, tokens[:, :-1])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:]).mean()
-
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = opt.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    return jax.jit(step, donate_argnums=0), (params, opt.init(params))
+    return jax.jit(step, donate_argnums=0), (params, opt.init(params)), loss_fn
 
 
 def _torch_gpt(d: int, layers: int, heads: int, vocab: int, max_len: int):
@@ -83,7 +84,7 @@ def gpt_train_rows(quick: bool) -> Iterable[Row]:
     b, t = (8, 128) if quick else (16, 256)
     model = _gpt(d, layers, heads, vocab, t)
     tokens = jax.random.randint(jax.random.key(0), (b, t + 1), 0, vocab)
-    step, state = _jax_train_step(model, tokens)
+    step, state, loss_fn = _jax_train_step(model, tokens)
     flops = step_flops(step, state)
     holder = {"state": state}
 
@@ -103,9 +104,11 @@ def gpt_train_rows(quick: bool) -> Iterable[Row]:
         topt.step()
         return loss.detach()
 
-    yield compare(f"gpt train step d={d} L={layers} B={b} T={t}", ours, ref, "torch",
+    row = compare(f"gpt train step d={d} L={layers} B={b} T={t}", ours, ref, "torch",
                   quick=quick, extra=lambda s: f"tokens/s={b * t / s:,.0f} "
                   + mfu_text(flops, s, quick))
+    row.extra += " " + phase_text(loss_fn, lambda: (holder["state"][0],), ours, quick)
+    yield row
 
 
 def attention_rows(quick: bool) -> Iterable[Row]:
@@ -121,13 +124,21 @@ def attention_rows(quick: bool) -> Iterable[Row]:
         g = jax.jit(jax.grad(lambda p, x_: jnp.sum(f(p, x_) ** 2), argnums=(0, 1)))
         return lambda: g(params, x)
 
+    def loss_ours(p_and_x):  # the loss f_ours differentiates, w.r.t. (params, x) together
+        return jnp.sum(ours.apply(p_and_x[0], p_and_x[1], causal=True) ** 2)
+
     mask = nn.make_causal_mask(jnp.ones((b, t)))
     f_ours = fwd_bwd(lambda p, x_: ours.apply(p, x_, causal=True), p_ours)
     f_naive = fwd_bwd(lambda p, x_: naive.apply(p, x_, causal=True), p_ours)
     f_flax = fwd_bwd(lambda p, x_: flax_mha.apply(p, x_, x_, mask=mask), p_flax)
     name = f"attention fwd+bwd causal B={b} T={t} D={d}"
-    yield compare(f"{name} vs naive", f_ours, f_naive, "naive_einsum", quick=quick)
-    yield compare(f"{name} vs flax", f_ours, f_flax, "flax_MHDPA", quick=quick)
+    naive_row = compare(f"{name} vs naive", f_ours, f_naive, "naive_einsum", quick=quick)
+    flax_row = compare(f"{name} vs flax", f_ours, f_flax, "flax_MHDPA", quick=quick)
+    # Both rows time f_ours: one split serves both.
+    naive_row.extra = flax_row.extra = phase_text(loss_ours, lambda: ((p_ours, x),), None,
+                                                  quick)
+    yield naive_row
+    yield flax_row
 
 
 def generation_rows(quick: bool) -> Iterable[Row]:
@@ -143,7 +154,7 @@ def generation_rows(quick: bool) -> Iterable[Row]:
     yield compare(f"generate {new} tokens x{b} d={d} L={layers} KV cache vs none",
                   lambda: cached(params, prompt, key), lambda: uncached(params, prompt, key),
                   "no_cache", quick=quick,
-                  extra=lambda s: f"tokens/s={b * new / s:,.0f} (cached)")
+                  extra=lambda s: f"tokens/s={b * new / s:,.0f} (cached) {NO_LOSS}")
 
 
 def scaling_rows(quick: bool) -> Iterable[Row]:
@@ -153,7 +164,7 @@ def scaling_rows(quick: bool) -> Iterable[Row]:
     for t in lengths:
         model = _gpt(d, layers, heads, 256, t)
         tokens = jax.random.randint(jax.random.key(0), (b, t + 1), 0, 256)
-        step, state = _jax_train_step(model, tokens)
+        step, state, loss_fn = _jax_train_step(model, tokens)
         compiled = step.lower(state).compile()
         mem = compiled.memory_analysis()
         temp_mb = getattr(mem, "temp_size_in_bytes", 0) / 2**20 if mem is not None else 0.0
@@ -165,7 +176,8 @@ def scaling_rows(quick: bool) -> Iterable[Row]:
 
         row = compare(f"gpt train step T={t} (B={b} d={d} L={layers})", ours, None, quick=quick)
         growth = "" if previous is None else f" x{row.ours_s / previous:.2f} vs T/2"
-        row.extra = f"temp_mem={temp_mb:.1f}MiB{growth}"
+        row.extra = f"temp_mem={temp_mb:.1f}MiB{growth} " + phase_text(
+            loss_fn, lambda holder=holder: (holder["state"][0],), ours, quick)
         previous = row.ours_s
         yield row
 
