@@ -213,3 +213,14 @@ def test_measuring_stick_follows_frechet_seed_not_the_training_seed():
     other = report(0, 7)
     assert other["frechet_real_floor"] != same["frechet_real_floor"]
     assert other["frechet_distance"] != same["frechet_distance"]
+
+
+def test_the_feature_classifier_overfits_one_batch():
+    """The frechet_classifier model, in the Trainer's classification run, fits one batch."""
+    from dl_arch.testing import overfit_one_batch
+
+    c = frechet_classifier.classifier_config(shapes_config()).to_dict()
+    c["batch_size"] = 32
+    history, _ = overfit_one_batch(ml_collections.ConfigDict(c), steps=120)
+    assert history[-1]["loss"] < 0.1 * history[0]["loss"], (history[0], history[-1])
+    assert history[-1]["accuracy"] == 1.0
