@@ -29,10 +29,6 @@ def get_config(arg: str | None = None):
     )
     # pictures at every evaluation (the task's evaluators: reconstructions, prior_samples
     # (VAE models only), latent_scatter (latent_dim=2 only))
-    c.reconstructions = dict(
-        num_report_images=16,  # test images shown in the reconstruction grid
-        interpolation_steps=10,  # images per latent interpolation strip
-    )
     c.latent_scatter = dict(scatter_examples=2000)  # test images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # conv_ae | dense_ae | dense_ae_hinton2006

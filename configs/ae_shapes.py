@@ -29,13 +29,8 @@ def get_config(arg: str | None = None):
         noise_level=0.0,  # corruption strength
         beta=1.0,  # KL weight (VAE models only)
     )
-    # pictures at every evaluation (the task's evaluators: reconstructions, prior_samples
-    # (VAE models only), latent_scatter (latent_dim=2 only))
-    c.reconstructions = dict(
-        num_report_images=16,  # test images shown in the reconstruction grid
-        interpolation_steps=10,  # images per latent interpolation strip
-    )
-    c.latent_scatter = dict(scatter_examples=1000)  # eval images in the 2-D latent scatter
+    # pictures at every evaluation: the task's evaluators (reconstructions, prior_samples for
+    # VAE models, latent_scatter for latent_dim=2) with their declared defaults
     c.model = dict(
         name=opts.model,  # conv_ae | dense_ae (or any registered autoencoder)
         image_shape=(opts.image_size, opts.image_size, opts.channels),  # (H, W, C) of the data

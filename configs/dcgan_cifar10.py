@@ -30,11 +30,6 @@ def get_config(arg: str | None = None):
     c.ema_decay = 0.0  # decay of the weight average that evaluation draws with (0 = off)
     # pictures at every evaluation; the Fréchet distance at the end
     c.evaluators = ("gan_samples", "frechet")
-    c.gan_samples = dict(
-        num_report_images=64,  # generated images in the sample grid
-        interpolation_steps=10,  # images per latent interpolation strip
-        sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
-    )
     c.model = dict(
         name="dcgan_32",
         image_shape=(32, 32, 3),

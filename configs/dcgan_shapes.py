@@ -41,11 +41,6 @@ def get_config(arg: str | None = None):
     c.ema_decay = 0.999  # decay of the weight average that evaluation draws with (0 = off)
     # pictures at every evaluation; the Fréchet distance at the end
     c.evaluators = ("gan_samples", "frechet") if labelled else ("gan_samples",)
-    c.gan_samples = dict(
-        num_report_images=64,  # generated images in the sample grid
-        interpolation_steps=10,  # images per latent interpolation strip
-        sample_seed=1234,  # the fixed noise batch: the grid is comparable across steps
-    )
     c.model = dict(
         name="dcgan",
         image_shape=(opts.image_size, opts.image_size, 1),  # (H, W, C) of the data

@@ -29,11 +29,6 @@ def get_config(arg: str | None = None):
     )
     # pictures at every evaluation; the Fréchet distance at the end
     c.evaluators = ("reconstructions", "prior_samples", "latent_scatter", "frechet")
-    c.reconstructions = dict(
-        num_report_images=16,  # test images shown in the reconstruction grid
-        interpolation_steps=10,  # images per latent interpolation strip
-    )
-    c.prior_samples = dict(sample_seed=1234)  # fixed prior noise: comparable across steps
     c.latent_scatter = dict(scatter_examples=2000)  # test images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # dense_vae_kingma2013 | dense_vae | conv_vae

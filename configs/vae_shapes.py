@@ -43,12 +43,6 @@ def get_config(arg: str | None = None):
     # needs classes)
     c.evaluators = ("reconstructions", "prior_samples", "latent_scatter") + (
         ("frechet",) if num_classes >= 2 else ())
-    c.reconstructions = dict(
-        num_report_images=16,  # test images shown in the reconstruction grid
-        interpolation_steps=10,  # images per latent interpolation strip
-    )
-    c.prior_samples = dict(sample_seed=1234)  # fixed prior noise: comparable across steps
-    c.latent_scatter = dict(scatter_examples=1000)  # eval images in the 2-D latent scatter
     c.model = dict(
         name=opts.model,  # conv_vae | dense_vae
         image_shape=(opts.image_size, opts.image_size, 1),  # (H, W, C) of the data
