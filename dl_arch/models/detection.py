@@ -29,13 +29,9 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.models.cnn.common import (
     STEMS,
-    batch_norm,
     check_images,
-    check_stem,
-    conv_init,
-    max_pool,
 )
-from dl_arch.models.cnn.resnet import BLOCKS, ResNet, resnet_plan
+from dl_arch.models.cnn.resnet import ResNet, resnet_trunk
 from dl_arch.models.layers.boxes import make_anchors
 from dl_arch.registry import MODELS, register_model
 
@@ -43,8 +39,9 @@ from dl_arch.registry import MODELS, register_model
 class ResNetFeatures(nn.Module):
     """The ResNet of `dl_arch.models.cnn.resnet` without its head, returning stage outputs.
 
-    Parameter names (`conv1`, `bn1`, `layer{s}_{b}`) equal the classifier's, so
-    `config.init_from` a ResNet classification run loads its backbone weights.
+    Built by the classifier's own `resnet_trunk`, so parameter names (`conv1`, `bn1`,
+    `layer{s}_{b}`) equal the classifier's and `config.init_from` a ResNet classification
+    run loads its backbone weights.
     """
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
@@ -54,33 +51,10 @@ class ResNetFeatures(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
-    def plan(self, stem: str) -> list[Any]:
-        """The convolutions and pools that shrink the image."""
-        return resnet_plan(stem, self.stage_sizes, self.block)
-
     @nn.compact
     def __call__(self, x_BHWC: jax.Array, *, train: bool = False) -> list[jax.Array]:
-        check_stem(self.stem, "detector backbone")
-        if self.block not in BLOCKS:
-            raise ConfigError(f"config.model.backbone block='{self.block}'; use basic or bottleneck")
-        check_images(x_BHWC, "detector backbone", self.plan, self.stem)
-        conv = functools.partial(nn.Conv, self.width, use_bias=False, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, kernel_init=conv_init,
-                                 name="conv1")
-        x = jnp.asarray(x_BHWC, self.dtype)
-        x = conv((7, 7), strides=2, padding=3)(x) if self.stem == "imagenet" else conv(
-            (3, 3), padding=1)(x)
-        x = nn.relu(batch_norm(train, self.dtype, self.param_dtype, name="bn1")(x))
-        if self.stem == "imagenet":
-            x = max_pool(x, 3, 2, padding=1)
-        stages = []
-        for s, num_blocks in enumerate(self.stage_sizes):
-            for b in range(num_blocks):
-                x = BLOCKS[self.block](self.width * 2**s, strides=2 if s > 0 and b == 0 else 1,
-                                       dtype=self.dtype, param_dtype=self.param_dtype,
-                                       name=f"layer{s + 1}_{b}")(x, train)
-            stages.append(x)
-        return stages
+        return resnet_trunk(self, x_BHWC, train, stage_sizes=self.stage_sizes, block=self.block,
+                            stem=self.stem, width=self.width, what="detector backbone")
 
 
 class SownFeatures(nn.Module):

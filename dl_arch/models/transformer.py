@@ -351,39 +351,58 @@ class ViT(nn.Module):
         """Class logits (B, num_classes) in float32 for images in NHWC layout."""
         if self.pool not in ("cls", "gap"):
             raise ConfigError(f"config.model.pool='{self.pool}' is unknown; use 'cls' or 'gap'")
-        check_images(images_BHWC, "vit")
-        _, h, w, _ = images_BHWC.shape
-        p = self.patch_size
-        if h % p or w % p or h < p or w < p:
-            raise ConfigError(
-                f"vit with patch_size={p} needs images of at least {p}x{p} whose sides are "
-                f"multiples of {p} (got {h}x{w}); set config.dataset.resize_to to a multiple of "
-                f"{p} or change config.model.patch_size")
-        common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        x = nn.Conv(self.hidden, (p, p), strides=(p, p), padding="VALID",
-                    name="patch_embed", **common)(images_BHWC.astype(self.dtype))
-        b = x.shape[0]
-        x_BND = x.reshape(b, -1, self.hidden)
-        if self.pool == "cls":
-            cls = self.param("cls_token", nn.initializers.zeros, (1, 1, self.hidden),
-                             self.param_dtype)
-            x_BND = jnp.concatenate(
-                [jnp.broadcast_to(cls.astype(self.dtype), (b, 1, self.hidden)), x_BND], axis=1)
-        pos = self.param("position_embed", nn.initializers.normal(0.02),
-                         (1, x_BND.shape[1], self.hidden), self.param_dtype)
-        x_BND = nn.Dropout(self.dropout_rate)(x_BND + pos.astype(self.dtype),
-                                              deterministic=not train)
-        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, pre_ln=True,
-                     activation="gelu", dropout_rate=self.dropout_rate,
-                     attention_dropout=self.attention_dropout,
-                     implementation=self.attention_impl, layer_norm_eps=self.layer_norm_eps)
-        x_BND = TransformerStack(self.num_layers, block, scan=self.scan, remat=self.remat,
-                                 final_norm=True, layer_norm_eps=self.layer_norm_eps,
-                                 name="encoder", **common)(x_BND, train=train)
+        x_BND = vit_tokens(self, images_BHWC, train, class_token=self.pool == "cls")
         feature_BD = x_BND[:, 0] if self.pool == "cls" else x_BND.mean(axis=1)
         self.sow("intermediates", "features", feature_BD)
         return nn.Dense(self.num_classes, kernel_init=nn.initializers.zeros, name="head",
-                        **common)(feature_BD).astype(jnp.float32)
+                        dtype=self.dtype, param_dtype=self.param_dtype)(feature_BD).astype(
+            jnp.float32)
+
+
+def check_patches(images_BHWC: Array, patch_size: int, what: str = "vit") -> None:
+    """Fails in one line unless both image sides are positive multiples of the patch side."""
+    check_images(images_BHWC, what)
+    _, h, w, _ = images_BHWC.shape
+    p = patch_size
+    if h % p or w % p or h < p or w < p:
+        raise ConfigError(
+            f"{what} with patch_size={p} needs images of at least {p}x{p} whose sides are "
+            f"multiples of {p} (got {h}x{w}); set config.dataset.resize_to to a multiple of "
+            f"{p} or change config.model.patch_size")
+
+
+def vit_tokens(module: nn.Module, images_BHWC: Array, train: bool, *, class_token: bool,
+               what: str = "vit") -> Array:
+    """The ViT's token path, built in `module`'s compact `__call__`: patches -> linear tokens
+    (`patch_embed`), optional `cls_token` first, learned `position_embed`, dropout, pre-LN
+    `encoder` with its final LayerNorm. Returns the encoded tokens (B, [1 +] N, D).
+
+    The parameters sit at the top level of `module` whatever model it is (classifier,
+    segmenter), so they move between them by path. Reads the ViT fields of `module`
+    (patch_size, hidden, num_layers, num_heads, mlp_dim, dropout rates, layer_norm_eps,
+    scan, remat, attention_impl, dtype, param_dtype).
+    """
+    m = module
+    check_patches(images_BHWC, m.patch_size, what)
+    p = m.patch_size
+    common = dict(dtype=m.dtype, param_dtype=m.param_dtype)
+    x = nn.Conv(m.hidden, (p, p), strides=(p, p), padding="VALID",
+                name="patch_embed", **common)(images_BHWC.astype(m.dtype))
+    b = x.shape[0]
+    x_BND = x.reshape(b, -1, m.hidden)
+    if class_token:
+        cls = m.param("cls_token", nn.initializers.zeros, (1, 1, m.hidden), m.param_dtype)
+        x_BND = jnp.concatenate(
+            [jnp.broadcast_to(cls.astype(m.dtype), (b, 1, m.hidden)), x_BND], axis=1)
+    pos = m.param("position_embed", nn.initializers.normal(0.02),
+                  (1, x_BND.shape[1], m.hidden), m.param_dtype)
+    x_BND = nn.Dropout(m.dropout_rate)(x_BND + pos.astype(m.dtype), deterministic=not train)
+    block = dict(num_heads=m.num_heads, mlp_dim=m.mlp_dim, pre_ln=True, activation="gelu",
+                 dropout_rate=m.dropout_rate, attention_dropout=m.attention_dropout,
+                 implementation=m.attention_impl, layer_norm_eps=m.layer_norm_eps)
+    return TransformerStack(m.num_layers, block, scan=m.scan, remat=m.remat, final_norm=True,
+                            layer_norm_eps=m.layer_norm_eps, name="encoder", **common)(
+        x_BND, train=train)
 
 
 def _register(name: str, cls: type, **fields: Any) -> None:

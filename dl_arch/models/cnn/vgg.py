@@ -1,4 +1,9 @@
-"""VGG 11/13/16/19 (Simonyan & Zisserman 2014), with or without BatchNorm, torchvision layout."""
+"""VGG 11/13/16/19 (Simonyan & Zisserman 2014), with or without BatchNorm, torchvision layout.
+
+`vgg_trunk` builds the convolution stages inside the caller's compact scope, so the
+classifier and FCN (`dl_arch.models.segmentation.fcn`) share one layout (`conv{s}_{i}`,
+`bn{s}_{i}`) and weights move between them by path.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,30 @@ VGG_STAGES = {
 _dense_init = nn.initializers.normal(0.01)  # torchvision's Linear init for VGG
 
 
+def vgg_trunk(module: nn.Module, x_BHWC: jax.Array, train: bool, *,
+              stages: Sequence[Sequence[int]], bn: bool) -> list[jax.Array]:
+    """The 3x3 conv (+BN when `bn`) + ReLU stages, each ended by a 2x2 max pool, built in `module`'s
+    compact `__call__` (parameters `conv{s}_{i}`, `bn{s}_{i}` at its top level).
+
+    Reads `module.dtype` and `module.param_dtype`; returns every pooled stage output (also
+    sown as `stage{s}`).
+    """
+    dtype, param_dtype = module.dtype, module.param_dtype
+    x = jnp.asarray(x_BHWC, dtype)
+    pooled = []
+    for s, stage in enumerate(as_tuple(stages)):
+        for i, channels in enumerate(stage):
+            x = nn.Conv(channels, (3, 3), padding=1, dtype=dtype, param_dtype=param_dtype,
+                        kernel_init=conv_init, name=f"conv{s + 1}_{i + 1}")(x)
+            if bn:
+                x = batch_norm(train, dtype, param_dtype, name=f"bn{s + 1}_{i + 1}")(x)
+            x = nn.relu(x)
+        x = max_pool(x, 2, 2)
+        module.sow("intermediates", f"stage{s + 1}", x)
+        pooled.append(x)
+    return pooled
+
+
 class VGG(nn.Module):
     """Stages of 3x3 convolutions (+BatchNorm) and max pools, then fc1-fc2-head.
 
@@ -70,18 +99,7 @@ class VGG(nn.Module):
         check_stem(self.stem, "vgg")
         check_images(x_BHWC, "vgg", self.plan, self.stem)
         small = self.stem == "small"
-        x = jnp.asarray(x_BHWC, self.dtype)
-        for s, stage in enumerate(as_tuple(self.stages)):
-            for i, channels in enumerate(stage):
-                x = nn.Conv(channels, (3, 3), padding=1, dtype=self.dtype,
-                            param_dtype=self.param_dtype, kernel_init=conv_init,
-                            name=f"conv{s + 1}_{i + 1}")(x)
-                if self.batch_norm:
-                    x = batch_norm(train, self.dtype, self.param_dtype,
-                                   name=f"bn{s + 1}_{i + 1}")(x)
-                x = nn.relu(x)
-            x = max_pool(x, 2, 2)
-            self.sow("intermediates", f"stage{s + 1}", x)
+        x = vgg_trunk(self, x_BHWC, train, stages=self.stages, bn=self.batch_norm)[-1]
         pooled = self.pooled_size or (1 if small else 7)
         width = self.classifier_width or (512 if small else 4096)
         x = flatten_hwc(adaptive_avg_pool(x, pooled))
