@@ -7,14 +7,15 @@ ViT segmenter, whose only spatial detail is its patch grid, behaves like the coa
 Every model trains on the same offline scenes (64x64 RGB, three shapes of four kinds
 from 15% to 50% of the image side, classes background + kinds; eval on 512 fixed scenes)
 with the same recipe (AdamW, warmup-cosine, batch 32, `steps` steps; the ViT at lr 1e-3,
-the CNNs at 3e-3). Report: mean IoU, per-class IoU (the thin star and the others), IoU of
+the CNNs at 3e-3; the ViT on 8x8 patches, the 8x8 grid of DeepLabV3). Report: mean IoU, per-class IoU (the thin star and the others), IoU of
 small / medium / large objects (`iou_by_size`: objects under 2% of the image, 2-6%, over
 6%), parameters, FLOPs per step and images/s.
 
     python launch.py --experiment=experiments/segmentation.py --workdir=runs/segmentation
     python launch.py --experiment=experiments/segmentation.py:smoke --workdir=/tmp/seg_study
 
-Default size: 6 runs (to be measured); report in docs/results/segmentation.
+Default size: 6 runs, 35 minutes with --parallel=2 on a 2-core CPU shared with other jobs
+(load average 4-16); report in docs/results/segmentation.
 Options: smoke, seeds (count), steps.
 """
 
