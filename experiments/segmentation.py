@@ -6,10 +6,10 @@ decoder upsampling only the coarsest map (U-Net without skips, FCN-32s) blurs aw
 ViT segmenter, whose only spatial detail is its patch grid, behaves like the coarse CNNs.
 Every model trains on the same offline scenes (64x64 RGB, three shapes of four kinds
 from 15% to 50% of the image side, classes background + kinds; eval on 512 fixed scenes)
-with the same recipe (AdamW, warmup-cosine, batch 32, `steps` steps; the ViT at lr 1e-3,
-the CNNs at 3e-3; the ViT on 8x8 patches, the 8x8 grid of DeepLabV3). Report: mean IoU, per-class IoU (the thin star and the others), IoU of
-small / medium / large objects (`iou_by_size`: objects under 2% of the image, 2-6%, over
-6%), parameters, FLOPs per step and images/s.
+with the same recipe (AdamW, warmup-cosine, batch 32, `steps` steps; the ViT at lr 1e-3
+on 8x8 patches, the 8x8 grid of DeepLabV3, the CNNs at 3e-3). Report: mean IoU, per-class
+IoU (the thin star and the others), IoU of small / medium / large objects (`iou_by_size`:
+objects under 2% of the image, 2-6%, over 6%), parameters, FLOPs per step and images/s.
 
     python launch.py --experiment=experiments/segmentation.py --workdir=runs/segmentation
     python launch.py --experiment=experiments/segmentation.py:smoke --workdir=/tmp/seg_study
