@@ -45,11 +45,11 @@ def bare_steps_per_sec(config, steps: int) -> float:
     step = trainer.loop_step()
     window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)),
                             trainer.replicated)  # committed, as the step's outputs are
-    state, window = step(state, batch, window)
+    state, window, _ = step(state, batch, window)
     jax.block_until_ready(window)
     t0 = time.perf_counter()
     for _ in range(steps):
-        state, window = step(state, batch, window)
+        state, window, _ = step(state, batch, window)
     jax.block_until_ready(window)
     return steps / (time.perf_counter() - t0)
 

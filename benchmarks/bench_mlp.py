@@ -65,7 +65,7 @@ def rows(quick: bool):
     holder = {"state": state, "window": jax.device_put(window, trainer.replicated)}
 
     def run_ours():
-        holder["state"], holder["window"] = ours(holder["state"], batch, holder["window"])
+        holder["state"], holder["window"], _ = ours(holder["state"], batch, holder["window"])
         return holder["window"]["last"]["loss"]
 
     in_dim = 1

@@ -157,6 +157,48 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["5"]
 
 
+def test_the_host_runs_at_most_run_ahead_steps_before_the_device(tmp_path, monkeypatch):
+    """A SIGTERM must not wait for a long queue of dispatched steps: the loop blocks on the
+    ticket of step t - RUN_AHEAD before it dispatches step t + 1."""
+    from dl_arch.train import loop as loop_lib
+    from dl_arch.train.trainer import Trainer
+
+    pending: list[int] = []
+    real_loop_step = Trainer.loop_step
+
+    def recording_loop_step(self, sharding=None):
+        jitted = real_loop_step(self, sharding)
+        tickets = []
+
+        class Lowered:
+            def __init__(self, lowered):
+                self.lowered = lowered
+
+            def compile(self):
+                compiled = self.lowered.compile()
+
+                def step(*args):
+                    out = compiled(*args)
+                    tickets.append(out[2])
+                    pending.append(sum(not t.is_ready() for t in tickets))
+                    return out
+                return step
+
+        class Shim:
+            def lower(self, *args):
+                return Lowered(jitted.lower(*args))
+        return Shim()
+
+    monkeypatch.setattr(Trainer, "loop_step", recording_loop_step)
+    config = load_config("configs/mlp_xor.py:smoke,width=2048,depth=6")  # steps slower than batches
+    config.optimizer.learning_rate = 1e-4
+    config.num_train_steps = 24
+    config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 24
+    train_and_evaluate(config, str(tmp_path))
+    assert len(pending) == 24
+    assert max(pending) <= loop_lib.RUN_AHEAD + 1, pending
+
+
 def _launch(args, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("XLA_FLAGS", None)

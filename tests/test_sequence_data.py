@@ -199,7 +199,7 @@ def test_eval_split_too_small_for_a_window_fails_when_the_train_split_is_built(t
     (tmp_path / "a.txt").write_bytes(b"z" * 1000)
     cfg = ml_collections.ConfigDict({"name": "text", "path": str(tmp_path / "a.txt"),
                                      "seq_len": 64, "eval_fraction": 0.05})
-    with pytest.raises(ConfigError, match="the eval split has 50 bytes.*seq_len=64"):
+    with pytest.raises(ConfigError, match="the eval split has 50 tokens.*seq_len=64"):
         make_source(cfg, "train", 0)
     cfg.seq_len = 32  # 50 bytes hold one window of 32
     assert len(make_source(cfg, "test", 0)) == 1

@@ -1,7 +1,14 @@
-"""Tokenizers with one interface: bytes, a closed word list, SentencePiece trained locally.
+"""Tokenizers with one interface: bytes, a closed word list, SentencePiece trained locally,
+and the tokenizer saved with a Hugging Face checkpoint.
 
-Every tokenizer reserves the same special ids, so models and tasks need no per-tokenizer
-code: 0 = <pad>, 1 = <bos> (BERT's [CLS]), 2 = <eos> (BERT's [SEP]), 3 = <mask>.
+Our own tokenizers reserve the same special ids, so models and tasks need no per-tokenizer
+code: 0 = <pad>, 1 = <bos> (BERT's [CLS]), 2 = <eos> (BERT's [SEP]), 3 = <mask>. A Hugging
+Face tokenizer (`dl_arch.interop.hf_tokenizer`) keeps its checkpoint's ids and says which
+they are (`bos_id`, `eos_id`, `pad_id`, `mask_id`).
+
+A dataset's `tokenizer` field names the tokenizer of a whole run (`tokenizer_from_spec`):
+the source tokenises with it and the task encodes prompts and decodes samples with it;
+`run_tokenizer` also checks it against `config.model.vocab_size` and `config.init_from`.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,3 +143,53 @@ def pad_to(ids: Sequence[int], length: int) -> np.ndarray:
     ids = list(ids)[:length]
     out[:len(ids)] = ids
     return out
+
+
+TOKENIZER_FIELD_HELP = ("bytes: UTF-8 byte values (vocabulary 256); hf:<folder>: the tokenizer "
+                        "saved in a Hugging Face model folder (tokenizer.json), e.g. the folder "
+                        "of config.init_from")
+
+
+def tokenizer_from_spec(spec: str, field: str = "config.dataset.tokenizer") -> Tokenizer | None:
+    """The tokenizer a `tokenizer` field names: None for 'bytes' (raw byte values), the
+    folder's own for 'hf:<folder>'."""
+    if spec == "bytes":
+        return None
+    if not spec.startswith("hf:") or not spec[3:]:
+        raise ConfigError(f"{field}='{spec}'; use bytes or hf:<Hugging Face model folder>")
+    from dl_arch.interop.hf_tokenizer import load_tokenizer
+
+    return load_tokenizer(spec[3:], f"{field}='{spec}'")
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return os.path.realpath(os.path.expanduser(a)) == os.path.realpath(os.path.expanduser(b))
+
+
+def run_tokenizer(config: Any) -> Tokenizer | None:
+    """The tokenizer of a run (`config.dataset.tokenizer`; None: bytes), checked: its size
+    must equal `config.model.vocab_size`, and a Hugging Face folder in `config.init_from`
+    that holds a tokenizer must be the one the data is tokenised with."""
+    spec = config.dataset.tokenizer if "tokenizer" in config.dataset else "bytes"
+    init = config.init_from
+    if init.startswith("hf:") and os.path.isdir(os.path.expanduser(init[3:])):
+        from dl_arch.interop.hf_tokenizer import has_tokenizer
+
+        folder = os.path.expanduser(init[3:])
+        same = spec.startswith("hf:") and _same_folder(spec[3:], folder)
+        if has_tokenizer(folder) and not same:
+            if "tokenizer" not in config.dataset:
+                raise ConfigError(f"config.init_from='{init}' comes with its own tokenizer, but "
+                                  f"config.dataset.name='{config.dataset.name}' has no tokenizer "
+                                  "field; use a source that has one (e.g. 'text')")
+            raise ConfigError(f"config.init_from='{init}' comes with its own tokenizer, but "
+                              f"config.dataset.tokenizer='{spec}'; set "
+                              f"--config.dataset.tokenizer={init}")
+    tok = tokenizer_from_spec(spec)
+    if tok is not None and "vocab_size" in config.model and \
+            config.model.vocab_size != tok.vocab_size:
+        raise ConfigError(f"config.model.vocab_size={config.model.vocab_size} but the tokenizer "
+                          f"of config.dataset.tokenizer='{spec}' has {tok.vocab_size} tokens; "
+                          f"set --config.model.vocab_size={tok.vocab_size} (or use the tokenizer "
+                          "saved with the checkpoint)")
+    return tok

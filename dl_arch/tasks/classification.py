@@ -1,7 +1,14 @@
-"""Classification: softmax cross-entropy; accuracy, top-k, per-class precision/recall/F1."""
+"""Classification: softmax cross-entropy; accuracy, top-k, per-class precision/recall/F1.
+
+Text read with a Hugging Face checkpoint's tokenizer (`config.dataset.tokenizer=hf:<folder>`,
+e.g. the `text_table` source), or a run that loads a checkpoint saved with one
+(`init_from=hf:<folder>`), is checked as the language models are (`run_tokenizer`): the
+tokenizer's size is `config.model.vocab_size`, and it is the checkpoint's own.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import jax
@@ -11,6 +18,7 @@ import optax
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
+from dl_arch.data.tokenizers import run_tokenizer
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
 from dl_arch.tasks.supervised import SupervisedTask
@@ -45,6 +53,20 @@ def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
 
 
+def uses_hf_tokenizer(config: Any) -> bool:
+    """Whether the data is tokenised by a Hugging Face folder's tokenizer, or `init_from` is
+    a Hugging Face folder that comes with one (which the data must then use)."""
+    spec = config.dataset.tokenizer if "tokenizer" in config.dataset else ""
+    if isinstance(spec, str) and spec.startswith("hf:"):
+        return True
+    init = config.init_from
+    if not init.startswith("hf:") or not os.path.isdir(os.path.expanduser(init[3:])):
+        return False
+    from dl_arch.interop.hf_tokenizer import has_tokenizer
+
+    return has_tokenizer(os.path.expanduser(init[3:]))
+
+
 @register_task("classification")
 class ClassificationTask(SupervisedTask):
     """Softmax cross-entropy; accuracy, top-k accuracy, confusion matrix and macro P/R/F1."""
@@ -58,6 +80,11 @@ class ClassificationTask(SupervisedTask):
         "top_k": Field(5, "eval: top-k accuracy, reported when there are more than k classes",
                        low=1),
     }
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        if uses_hf_tokenizer(config):
+            run_tokenizer(config)
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Also: labels beyond the model's classes are one line, not a silent wrong loss."""

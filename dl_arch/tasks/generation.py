@@ -8,7 +8,9 @@
   (O(T^2) per token): the reference the two incremental loops must match.
 - `generate` picks one of them; `sample_tokens` runs it under jit on one prompt;
   `print_samples` is the byte-level text sampler of `launch.py --sample` (`config.sample`,
-  `SAMPLE_FIELDS`); the `text_samples` evaluator writes `samples.txt` with the same fields.
+  `SAMPLE_FIELDS`), or, given the run's tokenizer (a checkpoint's own, `config.dataset.tokenizer`),
+  encodes the prompt and decodes the samples with it (`encode_prompt`, `decode_sample`); the
+  `text_samples` evaluator writes `samples.txt` with the same fields.
 
 Every loop draws the token of step i with key i of `jax.random.split(rng, length)`, so one seed
 gives the same tokens whichever loop runs.
@@ -26,10 +28,12 @@ import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
+from dl_arch.data.tokenizers import Tokenizer
 
 # `config.sample` of `launch.py --sample` (and, with other defaults, of `config.text_samples`)
 SAMPLE_FIELDS: Fields = {
-    "prompt": Field("\n", "text the samples continue ('' stands for a newline)"),
+    "prompt": Field("\n", "text the samples continue ('' stands for a newline, or for the "
+                          "begin token of a checkpoint's tokenizer)"),
     "length": Field(300, "tokens generated per sample", low=1),
     "num_samples": Field(1, "samples generated", low=1),
     "temperature": Field(0.8, "softmax temperature (0: greedy)", low=0.0),
@@ -185,17 +189,41 @@ def sample_tokens(generator: Generator, params: Any, prompt_P: Any, sample_confi
     return out, n * length / (time.perf_counter() - t0)
 
 
+def encode_prompt(prompt: str, tokenizer: Tokenizer | None = None) -> list[int]:
+    """Prompt tokens: UTF-8 bytes, or `tokenizer`'s ids; '' is a newline (bytes) or the
+    tokenizer's begin token (GPT-2's <|endoftext|>, as `transformers` starts a free sample)."""
+    if tokenizer is None:
+        return list((prompt or "\n").encode())
+    if not prompt and tokenizer.bos_id is not None:
+        return [int(tokenizer.bos_id)]
+    ids = tokenizer.encode(prompt or "\n")
+    if not ids:
+        raise ConfigError(f"config.sample.prompt={prompt!r} encodes to no token; give some text")
+    return ids
+
+
+def decode_sample(prompt: str, prompt_ids: list[int], tokens: Any,
+                  tokenizer: Tokenizer | None = None) -> str:
+    """Prompt and continuation as text. With a tokenizer the whole id sequence is decoded at
+    once (a word or character split across the boundary reads right), up to the first end
+    token; a begin-token prompt is not shown."""
+    if tokenizer is None:
+        return (prompt or "\n") + decode_bytes(tokens)
+    shown = [] if not prompt and prompt_ids == [tokenizer.bos_id] else list(prompt_ids)
+    return tokenizer.decode([*shown, *np.asarray(tokens).tolist()])
+
+
 def print_samples(generator: Generator, params: Any, sample_config: Any,
-                  report_speed: bool = False) -> list[str]:
-    """Prints and returns `num_samples` byte-level continuations of `sample_config.prompt`.
+                  report_speed: bool = False, tokenizer: Tokenizer | None = None) -> list[str]:
+    """Prints and returns `num_samples` continuations of `sample_config.prompt`: bytes, or
+    through `tokenizer` when the run has one.
 
     `report_speed` compiles once, then times a second, clean run and prints tokens/s.
     """
     sc = sample_config
-    prompt = sc.prompt or "\n"
-    out, speed = sample_tokens(generator, params, list(prompt.encode()), sc,
-                               runs=2 if report_speed else 1)
-    texts = [prompt + decode_bytes(row) for row in out]
+    prompt_ids = encode_prompt(sc.prompt, tokenizer)
+    out, speed = sample_tokens(generator, params, prompt_ids, sc, runs=2 if report_speed else 1)
+    texts = [decode_sample(sc.prompt, prompt_ids, row, tokenizer) for row in out]
     for i, text in enumerate(texts):
         print(f"----- sample {i} (temperature={sc.temperature}, top_k={sc.top_k}, "
               f"top_p={sc.top_p}) -----")

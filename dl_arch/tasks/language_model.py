@@ -12,6 +12,11 @@ with `stream_batch_size = batch_size` and `shuffle=False` orders windows so row 
 reading the same stretch of text, and its `reset` flag zeroes the state at each row's start.
 Evaluation scores every window from a zero state.
 
+Tokens are bytes, or the ids of the tokenizer `config.dataset.tokenizer` names (`hf:<folder>`:
+the tokenizer saved with an imported checkpoint, checked against `config.model.vocab_size` and
+`config.init_from` by `dl_arch.data.tokenizers.run_tokenizer`); the source tokenises the text
+with it, and sampling encodes the prompt and decodes the samples with it.
+
 `sample()` (`launch.py --sample`) generates from `config.sample.prompt` with temperature,
 top-k and top-p (`dl_arch.tasks.generation`): recurrent models step their state, attention
 decoders their KV cache, other models re-read the whole buffer each step. The
@@ -33,6 +38,7 @@ import optax
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
+from dl_arch.data.tokenizers import run_tokenizer
 from dl_arch.registry import register_task
 from dl_arch.tasks import generation
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
@@ -64,6 +70,7 @@ class LanguageModel(Task):
     def __init__(self, config: Any):
         super().__init__(config)
         self.model = build_model(config.model, config)
+        self.tokenizer = run_tokenizer(config)  # None: byte tokens
         self.carry_state = config.task.carry_state
         if self.carry_state:
             self._check_carry_config(config)
@@ -151,16 +158,27 @@ class LanguageModel(Task):
                                    top_p, incremental)
 
     def byte_vocabulary(self) -> bool:
-        """Whether the model's tokens cover the 256 byte values that sampling prints."""
-        return getattr(self.model, "vocab_size", 256) >= 256
+        """Whether the tokens are bytes and the model covers the 256 values sampling prints."""
+        return self.tokenizer is None and getattr(self.model, "vocab_size", 256) >= 256
+
+    def encode_text(self, text: str) -> np.ndarray:
+        """A prompt as this run's tokens (bytes or the tokenizer's ids), (P,) int32."""
+        return np.asarray(generation.encode_prompt(text, self.tokenizer), np.int32)
+
+    def decode_tokens(self, tokens: Any) -> str:
+        """Tokens as text: bytes, or through the run's tokenizer."""
+        if self.tokenizer is None:
+            return generation.decode_bytes(tokens)
+        return self.tokenizer.decode(np.asarray(tokens).tolist())
 
     def sample(self, variables: Variables, sample_config: Any, workdir: str) -> list[str]:
-        """Prints and returns `num_samples` continuations of `prompt` (bytes -> UTF-8 text)."""
-        if not self.byte_vocabulary():
+        """Prints and returns `num_samples` continuations of `prompt`, as text (bytes, or
+        through the run's tokenizer)."""
+        if self.tokenizer is None and not self.byte_vocabulary():
             raise ConfigError(f"config.model.vocab_size={self.model.vocab_size}: byte sampling "
                               f"needs >= 256")
         return generation.print_samples(self.generate, variables["params"], sample_config,
-                                        report_speed=self.report_speed)
+                                        report_speed=self.report_speed, tokenizer=self.tokenizer)
 
 
 @register_task("causal_lm")

@@ -2,8 +2,16 @@
 
 Of the selected positions 80% become <mask>, 10% a random content token and 10% stay as
 they are (so the model cannot rely on seeing <mask> at fine-tuning time). Only content
-tokens (id >= `config.task.num_special`, default 4) are ever selected. The corruption is
-drawn on device from the step's rng, so every epoch sees a fresh masking.
+tokens (id >= `config.task.num_special`, default 4) are ever selected.
+
+Masking is dynamic, as RoBERTa's: the corruption is drawn inside the jitted step from the
+step's rng (`fold_in(key of config.seed, step)`), so an example seen again in a later epoch
+gets a fresh masking, and a run is reproducible for its seed (the same seed and data order
+give the same masks at every step). The original BERT instead masked each example once in
+preprocessing. There is no next-sentence objective (the `Bert` heads are mlm, classify and
+none), so RoBERTa's removal of it needs no switch; its full-sentence, longer inputs are the
+source's `pack_sentences` and `max_len` (`configs/roberta_pretrain_offline.py`). Evaluation
+uses one fixed masking, so eval numbers compare across steps.
 
 Fields of config.task: mask_rate (0.15), mask_token_prob (0.8), random_token_prob (0.1),
 mask_id (3), num_special (4).

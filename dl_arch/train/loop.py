@@ -17,6 +17,7 @@ rows as an uninterrupted one.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
@@ -46,6 +47,8 @@ from dl_arch.train.summary import compiled_flops, format_table, param_table, pea
 from dl_arch.train.trainer import Trainer, build_task
 from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
+
+RUN_AHEAD = 2  # steps the host may dispatch before the device has finished them
 
 log = logging.getLogger("dl_arch")
 
@@ -264,11 +267,15 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
 
     batches = Prefetcher(train_iter, lambda b: mesh_lib.to_global(b, mesh), size=2)
     closers.append(batches.close)
+    in_flight: collections.deque[jax.Array] = collections.deque()
     step = start
     try:
         for step in range(start + 1, config.num_train_steps + 1):
             batch = next(batches)  # placed on the devices by the prefetch thread
-            state, window = compiled(state, batch, window)
+            state, window, ticket = compiled(state, batch, window)
+            in_flight.append(ticket)
+            if len(in_flight) > RUN_AHEAD:  # a SIGTERM waits for at most RUN_AHEAD queued steps
+                in_flight.popleft().block_until_ready()
             stop = preempted.flag if pcount == 1 else any_process(preempted.flag, step,
                                                                    config.log_every_steps)
             last = step == config.num_train_steps
@@ -314,16 +321,25 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
 def restore_for_inference(config: ml_collections.ConfigDict, workdir: str
                           ) -> tuple[Task, dict[str, Any]]:
     """(task, variables) of the newest checkpoint in `workdir`, e.g. for `--sample` (the
-    parameter average when the run kept one and `config.eval_with_ema`)."""
+    parameter average when the run kept one and `config.eval_with_ema`). A workdir without
+    a checkpoint gives the weights of `config.init_from='hf:<folder>'` as imported, so an
+    imported model samples before (or without) any fine-tuning."""
     from dl_arch.train.checkpoints import restore_raw_state
 
     task = build_task(config)
+    config = resolve_config(config)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     if not os.path.isdir(ckpt_dir) or not any(d.isdigit() for d in os.listdir(ckpt_dir)):
+        if config.init_from.startswith("hf:"):
+            from dl_arch.interop.huggingface import load_for_init_from
+
+            log.info("--workdir=%s holds no checkpoint: the weights of config.init_from=%s",
+                     workdir, config.init_from)
+            return task, {"params": load_for_init_from(config.init_from, config.model)}
         raise ConfigError(f"--workdir={workdir} holds no checkpoint to sample from; train first "
-                          f"with the same --config and --workdir")
+                          f"with the same --config and --workdir (or set config.init_from="
+                          f"hf:<folder> to sample an imported model)")
     raw = restore_raw_state(workdir)
-    config = resolve_config(config)
     averaged = config.eval_with_ema and raw.get("ema") is not None
     return task, {"params": raw["ema"] if averaged else raw["params"],
                   **(raw.get("mutable") or {})}

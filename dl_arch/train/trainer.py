@@ -141,9 +141,10 @@ class Trainer:
                        donate_argnums=(0,) if donate else ())
 
     def loop_step(self, sharding: Any = None) -> Callable:
-        """The loop's jitted step: `(state, batch, window) -> (state, window)`, the train
-        metrics summed on the device (`metric_window`); norms computed at logging steps
-        only. State and window are donated."""
+        """The loop's jitted step: `(state, batch, window) -> (state, window, ticket)`, the
+        train metrics summed on the device (`metric_window`), norms computed at logging
+        steps only. State and window are donated; `ticket` (the step number, not donated)
+        is what the loop waits on to bound how far the host runs ahead of the device."""
         from dl_arch.train import metric_window
 
         c = self.config
@@ -154,9 +155,9 @@ class Trainer:
             norms = (number % c.log_every_steps == 0) | (number == c.num_train_steps)
             state, metrics = step_fn(state, batch, norms=norms)
             return state, metric_window.add(window, metrics, number, norms,
-                                            c.divergence_factor)
+                                            c.divergence_factor), number
 
-        out = None if sharding is None else (sharding, self.replicated)
+        out = None if sharding is None else (sharding, self.replicated, self.replicated)
         return jax.jit(step, out_shardings=out, donate_argnums=(0, 2))
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:

@@ -7,7 +7,10 @@ sees most words rarely, while masked-LM pretraining on unlabelled sentences lear
 words co-occur (= share a topic) — the setting where pretraining then fine-tuning pays off.
 `noise` is the chance that a content word comes from another topic.
 
-The masking itself (15%, 80/10/10) happens on device in `dl_arch.tasks.masked_lm`.
+`pack_sentences` (RoBERTa's full-sentence inputs) fills each example with consecutive
+sentences of its topic, each ended by [SEP], as many as fit in `max_len`: longer sequences
+of one "document" instead of one padded sentence. The masking itself (15%, 80/10/10) happens
+on device in `dl_arch.tasks.masked_lm`, afresh at every step.
 """
 
 from __future__ import annotations
@@ -33,15 +36,24 @@ class SyntheticSentences(ProceduralSource):
         self.max_len = int(cfg.max_len)
         self.max_adjs = int(cfg.max_adjectives)
         self.noise = float(cfg.noise)
+        self.pack = bool(cfg.pack_sentences)
         worst = 3 * (2 + self.max_adjs) + 4  # three noun phrases, verb, prep, [CLS], [SEP]
         if worst > self.max_len:
             raise ConfigError(f"config.dataset.max_len={self.max_len} is shorter than the "
                              f"longest sentence ({worst} tokens); raise it")
 
+    def _sentence(self, rng: np.random.Generator, topic: int) -> list[int]:
+        src, _ = self.lang.sentence(rng, topic, self.max_adjs, 0.5, self.noise)
+        return self.lang.tokenizer.encode(" ".join(src)) + [EOS]
+
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
         topic = int(rng.integers(self.lang.num_topics))
-        src, _ = self.lang.sentence(rng, topic, self.max_adjs, 0.5, self.noise)
-        ids = [BOS] + self.lang.tokenizer.encode(" ".join(src)) + [EOS]
+        ids = [BOS] + self._sentence(rng, topic)
+        while self.pack:  # the first sentence that does not fit ends the example
+            more = self._sentence(rng, topic)
+            if len(ids) + len(more) > self.max_len:
+                break
+            ids += more
         return {"inputs": pad_to(ids, self.max_len), "label": np.int32(topic)}
 
 
@@ -50,6 +62,9 @@ class SyntheticSentences(ProceduralSource):
     "noise": Field(0.0, "chance that a content word comes from another topic", low=0.0,
                    high=1.0, high_open=True),
     "max_len": Field(32, "tokens per example, [CLS] and [SEP] included (padded to it)", low=1),
+    "pack_sentences": Field(False, "fill each example with consecutive sentences of its topic, "
+                                   "each ended by [SEP], up to max_len (RoBERTa's full "
+                                   "sentences; False: one sentence per example)"),
     **SPLIT_FIELDS})
 def synthetic_sentences(cfg: Any, split: str, seed: int) -> SyntheticSentences:
     """Topic-labelled sentences of a procedural language for MLM pretraining/fine-tuning."""

@@ -1,13 +1,16 @@
-"""Byte-level text: next-token windows over local files or TFDS text, and TFDS text classification.
+"""Text: next-token windows over local files or TFDS text, and TFDS text classification.
 
 `text` reads every file matched by `config.dataset.path` (a path or glob; '' = this Python
 installation's standard-library `.py` files, a corpus that exists wherever the package
 runs), or the `text` feature of a TFDS dataset (`tfds_name='tiny_shakespeare'`), as one
-byte stream (vocabulary 256). Local text is split into train and eval by whole files
-(`split_by=hash`) or by position (`position`: the last `eval_fraction` of the stream is
-held out); the default `auto` splits one file by position and several by file. A split too
-small for one window is an error when the training split is built, before any step.
-Example i is the window `stream[i*T : i*T + T + 1]` split into `inputs`/`targets`. With
+byte stream (vocabulary 256), or, with `tokenizer='hf:<folder>'`, as the stream of tokens
+the tokenizer of that Hugging Face model folder makes of it (an imported GPT-2 reads its
+own vocabulary; the split is made on the bytes, then each split is tokenised). Local text
+is split into train and eval by whole files (`split_by=hash`) or by position (`position`:
+the last `eval_fraction` of the stream is held out); the default `auto` splits one file by
+position and several by file. A split too small for one window is an error when the
+training split is built, before any step. Example i is the window
+`stream[i*T : i*T + T + 1]` (T tokens) split into `inputs`/`targets`. With
 `stream_batch_size=B` the windows are ordered for truncated BPTT: row b of consecutive
 batches continues the same stretch of text, and `reset` marks the first window of each row.
 """
@@ -26,6 +29,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.data.tfds_source import TFDS_FIELDS
+from dl_arch.data.tokenizers import TOKENIZER_FIELD_HELP, tokenizer_from_spec
 from dl_arch.registry import register_dataset
 
 SPLIT_BY = ("auto", "hash", "position")
@@ -143,7 +147,7 @@ class TextWindows:
             count = (len(stream) - 1) // seq_len
         if count < 1:
             rows = f" x config.dataset.stream_batch_size={self.rows}" if self.rows > 0 else ""
-            raise ConfigError(f"config.dataset: the {split} split has {len(stream)} bytes, too few "
+            raise ConfigError(f"config.dataset: the {split} split has {len(stream)} tokens, too few "
                               f"for one window of config.dataset.seq_len={seq_len}{rows}; use more "
                               f"text, a shorter seq_len or another eval_fraction")
         self._length = count
@@ -189,12 +193,25 @@ TFDS_TEXT_FIELDS: Fields = {
 
 
 def _split_stream(cfg: Any, split: str) -> np.ndarray:
-    """The byte stream of split `split` (local files or TFDS) of a `text` config."""
+    """The token stream of split `split` (local files or TFDS) of a `text` config: byte
+    values, or the ids of `cfg.tokenizer`."""
     if cfg.tfds_name:
-        return tfds_stream(cfg.tfds_name, split, cfg.tfds_feature, cfg.data_dir, cfg.download,
-                           cfg.max_bytes)
-    return local_stream(cfg.path, cfg.split_by, cfg.eval_fraction, split == cfg.train_split,
-                        cfg.max_bytes)
+        key = ("tfds", cfg.tfds_name, split, cfg.tfds_feature, cfg.data_dir, cfg.download,
+               cfg.max_bytes)
+    else:
+        key = ("local", cfg.path, cfg.split_by, cfg.eval_fraction, split == cfg.train_split,
+               cfg.max_bytes)
+    return _tokens(key, cfg.tokenizer)
+
+
+@functools.lru_cache(maxsize=8)
+def _tokens(key: tuple, tokenizer: str) -> np.ndarray:
+    """The byte stream `key` names, tokenised by `tokenizer` (cached per process)."""
+    data = tfds_stream(*key[1:]) if key[0] == "tfds" else local_stream(*key[1:])
+    tok = tokenizer_from_spec(tokenizer)
+    if tok is None:
+        return data
+    return tok.encode_long(data.tobytes().decode("utf-8", "replace"))
 
 
 @register_dataset("text", fields={
@@ -205,14 +222,16 @@ def _split_stream(cfg: Any, split: str) -> np.ndarray:
                               "position for one file, hash for several", choices=SPLIT_BY),
     "eval_fraction": Field(0.05, "share of the local text (files or bytes) held out for eval",
                            low=0.0, high=1.0, low_open=True, high_open=True),
-    "seq_len": Field(128, "bytes per window (the model reads seq_len, predicts the next ones)",
-                     low=1),
+    "seq_len": Field(128, "tokens (bytes with tokenizer=bytes) per window (the model reads "
+                          "seq_len, predicts the next ones)", low=1),
+    "tokenizer": Field("bytes", TOKENIZER_FIELD_HELP),
     "max_bytes": Field(0, "bytes kept per split (0: all the text)", low=0),
     "stream_batch_size": Field(0, "rows of stream-ordered windows for truncated BPTT (set it "
                                   "to batch_size; 0: windows in plain order)", low=0),
     **TFDS_TEXT_FIELDS})
 def text(cfg: Any, split: str, seed: int) -> TextWindows:
-    """Byte-level language-modelling windows over local files or a TFDS text dataset.
+    """Language-modelling windows (bytes or a checkpoint's tokens) over local files or a TFDS
+    text dataset.
 
     Building the training split also checks that the eval split holds a window, so a run
     whose evaluation would fail stops before its first step.

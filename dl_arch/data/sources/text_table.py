@@ -13,6 +13,9 @@ values with 0 as padding (vocabulary 256, as `text_classification` from TFDS: gr
 bert_imdb); `special_bytes` gives <bos> bytes <eos> with the special ids of
 `dl_arch.data.tokenizers` (vocabulary 260, BERT's [CLS] ... [SEP]). A text is cut to
 `max_len` tokens and zero padded; `lengths` counts its real tokens, so padding never counts.
+`tokenizer=hf:<folder>` gives the ids of the tokenizer saved in a Hugging Face model folder,
+as `transformers` makes them (BERT: [CLS] wordpieces [SEP], cut to `max_len` with both kept,
+padded with [PAD]): the input an imported checkpoint (`init_from=hf:<folder>`) was trained on.
 Example: {inputs (max_len,) int32, lengths () int32, label () int32}.
 
 The file is checked when the source is built: a missing column (the line lists those that
@@ -33,7 +36,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.data.table_rows import csv_rows, jsonl_rows, require_rows, table_format, where
-from dl_arch.data.tokenizers import BOS, EOS, SPECIALS
+from dl_arch.data.tokenizers import BOS, EOS, SPECIALS, Tokenizer, tokenizer_from_spec
 from dl_arch.data.user_files import USER_FILE_FIELDS, path_of, user_split
 from dl_arch.registry import register_dataset
 
@@ -176,15 +179,33 @@ def class_ids(cfg: Any, path: str, field: str, labels: list[Any], lines: list[in
     return np.array(ids, np.int32)
 
 
+def table_tokenizer(spec: str) -> Tokenizer | None:
+    """The Hugging Face tokenizer `hf:<folder>` names (checked), None for the byte ones."""
+    if spec in TOKENIZERS:
+        return None
+    if not spec.startswith("hf:"):
+        raise ConfigError(f"config.dataset.tokenizer='{spec}'; use {', '.join(TOKENIZERS)} or "
+                          "hf:<Hugging Face model folder>")
+    return tokenizer_from_spec(spec)
+
+
 class TextTable:
-    """Every row of one table file as byte tokens, its length and its class id."""
+    """Every row of one table file as tokens (bytes or a Hugging Face tokenizer's ids), its
+    length and its class id."""
 
     def __init__(self, texts: list[bytes], labels: np.ndarray, max_len: int, tokenizer: str):
         self.texts, self.labels = texts, labels
         self.max_len, self.tokenizer = int(max_len), tokenizer
+        self.hf = table_tokenizer(tokenizer)
         if tokenizer == "special_bytes" and self.max_len < 3:
             raise ConfigError(f"config.dataset.max_len={max_len}; tokenizer=special_bytes needs "
                               f">= 3 (<bos>, a byte, <eos>)")
+        if self.hf is not None:
+            self.specials = int(self.hf.backend.num_special_tokens_to_add(False))
+            if self.max_len <= self.specials:
+                raise ConfigError(f"config.dataset.max_len={max_len}; tokenizer={tokenizer} adds "
+                                  f"{self.specials} special tokens, so it needs >= "
+                                  f"{self.specials + 1}")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -192,10 +213,20 @@ class TextTable:
     def tokens(self, index: int) -> np.ndarray:
         """The int32 token ids of text `index`, cut to max_len (unpadded)."""
         data = self.texts[index]
+        if self.hf is not None:
+            ids, length = self.hf_tokens(index)
+            return ids[:length]
         if self.tokenizer == "bytes":
             return np.frombuffer(data[:self.max_len], np.uint8).astype(np.int32)
         body = np.frombuffer(data[:self.max_len - 2], np.uint8).astype(np.int32) + len(SPECIALS)
         return np.concatenate([[BOS], body, [EOS]]).astype(np.int32)
+
+    def hf_tokens(self, index: int) -> tuple[np.ndarray, int]:
+        """(ids (max_len,) padded with the tokenizer's pad id, real tokens) of text `index`
+        under the Hugging Face tokenizer: specials added, cut to max_len with them kept."""
+        text = self.texts[index].decode("utf-8")
+        ids, _ = self.hf.encode_sequence(text, self.max_len)
+        return ids, min(len(self.hf.encode(text)) + self.specials, self.max_len)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return {k: v[0] for k, v in self.get_batch(np.array([index])).items()}
@@ -206,6 +237,10 @@ class TextTable:
         inputs = np.zeros((len(indices), self.max_len), np.int32)
         lengths = np.ones(len(indices), np.int32)
         for row, i in enumerate(indices.tolist()):
+            if self.hf is not None:  # padded by the tokenizer (BERT: [PAD] = 0)
+                inputs[row], length = self.hf_tokens(i)
+                lengths[row] = max(length, 1)
+                continue
             ids = self.tokens(i)
             inputs[row, :len(ids)] = ids
             lengths[row] = max(len(ids), 1)
@@ -224,8 +259,10 @@ class TextTable:
     "num_classes": Field(0, "classes of the model: every label must be below it (0: not "
                             "checked; the configs' data= option sets it)", low=0),
     "tokenizer": Field("bytes", "bytes: UTF-8 byte values, 0 = padding (vocabulary 256); "
-                                "special_bytes: <bos> bytes+4 <eos> (vocabulary 260)",
-                       choices=TOKENIZERS),
+                                "special_bytes: <bos> bytes+4 <eos> (vocabulary 260); "
+                                "hf:<folder>: the tokenizer saved in a Hugging Face model "
+                                "folder (e.g. that of config.init_from), its own specials "
+                                "and padding"),
     "max_len": Field(512, "tokens kept per text (longer ones are cut, shorter ones padded)",
                      low=1),
 })
@@ -235,6 +272,7 @@ def text_table(cfg: Any, split: str, seed: int) -> Any:
     Building the training split checks every file (`eval_path` too), so a bad label anywhere
     stops the run before its first step.
     """
+    table_tokenizer(cfg.tokenizer)  # a bad tokenizer field or folder: before reading the data
     names = label_names(cfg)
     files = _files(cfg)
     if split == cfg.train_split:
