@@ -4,6 +4,8 @@
     python launch.py --config=configs/transformer_summarize.py:smoke --workdir=/tmp/sum_smoke
     python launch.py --config=configs/transformer_summarize.py --workdir=runs/summarize \
         --sample --config.sample.prompt="<a report>|<another one>"
+    python launch.py --config=configs/transformer_summarize.py:data=docs.tsv,vocab=4000 \
+        --workdir=runs/summarize_mine
 
 Each report (a football match, a city's weather, a company's sales) hides its few facts
 among distractor sentences; the summary states them in a fixed short form, deciding what
@@ -11,12 +13,14 @@ no sentence says (who won, warmer or cooler, rose or fell). At each evaluation t
 `summaries` evaluator logs ROUGE-1/2/L of beam and greedy summaries and of the lead
 baseline, the first `lead` sentences (`eval/rougeL_beam`, `eval/rougeL_lead`, ...), and
 writes examples to summaries.txt. configs/seq2seq_summarize.py trains the RNN with
-attention on the same data.
+attention on the same data. `data=` summarises your TSV of `document<TAB>summary` lines
+instead (the `parallel_text` source: one SentencePiece vocabulary of `vocab` pieces trained on
+the train split).
 """
 
 import ml_collections
 
-from configs.base import base_config, parse_options, shrink_for_smoke
+from configs.base import base_config, own_data, parse_options, shrink_for_smoke
 from dl_arch.data.sources.reports import tokenizer
 
 
@@ -41,7 +45,7 @@ def reports_data(c: ml_collections.ConfigDict, lead: int) -> ml_collections.Conf
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, emb_dim=64, layers=2, steps=3000, lead=3, lr=1e-3)
+    opts = parse_options(arg, emb_dim=64, layers=2, steps=3000, lead=3, lr=1e-3, data="", vocab=4000)
     c = base_config()
     c.task = dict(
         name="summarization",
@@ -86,4 +90,7 @@ def get_config(arg: str | None = None):
         c.task.beam_size = 2
         shrink_for_smoke(c)
         c.batch_size = 8
+    if opts.data:  # one SentencePiece vocabulary for documents, summaries and the model
+        c.model.vocab_size = opts.vocab
+        own_data(c, opts.data, {"tsv": "parallel_text"}, vocab_size=opts.vocab)
     return c

@@ -166,7 +166,8 @@ def test_worker_processes_give_the_same_stream_and_resume():
 # in test_sequence_data with a local file instead).
 OFFLINE = ("xor", "circles", "spirals", "function1d", "shapes", "adding", "copy_memory",
            "long_range_classification", "sine_series", "mackey_glass", "dates_to_iso",
-           "synthetic_translation", "synthetic_sentences")
+           "synthetic_translation", "synthetic_sentences", "reports", "reading_comprehension",
+           "synthetic_passages", "spoken_digits", "spoken_commands")
 
 
 @pytest.mark.parametrize("name", DATASETS.names() + ["tfds:mnist"])

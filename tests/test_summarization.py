@@ -220,6 +220,27 @@ def test_smoke_configs_log_rouge_and_the_lead_baseline(spec, tmp_path):
     assert "lead-3:" in open(tmp_path / "summaries.txt").read()
 
 
+def test_own_tsv_trains_and_decodes_through_its_small_sentencepiece(tmp_path):
+    """A user's document<TAB>summary file: the corpus is too small for the asked vocabulary,
+    so the untrained model emits ids the tokenizer lacks; they decode as <unk>, not a crash."""
+    rng = np.random.default_rng(0)
+    words = "the council met on monday about roads schools parks rain river bridge".split()
+    with open(tmp_path / "docs.tsv", "w") as f:
+        for _ in range(120):
+            doc = " . ".join(" ".join(rng.choice(words, 6)) for _ in range(4)) + " ."
+            f.write(f"{doc}\t{' '.join(doc.split()[:4])}\n")
+    config = load_config(f"{TF_SMOKE},data={tmp_path / 'docs.tsv'},vocab=300")
+    config.dataset.tokenizer_dir = str(tmp_path / "spm")
+    summary = train_and_evaluate(config, str(tmp_path / "run"))
+    assert config.dataset.name == "parallel_text" and summary["completed"]
+    assert summary["eval/rougeL_lead"] > 0 and 0.0 <= summary["eval/rougeL_beam"] <= 100.0
+    from dl_arch.data.sources.parallel_text import tokenizer as tsv_tokenizer
+
+    tok = tsv_tokenizer(resolve_config(config).dataset)
+    assert tok.vocab_size < 300
+    assert "\u2047" in tok.decode_content([tok.vocab_size + 5])  # sentencepiece's <unk> mark
+
+
 def test_cnn_dailymail_smoke_config_on_mock_data(tmp_path):
     config = load_config("configs/transformer_cnn_dailymail.py:smoke")
     config.dataset.tokenizer_dir = str(tmp_path / "spm")

@@ -102,7 +102,10 @@ class SentencePieceTokenizer(Tokenizer):
         return list(self.sp.encode(text))
 
     def decode_content(self, ids: Sequence[int]) -> str:
-        return self.sp.decode([int(i) for i in ids])
+        """Text of `ids`; ids past the trained pieces (a small corpus gets fewer than the
+        model's vocab_size, which an untrained model can still emit) read as <unk>."""
+        unk = len(SPECIALS)
+        return self.sp.decode([int(i) if int(i) < self.vocab_size else unk for i in ids])
 
 
 def train_sentencepiece(texts: Iterable[str], vocab_size: int, cache_dir: str,
