@@ -9,6 +9,7 @@ tokenizer's size is `config.model.vocab_size`, and it is the checkpoint's own.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -51,6 +52,38 @@ def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
     return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+
+
+def class_metric_totals(logits: jax.Array, labels: jax.Array, mask: jax.Array, top_k: int
+                        ) -> MetricTotals:
+    """Eval totals of a classifier's batch: loss, accuracy, top-k accuracy (when there are more
+    than k classes) and the confusion matrix (rows: true class), padding rows excluded."""
+    out = {"loss": masked_mean_pair(cross_entropy(logits, labels), mask),
+           "accuracy": masked_mean_pair(jnp.argmax(logits, -1) == labels, mask)}
+    if logits.shape[-1] > top_k:
+        out[f"top{top_k}_accuracy"] = masked_mean_pair(top_k_correct(logits, labels, top_k), mask)
+    c = logits.shape[-1]
+    true_1h = jax.nn.one_hot(labels, c) * mask[:, None]
+    pred_1h = jax.nn.one_hot(jnp.argmax(logits, -1), c)
+    out["confusion"] = (true_1h.T @ pred_1h, jnp.ones(()))
+    return out
+
+
+def finalize_class_metrics(totals: dict[str, tuple[Any, Any]],
+                           finalize: Callable[[dict[str, tuple[Any, Any]]], dict[str, Any]]
+                           ) -> dict[str, Any]:
+    """`finalize` (the task's mean of the other totals) plus the summed confusion matrix
+    (`confusion`, for the evaluators) and its macro precision/recall/F1 over present classes."""
+    totals = dict(totals)
+    confusion = totals.pop("confusion", None)
+    metrics = finalize(totals)
+    if confusion is not None:
+        metrics["confusion"] = np.asarray(confusion[0], np.float64)
+        scores = per_class_scores(metrics["confusion"])
+        present = scores["support"] > 0
+        for name in ("precision", "recall", "f1"):
+            metrics[f"macro_{name}"] = float(scores[name][present].mean()) if present.any() else 0.0
+    return metrics
 
 
 def uses_hf_tokenizer(config: Any) -> bool:
@@ -104,28 +137,7 @@ class ClassificationTask(SupervisedTask):
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         logits = self.apply_eval(variables, batch)
-        labels, mask = batch["label"], batch["_mask"]
-        k = self.config.task.top_k
-        out = {
-            "loss": masked_mean_pair(cross_entropy(logits, labels), mask),
-            "accuracy": masked_mean_pair(jnp.argmax(logits, -1) == labels, mask),
-        }
-        if logits.shape[-1] > k:
-            out[f"top{k}_accuracy"] = masked_mean_pair(top_k_correct(logits, labels, k), mask)
-        c = logits.shape[-1]
-        true_1h = jax.nn.one_hot(labels, c) * mask[:, None]
-        pred_1h = jax.nn.one_hot(jnp.argmax(logits, -1), c)
-        out["confusion"] = (true_1h.T @ pred_1h, jnp.ones(()))
-        return out
+        return class_metric_totals(logits, batch["label"], batch["_mask"], self.config.task.top_k)
 
     def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
-        totals = dict(totals)
-        confusion = totals.pop("confusion", None)
-        metrics = super().finalize_metrics(totals)
-        if confusion is not None:
-            metrics["confusion"] = np.asarray(confusion[0], np.float64)
-            scores = per_class_scores(metrics["confusion"])
-            present = scores["support"] > 0
-            for name in ("precision", "recall", "f1"):
-                metrics[f"macro_{name}"] = float(scores[name][present].mean()) if present.any() else 0.0
-        return metrics
+        return finalize_class_metrics(totals, super().finalize_metrics)

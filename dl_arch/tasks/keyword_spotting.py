@@ -19,8 +19,8 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
-from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
-from dl_arch.tasks.classification import cross_entropy, per_class_scores, top_k_correct
+from dl_arch.tasks.base import Batch, MetricTotals, Variables
+from dl_arch.tasks.classification import class_metric_totals, cross_entropy, finalize_class_metrics
 from dl_arch.tasks.speech_features import SpeechTask, real_rows
 
 
@@ -66,27 +66,9 @@ class KeywordSpottingTask(SpeechTask):
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         logits = self.apply_eval(variables, batch["audio"], batch["audio_len"])
-        labels, real = batch["label"], real_rows(batch)
-        out = {"loss": masked_mean_pair(cross_entropy(logits, labels), real),
-               "accuracy": masked_mean_pair(jnp.argmax(logits, -1) == labels, real)}
-        k = self.config.task.top_k
-        if logits.shape[-1] > k:
-            out[f"top{k}_accuracy"] = masked_mean_pair(top_k_correct(logits, labels, k), real)
-        true_1h = jax.nn.one_hot(labels, self.num_classes) * real[:, None]
-        pred_1h = jax.nn.one_hot(jnp.argmax(logits, -1), self.num_classes)
-        out["confusion"] = (true_1h.T @ pred_1h, jnp.ones(()))
-        return out
+        return class_metric_totals(logits, batch["label"], real_rows(batch), self.config.task.top_k)
 
     # ----- host side
     def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
         """Means, the summed confusion matrix (`confusion`) and its macro P/R/F1."""
-        totals = dict(totals)
-        confusion = totals.pop("confusion", None)
-        metrics = super().finalize_metrics(totals)
-        if confusion is not None:
-            metrics["confusion"] = np.asarray(confusion[0], np.float64)
-            scores = per_class_scores(metrics["confusion"])
-            present = scores["support"] > 0
-            for name in ("precision", "recall", "f1"):
-                metrics[f"macro_{name}"] = float(scores[name][present].mean()) if present.any() else 0.0
-        return metrics
+        return finalize_class_metrics(totals, super().finalize_metrics)
