@@ -19,11 +19,12 @@ from dl_arch.config.fields import model_fields
 from dl_arch.models.cnn.common import param_count
 from dl_arch.registry import MODELS
 
-CTC = ["deepspeech2_tiny", "transformer_ctc_tiny"]
+CTC = ["deepspeech2_tiny", "transformer_ctc_tiny", "conv_ctc_tiny"]
 KWS = ["kws_cnn_tiny", "kws_crnn_tiny", "kws_cnn"]
 FAST_RNGS = {"params": jax.random.key(0, impl="unsafe_rbg")}
 # Fields that switch dropout off, so train-mode outputs are deterministic.
 NO_DROPOUT = {"deepspeech2_tiny": {"dropout": 0.0}, "kws_crnn_tiny": {"dropout": 0.0},
+              "conv_ctc_tiny": {"dropout": 0.0},
               "transformer_ctc_tiny": {"dropout_rate": 0.0}, "kws_cnn_tiny": {"dropout_rate": 0.0},
               "kws_cnn": {"dropout_rate": 0.0}}
 MELS = 20
@@ -73,7 +74,8 @@ def _out(name: str, out):
 
 @pytest.mark.parametrize("name,fields,factor", [
     ("deepspeech2_tiny", {}, 2), ("deepspeech2_tiny", {"time_subsampling": 4}, 4),
-    ("transformer_ctc_tiny", {"subsampling": 2}, 2)])
+    ("transformer_ctc_tiny", {"subsampling": 2}, 2), ("conv_ctc_tiny", {}, 2),
+    ("conv_ctc_tiny", {"time_subsampling": 4}, 4)])
 def test_out_len_is_the_length_of_an_unpadded_run(name, fields, factor):
     """out_len of each padded example = the number of frames the model gives for exactly its
     real frames = ceil(ceil(T / 2) / (factor / 2))."""
@@ -214,7 +216,8 @@ def test_ctc_vocabulary_default_is_the_character_vocabulary():
     """Models never import data, so the default is a number; it must stay the data's size."""
     from dl_arch.data.speech_text import CHAR_VOCAB_SIZE
 
-    for name in ("deepspeech2", "deepspeech2_tiny", "transformer_ctc", "transformer_ctc_tiny"):
+    for name in ("deepspeech2", "deepspeech2_tiny", "transformer_ctc", "transformer_ctc_tiny",
+                 "conv_ctc", "conv_ctc_tiny"):
         assert model_fields(MODELS.get(name))["vocab_size"].default == CHAR_VOCAB_SIZE
 
 
@@ -250,6 +253,19 @@ def test_transformer_ctc_count_by_hand():
     subsample = _conv(3, 3, 1, e, True) + _conv(3, 3, e, e, True) + 20 * e * e + e
     block = 2 * 2 * e + 4 * (e * e + e) + (e * m + m) + (m * e + e)
     assert param_count(shapes["params"]) == subsample + 12 * block + 2 * e + e * 29 + 29
+
+
+def test_conv_ctc_count_by_hand():
+    """Front end (two bias-free convs + BatchNorm scale/shift), 1-D time convs + BatchNorm,
+    dense head; the mel axis is halved by each front-end conv."""
+    model = MODELS.get("conv_ctc")(conv_channels=(4, 6), time_kernels=(3, 5), mel_kernels=(5, 3),
+                                   channels=10, kernel=3, num_layers=2)
+    x = jnp.zeros((1, 16, MELS))
+    variables = jax.eval_shape(lambda: model.init(FAST_RNGS, x, jnp.array([16])))
+    mels = math.ceil(math.ceil(MELS / 2) / 2)
+    front = _conv(3, 5, 1, 4, False) + 2 * 4 + _conv(5, 3, 4, 6, False) + 2 * 6
+    time = 3 * mels * 6 * 10 + 2 * 10 + 3 * 10 * 10 + 2 * 10
+    assert param_count(variables["params"]) == front + time + 10 * 29 + 29
 
 
 def test_kws_cnn_count_by_hand():
@@ -309,7 +325,8 @@ def _greedy(logits_TV: np.ndarray) -> list[int]:
     return [int(k) for j, k in enumerate(best) if k != 0 and (j == 0 or k != best[j - 1])]
 
 
-@pytest.mark.parametrize("name,steps", [("deepspeech2_tiny", 250), ("transformer_ctc_tiny", 100)])
+@pytest.mark.parametrize("name,steps", [("deepspeech2_tiny", 250), ("transformer_ctc_tiny", 100),
+                                        ("conv_ctc_tiny", 150)])
 def test_ctc_model_overfits_one_batch(name, steps):
     """optax.ctc_loss with frame and label paddings; eval-mode greedy decoding then gives the
     labels exactly (CER 0)."""

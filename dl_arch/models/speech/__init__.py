@@ -12,10 +12,12 @@ Registered names (default size / tiny CPU variant):
   kws_crnn / kws_crnn_tiny               conv blocks, GRU over time
   deepspeech2 / deepspeech2_tiny         strided 2-D convs, bidirectional LSTM/GRU stack
   transformer_ctc / transformer_ctc_tiny conv subsampling, Transformer encoder blocks
+  conv_ctc / conv_ctc_tiny               strided 2-D convs, then 1-D time convolutions
 """
 
+from dl_arch.models.speech.conv_ctc import ConvCTC
 from dl_arch.models.speech.deepspeech2 import DeepSpeech2
 from dl_arch.models.speech.kws import KeywordCNN, KeywordCRNN
 from dl_arch.models.speech.transformer_ctc import TransformerCTC
 
-__all__ = ["DeepSpeech2", "KeywordCNN", "KeywordCRNN", "TransformerCTC"]
+__all__ = ["ConvCTC", "DeepSpeech2", "KeywordCNN", "KeywordCRNN", "TransformerCTC"]

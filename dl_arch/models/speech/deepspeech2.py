@@ -41,6 +41,23 @@ from dl_arch.registry import register_model
 SUBSAMPLINGS = (2, 4)
 
 
+def front_end_specs(conv_channels: Sequence[int], time_kernels: Sequence[int],
+                    mel_kernels: Sequence[int], time_subsampling: int) -> list[ConvSpec]:
+    """Deep Speech 2's two strided convs (conv1 time stride 2, conv2 `time_subsampling / 2`,
+    mel stride 2 each), checked: one-line errors for impossible settings."""
+    if time_subsampling not in SUBSAMPLINGS:
+        raise ConfigError(f"config.model.time_subsampling={time_subsampling}; use 2 or 4")
+    if {len(conv_channels), len(time_kernels), len(mel_kernels)} != {2}:
+        raise ConfigError("config.model.conv_channels, time_kernels and mel_kernels need two "
+                          "entries each (conv1, conv2)")
+    if any(k % 2 == 0 for k in time_kernels):
+        raise ConfigError(f"config.model.time_kernels={tuple(time_kernels)}; use odd sizes "
+                          "so the time padding is the same on both sides")
+    strides = (2, time_subsampling // 2)
+    return [ConvSpec(c, (kt, kf), (st, 2)) for c, kt, kf, st in zip(
+        conv_channels, time_kernels, mel_kernels, strides, strict=True)]
+
+
 class DeepSpeech2(nn.Module):
     """Strided conv front end + bidirectional recurrent stack + character logits (module doc)."""
 
@@ -67,18 +84,8 @@ class DeepSpeech2(nn.Module):
         "mel_kernels": dict(each=Field(1, "a kernel extent", low=1))}
 
     def _specs(self) -> list[ConvSpec]:
-        if self.time_subsampling not in SUBSAMPLINGS:
-            raise ConfigError(f"config.model.time_subsampling={self.time_subsampling}; use 2 or 4")
-        sizes = {len(self.conv_channels), len(self.time_kernels), len(self.mel_kernels)}
-        if sizes != {2}:
-            raise ConfigError("config.model.conv_channels, time_kernels and mel_kernels need two "
-                              "entries each (conv1, conv2)")
-        if any(k % 2 == 0 for k in self.time_kernels):
-            raise ConfigError(f"config.model.time_kernels={tuple(self.time_kernels)}; use odd sizes "
-                              "so the time padding is the same on both sides")
-        strides = (2, self.time_subsampling // 2)
-        return [ConvSpec(c, (kt, kf), (st, 2)) for c, kt, kf, st in zip(
-            self.conv_channels, self.time_kernels, self.mel_kernels, strides, strict=True)]
+        return front_end_specs(self.conv_channels, self.time_kernels, self.mel_kernels,
+                               self.time_subsampling)
 
     @nn.compact
     def __call__(self, features_BTF: jax.Array, frame_len_B: jax.Array, *, train: bool = False
