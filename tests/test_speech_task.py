@@ -348,7 +348,7 @@ def test_task_and_config_errors_are_one_line():
     with pytest.raises(ConfigError, match="label id 40; transcripts need character ids 0..28"):
         task.check_batch({**batch, "labels": np.full((2, 4), 40, np.int32),
                           "label_len": np.array([4, 4], np.int32)})
-    for spec, match in [("configs/speech_digits.py:size=huge", "size='huge'; use one of small, base"),
+    for spec, match in [("configs/speech_digits.py:size=huge", "size='huge'; use one of small, medium, base"),
                         ("configs/keyword_spotting.py:model=resnet", "model='resnet'; use one of"),
                         ("configs/speech_digits.py:data=/no/such/folder", "data='/no/such/folder'")]:
         with pytest.raises(ConfigError, match=match):
