@@ -167,13 +167,20 @@ def test_adaptive_avg_pool_matches_torch(n_in, n_out):
 @pytest.mark.parametrize("n,window,stride,padding,ceil", [
     (112, 3, 2, 0, True), (56, 3, 2, 0, True), (14, 2, 2, 0, True), (7, 3, 1, 1, True),
     (13, 2, 2, 0, True), (32, 3, 2, 1, False), (15, 3, 2, 1, True), (28, 2, 2, 0, False),
+    (13, 2, 2, 0, False), (27, 3, 3, 0, False),  # tiles (window == stride): the reshape path
 ])
-def test_max_pool_matches_torch(n, window, stride, padding, ceil):
-    x_BHWC = np.random.default_rng(1).standard_normal((2, n, n, 3), np.float32)
-    ours = max_pool(jnp.asarray(x_BHWC), window, stride, padding, ceil_mode=ceil)
-    ref = torch.nn.functional.max_pool2d(torch.from_numpy(x_BHWC).permute(0, 3, 1, 2), window,
-                                         stride, padding, ceil_mode=ceil)
-    chex.assert_trees_all_close(ours, ref.permute(0, 2, 3, 1).numpy())
+def test_max_pool_and_its_gradient_match_torch(n, window, stride, padding, ceil):
+    rng = np.random.default_rng(1)
+    x_BHWC = rng.standard_normal((2, n, n, 3), np.float32)
+    pool = lambda x: max_pool(x, window, stride, padding, ceil_mode=ceil)
+    ours = pool(jnp.asarray(x_BHWC))
+    g_BHWC = rng.standard_normal(ours.shape, np.float32)  # an upstream gradient
+    grad = jax.grad(lambda x: jnp.sum(pool(x) * g_BHWC))(jnp.asarray(x_BHWC))
+    x_t = torch.from_numpy(x_BHWC).permute(0, 3, 1, 2).requires_grad_()
+    ref = torch.nn.functional.max_pool2d(x_t, window, stride, padding, ceil_mode=ceil)
+    ref.backward(torch.from_numpy(g_BHWC).permute(0, 3, 1, 2))
+    chex.assert_trees_all_close(ours, ref.detach().permute(0, 2, 3, 1).numpy())
+    chex.assert_trees_all_close(grad, x_t.grad.permute(0, 2, 3, 1).numpy(), atol=1e-6)
 
 
 def _numpy_depthwise_conv3x3(x_HWC: np.ndarray, k_33C: np.ndarray, stride: int) -> np.ndarray:

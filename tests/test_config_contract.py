@@ -150,14 +150,13 @@ def test_print_config_lists_task_fields_with_defaults_and_meanings(spec, task_fi
     assert "  # " in line and len(line.split("  # ", 1)[1]) > 5
 
 
-def test_print_config_through_launch_prints_everything_and_trains_nothing(tmp_path):
-    p = subprocess.run([sys.executable, "launch.py", f"--config={XOR}", "--print_config",
-                        "--config.task.top_k=3", f"--workdir={tmp_path / 'w'}"],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    assert "config.task.top_k = 3" in p.stdout
-    assert "config.optimizer.learning_rate = 0.01" in p.stdout
-    assert "config.dataset.noise = 0.03" in p.stdout
+def test_print_config_through_launch_prints_everything_and_trains_nothing(launch_cli, tmp_path):
+    code, out, err = launch_cli(f"--config={XOR}", "--print_config", "--config.task.top_k=3",
+                                f"--workdir={tmp_path / 'w'}")
+    assert code == 0, err
+    assert "config.task.top_k = 3" in out
+    assert "config.optimizer.learning_rate = 0.01" in out
+    assert "config.dataset.noise = 0.03" in out
     assert not (tmp_path / "w").exists()
 
 
@@ -195,12 +194,7 @@ def test_malformed_input_is_one_config_error_naming_the_field(spec, overrides, n
     assert names in str(info.value), str(info.value)
 
 
-def _launch(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "launch.py", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=180)
-
-
-def test_launch_prints_config_errors_in_one_line_and_flag_errors_too(tmp_path):
+def test_launch_prints_config_errors_in_one_line_and_flag_errors_too(launch_cli, tmp_path):
     for args, expected in [
         ((f"--config={XOR}", "--config.model.dropout=1.5", f"--workdir={tmp_path}/a"),
          "config.model.dropout=1.5 is out of range"),
@@ -216,11 +210,11 @@ def test_launch_prints_config_errors_in_one_line_and_flag_errors_too(tmp_path):
          f"--workdir={tmp_path}/e holds no checkpoint"),
     ]:
         (tmp_path / "file").write_text("")
-        p = _launch(*args)
-        assert p.returncode == 2, p.stdout + p.stderr
-        lines = p.stderr.strip().splitlines()
-        assert lines[-1].startswith("error: ") and expected in lines[-1], p.stderr
-        assert "Traceback" not in p.stderr, p.stderr
+        code, out, err = launch_cli(*args)
+        assert code == 2, out + err
+        lines = err.strip().splitlines()
+        assert lines[-1].startswith("error: ") and expected in lines[-1], err
+        assert "Traceback" not in err, err
 
 
 def test_a_bug_keeps_its_traceback_with_file_and_line_and_writes_error_txt(tmp_path):

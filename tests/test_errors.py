@@ -11,13 +11,25 @@ from dl_arch.testing import REPO
 SMOKE = "--config=configs/mlp_xor.py:smoke"
 
 
-def _error_line(*args):
-    p = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), *args, "--workdir=/tmp/dl_arch_err"],
+@pytest.fixture
+def error_line(launch_cli, tmp_path):
+    """The last stderr line of a launch that must fail as a user's mistake (exit code 2)."""
+    def run(*args):
+        code, out, err = launch_cli(*args, f"--workdir={tmp_path / 'w'}")
+        assert code == 2, out + err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: ") and "Traceback" not in err, err
+        return last
+    return run
+
+
+def test_a_mistake_in_a_real_process_is_one_line_and_exit_code_2(tmp_path):
+    p = subprocess.run([sys.executable, os.path.join(REPO, "launch.py"), SMOKE,
+                        "--config.model.name=mlq", f"--workdir={tmp_path}"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stdout + p.stderr
-    last = p.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "Traceback" not in p.stderr, p.stderr
-    return last
+    assert p.stderr.strip().splitlines()[-1].startswith("error: unknown model 'mlq'"), p.stderr
+    assert "Traceback" not in p.stderr
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -41,12 +53,12 @@ def _error_line(*args):
     ((SMOKE, "--config.dataset.name=tfds:no_such_dataset"),
      "config.dataset.name='tfds:no_such_dataset' split 'train' could not be opened"),
 ])
-def test_one_line_errors(args, expected):
-    assert expected in _error_line(*args)
+def test_one_line_errors(error_line, args, expected):
+    assert expected in error_line(*args)
 
 
-def test_known_names_are_listed():
-    line = _error_line(SMOKE, "--config.model.name=nope")
+def test_known_names_are_listed(error_line):
+    line = error_line(SMOKE, "--config.model.name=nope")
     assert "mlp" in line and "perceptron" in line
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
 import chex
 import jax
@@ -21,7 +19,7 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.interop.hf_tokenizer import load_tokenizer
 from dl_arch.interop.huggingface import import_bert, load_for_init_from, load_state_dict
 from dl_arch.models.transformer import GPT, Bert
-from dl_arch.testing import REPO, load_config
+from dl_arch.testing import load_config
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -206,7 +204,7 @@ def test_greedy_samples_equal_transformers_generate(gpt2_folder, capsys):
     assert task.encode_text("").tolist() == [ref.bos_token_id]
 
 
-def test_launch_fine_tunes_then_samples_through_the_tokenizer(gpt2_folder, tmp_path):
+def test_launch_fine_tunes_then_samples_through_the_tokenizer(gpt2_folder, tmp_path, launch_cli):
     from dl_arch.train.loop import restore_for_inference, train_and_evaluate
 
     notes = tmp_path / "notes.txt"
@@ -215,12 +213,10 @@ def test_launch_fine_tunes_then_samples_through_the_tokenizer(gpt2_folder, tmp_p
     workdir = str(tmp_path / "run")
     summary = train_and_evaluate(load_config(spec), workdir)
     assert summary["completed"] and np.isfinite(summary["eval/loss"])
-    proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "launch.py"), f"--config={spec}",
-         f"--workdir={workdir}", "--sample", "--config.sample.prompt=The dog",
-         "--config.sample.temperature=0", "--config.sample.length=6"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, out, err = launch_cli(f"--config={spec}", f"--workdir={workdir}", "--sample",
+                                "--config.sample.prompt=The dog", "--config.sample.temperature=0",
+                                "--config.sample.length=6")
+    assert code == 0, err[-2000:]
     config = load_config(spec)
     config.sample.update(prompt="The dog", temperature=0.0, length=6)
     task, variables = restore_for_inference(config, workdir)
@@ -229,7 +225,7 @@ def test_launch_fine_tunes_then_samples_through_the_tokenizer(gpt2_folder, tmp_p
     ids = np.asarray(task.generate(variables["params"], np.asarray([prompt]), 6,
                                    jax.random.key(0), temperature=0.0))[0]
     text = tok.decode([*prompt, *ids.tolist()])
-    assert text.startswith("The dog") and text in proc.stdout
+    assert text.startswith("The dog") and text in out
 
 
 def _greedy_text(folder: str, prompt: str, length: int) -> str:
@@ -247,7 +243,8 @@ def _greedy_text(folder: str, prompt: str, length: int) -> str:
     return ref.decode(out, skip_special_tokens=True)
 
 
-def test_sample_straight_from_the_imported_folder_without_a_checkpoint(gpt2_folder, tmp_path):
+def test_sample_straight_from_the_imported_folder_without_a_checkpoint(gpt2_folder, tmp_path,
+                                                                      launch_cli):
     from dl_arch.train.loop import restore_for_inference
 
     spec = f"configs/gpt2_imported.py:folder={gpt2_folder}"
@@ -255,15 +252,13 @@ def test_sample_straight_from_the_imported_folder_without_a_checkpoint(gpt2_fold
     _, variables = restore_for_inference(load_config(spec), empty)  # the weights as imported
     want = load_for_init_from(f"hf:{gpt2_folder}", load_config(spec).model)
     chex.assert_trees_all_close(variables["params"], want)
-    proc = subprocess.run(
-        [sys.executable, os.path.join(REPO, "launch.py"), f"--config={spec}", f"--workdir={empty}",
-         "--sample", "--config.sample.prompt=The lazy fox", "--config.sample.temperature=0",
-         "--config.sample.length=8"],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    code, out, err = launch_cli(f"--config={spec}", f"--workdir={empty}", "--sample",
+                                "--config.sample.prompt=The lazy fox",
+                                "--config.sample.temperature=0", "--config.sample.length=8")
+    assert code == 0, err[-2000:]
     want = _greedy_text(gpt2_folder, "The lazy fox", 8)
     assert want.startswith("The lazy fox") and len(want) > len("The lazy fox ")
-    assert want in proc.stdout
+    assert want in out
 
     config = load_config("configs/gpt_text.py:smoke")  # no init_from: still one line
     with pytest.raises(ConfigError, match="holds no checkpoint to sample from"):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +18,7 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.config.resolve import resolve_config
 from dl_arch.data.image_files import data_classes
 from dl_arch.data.pipeline import make_source
-from dl_arch.testing import REPO, load_config
+from dl_arch.testing import load_config
 from dl_arch.train.loop import restore_for_inference, train_and_evaluate
 
 
@@ -204,16 +202,14 @@ def test_every_image_config_reads_a_folder(tmp_path, name):
 
 
 # ------------------------------------------------------------------ end to end: the model learns
-def test_lenet5_learns_a_folder_through_launch(tmp_path):
+def test_lenet5_learns_a_folder_through_launch(tmp_path, launch_cli):
     """Two brightness classes of 24x24 RGB PNGs; LeNet-5 sees them greyscale at 32x32."""
     data = brightness_folder(str(tmp_path / "data"), 60)
     workdir = tmp_path / "run"
-    p = subprocess.run([sys.executable, "launch.py",
-                        f"--config=configs/lenet5_shapes.py:smoke,data={data}",
-                        f"--workdir={workdir}", "--config.num_train_steps=40",
-                        "--config.eval_every_steps=40", "--config.checkpoint_every_steps=40"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
+    code, _, err = launch_cli(f"--config=configs/lenet5_shapes.py:smoke,data={data}",
+                              f"--workdir={workdir}", "--config.num_train_steps=40",
+                              "--config.eval_every_steps=40", "--config.checkpoint_every_steps=40")
+    assert code == 0, err[-3000:]
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["eval/accuracy"] >= 0.9  # 12 held-out images; chance is 0.5
     config = json.loads((workdir / "config.json").read_text())  # the classes, by name

@@ -14,8 +14,6 @@ import csv
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import ml_collections
 import numpy as np
@@ -27,7 +25,7 @@ from dl_arch.config.resolve import resolve_config
 from dl_arch.data.pipeline import dataset_fields, make_source, resolve_dataset
 from dl_arch.data.sources.parallel_text import split_pairs, tokenizer
 from dl_arch.data.tokenizers import BOS, EOS, train_sentencepiece
-from dl_arch.testing import REPO, load_config
+from dl_arch.testing import load_config
 from dl_arch.train.loop import train_and_evaluate
 
 POSITIVE, NEGATIVE = ("good", "great", "nice"), ("bad", "awful", "poor")
@@ -195,18 +193,16 @@ def test_gru_classifier_learns_from_a_csv(tmp_path):
     assert summary["eval/accuracy"] >= 0.95, summary  # 40 held-out reviews
 
 
-def test_bert_finetune_learns_from_a_jsonl_through_launch(tmp_path):
+def test_bert_finetune_learns_from_a_jsonl_through_launch(tmp_path, launch_cli):
     path = tmp_path / "reviews.jsonl"
     path.write_text("".join(json.dumps({"review": t, "stars": ["low", "high"][y]}) + "\n"
                             for t, y in _reviews(300, 1)))
-    p = subprocess.run([sys.executable, "launch.py",
-                        f"--config=configs/bert_finetune_offline.py:smoke,data={path},classes=2,"
-                        "max_len=24", "--config.dataset.text_column=review",
-                        "--config.dataset.label_column=stars", "--config.num_train_steps=80",
-                        "--config.eval_every_steps=80", "--config.eval_max_batches=0",
-                        "--config.optimizer.learning_rate=3e-3", f"--workdir={tmp_path / 'run'}"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
+    code, _, err = launch_cli(f"--config=configs/bert_finetune_offline.py:smoke,data={path},classes=2,"
+                              "max_len=24", "--config.dataset.text_column=review",
+                              "--config.dataset.label_column=stars", "--config.num_train_steps=80",
+                              "--config.eval_every_steps=80", "--config.eval_max_batches=0",
+                              "--config.optimizer.learning_rate=3e-3", f"--workdir={tmp_path / 'run'}")
+    assert code == 0, err[-3000:]
     rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert [r for r in rows if "eval/accuracy" in r][-1]["eval/accuracy"] >= 0.95
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -17,7 +15,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from dl_arch.data.masks import write_mask
-from dl_arch.testing import REPO, first_batch, load_config, overfit_one_batch
+from dl_arch.testing import first_batch, load_config, overfit_one_batch
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.loop import build_task, train_and_evaluate
 from dl_arch.train.paths import flatten_with_paths
@@ -82,7 +80,7 @@ def _square_scenes(folder, count: int, size: int, seed: int) -> None:
         write_mask(str(folder / "masks" / f"scene{i:03d}.png"), mask)
 
 
-def test_unet_learns_a_users_mask_folder_and_sample_writes_masks(tmp_path):
+def test_unet_learns_a_users_mask_folder_and_sample_writes_masks(tmp_path, launch_cli):
     """configs/unet_shapes.py:data=FOLDER through launch.py: learns the squares, then
     --sample segments new images into PNG masks of their own size."""
     _square_scenes(tmp_path / "data", 96, 32, seed=0)
@@ -91,20 +89,18 @@ def test_unet_learns_a_users_mask_folder_and_sample_writes_masks(tmp_path):
     flags = ["--config.num_train_steps=80", "--config.optimizer.learning_rate=0.01",
              "--config.eval_every_steps=80", "--config.eval_max_batches=0",
              "--config.progress=none"]
-    p = subprocess.run([sys.executable, "launch.py", spec, f"--workdir={work}", *flags],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
+    code, _, err = launch_cli(spec, f"--workdir={work}", *flags)
+    assert code == 0, err[-3000:]
     with open(os.path.join(work, "summary.json")) as f:
         summary = json.load(f)
     assert summary["eval/mean_iou"] > 0.8, summary
 
     _square_scenes(tmp_path / "new", 3, 40, seed=1)  # another size: masks come back at 40x40
     out = tmp_path / "masks_out"
-    p = subprocess.run([sys.executable, "launch.py", spec, f"--workdir={work}", "--sample",
-                        f"--config.sample.images={tmp_path / 'new' / 'images'}",
-                        f"--config.sample.output={out}"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
+    code, _, err = launch_cli(spec, f"--workdir={work}", "--sample",
+                              f"--config.sample.images={tmp_path / 'new' / 'images'}",
+                              f"--config.sample.output={out}")
+    assert code == 0, err[-3000:]
     for i in range(3):
         predicted = np.asarray(Image.open(out / f"scene{i:03d}.png"))
         truth = np.asarray(Image.open(tmp_path / "new" / "masks" / f"scene{i:03d}.png"))

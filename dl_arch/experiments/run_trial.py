@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     from dl_arch.experiments.runner import execute_run
     from dl_arch.experiments.runs import expand_runs, select_runs
     from dl_arch.experiments.study import load_experiment
+    from dl_arch.train.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()  # the sweep's directory, passed down in the environment
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("absl", "jax._src", "orbax", "grain"):

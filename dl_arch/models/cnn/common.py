@@ -138,7 +138,23 @@ def max_pool(x_BHWC: jax.Array, window: int, stride: int, padding: int = 0,
             out -= 1  # torch: the last window must start inside the input or left padding
         extra = max(0, (out - 1) * stride + window - (n + 2 * padding))
         pads.append((padding, padding + extra))
+    if window == stride and not any(lo or hi for lo, hi in pads):
+        return tiled_max_pool(x_BHWC, window)
     return nn.max_pool(x_BHWC, (window, window), (stride, stride), padding=tuple(pads))
+
+
+def tiled_max_pool(x_BHWC: jax.Array, window: int) -> jax.Array:
+    """Max over non-overlapping window x window tiles (rows and columns past the last whole
+    tile dropped, as torch's floor mode does), as a reshape and a reduction.
+
+    Equal to `nn.max_pool` forward; its gradient is a compare-and-multiply instead of XLA's
+    select-and-scatter, about 3x faster on CPU. Ties share the gradient equally, where
+    select-and-scatter gives it to the first maximum (the same sum).
+    """
+    b, h, w, c = x_BHWC.shape
+    oh, ow = h // window, w // window
+    tiles = x_BHWC[:, :oh * window, :ow * window].reshape(b, oh, window, ow, window, c)
+    return tiles.max(axis=(2, 4))
 
 
 def flatten_hwc(x_BHWC: jax.Array) -> jax.Array:

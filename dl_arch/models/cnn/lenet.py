@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
-from dl_arch.models.cnn.common import STEM_CHECKS, Window, check_images, check_stem, head
+from dl_arch.models.cnn.common import STEM_CHECKS, Window, check_images, check_stem, head, max_pool
 from dl_arch.registry import register_model
 
 _ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
@@ -53,15 +53,16 @@ class LeNet5(nn.Module):
             raise ConfigError(f"config.model.pooling='{self.pooling}'; use max or avg")
         check_images(x_BHWC, "lenet5", self.plan, self.stem)
         act = _ACTIVATIONS[self.activation]
-        pool = nn.max_pool if self.pooling == "max" else nn.avg_pool
+        pool = (lambda y: max_pool(y, 2, 2)) if self.pooling == "max" else \
+            (lambda y: nn.avg_pool(y, (2, 2), (2, 2)))
         conv = functools.partial(nn.Conv, kernel_size=(5, 5), dtype=self.dtype,
                                  param_dtype=self.param_dtype)
         x = jnp.asarray(x_BHWC, self.dtype)
         x = act(conv(self.features[0], padding=2 if self.stem == "small" else 0, name="conv1")(x))
-        x = pool(x, (2, 2), (2, 2))
+        x = pool(x)
         self.sow("intermediates", "stage1", x)
         x = act(conv(self.features[1], padding=0, name="conv2")(x))
-        x = pool(x, (2, 2), (2, 2))
+        x = pool(x)
         self.sow("intermediates", "stage2", x)
         x = x.reshape(x.shape[0], -1)
         for i, width in enumerate(self.hidden):
