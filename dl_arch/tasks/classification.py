@@ -54,6 +54,13 @@ def per_class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     return {"precision": precision, "recall": recall, "f1": f1, "support": actual}
 
 
+def class_train_loss(logits: jax.Array, labels: jax.Array, label_smoothing: float
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """A classifier's training loss (mean cross-entropy, smoothed) and its batch accuracy."""
+    loss = cross_entropy(logits, labels, label_smoothing).mean()
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
+
+
 def class_metric_totals(logits: jax.Array, labels: jax.Array, mask: jax.Array, top_k: int
                         ) -> MetricTotals:
     """Eval totals of a classifier's batch: loss, accuracy, top-k accuracy (when there are more
@@ -130,10 +137,8 @@ class ClassificationTask(SupervisedTask):
 
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
         logits, new_mutable = self.apply_train(params, mutable, batch, rng)
-        labels = batch["label"]
-        loss = cross_entropy(logits, labels, self.config.task.label_smoothing).mean()
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return loss, ({"accuracy": accuracy}, new_mutable)
+        loss, metrics = class_train_loss(logits, batch["label"], self.config.task.label_smoothing)
+        return loss, (metrics, new_mutable)
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         logits = self.apply_eval(variables, batch)

@@ -13,14 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables
-from dl_arch.tasks.classification import class_metric_totals, cross_entropy, finalize_class_metrics
+from dl_arch.tasks.classification import class_metric_totals, class_train_loss, finalize_class_metrics
 from dl_arch.tasks.speech_features import SpeechTask, real_rows
 
 
@@ -59,10 +58,8 @@ class KeywordSpottingTask(SpeechTask):
     # ----- pure functions
     def loss(self, phase: str, params: Any, mutable: Variables, batch: Batch, rng: jax.Array):
         logits, new_mutable = self.apply_train(params, mutable, batch, rng)
-        labels = batch["label"]
-        loss = cross_entropy(logits, labels, self.config.task.label_smoothing).mean()
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return loss, ({"accuracy": accuracy}, new_mutable)
+        loss, metrics = class_train_loss(logits, batch["label"], self.config.task.label_smoothing)
+        return loss, (metrics, new_mutable)
 
     def eval_metrics(self, variables: Variables, batch: Batch) -> MetricTotals:
         logits = self.apply_eval(variables, batch["audio"], batch["audio_len"])
