@@ -1,6 +1,6 @@
 """The one entry point: a training run, a sampling call, or a whole experiment.
 
-    python launch.py                                    # the default main job (offline)
+    python launch.py                                    # the quick tour, in runs/quick_tour
     python launch.py --config=configs/mlp_xor.py:smoke --workdir=runs/x [--config.seed=1]
     python launch.py --config=configs/mlp_xor.py --print_config   # every field, then exit
     python launch.py --config=configs/lstm_text.py --workdir=runs/lm --sample
@@ -24,17 +24,19 @@ from absl import flags
 
 DEFAULT_CONFIG = "configs/mlp_shapes.py"
 DEFAULT_EXPERIMENT = "experiments/quick_tour.py"
+DEFAULT_EXPERIMENT_WORKDIR = "runs/quick_tour"  # fixed, so a second start reuses the first
 OVERRIDE = "--config."
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("config", None, "configs/<name>.py[:options]; fields are overridden with "
                     "--config.<field>=<value> (see --print_config)")
-flags.DEFINE_string("workdir", None, "run directory (default: a fresh one under runs/)")
+flags.DEFINE_string("workdir", None, "run directory (default: runs/quick_tour for the "
+                    "quick tour, else a fresh one under runs/)")
 flags.DEFINE_bool("print_config", False, "print the resolved config of --config, every field "
                   "with its meaning, and exit without training")
 flags.DEFINE_string("experiment", None, "experiments/<name>.py[:options]: run a whole study")
-flags.DEFINE_integer("parallel", 1, "experiments: trials run at once as separate processes",
-                     lower_bound=1)
+flags.DEFINE_integer("parallel", None, "experiments: trials run at once as separate processes "
+                     "(default: the experiment's default_parallel, 1 for most)", lower_bound=1)
 flags.DEFINE_string("trial", "", "experiments: run only run K, or a trial by name (job arrays)")
 flags.DEFINE_bool("report_only", False, "experiments: only (re)write the report")
 flags.DEFINE_bool("sample", False, "sample from the trained model in --workdir (config.sample.*)")
@@ -124,8 +126,11 @@ def main(argv: list[str]) -> int:
         print(describe_config(resolved_config(overrides)))
         return 0
 
+    from dl_arch.train.compilation_cache import enable_compilation_cache
     from dl_arch.train.distributed import initialize
 
+    cache = enable_compilation_cache()
+    logging.info("compilation cache: %s", cache or "off")
     initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
 
     if FLAGS.experiment or (FLAGS.config is None and os.path.exists(DEFAULT_EXPERIMENT)
@@ -135,7 +140,9 @@ def main(argv: list[str]) -> int:
         spec = FLAGS.experiment or DEFAULT_EXPERIMENT
         from dl_arch.config.files import split_spec
 
-        workdir = FLAGS.workdir or _fresh_workdir(os.path.basename(split_spec(spec)[0])[:-3])
+        default = DEFAULT_EXPERIMENT_WORKDIR if not FLAGS.experiment else None
+        workdir = FLAGS.workdir or default or _fresh_workdir(
+            os.path.basename(split_spec(spec)[0])[:-3])
         check_workdir(workdir)
         _RUN.update(workdir=workdir, config=spec)
         logging.info("experiment %s -> %s", spec, workdir)

@@ -6,8 +6,9 @@ mistake in any trial stops the sweep at once. A run whose `summary.json` says `c
 is skipped; any other run is (re)started on its workdir, so the loop resumes it from its
 checkpoints; a run that failed keeps its traceback in `<run>/error.txt`.
 `--parallel=N` runs N runs at once as separate processes on this host, which die with the
-sweep (even a SIGKILLed one); `--trial=K` runs only run K (or the runs of the trial named
-K), for one element of a cluster job array.
+sweep (even a SIGKILLed one; without the flag, the experiment's `default_parallel`);
+`--trial=K` runs only run K (or the runs of the trial named K), for one element of a cluster
+job array. The report is the generic `report.md`, or the page the experiment's `page` writes.
 Launched on several hosts (with `--parallel=1`), every process trains each run together,
 as a single multi-host run does, and process 0 writes the files.
 """
@@ -57,7 +58,8 @@ def _raise_interrupted(signum: int, frame: Any) -> None:
     raise SweepInterrupted(f"signal {signum}")
 
 
-def _import_trainer(dotted: str) -> Callable[[ml_collections.ConfigDict, str], dict]:
+def _import_function(dotted: str) -> Callable[..., Any]:
+    """`package.module:function` -> the function (an experiment's trainer or page)."""
     module, _, attr = dotted.partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -100,7 +102,7 @@ def execute_run(exp: ml_collections.ConfigDict, run: Run) -> dict[str, Any]:
             os.remove(error_path)
     try:
         config = build_run_config(exp, run)
-        metrics = _import_trainer(exp.trainer)(config, run.workdir) or {}
+        metrics = _import_function(exp.trainer)(config, run.workdir) or {}
         if metrics.get("preempted"):
             raise SweepInterrupted(f"{run.workdir} stopped at step {metrics.get('step')} "
                                    "(SIGTERM)")
@@ -219,18 +221,22 @@ def _run_parallel(exp, workdir: str, runs: list[Run], all_runs: list[Run], paral
     return failed
 
 
-def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
+def run_experiment(path_with_options: str, workdir: str, parallel: int | None = 1,
                    trial: int | str | None = None, report_only: bool = False) -> str:
-    """Runs an experiment's grid into `workdir` and writes its report; returns report.md's path.
+    """Runs an experiment's grid into `workdir` and writes its report; returns the report's
+    path (report.md, or the experiment's own page).
 
     Finished runs are skipped and interrupted ones resumed; with `trial` only that run is
     trained and no report is written (run again with `report_only` once all have finished).
+    `parallel=None` takes the experiment's `default_parallel`.
     """
     if not workdir:
         raise ConfigError("--workdir is empty; give the directory the sweep writes to")
-    if parallel < 1:
+    if parallel is not None and parallel < 1:
         raise ConfigError(f"--parallel={parallel}; use 1 (sequential) or more processes")
     exp = load_experiment(path_with_options)
+    if parallel is None:
+        parallel = int(exp.default_parallel)
     runs = expand_runs(exp, workdir)
     os.makedirs(workdir, exist_ok=True)
     log = lambda msg: print(f"[{exp.name}] {msg}", flush=True)
@@ -244,7 +250,12 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
         for r in todo:  # a changed grid or a config mistake fails before anything runs
             check_identity(r)
             build_run_config(exp, r)
-        log(f"{len(chosen) - len(todo)} of the {len(chosen)} selected runs already finished")
+        finished = len(chosen) - len(todo)
+        if finished:
+            log(f"reusing {finished} finished run(s) of {len(chosen)} from {workdir}; delete "
+                f"a run's folder (or the whole folder) to rerun it")
+        else:
+            log(f"none of the {len(chosen)} selected runs has finished yet")
         if single and todo and not dependencies_done(todo[0], runs):
             raise ConfigError(
                 f"--trial={trial}: {todo[0].trial} depends on {', '.join(todo[0].depends_on)}, "
@@ -273,8 +284,12 @@ def run_experiment(path_with_options: str, workdir: str, parallel: int = 1,
         return os.path.join(workdir, "report.md")  # multi-host: process 0 writes the report
     command = f"python launch.py --experiment={path_with_options} --workdir={workdir}"
     command += f" --parallel={parallel}" if parallel > 1 else ""
-    path = report.write_report(exp, runs, workdir, command=command)
-    print(report.summary_text(exp, runs), flush=True)
+    if exp.page:
+        path, text = _import_function(exp.page)(exp, runs, workdir, command)
+    else:
+        path = report.write_report(exp, runs, workdir, command=command)
+        text = report.summary_text(exp, runs)
+    print(text, flush=True)
     log(f"report: {path}")
     if failed:
         raise RuntimeError(

@@ -10,7 +10,10 @@ An experiment is `experiments/<name>.py` with `get_experiment(arg: str | None) -
   `{workdir}` / `{seed}` in string override values become the sweep's directory and the
   run's seed (`'init_from': '{workdir}/pretrain/seed_{seed}'`);
 - `seeds`: the seeds every trial is repeated with (`config.seed`);
-- `plots`, `metrics`, `probes`, `title`: what the report shows (see `dl_arch.experiments.report`).
+- `plots`, `metrics`, `probes`, `title`: what the report shows (see `dl_arch.experiments.report`);
+- `default_parallel`: runs trained at once when launch.py gets no `--parallel`;
+- `page`: a `module:function` writing the experiment's own page instead of the generic report
+  (the quick tour's, `dl_arch.experiments.tour_page`).
 
 These are declared in `EXPERIMENT_FIELDS`; an unknown one is an error. A run's config is
 resolved like `launch.py --config`'s (declared defaults, the file, then the overrides and
@@ -51,6 +54,11 @@ EXPERIMENT_FIELDS: Fields = {
     "probes": Field((), "post-run analyses by name (dl_arch.experiments.probes)",
                     each=Field("", "a probe name")),
     "trainer": Field(DEFAULT_TRAINER, "module:function that trains one run (config, workdir)"),
+    "default_parallel": Field(1, "runs trained at once (separate processes) when launch.py "
+                                 "is given no --parallel", low=1),
+    "page": Field("", "module:function(exp, runs, workdir, command) -> (path, text) writing "
+                      "the experiment's page in place of the generic report.md ('': the "
+                      "generic one); text is printed before the path"),
 }
 _SET_BY_LOADER = ("name", "spec", "description")  # added by load_experiment
 TRIAL_KEYS = ("name", "overrides", "config", "params", "depends_on")
