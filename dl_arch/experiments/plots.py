@@ -226,6 +226,17 @@ def _trials(rows: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["trial"] for r in rows))
 
 
+def draw_decision_boundary(ax: Any, z: Any, point_size: float = 4) -> None:
+    """A 2-D classifier's p(class 1) over the plane (the `decision_boundary` probe's arrays),
+    its 0.5 line and the held-out points, on one matplotlib axis."""
+    axis = z["axis"]
+    ax.contourf(axis, axis, z["prob"], levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
+    ax.contour(axis, axis, z["prob"], levels=[0.5], colors="k", linewidths=0.8)
+    ax.scatter(z["points"][:, 0], z["points"][:, 1], c=z["labels"], cmap="RdBu_r", s=point_size,
+               edgecolors="none")
+    ax.set_aspect("equal")
+
+
 def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], path: str) -> bool:
     import matplotlib
 
@@ -256,13 +267,7 @@ def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], pa
             except OSError:
                 ax.set_visible(False)
                 continue
-            axis = z["axis"]
-            ax.contourf(axis, axis, z["prob"], levels=np.linspace(0, 1, 11), cmap="RdBu_r",
-                        alpha=0.8)
-            ax.contour(axis, axis, z["prob"], levels=[0.5], colors="k", linewidths=0.8)
-            pts, lab = z["points"], z["labels"]
-            ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="RdBu_r", s=4, edgecolors="none")
-            ax.set_aspect("equal")
+            draw_decision_boundary(ax, z)
             acc = r.get(spec.get("metric", "eval/accuracy"))
             title = f"{cv}" + (f"\nacc={acc:.3f}" if isinstance(acc, (int, float)) else "")
             ax.set_title(title, fontsize=7)

@@ -82,10 +82,11 @@ def mean_image_psnr(config: ml_collections.ConfigDict, n: int = 512) -> float:
     """PSNR (dB, mean over eval images) of answering every image with the eval mean image:
     the score of an autoencoder that ignores its input."""
     from dl_arch.experiments.probes import probe_batch
+    from dl_arch.tasks.autoencoding import psnr
 
-    images = probe_batch(config, config.dataset.eval_split, n)["image"].astype(np.float64)
-    mse = np.mean(np.square(images - images.mean(0)).reshape(len(images), -1), axis=1)
-    return float(np.mean(-10.0 * np.log10(mse + 1e-10)))
+    images = np.asarray(probe_batch(config, config.dataset.eval_split, n)["image"], np.float32)
+    mean_image = np.broadcast_to(images.mean(0), images.shape)
+    return float(np.mean(psnr(images, mean_image)))  # the headline's own PSNR
 
 
 def unigram_bits(config: ml_collections.ConfigDict) -> float:
@@ -126,16 +127,14 @@ def _boundary(z: Any, accuracy: float | None, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from dl_arch.experiments.plots import draw_decision_boundary
+
     fig, ax = plt.subplots(figsize=(4.0, 4.0))
-    axis = z["axis"]
-    ax.contourf(axis, axis, z["prob"], levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.8)
-    ax.contour(axis, axis, z["prob"], levels=[0.5], colors="k", linewidths=1.0)
-    ax.scatter(z["points"][:, 0], z["points"][:, 1], c=z["labels"], cmap="RdBu_r", s=6,
-               edgecolors="white", linewidths=0.3)
+    draw_decision_boundary(ax, z, point_size=6)
     title = "p(class 1); dots: held-out points"
     if isinstance(accuracy, (int, float)):
         title += f"\nheld-out accuracy {accuracy:.1%}"
-    ax.set(title=title, xticks=[], yticks=[], aspect="equal")
+    ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
