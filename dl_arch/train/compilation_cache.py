@@ -13,7 +13,7 @@ import jax
 
 ENV = "JAX_COMPILATION_CACHE_DIR"
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "dl_arch", "jax_compilation_cache")
-MIN_COMPILE_SECS = 0.3  # cheaper programs compile faster than the cache reads them back
+MIN_COMPILE_SECS = 0.3  # leaves out the many tiny programs (eager ops, small helpers)
 
 
 def enable_compilation_cache(path: str | None = None) -> str | None:
