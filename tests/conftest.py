@@ -17,8 +17,8 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # processes it starts: the same programs (a smoke config's step, a model's forward) compile once.
 from dl_arch.train.compilation_cache import ENV, enable_compilation_cache  # noqa: E402
 
-enable_compilation_cache(os.environ.get(ENV) or os.path.join(tempfile.gettempdir(),
-                                                             "dl_arch_test_compilation_cache"))
+enable_compilation_cache(os.environ.get(ENV, os.path.join(tempfile.gettempdir(),
+                                                          "dl_arch_test_compilation_cache")))
 
 
 @pytest.fixture

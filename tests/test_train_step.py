@@ -165,3 +165,14 @@ def test_trainer_is_the_one_source_of_the_loop_state_and_probe_variables(tmp_pat
                                 jax.device_get(new_state.params), rtol=1e-6)
     logged = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     np.testing.assert_allclose(logged["train/loss"], float(metrics["loss"]), rtol=1e-6)
+
+
+def test_init_compiled_for_one_run_gives_the_default_compiles_state():
+    """The init program's cheap CPU codegen changes its compile time, not the state it makes."""
+    import functools
+
+    trainer = Trainer(load_config("configs/lenet5_shapes.py:smoke"))
+    batch = trainer.first_batch()
+    default = jax.jit(functools.partial(trainer._init, batch))()
+    chex.assert_trees_all_close(jax.device_get(trainer.init_state(batch)),
+                                jax.device_get(default), rtol=1e-6, atol=1e-7)

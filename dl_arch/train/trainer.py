@@ -30,6 +30,15 @@ from dl_arch.train.paths import check_patterns
 from dl_arch.train.state import TrainState
 from dl_arch.train.step import eval_step, eval_variables, train_step
 
+# The init program runs once, so on CPU it compiles at LLVM's lowest optimisation level: a
+# U-Net's init (a threefry hash per parameter) compiles in 2 s instead of 9 and runs in 20 ms.
+RUN_ONCE_CPU_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+def run_once_compiler_options() -> dict[str, int] | None:
+    """XLA options for a program that runs once (the init): cheap codegen on CPU, else none."""
+    return RUN_ONCE_CPU_OPTIONS if jax.default_backend() == "cpu" else None
+
 
 def build_task(config: ml_collections.ConfigDict) -> Task:
     """The task of a config, built on its resolved form (every declared field present)."""
@@ -82,7 +91,11 @@ class Trainer:
         return init_rng, state_rng
 
     def init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The run's initial variables, exactly those its train state starts from."""
+        """The run's initial variables, exactly those its train state starts from (compiled
+        as the state's init is, so the two agree to the bit)."""
+        return jax.jit(self._init_variables, compiler_options=run_once_compiler_options())(batch)
+
+    def _init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
         return self.task.init_variables(self.keys()[0], batch)
 
     def opt_state(self, params: Any) -> dict[str, Any]:
@@ -90,7 +103,7 @@ class Trainer:
         return {p: self.txs[p].init(params if p == ALL else params[p]) for p in self.task.phases}
 
     def _init(self, batch: dict[str, Any]) -> TrainState:
-        variables = dict(self.init_variables(batch))
+        variables = dict(self._init_variables(batch))
         params = variables.pop("params")
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=self.opt_state(params), mutable=variables, rng=self.keys()[1],
@@ -115,7 +128,8 @@ class Trainer:
     def init_state(self, batch: dict[str, Any], init_from: bool = True) -> TrainState:
         """A fresh train state born in its sharding; `config.init_from` loaded if set."""
         sharding = self.state_sharding(self.abstract_state(batch))
-        state = jax.jit(functools.partial(self._init, batch), out_shardings=sharding)()
+        state = jax.jit(functools.partial(self._init, batch), out_shardings=sharding,
+                        compiler_options=run_once_compiler_options())()
         if init_from and self.config.init_from:
             from dl_arch.train.transfer import load_pretrained
 
