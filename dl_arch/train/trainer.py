@@ -92,7 +92,10 @@ class Trainer:
 
     def init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The run's initial variables, exactly those its train state starts from (compiled
-        as the state's init is, so the two agree to the bit)."""
+        as the state's init is, so the two agree to the bit; traced into a caller's program,
+        e.g. `jax.eval_shape`, when `batch` is abstract)."""
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(batch)):
+            return self._init_variables(batch)
         return jax.jit(self._init_variables, compiler_options=run_once_compiler_options())(batch)
 
     def _init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
