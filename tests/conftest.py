@@ -4,8 +4,13 @@ import os
 import sys
 import tempfile
 
-import jax
-import pytest
+from dl_arch.testing import TEST_XLA_FLAGS
+
+# before JAX starts its CPU backend: the options of every test program (see TEST_XLA_FLAGS)
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:

@@ -5,8 +5,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import chex
@@ -15,7 +13,7 @@ import pytest
 
 from dl_arch.config.errors import LossDiverged
 from dl_arch.config.resolve import resolve_config
-from dl_arch.testing import REPO, load_config
+from dl_arch.testing import launch_process, load_config
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.run_config import config_changes
@@ -199,18 +197,11 @@ def test_the_host_runs_at_most_run_ahead_steps_before_the_device(tmp_path, monke
     assert max(pending) <= loop_lib.RUN_AHEAD + 1, pending
 
 
-def _launch(args, **kw):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("XLA_FLAGS", None)
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
-
-
 def test_sigterm_saves_and_resume_matches_uninterrupted(tmp_path):
     common = ["--config=configs/mlp_xor.py:smoke", "--config.num_train_steps=300",
               "--config.checkpoint_every_steps=1000", "--config.eval_every_steps=1000",
               "--config.log_every_steps=1", "--config.progress=none"]
-    proc = _launch(common + [f"--workdir={tmp_path / 'killed'}"])
+    proc = launch_process(common + [f"--workdir={tmp_path / 'killed'}"])
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
@@ -221,8 +212,8 @@ def test_sigterm_saves_and_resume_matches_uninterrupted(tmp_path):
     assert "SIGTERM" in out
     saved = [int(s) for s in os.listdir(tmp_path / "killed" / "checkpoints")]
     assert len(saved) == 1 and 3 <= saved[0] < 300
-    resumed = _launch(common + [f"--workdir={tmp_path / 'killed'}"])
-    straight = _launch(common + [f"--workdir={tmp_path / 'straight'}"])
+    resumed = launch_process(common + [f"--workdir={tmp_path / 'killed'}"])
+    straight = launch_process(common + [f"--workdir={tmp_path / 'straight'}"])
     for p in (resumed, straight):
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out

@@ -3,22 +3,13 @@
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import numpy as np
 
-from dl_arch.testing import REPO
+from dl_arch.testing import launch_process
 
 COMMON = ["--config=configs/mlp_shapes.py:smoke", "--config.log_every_steps=1",
           "--config.num_train_steps=12", "--config.progress=none", "--config.model.dropout=0.0"]
-
-
-def _run(args, devices=1, timeout=300):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _losses(workdir):
@@ -34,8 +25,8 @@ def _finish(*procs):
 
 
 def test_eight_devices_give_the_same_losses_as_one(tmp_path):
-    one = _run(COMMON + [f"--workdir={tmp_path / 'one'}"], devices=1)
-    eight = _run(COMMON + [f"--workdir={tmp_path / 'eight'}"], devices=8)
+    one = launch_process(COMMON + [f"--workdir={tmp_path / 'one'}"], devices=1)
+    eight = launch_process(COMMON + [f"--workdir={tmp_path / 'eight'}"], devices=8)
     out = _finish(one, eight)
     assert "8 x cpu" in out and "'data': 8" in out
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
@@ -45,7 +36,7 @@ def test_eight_devices_give_the_same_losses_as_one(tmp_path):
 
 
 def test_batch_not_divisible_by_devices_is_one_clear_line(tmp_path):
-    p = _run(COMMON + ["--config.batch_size=12", f"--workdir={tmp_path}"], devices=8)
+    p = launch_process(COMMON + ["--config.batch_size=12", f"--workdir={tmp_path}"], devices=8)
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 2
     assert out.strip().splitlines()[-1] == (
@@ -62,11 +53,11 @@ def _free_port():
 def test_two_processes_on_localhost_match_one_process(tmp_path):
     port = _free_port()
     procs = [
-        _run(COMMON + [f"--workdir={tmp_path / 'multi'}", f"--coordinator_address=127.0.0.1:{port}",
+        launch_process(COMMON + [f"--workdir={tmp_path / 'multi'}", f"--coordinator_address=127.0.0.1:{port}",
                        "--num_processes=2", f"--process_id={i}"], devices=2)
         for i in range(2)
     ]
-    single = _run(COMMON + [f"--workdir={tmp_path / 'single'}"], devices=1)
+    single = launch_process(COMMON + [f"--workdir={tmp_path / 'single'}"], devices=1)
     outs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out

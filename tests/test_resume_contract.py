@@ -20,7 +20,7 @@ import pytest
 
 from dl_arch.config.errors import ConfigError, LossDiverged
 from dl_arch.data.pipeline import train_dataset
-from dl_arch.testing import REPO, load_config
+from dl_arch.testing import launch_process, load_config
 from dl_arch.train import checkpoints as checkpoints_lib
 from dl_arch.train import loop
 from dl_arch.train import mesh as mesh_lib
@@ -165,19 +165,13 @@ def test_a_non_corruption_error_stops_the_run(workdir, monkeypatch):
 
 # --- one writer per workdir ---------------------------------------------------------------
 
-def _launch(args, **kw):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("XLA_FLAGS", None)
-    return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            **kw)
 
 
 def test_a_second_process_on_a_locked_workdir_fails_in_one_line(workdir):
     before = _snapshot(workdir)
     with WorkdirLock(str(workdir)):  # this test process plays the run in progress
         held = (workdir / ".lock").read_text()
-        proc = _launch([f"--config={XOR}", f"--workdir={workdir}", "--config.num_train_steps=40"])
+        proc = launch_process([f"--config={XOR}", f"--workdir={workdir}", "--config.num_train_steps=40"])
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 2, out
         errors = [line for line in out.splitlines() if line.startswith("error:")]
@@ -235,8 +229,8 @@ def test_kill_9_then_resume_logs_each_step_once_and_equals_an_uninterrupted_run(
               "--config.checkpoint_every_steps=3", "--config.eval_every_steps=25",
               "--config.progress=none"]
     killed, straight = tmp_path / "killed", tmp_path / "straight"
-    first = _launch(common + [f"--workdir={killed}"])
-    uninterrupted = _launch(common + [f"--workdir={straight}"])
+    first = launch_process(common + [f"--workdir={killed}"])
+    uninterrupted = launch_process(common + [f"--workdir={straight}"])
     metrics = killed / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and first.poll() is None and (
@@ -249,7 +243,7 @@ def test_kill_9_then_resume_logs_each_step_once_and_equals_an_uninterrupted_run(
     logged = max(r["step"] for r in read_metrics(str(killed)))
     assert steps and logged > steps[-1], (steps, logged)  # rows past the checkpoint exist
     assert (killed / ".lock").exists()  # left behind by the kill
-    resumed = _launch(common + [f"--workdir={killed}"])
+    resumed = launch_process(common + [f"--workdir={killed}"])
     outs = {}
     for name, proc in (("resumed", resumed), ("straight", uninterrupted)):
         outs[name], _ = proc.communicate(timeout=300)
@@ -397,7 +391,7 @@ def test_sigterm_during_set_up_returns_having_saved_nothing(tmp_path, monkeypatc
 
 
 def test_sigterm_before_the_first_step_exits_0(tmp_path):
-    proc = _launch([f"--config={XOR}", f"--workdir={tmp_path}", "--config.progress=none"])
+    proc = launch_process([f"--config={XOR}", f"--workdir={tmp_path}", "--config.progress=none"])
     lines = []
     for line in proc.stdout:
         lines.append(line)
