@@ -73,7 +73,7 @@ def test_attention_matches_numpy_values_and_gradients(impl, mask_kind, kv_heads)
     mask = _masks()[mask_kind]
     x = jax.random.normal(jax.random.key(0), (B, T, D))
     layer = MultiHeadAttention(N, num_kv_heads=kv_heads, implementation=impl)
-    params = layer.init(jax.random.key(1), x)["params"]
+    params = jax.jit(layer.init)(jax.random.key(1), x)["params"]
     chex.assert_shape(params["key"]["kernel"], (D, kv_heads, D // N))
     apply = jax.jit(lambda p, x_: layer.apply({"params": p}, x_, mask=mask))
     out = apply(params, x)
@@ -96,7 +96,7 @@ def test_cross_attention_matches_numpy():
     kv = jax.random.normal(jax.random.key(1), (B, T + 3, D))
     mask = padding_mask(jnp.ones((B, T), bool), jnp.arange(T + 3)[None, :] < jnp.array([[9], [5]]))
     layer = MultiHeadAttention(N)
-    params = layer.init(jax.random.key(2), x, kv)["params"]
+    params = jax.jit(layer.init)(jax.random.key(2), x, kv)["params"]
     out = layer.apply({"params": params}, x, kv, mask=mask)
     chex.assert_trees_all_close(np.asarray(out), numpy_mha(params, x, kv, mask, N), atol=2e-5)
 
@@ -104,7 +104,7 @@ def test_cross_attention_matches_numpy():
 def test_causal_flag_equals_causal_mask_and_naive_path():
     x = jax.random.normal(jax.random.key(0), (B, T, D))
     layer = MultiHeadAttention(N)
-    params = layer.init(jax.random.key(1), x)
+    params = jax.jit(layer.init)(jax.random.key(1), x)
     by_flag = layer.apply(params, x, causal=True)
     by_mask = layer.apply(params, x, mask=causal_mask(T))
     naive = MultiHeadAttention(N, implementation="naive").apply(params, x, causal=True)
@@ -159,7 +159,7 @@ def _gpt(**kw):
 def test_causality_no_gradient_from_future_positions():
     stack = TransformerStack(2, dict(num_heads=4, mlp_dim=32, causal=True, rope=True))
     x = jax.random.normal(jax.random.key(0), (1, T, D))
-    params = stack.init(jax.random.key(1), x)
+    params = jax.jit(stack.init)(jax.random.key(1), x)
     jac = jax.jit(jax.jacrev(lambda x_: stack.apply(params, x_)))(x)  # (1, T, D, 1, T, D)
     influence_TS = np.abs(np.asarray(jac)[0, :, :, 0]).sum(axis=(1, 3))
     assert np.all(influence_TS[np.triu_indices(T, k=1)] == 0.0)
@@ -169,9 +169,10 @@ def test_causality_no_gradient_from_future_positions():
 def test_gpt_logits_ignore_future_tokens():
     model = _gpt(position="rope")
     tokens = jax.random.randint(jax.random.key(0), (1, 8), 1, 32)
-    params = model.init(jax.random.key(1), tokens)
+    params = jax.jit(model.init)(jax.random.key(1), tokens)
     changed = tokens.at[:, 5:].set((tokens[:, 5:] + 7) % 31 + 1)
-    a, b = model.apply(params, tokens), model.apply(params, changed)
+    apply = jax.jit(model.apply)
+    a, b = apply(params, tokens), apply(params, changed)
     chex.assert_trees_all_close(a[:, :5], b[:, :5], atol=1e-6)
     assert float(jnp.abs(a[:, 5:] - b[:, 5:]).max()) > 1e-3
 
@@ -180,10 +181,10 @@ def test_kv_cache_decoding_matches_full_forward_gpt():
     for kw in (dict(), dict(position="rope", num_kv_heads=2)):
         model = _gpt(**kw)
         tokens = jax.random.randint(jax.random.key(0), (2, 10), 1, 32)
-        params = model.init(jax.random.key(1), tokens)["params"]
-        full = model.apply({"params": params}, tokens)
+        params = jax.jit(model.init)(jax.random.key(1), tokens)["params"]
+        full = jax.jit(model.apply)({"params": params}, tokens)
         dec = model.clone(decode=True)
-        cache = dec.init(jax.random.key(0), jnp.ones((2, 16), jnp.int32))["cache"]
+        cache = jax.jit(dec.init)(jax.random.key(0), jnp.ones((2, 16), jnp.int32))["cache"]
         # prefill 4 tokens in one chunk, then one token at a time
         step = jax.jit(lambda c, tok, dec=dec, params=params: dec.apply(
             {"params": params, "cache": c}, tok, mutable=["cache"]))
@@ -203,11 +204,11 @@ def test_kv_cache_decoding_matches_full_forward_encoder_decoder():
                                       max_len=16, dropout_rate=0.0)
     src = jnp.array([[3, 4, 5, 6, 0, 0], [7, 8, 9, 3, 4, 5]])
     tgt = jnp.array([[1, 5, 6, 7, 8], [1, 9, 3, 4, 2]])
-    params = model.init(jax.random.key(0), src, tgt)["params"]
-    full = model.apply({"params": params}, src, tgt)
+    params = jax.jit(model.init)(jax.random.key(0), src, tgt)["params"]
+    full = jax.jit(model.apply)({"params": params}, src, tgt)
     dec = model.clone(decode=True)
-    cache = dec.init(jax.random.key(0), src, jnp.ones((2, 8), jnp.int32))["cache"]
-    encoded = dec.apply({"params": params}, src, method="encode")
+    cache = jax.jit(dec.init)(jax.random.key(0), src, jnp.ones((2, 8), jnp.int32))["cache"]
+    encoded = jax.jit(lambda p: dec.apply(p, src, method="encode"))({"params": params})
     step = jax.jit(lambda c, tok: dec.apply({"params": params, "cache": c}, encoded, src, tok,
                                             method="decode_logits", mutable=["cache"]))
     outs = []
@@ -226,7 +227,7 @@ def _stack(scan, remat):
 def test_scan_and_remat_match_unrolled_values_and_gradients():
     x = jax.random.normal(jax.random.key(0), (B, T, D * 2))
     plain = _stack(False, False)
-    params = plain.init(jax.random.key(1), x)["params"]
+    params = jax.jit(plain.init)(jax.random.key(1), x)["params"]
     # the scanned stack holds the same per-layer parameters stacked along axis 0
     layers = [params[f"layer_{i}"] for i in range(3)]
     stacked = {"layers": {"block": jax.tree.map(lambda *a: jnp.stack(a), *layers)},
@@ -247,10 +248,10 @@ def test_scan_and_remat_match_unrolled_values_and_gradients():
 def test_scanned_gpt_kv_cache_matches_full_forward():
     model = _gpt(scan=True, remat=True)
     tokens = jax.random.randint(jax.random.key(0), (1, 6), 1, 32)
-    params = model.init(jax.random.key(1), tokens)["params"]
+    params = jax.jit(model.init)(jax.random.key(1), tokens)["params"]
     full = model.apply({"params": params}, tokens)
     dec = model.clone(decode=True)
-    cache = dec.init(jax.random.key(0), jnp.ones((1, 8), jnp.int32))["cache"]
+    cache = jax.jit(dec.init)(jax.random.key(0), jnp.ones((1, 8), jnp.int32))["cache"]
     step = jax.jit(lambda c, tok: dec.apply({"params": params, "cache": c}, tok,
                                             mutable=["cache"]))
     outs = []
@@ -265,7 +266,7 @@ def test_scanned_gpt_kv_cache_matches_full_forward():
 def test_block_post_and_pre_ln_match_numpy(pre_ln):
     x = jax.random.normal(jax.random.key(0), (1, 4, 8))
     block = TransformerBlock(num_heads=2, mlp_dim=16, pre_ln=pre_ln, activation="relu")
-    params = block.init(jax.random.key(1), x)["params"]
+    params = jax.jit(block.init)(jax.random.key(1), x)["params"]
     out = np.asarray(block.apply({"params": params}, x))
 
     def ln(y, p):

@@ -111,7 +111,7 @@ def test_task_loss_is_the_elbo_of_the_model_output():
     config = task_config("dense_vae_tiny", beta=2.0)
     task = build_task(config)
     x = jnp.asarray(toy_images(4))
-    variables = task.init_variables(jax.random.key(0), {"image": x})
+    variables = jax.jit(task.init_variables)(jax.random.key(0), {"image": x})
     rng = jax.random.key(7)
     loss, (metrics, _) = task.loss("all", variables["params"], {}, {"image": x}, rng)
     _, latent_rng, _ = jax.random.split(rng, 3)  # the task's (noise, latent, dropout) keys
@@ -156,7 +156,7 @@ def test_sampling_flows_gradients_to_the_variance_head():
     config = task_config("dense_vae_tiny")
     task = build_task(config)
     x = jnp.asarray(toy_images(4))
-    params = task.init_variables(jax.random.key(0), {"image": x})["params"]
+    params = jax.jit(task.init_variables)(jax.random.key(0), {"image": x})["params"]
 
     def recon_only(p):  # without the KL term, logvar is reached only through z
         return task.loss("all", p, {}, {"image": x}, jax.random.key(1))[1][0]["recon"]
@@ -198,7 +198,7 @@ def test_psnr_matches_numpy():
 def test_shapes_and_prior_decode(name):
     model = MODELS.get(name)()
     x = jnp.asarray(toy_images(3))
-    variables = model.init({"params": jax.random.key(0), "latent": jax.random.key(1)}, x)
+    variables = jax.jit(model.init)({"params": jax.random.key(0), "latent": jax.random.key(1)}, x)
     out = model.apply(variables, x, train=True, rngs={"latent": jax.random.key(2)})
     chex.assert_shape(out["logits"], (3, 8, 8, 1))
     chex.assert_shape(out["z"], (3, model.latent_dim))
@@ -265,7 +265,7 @@ def test_group_norm_encoder_matches_numpy():
     per example, then scaled and shifted; checked on the encoder's first layer."""
     enc = autoencoder.ConvEncoder(features=(16,), norm="group")
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 8, 8, 3)), jnp.float32)
-    variables = enc.init(jax.random.key(0), x)
+    variables = jax.jit(enc.init)(jax.random.key(0), x)
     p = jax.tree.map(np.asarray, variables["params"])
     p["norm_0"]["scale"] = np.linspace(0.5, 2.0, 16).astype(np.float32)
     p["norm_0"]["bias"] = np.linspace(-1.0, 1.0, 16).astype(np.float32)
@@ -297,7 +297,7 @@ def test_overfits_one_batch(name, corruption, norm, prior):
     config.model.prior_components = prior
     task = build_task(config)
     batch = {"image": jnp.asarray(toy_images(8))}
-    params = task.init_variables(jax.random.key(0), batch)["params"]
+    params = jax.jit(task.init_variables)(jax.random.key(0), batch)["params"]
     opt = optax.adam(3e-3)
     opt_state = opt.init(params)
 
@@ -328,7 +328,7 @@ def test_evaluators_draw_the_pictures_of_a_vae(tmp_path):
     config = resolve_config(config)
     task = build_task(config)
     x = toy_images(9)
-    variables = task.init_variables(jax.random.key(0), {"image": jnp.asarray(x)})
+    variables = jax.jit(task.init_variables)(jax.random.key(0), {"image": jnp.asarray(x)})
     evaluators = build_evaluators(config, task)
     assert [e.name for e in evaluators] == ["reconstructions", "prior_samples", "latent_scatter"]
     assert all(e.due(1000, final=False) for e in evaluators)  # pictures at every evaluation
@@ -374,7 +374,7 @@ def test_plain_autoencoder_draws_reconstructions_only():
     config = resolve_config(task_config("conv_ae_tiny"))
     task = build_task(config)
     x = toy_images(4)
-    variables = task.init_variables(jax.random.key(0), {"image": jnp.asarray(x)})
+    variables = jax.jit(task.init_variables)(jax.random.key(0), {"image": jnp.asarray(x)})
     ctx = EvalContext(variables=variables, metrics={}, batch={"image": x}, step=1, final=False,
                       workdir="", eval_batches=lambda: [])
     drawn = {e.name: set(e(ctx).images) for e in build_evaluators(config, task)}

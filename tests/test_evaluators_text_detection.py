@@ -27,7 +27,8 @@ def setup(spec: str, init: bool = True, **overrides):
         config[section][key] = value
     task = build_task(config)
     batch = next(iter(eval_split(task.config, task)))
-    variables = jax.device_get(task.init_variables(jax.random.key(0), batch)) if init else {}
+    init_fn = jax.jit(task.init_variables)  # one compile, not one per eager op
+    variables = jax.device_get(init_fn(jax.random.key(0), batch)) if init else {}
     return task, batch, variables
 
 

@@ -12,8 +12,6 @@ import csv
 import glob
 import json
 import os
-import subprocess
-import sys
 
 import chex
 import jax
@@ -382,7 +380,7 @@ def test_layer_norms_match_numpy_backprop():
     rng = np.random.default_rng(0)
     batch = {"inputs": rng.normal(size=(7, 4)).astype(np.float32),
              "label": rng.integers(0, 3, size=7).astype(np.int32)}
-    variables = task.init_variables(jax.random.PRNGKey(1), batch)
+    variables = jax.jit(task.init_variables)(jax.random.PRNGKey(1), batch)
     names, norms = probes.layer_norms(task, variables, batch)
     assert names == ["hidden_0", "head"]
     p = jax.tree_util.tree_map(np.asarray, variables["params"])
@@ -413,7 +411,7 @@ def test_hidden_state_grads_match_numpy_bptt():
     B, T, D, H = 4, 6, 2, 3
     batch = {"inputs": rng.normal(size=(B, T, D)).astype(np.float32),
              "targets": rng.normal(size=(B, 1)).astype(np.float32)}
-    variables = task.init_variables(jax.random.PRNGKey(2), batch)
+    variables = jax.jit(task.init_variables)(jax.random.PRNGKey(2), batch)
     g_TBH = probes.hidden_state_grads(task, variables, batch)
     chex.assert_shape(g_TBH, (T, B, H))
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), variables["params"])
@@ -456,14 +454,14 @@ def test_every_study_builds_every_run_config(path, size):
             assert config.num_train_steps <= 100
 
 
-def test_perceptron_vs_mlp_smoke_end_to_end_through_launch_with_the_real_loop(tmp_path):
+def test_perceptron_vs_mlp_smoke_end_to_end_through_launch_with_the_real_loop(tmp_path,
+                                                                             launch_cli):
+    # launch.py in this process, one run at a time (parallel runs: the test above)
     sweep = str(tmp_path / "pvm")
     spec = "experiments/perceptron_vs_mlp.py:smoke"
-    done = subprocess.run([sys.executable, "launch.py", f"--experiment={spec}",
-                           f"--workdir={sweep}", "--parallel=2"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "| xor-mlp32 |" in done.stdout and "report.md" in done.stdout  # the printed table
+    code, out, err = launch_cli(f"--experiment={spec}", f"--workdir={sweep}", "--parallel=1")
+    assert code == 0, out[-2000:] + err[-2000:]
+    assert "| xor-mlp32 |" in out and "report.md" in out  # the printed table
     rows = {r["trial"]: r for r in _csv(sweep)}
     assert {r["status"] for r in rows.values()} == {"done"}
     assert float(rows["xor-mlp32"]["eval/accuracy"]) > 0.9  # a hidden layer solves XOR ...

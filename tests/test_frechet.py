@@ -81,7 +81,7 @@ def test_classifier_model_gives_logits_and_its_features():
     and (logits, features) with `with_features`, the logits a Dense map of the features."""
     model = MODELS.get("frechet_classifier")(num_classes=3)
     x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 1))
-    variables = model.init(jax.random.key(1), x)
+    variables = jax.jit(model.init)(jax.random.key(1), x)
     assert set(variables["params"]) == {"conv_0", "conv_1", "features", "classifier"}
     logits, feats = model.apply(variables, x, with_features=True)
     chex.assert_shape([logits, feats], [(2, 3), (2, 128)])

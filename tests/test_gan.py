@@ -83,7 +83,7 @@ def test_generator_and_discriminator_shapes(name, latent, shape):
 def test_generated_images_in_tanh_range_and_bad_shapes_rejected():
     model = MODELS.get("dcgan_tiny")()
     z = jax.random.normal(jax.random.key(0), (3, 4)) * 10
-    variables = model.init(jax.random.key(1), z)
+    variables = jax.jit(model.init)(jax.random.key(1), z)
     images = model.apply(variables, z, method="generate")
     assert float(jnp.max(jnp.abs(images))) <= 1.0
     with pytest.raises(ValueError, match="config.model.latent_dim"):
@@ -120,7 +120,7 @@ def test_spectral_norm_equals_weights_divided_by_their_top_singular_value():
     kw = dict(image_shape=(8, 8, 1), features=4, num_stages=2)
     spectral = Discriminator(norm="spectral", **kw)
     x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, size=(4, 8, 8, 1)), jnp.float32)
-    variables = spectral.init(jax.random.key(0), x)
+    variables = jax.jit(spectral.init)(jax.random.key(0), x)
     # biases (kept without BatchNorm) set away from 0: they are not divided
     variables = {**variables, "params": jax.tree.map(
         lambda p: p if p.ndim > 1 else jnp.full_like(p, 0.3), variables["params"])}
@@ -230,7 +230,7 @@ def test_r1_penalty_is_half_gamma_times_the_squared_input_gradient(discriminator
     plain = build_task(config)
     config.task.r1_gamma = 2.0
     task = build_task(config)
-    variables = plain.init_variables(jax.random.key(0), batch)
+    variables = jax.jit(plain.init_variables)(jax.random.key(0), batch)
     # kernels ~N(0, 0.4) rather than 0.02, so that the penalty is O(1), not lost in rounding;
     # biases (norm 'none') away from 0, so that they play a part
     params = {**variables["params"], "discriminator": jax.tree.map(
@@ -565,7 +565,7 @@ def test_class_weight_adds_d_class_loss_and_g_class_confidence():
     config.task.class_weight = 0.7
     task = build_task(config)
     batch = first_batch(config, task)
-    variables = task.init_variables(jax.random.key(0), batch)
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batch)
     params = {**variables["params"], "discriminator": jax.tree.map(
         lambda p: p * 20 if p.ndim > 1 else p + 0.1, variables["params"]["discriminator"])}
     mutable = {"batch_stats": variables["batch_stats"]}

@@ -131,7 +131,7 @@ def test_init_from_hf_folder_loads_every_tensor_into_a_matching_model(tmp_path):
     model_config = _gpt_config()
     model = GPT(**{k: v for k, v in model_config.items() if k != "name"})
     tokens = np.random.default_rng(3).integers(0, 97, size=(2, 9))
-    fresh = model.init(jax.random.PRNGKey(0), tokens)["params"]
+    fresh = jax.jit(model.init)(jax.random.PRNGKey(0), tokens)["params"]
     params, _ = load_pretrained(fresh, {}, f"hf:{folder}", model_config)
     with torch.no_grad():
         want = ref(torch.tensor(tokens)).logits.numpy()

@@ -82,7 +82,7 @@ def test_vae_with_a_mixture_prior_reports_the_estimated_kl_and_samples_from_it()
         "dataset": {"name": "shapes", "image_size": 8, "channels": 1}})
     task = build_task(config)
     x = jnp.asarray(np.random.default_rng(2).uniform(size=(4, 8, 8, 1)), jnp.float32)
-    variables = task.init_variables(jax.random.key(0), {"image": x})
+    variables = jax.jit(task.init_variables)(jax.random.key(0), {"image": x})
     prior = variables["params"]["prior"]
     chex.assert_shape([prior["means"], prior["logvars"], prior["logits"]],
                       [(3, 4), (3, 4), (3,)])
@@ -100,7 +100,7 @@ def test_vae_with_a_mixture_prior_reports_the_estimated_kl_and_samples_from_it()
         task.generate_images(variables, 5, 3),
         jax.nn.sigmoid(task.model.apply(variables, draws, method="decode")), rtol=1e-6)
     standard = MODELS.get("dense_vae_tiny")()
-    v0 = standard.init({"params": jax.random.key(0), "latent": jax.random.key(1)}, x)
+    v0 = jax.jit(standard.init)({"params": jax.random.key(0), "latent": jax.random.key(1)}, x)
     q = standard.apply(v0, x, method="encode")
     np.testing.assert_allclose(standard.apply(v0, x)["kl"],
                                autoencoder.gaussian_kl(q["mean"], q["logvar"]), rtol=1e-6)

@@ -22,7 +22,7 @@ NP_ACT = {
 def test_mlp_matches_numpy(activation):
     model = MLP(num_classes=3, hidden_sizes=(5, 4), activation=activation)
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 2, 3))
-    params = model.init(jax.random.PRNGKey(1), x)["params"]
+    params = jax.jit(model.init)(jax.random.PRNGKey(1), x)["params"]
     h = np.asarray(x).reshape(6, -1)
     for i in range(2):
         layer = params[f"hidden_{i}"]
@@ -42,7 +42,7 @@ def test_activation_table_matches_numpy():
 def test_perceptron_is_affine():
     model = Perceptron(num_classes=2)
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 2))
-    p = model.init(jax.random.PRNGKey(1), x)["params"]
+    p = jax.jit(model.init)(jax.random.PRNGKey(1), x)["params"]
     expected = np.asarray(x) @ np.asarray(p["linear"]["kernel"]) + np.asarray(p["linear"]["bias"])
     np.testing.assert_allclose(model.apply({"params": p}, x), expected, rtol=1e-6, atol=1e-6)
     # affine: f(a x + (1 - a) y) = a f(x) + (1 - a) f(y)
@@ -55,7 +55,7 @@ def test_perceptron_is_affine():
 def test_dropout_only_in_training():
     model = MLP(num_classes=2, width=16, depth=1, dropout=0.5)
     x = jnp.ones((3, 4))
-    variables = model.init(jax.random.PRNGKey(0), x)
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
     a = model.apply(variables, x)
     chex.assert_trees_all_close(a, model.apply(variables, x))
     b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
@@ -99,7 +99,7 @@ def test_top_k_and_per_class_scores():
 def test_bfloat16_compute_keeps_float32_params_and_logits():
     model = MLP(num_classes=3, width=8, depth=1, dtype=jnp.bfloat16)
     x = jnp.ones((2, 4))
-    variables = model.init(jax.random.PRNGKey(0), x)
+    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(variables))
     out = model.apply(variables, x)
     assert out.dtype == jnp.float32

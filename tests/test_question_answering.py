@@ -184,7 +184,7 @@ def test_span_model_has_berts_encoder_paths_and_matches_transformers_qa():
     np.testing.assert_allclose(got[..., 0][real], out.start_logits.numpy()[real], atol=1e-4)
     np.testing.assert_allclose(got[..., 1][real], out.end_logits.numpy()[real], atol=1e-4)
     # the encoder's parameters sit where Bert's do, shape for shape
-    ours = model.init(jax.random.key(0), tokens)["params"]
+    ours = jax.jit(model.init)(jax.random.key(0), tokens)["params"]
     bert = Bert(**{k: v for k, v in fields.items() if k not in ("head", "pooler")},
                 head="none", pooler=False).init(jax.random.key(0), tokens)["params"]
     shapes = lambda tree: jax.tree.map(lambda x: x.shape, tree)

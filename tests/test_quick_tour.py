@@ -1,13 +1,11 @@
 """The quick tour (`python launch.py` with no flags): its page, its table, and its reuse.
 
-The smoke tour runs once (each family's smoke size, two runs at a time, through launch.py);
+The smoke tour runs once (each family's smoke size, through launch.py in this process);
 its page, its table and a second start (which must train nothing) are checked on what it left.
 """
 
 import os
 import re
-import subprocess
-import sys
 
 from dl_arch.experiments import runner, study, tour_page
 from dl_arch.experiments.runs import SUMMARY_FILE, expand_runs
@@ -17,15 +15,14 @@ SMOKE = "experiments/quick_tour.py:smoke"
 
 
 def test_smoke_tour_writes_its_page_says_what_each_figure_means_and_reuses_its_runs(
-        tmp_path, capsys):
-    # one test, so parallel test workers never run the tour twice
+        tmp_path, launch_cli, capsys):
+    # one test, so parallel test workers never run the tour twice; launch.py runs in this
+    # process, one run at a time (the parallel runner has its own tests in test_experiments)
     workdir = str(tmp_path / "quick_tour")
-    done = subprocess.run([sys.executable, "launch.py", f"--experiment={SMOKE}",
-                           f"--workdir={workdir}"], cwd=REPO, capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    check_page(workdir, done.stdout)
-    check_table(done.stdout)
+    code, out, err = launch_cli(f"--experiment={SMOKE}", f"--workdir={workdir}", "--parallel=1")
+    assert code == 0, out[-3000:] + err[-3000:]
+    check_page(workdir, out)
+    check_table(out)
     check_reuse(workdir, capsys)
 
 

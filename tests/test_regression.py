@@ -15,7 +15,7 @@ def test_regression_losses_match_numpy():
     batch = {"inputs": jnp.asarray(rng.normal(size=(6, 1)), jnp.float32),
              "targets": jnp.asarray(rng.normal(size=(6, 1)), jnp.float32),
              "_mask": jnp.asarray([1, 1, 1, 1, 0, 0], jnp.float32)}
-    variables = task.init_variables(jax.random.PRNGKey(0), batch)
+    variables = jax.jit(task.init_variables)(jax.random.PRNGKey(0), batch)
     pred = np.asarray(task.apply_eval(variables, batch))
     err = pred - np.asarray(batch["targets"])
     loss, (metrics, _) = task.loss("all", variables["params"], {}, batch, jax.random.PRNGKey(1))

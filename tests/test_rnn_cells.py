@@ -52,7 +52,7 @@ def numpy_layer(cell, p, x, act="tanh"):
 def _setup(cell, act="tanh"):
     x = jax.random.normal(jax.random.key(0), (B, T, D))
     layer = Recurrent(H, cell, activation=act)
-    params = layer.init(jax.random.key(1), x)["params"]
+    params = jax.jit(layer.init)(jax.random.key(1), x)["params"]
     # Random biases, so every term of the equations is exercised.
     params = jax.tree.map(lambda a: a + 0.3 * jax.random.normal(jax.random.key(2), a.shape),
                           params)
@@ -107,7 +107,7 @@ def test_cell_gradients_match_finite_differences(cell, act):
 
 def test_lstm_forget_bias_is_one_at_init():
     layer = Recurrent(H, "lstm")
-    b = layer.init(jax.random.key(0), jnp.zeros((1, 2, D)))["params"]["b"]
+    b = jax.jit(layer.init)(jax.random.key(0), jnp.zeros((1, 2, D)))["params"]["b"]
     np.testing.assert_array_equal(np.asarray(b[H:2 * H]), np.ones(H))
     np.testing.assert_array_equal(np.asarray(b[:H]), np.zeros(H))
 

@@ -26,7 +26,7 @@ def _x(seed=0, shape=(B, T, D)):
 def test_scan_and_unrolled_agree(cell):
     x = _x()
     rolled = Recurrent(H, cell)
-    params = rolled.init(jax.random.key(1), x)
+    params = jax.jit(rolled.init)(jax.random.key(1), x)
     loss = lambda m: (lambda p: jnp.sum(jnp.sin(m.apply(p, x, jnp.asarray(LENGTHS))[0])))
     ref_y, ref_s = rolled.apply(params, x, jnp.asarray(LENGTHS))
     ref_g = jax.grad(loss(rolled))(params)
@@ -43,7 +43,7 @@ def test_padding_does_not_leak(cell):
     bidirectional stack); pad values never matter and get no gradient."""
     x = np.asarray(_x())
     stack = RecurrentStack(H, cell=cell, bidirectional=True)
-    params = stack.init(jax.random.key(1), x)
+    params = jax.jit(stack.init)(jax.random.key(1), x)
     apply = jax.jit(stack.apply)
     y, final = apply(params, x, jnp.asarray(LENGTHS))
     junk = x.copy()
@@ -64,7 +64,7 @@ def test_padding_does_not_leak(cell):
 def test_reverse_equals_forward_on_flipped_sequences():
     x = np.asarray(_x())
     fwd, bwd = Recurrent(H, "gru"), Recurrent(H, "gru", reverse=True)
-    params = fwd.init(jax.random.key(1), x)
+    params = jax.jit(fwd.init)(jax.random.key(1), x)
     y_rev, _ = bwd.apply(params, x, jnp.asarray(LENGTHS))
     for b, n in enumerate(LENGTHS):
         y_f, _ = fwd.apply(params, x[b:b + 1, :n][:, ::-1])
@@ -74,7 +74,7 @@ def test_reverse_equals_forward_on_flipped_sequences():
 def test_bidirectional_stack_halves_are_the_two_directions():
     x = _x()
     stack = RecurrentStack(H, num_layers=1, cell="lstm", bidirectional=True)
-    v = stack.init(jax.random.key(1), x)
+    v = jax.jit(stack.init)(jax.random.key(1), x)
     y, finals = stack.apply(v, x, jnp.asarray(LENGTHS))
     chex.assert_shape(y, (B, T, 2 * H))
     p = v["params"]
@@ -88,7 +88,7 @@ def test_bidirectional_stack_halves_are_the_two_directions():
 def test_stacking_dropout_and_parameter_names():
     x = _x()
     stack = RecurrentStack(H, num_layers=3, cell="gru", dropout=0.5)
-    v = stack.init(jax.random.key(1), x)
+    v = jax.jit(stack.init)(jax.random.key(1), x)
     assert sorted(v["params"]) == ["layer_0", "layer_1", "layer_2"]
     chex.assert_shape(v["params"]["layer_1"]["w_ih"], (H, 3 * H))
     y_eval1, _ = stack.apply(v, x)
@@ -104,7 +104,7 @@ def test_initial_and_final_state_chain_windows(cell):
     """Two windows with the state carried equal one long window (truncated BPTT)."""
     x = _x(shape=(B, 10, D))
     stack = RecurrentStack(H, num_layers=2, cell=cell)
-    v = stack.init(jax.random.key(1), x)
+    v = jax.jit(stack.init)(jax.random.key(1), x)
     y_full, s_full = stack.apply(v, x)
     y1, s1 = stack.apply(v, x[:, :4])
     y2, s2 = stack.apply(v, x[:, 4:], None, s1)
@@ -115,7 +115,7 @@ def test_initial_and_final_state_chain_windows(cell):
 
 
 def _overfit(model, x, loss_of_out, steps=150, lr=1e-2, **kw):
-    v = model.init(jax.random.key(0), x, **kw)
+    v = jax.jit(model.init)(jax.random.key(0), x, **kw)
     opt = optax.adam(lr)
     params = v["params"]
     state = opt.init(params)
@@ -147,7 +147,7 @@ def test_lm_state_carry_and_tied_embeddings():
     model = MODELS.get("gru_lm")(vocab_size=11, embed_dim=8, hidden_size=8, num_layers=2,
                                  tie_embeddings=True)
     tok = jax.random.randint(jax.random.key(0), (2, 9), 0, 11)
-    v = model.init(jax.random.key(1), tok)
+    v = jax.jit(model.init)(jax.random.key(1), tok)
     assert "head" not in v["params"]
     full = model.apply(v, tok)
     chex.assert_shape(full, (2, 9, 11))
@@ -181,7 +181,7 @@ def test_token_classifier_padding_invariance():
     model = MODELS.get("lstm_classifier")(num_outputs=2, vocab_size=10, embed_dim=4,
                                           hidden_size=6, bidirectional=True)
     tok = jnp.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
-    v = model.init(jax.random.key(0), tok, lengths_B=jnp.array([3, 5]))
+    v = jax.jit(model.init)(jax.random.key(0), tok, lengths_B=jnp.array([3, 5]))
     out = model.apply(v, tok, lengths_B=jnp.array([3, 5]))
     alone = model.apply(v, tok[:1, :3])
     chex.assert_trees_all_close(out[:1], alone, atol=1e-6)
@@ -193,7 +193,7 @@ def test_forecaster_starts_naive_and_overfits(cell):
     series = jnp.sin(0.3 * t[None, :] + jnp.arange(4)[:, None])[..., None]
     x, y = series[:, :16], series[:, 16:]
     model = MODELS.get(f"{cell}_forecaster")(horizon=8, hidden_size=16)
-    v = model.init(jax.random.key(0), x)
+    v = jax.jit(model.init)(jax.random.key(0), x)
     chex.assert_trees_all_close(model.apply(v, x), jnp.repeat(x[:, -1:], 8, axis=1))
     first, last = _overfit(model, x, lambda out: jnp.mean((out - y) ** 2), steps=150)
     assert last < 0.05 * first, (first, last)
@@ -236,7 +236,7 @@ def test_fused_backward_equals_autodiff_of_the_scan(cell, act, reverse, chunk):
     x = _x() if chunk is None else _x(shape=(B, 8, D))
     fused = Recurrent(H, cell, activation=act, reverse=reverse, time_chunk=chunk)
     plain = Recurrent(H, cell, activation=act, reverse=reverse, fused_backward=False)
-    v = fused.init(jax.random.key(1), x)
+    v = jax.jit(fused.init)(jax.random.key(1), x)
     s0 = jax.tree.map(lambda a: a + 0.1, fused.apply(v, x)[1])
 
     def loss(m):
@@ -259,7 +259,7 @@ def test_time_chunk_size_divides_the_sequence():
 def test_stack_passes_compute_dtype_to_its_layers():
     """bfloat16 compute reaches every layer (parameters stay float32)."""
     m = RecurrentStack(H, num_layers=2, cell="gru", dtype=jnp.bfloat16, time_chunk=4)
-    v = m.init(jax.random.key(0), _x())
+    v = jax.jit(m.init)(jax.random.key(0), _x())
     y, _ = m.apply(v, _x())
     assert y.dtype == jnp.bfloat16
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(v))

@@ -92,7 +92,7 @@ def test_truncated_bptt_carries_state_across_batches():
     assert np.all(np.asarray(batches[0]["reset"]) == 1) and np.all(
         np.asarray(batches[1]["reset"]) == 0)
     np.testing.assert_array_equal(batches[0]["targets"][:, -1], batches[1]["inputs"][:, 0])
-    variables = task.init_variables(jax.random.key(0), batches[0])
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batches[0])
     params, mutable = variables.pop("params"), variables
     _, (_, mutable) = task.loss("all", params, mutable, batches[0], jax.random.key(1))
     loss2, _ = task.loss("all", params, mutable, batches[1], jax.random.key(2))
@@ -118,7 +118,7 @@ def test_carry_state_needs_ordered_stream():
 def test_sampling_state_and_buffer_paths_agree(capsys):
     config = load_config("configs/lstm_text.py:smoke")
     task = build_task(config)
-    params = task.init_variables(jax.random.key(0), {"inputs": jnp.zeros((2, 8), jnp.int32)})[
+    params = jax.jit(task.init_variables)(jax.random.key(0), {"inputs": jnp.zeros((2, 8), jnp.int32)})[
         "params"]
     prompt = jnp.array([[100, 101, 102], [32, 33, 34]], jnp.int32)
     a = task.generate(params, prompt, 6, jax.random.key(0), 0.0, 0, True)
@@ -148,7 +148,7 @@ def test_gradient_flow_matches_finite_differences(cell):
     config = load_config(f"configs/{cell}_adding.py:smoke")
     task = build_task(config)
     batch = first_batch(config, task)
-    variables = task.init_variables(jax.random.key(0), batch)
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batch)
     x, y = batch["inputs"], batch["targets"]
     loss_of = lambda out: jnp.mean((out - y) ** 2)
     norms = hidden_gradient_norms(task.model, variables, loss_of, x)
@@ -186,7 +186,7 @@ def test_forecast_task_starts_at_the_naive_baseline():
     config = load_config("configs/lstm_forecast.py:smoke")
     task = build_task(config)
     batch = first_batch(config, task)
-    variables = task.init_variables(jax.random.key(0), batch)
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batch)
     totals = task.eval_metrics(variables, {**batch, "_mask": jnp.ones(config.batch_size)})
     out = task.finalize_metrics({k: (np.asarray(s), np.asarray(c)) for k, (s, c) in
                                  totals.items()})

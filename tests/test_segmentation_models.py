@@ -533,7 +533,7 @@ def test_transposed_conv_starts_as_bilinear_upsampling(factor):
     # the module: torch's ConvTranspose2d(k=2f, s=f, padding=f/2) with that kernel
     x = np.random.default_rng(3).standard_normal((2, 5, 6, 3)).astype(np.float32)
     up = bilinear_conv_transpose(3, factor, "up")
-    variables = up.init(jax.random.key(0), x)
+    variables = jax.jit(up.init)(jax.random.key(0), x)
     y = up.apply(variables, x)
     chex.assert_shape(y, (2, 5 * factor, 6 * factor, 3))
     weight = torch.from_numpy(kernel.transpose(2, 3, 0, 1).copy())  # (C_in, C_out, kH, kW)

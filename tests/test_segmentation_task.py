@@ -130,7 +130,7 @@ def test_eval_metrics_summed_over_batches_match_numpy_with_ignore_and_padding():
     task = trainer.task
     rng = np.random.default_rng(0)
     batches = [random_batch(rng) for _ in range(3)]
-    variables = task.init_variables(jax.random.key(0), batches[0])
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batches[0])
     step = jax.jit(task.eval_metrics)
     chex.assert_trees_all_close(step(variables, batches[0]), task.eval_metrics(variables, batches[0]))
     chex.assert_shape(task.predict_jit(variables, batches[0]["image"]), batches[0]["mask"].shape)
@@ -166,7 +166,7 @@ def test_training_loss_cross_entropy_dice_aux_against_numpy():
     task = Trainer(config).task
     batch = random_batch(np.random.default_rng(1), padded=0)
     batch.pop("_mask")
-    variables = task.init_variables(jax.random.key(0), batch)
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batch)
     assert set(variables) == {"params"}  # the sown aux logits are outputs, not state
     loss, (metrics, _) = jax.jit(task.loss, static_argnums=0)(
         "all", variables["params"], {}, batch, jax.random.key(1))
@@ -195,7 +195,7 @@ def test_a_batch_without_valid_pixels_gives_zero_loss_and_finite_gradients():
     task = Trainer(seg_config(dice_weight=1.0)).task
     batch = random_batch(np.random.default_rng(2), padded=0)
     batch["mask"][:] = IGNORE_LABEL
-    params = task.init_variables(jax.random.key(0), batch)["params"]
+    params = jax.jit(task.init_variables)(jax.random.key(0), batch)["params"]
     (loss, (metrics, _)), grads = jax.value_and_grad(task.loss, argnums=1, has_aux=True)(
         "all", params, {}, batch, jax.random.key(1))
     assert float(loss) == 0.0 and float(metrics["pixel_accuracy"]) == 0.0
@@ -274,7 +274,7 @@ def _write_images(folder, sizes):
 
 def test_sample_writes_a_class_index_png_per_image_at_its_own_size(tmp_path):
     task = Trainer(seg_config()).task
-    variables = task.init_variables(jax.random.key(0), random_batch(np.random.default_rng(7)))
+    variables = jax.jit(task.init_variables)(jax.random.key(0), random_batch(np.random.default_rng(7)))
     sizes = [(20, 30), (17, 17)]
     _write_images(str(tmp_path / "in"), sizes)
     sample = ml_collections.ConfigDict(dict(images=str(tmp_path / "in"), output="", overlay=True,

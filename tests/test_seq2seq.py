@@ -36,7 +36,7 @@ def test_decoder_matches_numpy_equations(cell):
     """Teacher-forced logits and attention == a numpy loop over the Bahdanau equations."""
     model = _model(cell)
     src, tgt = _data()
-    v = model.init(jax.random.key(1), src, LENS, tgt)
+    v = jax.jit(model.init)(jax.random.key(1), src, LENS, tgt)
     logits, attn = model.apply(v, src, LENS, tgt, return_attention=True)
     enc = model.apply(v, src, LENS, method=model.encode)
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), v["params"])
@@ -73,7 +73,7 @@ def test_decoder_matches_numpy_equations(cell):
 def test_source_padding_is_ignored():
     model = _model()
     src, tgt = _data()
-    v = model.init(jax.random.key(1), src, LENS, tgt)
+    v = jax.jit(model.init)(jax.random.key(1), src, LENS, tgt)
     junk = jnp.where(jnp.arange(S)[None] < LENS[:, None], src, 7)
     chex.assert_trees_all_close(model.apply(v, junk, LENS, tgt), model.apply(v, src, LENS, tgt),
                                 atol=1e-6)
@@ -95,7 +95,7 @@ def _seq_logprob(model, v, src, tokens):
 def test_greedy_beam_and_teacher_forcing_agree():
     model = _model()
     src, tgt = _data()
-    v = model.init(jax.random.key(3), src, LENS, tgt)
+    v = jax.jit(model.init)(jax.random.key(3), src, LENS, tgt)
     greedy, attn = model.apply(v, src, LENS, 6, method=model.greedy)
     chex.assert_shape(attn, (B, 6, S))
     # Second formulation: feeding the greedy output back with teacher forcing gives the
@@ -116,7 +116,7 @@ def test_overfits_one_batch_and_decodes_it():
     src, tgt = _data(1)
     tgt = tgt.at[:, -1].set(model.eos_id)
     dec_in = jnp.concatenate([jnp.full((B, 1), model.bos_id), tgt[:, :-1]], 1)
-    params = model.init(jax.random.key(0), src, LENS, dec_in)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), src, LENS, dec_in)["params"]
     opt = optax.adam(3e-2)
     st = opt.init(params)
 

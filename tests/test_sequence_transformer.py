@@ -29,21 +29,22 @@ def test_padded_sequence_equals_the_same_sequence_unpadded(pool):
     """Second formulation: an example padded to T gives what its real steps alone give
     (sinusoidal positions do not depend on T), whatever the padding holds."""
     m = _model(pool=pool)
+    apply = jax.jit(m.apply)  # one compile per shape instead of one per eager op
     x = _x()
-    v = m.init(jax.random.key(1), x)
-    padded = m.apply(v, x, lengths_B=jnp.asarray(LENGTHS))
+    v = jax.jit(m.init)(jax.random.key(1), x)
+    padded = apply(v, x, lengths_B=jnp.asarray(LENGTHS))
     noisy = x.at[1, LENGTHS[1]:].set(100.0)  # garbage after example 1's length
-    chex.assert_trees_all_close(m.apply(v, noisy, lengths_B=jnp.asarray(LENGTHS)), padded,
+    chex.assert_trees_all_close(apply(v, noisy, lengths_B=jnp.asarray(LENGTHS)), padded,
                                 atol=1e-5)
     for i, n in enumerate(LENGTHS):
-        alone = m.apply(v, x[i:i + 1, :n])
+        alone = apply(v, x[i:i + 1, :n])
         chex.assert_trees_all_close(padded[i:i + 1], alone, atol=1e-5)
 
 
 def test_causal_steps_ignore_the_future():
     m = _model(pool="per_step", causal=True)
     x = _x()
-    v = m.init(jax.random.key(1), x)
+    v = jax.jit(m.init)(jax.random.key(1), x)
     y = m.apply(v, x)
     chex.assert_shape(y, (B, T, 3))
     y2 = m.apply(v, x.at[:, 5:].set(-7.0))

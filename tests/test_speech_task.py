@@ -134,7 +134,7 @@ def test_eval_metrics_equal_error_rates_of_the_greedy_text_and_skip_padding():
     batch = {k: np.array(v) for k, v in trainer.first_batch().items()}
     batch["_mask"] = np.array([1, 1, 1, 0], np.float32)
     batch["labels"][3, :] = 5  # a padding row whose numbers must not count
-    variables = task.init_variables(jax.random.key(0), batch)
+    variables = jax.jit(task.init_variables)(jax.random.key(0), batch)
     totals = jax.jit(task.eval_metrics)(variables, batch)
     got = task.finalize_metrics({k: (np.asarray(s), np.asarray(c)) for k, (s, c) in totals.items()})
 
@@ -221,7 +221,7 @@ def test_sample_transcribes_wav_files_beside_them_or_eval_examples(tmp_path):
     config = probe_config("speech_recognition")
     config.dataset.num_eval_examples = 3
     task = Trainer(config).task
-    variables = task.init_variables(jax.random.key(0), audio_batch(np.random.default_rng(4),
+    variables = jax.jit(task.init_variables)(jax.random.key(0), audio_batch(np.random.default_rng(4),
                                                                    [9000, 7000], 16000))
     clips = tmp_path / "clips"
     clips.mkdir()

@@ -48,7 +48,7 @@ def test_other_variant_counts_follow_the_formulas():
 
 
 def _fit(model, inputs, loss_fn, steps=60, lr=3e-3):
-    params = model.init(jax.random.key(0), *inputs)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), *inputs)["params"]
     opt = optax.adam(lr)
     state = opt.init(params)
 
@@ -85,15 +85,16 @@ def test_padding_does_not_change_outputs():
                 head="classify", num_classes=3, dropout_rate=0.0)
     tokens = jnp.array([[5, 6, 7, 8, 9]])
     padded = jnp.array([[5, 6, 7, 8, 9, 0, 0, 0]])
-    p = bert.init(jax.random.key(0), padded)
+    p = jax.jit(bert.init)(jax.random.key(0), padded)  # jitted: one compile, not one per op
     for pool in ("cls", "mean"):
-        m = bert.clone(pool=pool)
-        chex.assert_trees_all_close(m.apply(p, tokens), m.apply(p, padded), atol=1e-5)
+        apply = jax.jit(bert.clone(pool=pool).apply)
+        chex.assert_trees_all_close(apply(p, tokens), apply(p, padded), atol=1e-5)
 
     ed = MODELS.get("transformer_tiny")(dropout_rate=0.0)
     tgt = jnp.array([[1, 4, 5]])
-    p = ed.init(jax.random.key(0), padded, tgt)
-    chex.assert_trees_all_close(ed.apply(p, tokens, tgt), ed.apply(p, padded, tgt), atol=1e-5)
+    p = jax.jit(ed.init)(jax.random.key(0), padded, tgt)
+    apply = jax.jit(ed.apply)
+    chex.assert_trees_all_close(apply(p, tokens, tgt), apply(p, padded, tgt), atol=1e-5)
 
 
 def test_segment_ids_keep_packed_documents_apart():
@@ -102,11 +103,12 @@ def test_segment_ids_keep_packed_documents_apart():
     a, b = jnp.array([[3, 4, 5, 6]]), jnp.array([[7, 8, 9]])
     packed = jnp.concatenate([a, b], axis=1)
     seg = jnp.array([[1, 1, 1, 1, 2, 2, 2]])
-    p = gpt.init(jax.random.key(0), packed)
-    out = gpt.apply(p, packed, segment_ids_BT=seg)
-    chex.assert_trees_all_close(out[:, :4], gpt.apply(p, a), atol=1e-5)
+    p = jax.jit(gpt.init)(jax.random.key(0), packed)
+    apply = jax.jit(gpt.apply)
+    out = apply(p, packed, segment_ids_BT=seg)
+    chex.assert_trees_all_close(out[:, :4], apply(p, a), atol=1e-5)
     # RoPE is relative, so the second document is unaffected by its offset too
-    chex.assert_trees_all_close(out[:, 4:], gpt.apply(p, b), atol=1e-4)
+    chex.assert_trees_all_close(out[:, 4:], apply(p, b), atol=1e-4)
 
 
 def test_bfloat16_compute_gives_float32_logits():
@@ -116,9 +118,9 @@ def test_bfloat16_compute_gives_float32_logits():
                           (ViT(num_classes=5, patch_size=4, hidden=32, num_layers=1,
                                num_heads=2, mlp_dim=64, dtype=jnp.bfloat16),
                            (jnp.ones((2, 8, 8, 3)),))):
-        variables = model.init(jax.random.key(0), *inputs)
+        variables = jax.jit(model.init)(jax.random.key(0), *inputs)
         assert jax.tree.leaves(variables)[0].dtype == jnp.float32
-        out = model.apply(variables, *inputs)
+        out = jax.jit(model.apply)(variables, *inputs)
         assert out.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(out)))
 
 

@@ -78,7 +78,7 @@ def _tiny_translator():
                                       num_encoder_layers=1, num_decoder_layers=1, mlp_dim=32,
                                       max_len=8, dropout_rate=0.0)
     src = jnp.array([[3, 4, 3, 2], [4, 4, 2, 0]])
-    params = model.init(jax.random.key(3), src, src)["params"]
+    params = jax.jit(model.init)(jax.random.key(3), src, src)["params"]
     # sharpen the output distribution so hypotheses differ clearly
     params["target_embed"]["embedding"] = params["target_embed"]["embedding"] * 6.0
     return model, params, src
@@ -137,7 +137,7 @@ def test_cached_generation_matches_rereading_the_buffer():
     model = GPT(vocab_size=40, emb_dim=32, num_layers=2, num_heads=4, num_kv_heads=2,
                 mlp_dim=64, max_len=24, dropout_rate=0.0)
     prompt = jax.random.randint(jax.random.key(0), (2, 5), 1, 40)
-    params = model.init(jax.random.key(1), prompt)["params"]
+    params = jax.jit(model.init)(jax.random.key(1), prompt)["params"]
     for temperature, top_k, top_p in ((0.0, 0, 1.0), (1.0, 5, 0.9)):
         args = (params, prompt, 12, jax.random.key(2), temperature, top_k, top_p)
         a = jax.jit(lambda *a: generate_cached(model, *a), static_argnums=(2, 4, 5, 6))(*args)
