@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # XLA's CPU options for test programs, which are compiled far more often than they run: the
 # classic (non-MLIR) fusion emitters and LLVM -O1 take tests/test_gan.py + test_rnn_tasks.py
-# from 250 s wall / 331 CPU-s to 169 s / 187 CPU-s on 2 cores, without slowing their steps.
+# from 250 s wall / 331 CPU-s to 169 s / 187 CPU-s on 2 cores (docs/results/test_suite.md).
 TEST_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=1"
 
 

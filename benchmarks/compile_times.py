@@ -1,13 +1,15 @@
-"""Compile times of a config's programs, side by side in one process, under XLA options.
+"""Compile times of a config's programs under XLA options, side by side in one process (a
+probe, not a `benchmarks.run` row: it compares option sets, not us against a reference).
 
-    python -m benchmarks.bench_compile configs/unet_shapes.py:smoke
-    python -m benchmarks.bench_compile configs/detector_shapes.py:smoke \
+    python -m benchmarks.compile_times configs/unet_shapes.py:smoke
+    python -m benchmarks.compile_times configs/detector_shapes.py:smoke \
         --options='{"xla_cpu_use_fusion_emitters": false}'
 
 Prints the init program's compile and run time at the default options and at the run-once
 options the Trainer uses (`run_once_compiler_options`), then the train step's lower and
-compile time and 20 steps' run time at the default options and at `--options`. Set
-JAX_COMPILATION_CACHE_DIR= (empty) or leave it unset: nothing here reads a cache.
+compile time and the run time of 20 steps after a first, untimed one, at the default options
+and at `--options`. Run it with JAX_COMPILATION_CACHE_DIR= (empty): JAX reads that variable,
+and a program loaded from the cache is not a compile.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     state = trainer.init_state(batch)
     for label, options in (("default", None), ("--options", json.loads(args.options) or None)):
         lower_s, compile_s, step = _timed_compile(trainer.step_fn(), (state, batch), options)
+        s, metrics = step(state, batch)  # the first call pays one-off costs: not timed
+        jax.block_until_ready(metrics)
         start = time.perf_counter()
-        s = state
         for _ in range(20):
             s, metrics = step(s, batch)
         jax.block_until_ready(metrics)
