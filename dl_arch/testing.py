@@ -21,15 +21,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_XLA_FLAGS = "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=1"
 
 
-def test_xla_flags(devices: int = 1) -> str:
-    """XLA_FLAGS for a test process: the tests' compile options and `devices` CPU devices."""
-    return f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count={devices}"
-
-
 def launch_process(args: list[str], devices: int = 1, **kwargs: Any) -> subprocess.Popen:
     """`python launch.py ARGS` in a child process (unbuffered, stdout and stderr piped together)
     with the tests' XLA flags and `devices` CPU devices: for the tests that signal or kill it."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_FLAGS=test_xla_flags(devices))
+    flags = f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count={devices}"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", XLA_FLAGS=flags)
     return subprocess.Popen([sys.executable, os.path.join(REPO, "launch.py"), *args], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)

@@ -1,4 +1,5 @@
-"""Test-wide settings: strict rank promotion, a compilation cache, repo root on sys.path."""
+"""Test-wide settings: the tests' XLA flags, strict rank promotion, a compilation cache, the
+repo root on sys.path, and a fixture running launch.py in-process."""
 
 import os
 import sys

@@ -96,7 +96,7 @@ def test_finetuning_config_loads_every_pretrained_encoder_tensor():
 
     def params(config):  # zeros of the shapes the run's init gives (nothing computed)
         trainer = Trainer(config)
-        shapes = jax.eval_shape(trainer.init_variables, trainer.first_batch())["params"]
+        shapes = trainer.abstract_state(trainer.first_batch()).params
         return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
 
     finetune = load_config("configs/bert_finetune_offline.py:smoke")

@@ -91,22 +91,16 @@ class Trainer:
         return init_rng, state_rng
 
     def init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The run's initial variables, exactly those its train state starts from (compiled
-        as the state's init is, so the two agree to the bit; traced into a caller's program,
-        e.g. `jax.eval_shape`, when `batch` is abstract)."""
-        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(batch)):
-            return self._init_variables(batch)
-        return jax.jit(self._init_variables, compiler_options=run_once_compiler_options())(batch)
-
-    def _init_variables(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return self.task.init_variables(self.keys()[0], batch)
+        """The run's initial variables: those of its fresh train state (before init_from)."""
+        state = self.init_state(batch, init_from=False)
+        return {"params": state.params, **state.mutable}
 
     def opt_state(self, params: Any) -> dict[str, Any]:
         """Fresh optimiser state of every phase for `params`."""
         return {p: self.txs[p].init(params if p == ALL else params[p]) for p in self.task.phases}
 
     def _init(self, batch: dict[str, Any]) -> TrainState:
-        variables = dict(self._init_variables(batch))
+        variables = dict(self.task.init_variables(self.keys()[0], batch))
         params = variables.pop("params")
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           opt_state=self.opt_state(params), mutable=variables, rng=self.keys()[1],
