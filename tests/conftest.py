@@ -10,6 +10,15 @@ from dl_arch.testing import TEST_XLA_FLAGS
 # before JAX starts its CPU backend: the options of every test program (see TEST_XLA_FLAGS)
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
+# Each xdist worker on CPUs of its own (Linux): XLA then sizes its compile and run thread pools
+# to its share instead of every worker's pools contending for all CPUs (three test files on
+# 2 cores: 178-192 s -> 150-166 s wall; docs/results/test_suite.md).
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _cpus = sorted(os.sched_getaffinity(0))
+    _index, _count = int(_worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.sched_setaffinity(0, _cpus[_index::_count] or [_cpus[_index % len(_cpus)]])
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
