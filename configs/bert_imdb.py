@@ -44,7 +44,7 @@ def get_config(arg: str | None = None):
     if opts.data:
         own_data(c, opts.data, TABLES, tokenizer="bytes", num_classes=opts.classes)
     if opts.smoke:
-        c.model.update(name="bert_tiny", hidden=16, mlp_dim=32, max_len=32)
+        c.model.update(name="bert_tiny", num_layers=1, hidden=16, mlp_dim=32, max_len=32)
         c.dataset.max_len = 32
         shrink_for_smoke(c, steps=4)
         c.batch_size = 4

@@ -54,6 +54,7 @@ def get_config(arg: str | None = None):
                     num_samples=1, seed=0)
     if opts.smoke:
         c.model.name = "gpt_nano"
+        c.model.num_layers = 1
         c.model.max_len = 64
         c.dataset.seq_len = 32
         c.dataset.max_bytes = 200_000

@@ -53,6 +53,8 @@ def get_config(arg: str | None = None):
     c.optimizer.clip_norm = 1.0
     if opts.smoke:
         c.model.name = "transformer_tiny"
+        c.model.num_encoder_layers = c.model.num_decoder_layers = 1
+        c.model.emb_dim, c.model.mlp_dim = 32, 64
         c.model.vocab_size = c.dataset.vocab_size = 64
         c.model.max_len = c.dataset.max_len = 24
         c.dataset.tokenizer_sentences = 2000

@@ -183,14 +183,14 @@ def test_training_run_with_init_from_hf_of_another_depth_fails_in_one_line(tmp_p
     from dl_arch.testing import load_config
     from dl_arch.train.loop import train_and_evaluate
 
-    config = load_config("configs/gpt_text.py:smoke")  # gpt_nano: 3 layers of width 48
+    config = load_config("configs/gpt_text.py:smoke")  # gpt_nano: 1 layer of width 48
     cfg = transformers.GPT2Config(vocab_size=256, n_positions=config.model.max_len, n_embd=48,
                                   n_layer=2, n_head=3, n_inner=192)
     folder = str(tmp_path / "gpt2_depth2")
     transformers.GPT2LMHeadModel(cfg).save_pretrained(folder)
     config.init_from = f"hf:{folder}"
     with pytest.raises(ConfigError, match=re.escape(
-            f"config.model.num_layers=3 but hf:{folder} has n_layer=2; "
+            f"config.model.num_layers=1 but hf:{folder} has n_layer=2; "
             "set --config.model.num_layers=2")):
         train_and_evaluate(config, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run" / "summary.json")  # nothing was trained
