@@ -299,7 +299,7 @@ def test_overfits_one_batch(name, corruption, norm, prior):
     batch = {"image": jnp.asarray(toy_images(8))}
     params = jax.jit(task.init_variables)(jax.random.key(0), batch)["params"]
     opt = optax.adam(3e-3)
-    opt_state = opt.init(params)
+    opt_state = jax.jit(opt.init)(params)  # one program, not one per parameter shape
 
     @jax.jit
     def step(params, opt_state, i):

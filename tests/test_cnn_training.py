@@ -39,8 +39,8 @@ def _overfit(model, x, labels, steps: int, lr: float):
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), new_stats, opt_state), loss
 
-    run = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(steps)))
-    (params, stats, _), losses = run((params, stats, tx.init(params)))
+    run = jax.jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)))
+    (params, stats, _), losses = run(params, stats)
     final = {"params": params} if stats is None else {"params": params, "batch_stats": stats}
     return np.asarray(losses), final
 

@@ -47,8 +47,8 @@ def test_text_samples_continue_the_eval_example_greedily(tmp_path):
     ev = evaluator("text_samples", task)
     report = ev(context(task, batch, variables, tmp_path))
     prompt = np.asarray(batch["inputs"])[0, :32]
-    greedy = task.generate(variables["params"], prompt[None], 16, jax.random.key(0),
-                           temperature=0.0)
+    greedy = jax.jit(lambda p, x: task.generate(p, x, 16, jax.random.key(0), temperature=0.0))(
+        variables["params"], prompt[None])
     assert report.texts["samples"] == (
         "----- sample 0 (temperature=0.0, top_k=0, top_p=0.95) -----\n"
         + decode_bytes(prompt) + decode_bytes(greedy[0]))

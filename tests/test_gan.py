@@ -336,13 +336,20 @@ def test_k_discriminator_steps_equal_hand_stepped_adam_updates():
     rng = jax.random.fold_in(state.rng, state.step)
     params, mutable, opt_state = state.params, state.mutable, dict(state.opt_state)
     losses = {}
+
+    @functools.partial(jax.jit, static_argnums=0)  # one program per phase, not one per op
+    def adam_update(phase, grads, opt_state, params):
+        updates, opt_state = trainer.txs[phase].update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
     for i, phase in enumerate(["discriminator"] * k + ["generator"]):
         grads, losses[phase], mutable = phase_grad(phase, params, mutable,
                                                    jax.random.fold_in(rng, i))
-        updates, opt_state[phase] = trainer.txs[phase].update(grads, opt_state[phase],
-                                                              params[phase])
-        params = {**params, phase: optax.apply_updates(params[phase], updates)}
-    ema = jax.tree.map(lambda e, p: 0.5 * e + 0.5 * p, state.ema, params)
+        new_params, opt_state[phase] = adam_update(phase, grads, opt_state[phase],
+                                                   params[phase])
+        params = {**params, phase: new_params}
+    average = jax.jit(functools.partial(jax.tree.map, lambda e, p: 0.5 * e + 0.5 * p))
+    ema = average(state.ema, params)
     kw = dict(rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(new_state.params, params, **kw)
     chex.assert_trees_all_close(new_state.opt_state, opt_state, **kw)

@@ -222,8 +222,8 @@ def test_launch_fine_tunes_then_samples_through_the_tokenizer(gpt2_folder, tmp_p
     task, variables = restore_for_inference(config, workdir)
     tok = load_tokenizer(gpt2_folder)
     prompt = tok.encode("The dog")
-    ids = np.asarray(task.generate(variables["params"], np.asarray([prompt]), 6,
-                                   jax.random.key(0), temperature=0.0))[0]
+    greedy = jax.jit(lambda p, x: task.generate(p, x, 6, jax.random.key(0), temperature=0.0))
+    ids = np.asarray(greedy(variables["params"], np.asarray([prompt])))[0]
     text = tok.decode([*prompt, *ids.tolist()])
     assert text.startswith("The dog") and text in out
 

@@ -118,7 +118,7 @@ def _overfit(model, x, loss_of_out, steps=150, lr=1e-2, **kw):
     v = jax.jit(model.init)(jax.random.key(0), x, **kw)
     opt = optax.adam(lr)
     params = v["params"]
-    state = opt.init(params)
+    state = jax.jit(opt.init)(params)  # one program, not one per parameter shape
 
     @jax.jit
     def step(params, state):

@@ -38,7 +38,8 @@ def batch_scores(config, state) -> dict[str, float]:
     """The task's eval metrics on the config's first training batch."""
     task = build_task(config)
     batch = first_batch(config, task)
-    totals = jax.device_get(task.eval_metrics({"params": state.params, **state.mutable}, batch))
+    totals = jax.device_get(jax.jit(task.eval_metrics)({"params": state.params, **state.mutable},
+                                                       batch))
     return task.finalize_metrics(totals)
 
 

@@ -118,7 +118,7 @@ def test_overfits_one_batch_and_decodes_it():
     dec_in = jnp.concatenate([jnp.full((B, 1), model.bos_id), tgt[:, :-1]], 1)
     params = jax.jit(model.init)(jax.random.key(0), src, LENS, dec_in)["params"]
     opt = optax.adam(3e-2)
-    st = opt.init(params)
+    st = jax.jit(opt.init)(params)  # one program, not one per parameter shape
 
     @jax.jit
     def step(params, st):

@@ -314,8 +314,8 @@ def _train(model, x, lengths, loss_of, steps: int, lr: float):
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), new_stats, opt_state), loss
 
-    run = jax.jit(lambda c: jax.lax.scan(step, c, jnp.arange(steps)))
-    (params, stats, _), losses = run((params, stats, tx.init(params)))
+    run = jax.jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)))
+    (params, stats, _), losses = run(params, stats)
     return np.asarray(losses), {"params": params, "batch_stats": stats}
 
 

@@ -50,7 +50,7 @@ def test_other_variant_counts_follow_the_formulas():
 def _fit(model, inputs, loss_fn, steps=60, lr=3e-3):
     params = jax.jit(model.init)(jax.random.key(0), *inputs)["params"]
     opt = optax.adam(lr)
-    state = opt.init(params)
+    state = jax.jit(opt.init)(params)  # one program, not one per parameter shape
 
     @jax.jit
     def step(params, state):

@@ -209,6 +209,6 @@ def numpy_init(model: nn.Module, x: jax.Array, seed: int = 0, **kwargs: Any) -> 
             value = np.ones(leaf.shape)
         else:
             value = np.zeros(leaf.shape)
-        return jnp.asarray(value, leaf.dtype)
+        return jax.device_put(value.astype(leaf.dtype))  # no jnp program per shape
 
     return jax.tree_util.tree_map_with_path(fill, shapes)
