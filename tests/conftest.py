@@ -1,5 +1,6 @@
-"""Test-wide settings: the tests' XLA flags, strict rank promotion, a compilation cache, the
-repo root on sys.path, and a fixture running launch.py in-process."""
+"""Test-wide settings: the tests' XLA flags, one CPU set per xdist worker, strict rank
+promotion, a compilation cache, the repo root on sys.path, and a fixture running launch.py
+in-process."""
 
 import os
 import sys
