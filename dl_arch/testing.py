@@ -8,7 +8,10 @@ import sys
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
+import optax
 
 from dl_arch.config.files import load_config_file
 from dl_arch.train.trainer import Trainer
@@ -57,3 +60,30 @@ def overfit_one_batch(config: ml_collections.ConfigDict, steps: int = 100
         state, metrics = step(state, batch)
         history.append({k: float(v) for k, v in jax.device_get(metrics).items()})
     return history, state
+
+
+def adam_on_one_batch(model: Any, variables: dict[str, Any], inputs: tuple, loss_of: Any,
+                      steps: int, lr: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Adam on one batch of a model alone (no Trainer), in train mode (batch statistics when
+    the model has them, dropout keyed per step) inside one jitted scan: (per-step losses,
+    final variables). `loss_of` maps the model's output to a scalar."""
+    tx = optax.adam(lr)
+
+    def step(carry, i):
+        params, stats, opt_state = carry
+
+        def loss_fn(p):
+            v = {"params": p} if stats is None else {"params": p, "batch_stats": stats}
+            out, updated = model.apply(v, *inputs, train=True, mutable=["batch_stats"],
+                                       rngs={"dropout": jax.random.fold_in(jax.random.key(0), i)})
+            return loss_of(out), updated.get("batch_stats")
+
+        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), new_stats, opt_state), loss
+
+    # the optimiser's init inside the program: eagerly it compiles one program per shape
+    run = jax.jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)))
+    (params, stats, _), losses = run(variables["params"], variables.get("batch_stats"))
+    final = {"params": params} if stats is None else {"params": params, "batch_stats": stats}
+    return np.asarray(losses), final

@@ -6,43 +6,17 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from dl_arch.models.cnn.common import numpy_init
 from dl_arch.registry import MODELS
 from dl_arch.tasks.base import build_model
 from dl_arch.tasks.classification import cross_entropy
-from dl_arch.testing import load_config
+from dl_arch.testing import adam_on_one_batch, load_config
 from dl_arch.train.loop import build_task, train_and_evaluate
 
 TINY = ["lenet5_tiny", "alexnet_tiny", "vgg_tiny", "vgg_bn_tiny", "resnet_tiny",
         "resnet_bottleneck_tiny", "googlenet_tiny", "mobilenet_v2_tiny"]
-
-
-def _overfit(model, x, labels, steps: int, lr: float):
-    """Adam on one batch (train mode: dropout, batch statistics) inside one jitted scan."""
-    variables = numpy_init(model, x)
-    params, stats = variables["params"], variables.get("batch_stats")
-    tx = optax.adam(lr)
-
-    def step(carry, i):
-        params, stats, opt_state = carry
-
-        def loss_fn(p):
-            v = {"params": p} if stats is None else {"params": p, "batch_stats": stats}
-            logits, upd = model.apply(v, x, train=True, mutable=["batch_stats"],
-                                      rngs={"dropout": jax.random.fold_in(jax.random.key(0), i)})
-            return cross_entropy(logits, labels).mean(), upd.get("batch_stats")
-
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), new_stats, opt_state), loss
-
-    run = jax.jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)))
-    (params, stats, _), losses = run(params, stats)
-    final = {"params": params} if stats is None else {"params": params, "batch_stats": stats}
-    return np.asarray(losses), final
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -55,7 +29,9 @@ def test_tiny_model_overfits_one_batch(name):
     fields = {} if name.startswith(("lenet", "resnet")) else {"dropout_rate": 0.0}
     model = MODELS.get(name)(num_classes=4, **fields)
     lr = 3e-3 if name.startswith("googlenet") else 1e-2  # no BatchNorm in the paper layout
-    losses, variables = _overfit(model, x, labels, steps=60, lr=lr)
+    losses, variables = adam_on_one_batch(model, numpy_init(model, x), (x,),
+                                          lambda logits: cross_entropy(logits, labels).mean(),
+                                          steps=60, lr=lr)
     assert losses[0] > 1.0 and losses[-5:].max() < 0.1 * losses[0], losses[::10]
     # Eval mode (running BatchNorm statistics, no dropout) must classify the batch too.
     logits = jax.jit(lambda v, x: model.apply(v, x))(variables, x)

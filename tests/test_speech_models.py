@@ -18,6 +18,7 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import model_fields
 from dl_arch.models.cnn.common import param_count
 from dl_arch.registry import MODELS
+from dl_arch.testing import adam_on_one_batch
 
 CTC = ["deepspeech2_tiny", "transformer_ctc_tiny", "conv_ctc_tiny"]
 KWS = ["kws_cnn_tiny", "kws_crnn_tiny", "kws_cnn"]
@@ -52,7 +53,7 @@ def _init(model, x, lengths, seed: int = 0):
             value = np.zeros(leaf.shape)
         else:
             value = 0.1 * rng.standard_normal(leaf.shape)
-        return jnp.asarray(value, leaf.dtype)
+        return jax.device_put(value.astype(leaf.dtype))  # no jnp program per shape
 
     return jax.tree_util.tree_map_with_path(fill, shapes)
 
@@ -295,30 +296,6 @@ def test_bad_fields_and_inputs_fail_in_one_line(name, fields, shape, match):
 
 # ---------------------------------------------------------------- learning one batch
 
-def _train(model, x, lengths, loss_of, steps: int, lr: float):
-    """Adam on one batch in train mode (batch statistics) inside one jitted scan."""
-    variables = _init(model, x, lengths)
-    params, stats = variables["params"], variables.get("batch_stats", {})
-    tx = optax.adam(lr)
-
-    def step(carry, i):
-        params, stats, opt_state = carry
-
-        def loss_fn(p):
-            out, upd = model.apply({"params": p, "batch_stats": stats}, x, lengths, train=True,
-                                   mutable=["batch_stats"],
-                                   rngs={"dropout": jax.random.fold_in(jax.random.key(0), i)})
-            return loss_of(out), upd.get("batch_stats", {})
-
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), new_stats, opt_state), loss
-
-    run = jax.jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)))
-    (params, stats, _), losses = run(params, stats)
-    return np.asarray(losses), {"params": params, "batch_stats": stats}
-
-
 def _greedy(logits_TV: np.ndarray) -> list[int]:
     """Best path: argmax per frame, repeats merged, blanks (0) dropped."""
     best = np.argmax(logits_TV, axis=-1)
@@ -344,7 +321,8 @@ def test_ctc_model_overfits_one_batch(name, steps):
         frame_pad = (jnp.arange(logits.shape[1])[None, :] >= out_len[:, None]).astype(jnp.float32)
         return optax.ctc_loss(logits, frame_pad, jnp.asarray(labels), label_pad).mean()
 
-    losses, variables = _train(model, x, lengths, loss_of, steps=steps, lr=1e-2)
+    losses, variables = adam_on_one_batch(model, _init(model, x, lengths), (x, lengths), loss_of,
+                                          steps=steps, lr=1e-2)
     assert losses[-1] < 0.01 * losses[0], losses[::10]
     logits, out_len = _apply(model)(variables, x, lengths)
     hyps = [_greedy(np.asarray(logits[i, :n])) for i, n in enumerate(np.asarray(out_len))]
@@ -360,7 +338,8 @@ def test_keyword_model_overfits_one_batch():
     def loss_of(logits):
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
-    losses, variables = _train(model, x, lengths, loss_of, steps=80, lr=1e-2)
+    losses, variables = adam_on_one_batch(model, _init(model, x, lengths), (x, lengths), loss_of,
+                                          steps=80, lr=1e-2)
     assert losses[-5:].max() < 0.1 * losses[0], losses[::10]
     logits = _apply(model)(variables, x, lengths)
     np.testing.assert_array_equal(np.argmax(logits, -1), labels)
