@@ -4,7 +4,9 @@
     python -m benchmarks.bench_cnn [--quick]
 
 Rows: resnet18 (small stem, 32x32, batch 128; 32 with --quick) and lenet5 (28x28 MNIST
-shape, batch 128): SGD-momentum steps with softmax cross-entropy and BatchNorm updates.
+shape, batch 128): SGD-momentum steps with softmax cross-entropy and BatchNorm updates; and
+MobileNet's depthwise 3x3 convolution alone, forward + backward (our layer against PyTorch's
+grouped Conv2d, with XLA's own grouped convolution, which the layer avoids on CPU, beside).
 The PyTorch models use torchvision's module names and `channels_last` memory format, and
 double as the reference implementations in tests/test_torchvision_import.py.
 """
@@ -199,8 +201,40 @@ def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, h
     return row
 
 
+def _depthwise_row(torch: Any, quick: bool) -> Row:
+    """The depthwise 3x3 convolution of a MobileNetV2 block (stride 1), forward + backward."""
+    from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups
+
+    batch, hw, channels = (8, 28, 144) if quick else (32, 56, 144)
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)
+    layer = DepthwiseConv((3, 3))
+    x = jnp.asarray(x_np)
+    kernel = jax.jit(layer.init)(jax.random.key(0), x)["params"]["kernel"]
+
+    def fwd_bwd(conv):
+        return jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
+
+    ours_fn = fwd_bwd(lambda x, k: layer.apply({"params": {"kernel": k}}, x))
+    groups_fn = fwd_bwd(lambda x, k: depthwise_by_groups(x, k, (1, 1), ((1, 1), (1, 1))))
+    conv_t = torch.nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False)
+    conv_t = conv_t.to(memory_format=torch.channels_last)
+    x_t = torch.from_numpy(x_np).permute(0, 3, 1, 2).requires_grad_(True)
+
+    def ref():
+        x_t.grad, conv_t.weight.grad = None, None
+        (conv_t(x_t) ** 2).sum().backward()
+        return x_t.grad
+
+    groups = compare("grouped", lambda: groups_fn(x, kernel), None, quick=quick)
+    return compare(f"cnn/depthwise 3x3 fwd+bwd {batch}x{hw}x{hw}x{channels}",
+                   lambda: ours_fn(x, kernel), ref, "torch", quick=quick,
+                   extra=lambda s: f"XLA grouped conv={groups.ours_s * 1e3:.3f} ms")
+
+
 def rows(quick: bool) -> Iterable[Row]:
-    """resnet18 (small stem, 32x32) and lenet5 (28x28) train steps vs PyTorch."""
+    """resnet18 (small stem, 32x32) and lenet5 (28x28) train steps vs PyTorch; the depthwise
+    convolution alone."""
     torch, TorchResNet, TorchLeNet5 = _torch_modules()
     torch.manual_seed(0)
     batch = 32 if quick else 128
@@ -211,6 +245,7 @@ def rows(quick: bool) -> Iterable[Row]:
     lenet = MODELS.get("lenet5")(num_classes=10, stem="small")
     yield _row("cnn/lenet5 28x28 train step b=128", lenet, TorchLeNet5(10, small=True), torch,
                128, 28, 1, 10, quick)
+    yield _depthwise_row(torch, quick)
 
 
 if __name__ == "__main__":
