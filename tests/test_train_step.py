@@ -85,6 +85,31 @@ def test_global_norm_clipping_bounds_the_update():
     np.testing.assert_allclose(optax.tree.norm(delta), 1e-3, rtol=1e-4)
 
 
+def test_logged_norms_equal_numpy_norms_of_gradients_updates_and_parameters():
+    config = load_config("configs/mlp_xor.py:smoke")
+    config.optimizer.name = "sgd"
+    config.optimizer.schedule = "constant"
+    config.optimizer.learning_rate = 0.5
+    state, batch, step = _setup(config)
+    new_state, metrics = jax.jit(step)(state, batch)
+    trainer = Trainer(config)
+    rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), 0)  # the step's
+    grads = jax.jit(jax.grad(lambda p: trainer.task.loss("all", p, state.mutable, batch,
+                                                         rng)[0]))(state.params)
+
+    def numpy_norm(tree):
+        return np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2)
+                           for x in jax.tree_util.tree_leaves(tree)))
+
+    delta = jax.tree_util.tree_map(lambda a, b: a - b, new_state.params, state.params)
+    np.testing.assert_allclose(metrics["grad_norm"], numpy_norm(grads), rtol=1e-5)
+    np.testing.assert_allclose(metrics["update_norm"], numpy_norm(delta), rtol=1e-4)
+    np.testing.assert_allclose(metrics["update_norm"], 0.5 * metrics["grad_norm"], rtol=1e-5)
+    np.testing.assert_allclose(metrics["param_norm"], numpy_norm(new_state.params), rtol=1e-5)
+    _, without = jax.jit(lambda s, b: step(s, b, norms=False))(state, batch)
+    assert [float(without[k]) for k in ("grad_norm", "update_norm", "param_norm")] == [0.0] * 3
+
+
 def test_frozen_parameters_do_not_change():
     config = load_config("configs/mlp_xor.py:smoke")
     config.freeze = ("hidden_0/",)
