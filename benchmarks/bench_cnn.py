@@ -5,8 +5,9 @@
 
 Rows: resnet18 (small stem, 32x32, batch 128; 32 with --quick) and lenet5 (28x28 MNIST
 shape, batch 128): SGD-momentum steps with softmax cross-entropy and BatchNorm updates; and
-MobileNet's depthwise 3x3 convolution alone, forward + backward (our layer against PyTorch's
-grouped Conv2d, with XLA's own grouped convolution, which the layer avoids on CPU, beside).
+two window layers alone, forward + backward: MobileNet's depthwise 3x3 convolution and
+ResNet's stem max-pool (ours against PyTorch's, with XLA's own op, which ours avoids on CPU
+(dl_arch/models/cnn/taps.py), beside).
 The PyTorch models use torchvision's module names and `channels_last` memory format, and
 double as the reference implementations in tests/test_torchvision_import.py.
 """
@@ -201,40 +202,55 @@ def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, h
     return row
 
 
-def _depthwise_row(torch: Any, quick: bool) -> Row:
-    """The depthwise 3x3 convolution of a MobileNetV2 block (stride 1), forward + backward."""
-    from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups
-
-    batch, hw, channels = (8, 28, 144) if quick else (32, 56, 144)
-    rng = np.random.default_rng(0)
-    x_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)
-    layer = DepthwiseConv((3, 3))
+def _kernel_row(name: str, ours: Any, xla: Any, params: Any, torch_fn: Any, x_np: np.ndarray,
+                torch: Any, quick: bool) -> Row:
+    """Forward + backward (gradients of the input and of `params`, as PyTorch computes for its
+    module) of one layer `f(x, params)`: ours against PyTorch's, with XLA's own op (the one
+    ours replaces on CPU) beside. Loss: the sum of squared outputs."""
     x = jnp.asarray(x_np)
-    kernel = jax.jit(layer.init)(jax.random.key(0), x)["params"]["kernel"]
-
-    def fwd_bwd(conv):
-        return jax.jit(jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2), argnums=(0, 1)))
-
-    ours_fn = fwd_bwd(lambda x, k: layer.apply({"params": {"kernel": k}}, x))
-    groups_fn = fwd_bwd(lambda x, k: depthwise_by_groups(x, k, (1, 1), ((1, 1), (1, 1))))
-    conv_t = torch.nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False)
-    conv_t = conv_t.to(memory_format=torch.channels_last)
+    ours_fn = jax.jit(jax.grad(lambda x, p: jnp.sum(ours(x, p) ** 2), argnums=(0, 1)))
+    xla_fn = jax.jit(jax.grad(lambda x, p: jnp.sum(xla(x, p) ** 2), argnums=(0, 1)))
     x_t = torch.from_numpy(x_np).permute(0, 3, 1, 2).requires_grad_(True)
 
     def ref():
-        x_t.grad, conv_t.weight.grad = None, None
-        (conv_t(x_t) ** 2).sum().backward()
+        x_t.grad = None
+        (torch_fn(x_t) ** 2).sum().backward()
         return x_t.grad
 
-    groups = compare("grouped", lambda: groups_fn(x, kernel), None, quick=quick)
-    return compare(f"cnn/depthwise 3x3 fwd+bwd {batch}x{hw}x{hw}x{channels}",
-                   lambda: ours_fn(x, kernel), ref, "torch", quick=quick,
-                   extra=lambda s: f"XLA grouped conv={groups.ours_s * 1e3:.3f} ms")
+    xla_row = compare("xla", lambda: xla_fn(x, params), None, quick=quick)
+    return compare(name, lambda: ours_fn(x, params), ref, "torch", quick=quick,
+                   extra=lambda s: f"XLA's op={xla_row.ours_s * 1e3:.3f} ms")
+
+
+def _window_rows(torch: Any, quick: bool) -> Iterable[Row]:
+    """MobileNetV2's depthwise 3x3 (stride 1) and ResNet's stem max-pool 3x3 stride 2."""
+    import flax.linen as nn
+
+    from dl_arch.models.cnn.common import max_pool
+    from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups
+
+    rng = np.random.default_rng(0)
+    batch, hw, channels = (8, 28, 144) if quick else (32, 56, 144)
+    x_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)
+    layer = DepthwiseConv((3, 3))
+    kernel = jax.jit(layer.init)(jax.random.key(0), jnp.asarray(x_np))["params"]["kernel"]
+    conv_t = torch.nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False)
+    yield _kernel_row(f"cnn/depthwise 3x3 fwd+bwd {batch}x{hw}x{hw}x{channels}",
+                      lambda x, k: layer.apply({"params": {"kernel": k}}, x),
+                      lambda x, k: depthwise_by_groups(x, k, (1, 1), ((1, 1), (1, 1))),
+                      kernel, conv_t, x_np, torch, quick)
+    batch, hw, channels = (8, 56, 64) if quick else (32, 112, 64)
+    x_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)
+    yield _kernel_row(f"cnn/max-pool 3x3 s2 fwd+bwd {batch}x{hw}x{hw}x{channels}",
+                      lambda x, _: max_pool(x, 3, 2, padding=1),
+                      lambda x, _: nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1))),
+                      (), lambda x: torch.nn.functional.max_pool2d(x, 3, 2, 1), x_np, torch,
+                      quick)
 
 
 def rows(quick: bool) -> Iterable[Row]:
-    """resnet18 (small stem, 32x32) and lenet5 (28x28) train steps vs PyTorch; the depthwise
-    convolution alone."""
+    """resnet18 (small stem, 32x32) and lenet5 (28x28) train steps vs PyTorch; two window
+    layers alone."""
     torch, TorchResNet, TorchLeNet5 = _torch_modules()
     torch.manual_seed(0)
     batch = 32 if quick else 128
@@ -245,7 +261,7 @@ def rows(quick: bool) -> Iterable[Row]:
     lenet = MODELS.get("lenet5")(num_classes=10, stem="small")
     yield _row("cnn/lenet5 28x28 train step b=128", lenet, TorchLeNet5(10, small=True), torch,
                128, 28, 1, 10, quick)
-    yield _depthwise_row(torch, quick)
+    yield from _window_rows(torch, quick)
 
 
 if __name__ == "__main__":

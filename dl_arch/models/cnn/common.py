@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.models.cnn.taps import max_pool_by_taps
 
 STEMS = ("imagenet", "small")
 # A CNN's `field_checks`: the stems every model of the family knows.
@@ -140,7 +141,10 @@ def max_pool(x_BHWC: jax.Array, window: int, stride: int, padding: int = 0,
         pads.append((padding, padding + extra))
     if window == stride and not any(lo or hi for lo, hi in pads):
         return tiled_max_pool(x_BHWC, window)
-    return nn.max_pool(x_BHWC, (window, window), (stride, stride), padding=tuple(pads))
+    pads = tuple(pads)
+    return jax.lax.platform_dependent(  # XLA's CPU select-and-scatter is slow (see taps.py)
+        x_BHWC, cpu=lambda x: max_pool_by_taps(x, window, stride, pads),
+        default=lambda x: nn.max_pool(x, (window, window), (stride, stride), padding=pads))
 
 
 def tiled_max_pool(x_BHWC: jax.Array, window: int) -> jax.Array:

@@ -1,10 +1,10 @@
 """A depthwise convolution (one k x k filter per channel) that is fast on XLA's CPU backend.
 
 XLA's CPU backend runs a grouped convolution with one group per channel 5-40x slower than the
-same sum written as k*k shifted slices times per-channel weights (forward + backward, measured
-in `python -m benchmarks.bench_cnn`, the depthwise row). On CPU this layer computes that sum; on
-GPU and TPU, where the vendor libraries have fast depthwise kernels, it is the grouped
-convolution. The parameter is the one `nn.Conv(C, k, feature_group_count=C, use_bias=False)`
+same sum written over the window's taps (`taps.window_taps`) times per-channel weights
+(forward + backward, `python -m benchmarks.bench_cnn`, the depthwise row). On CPU this layer
+computes that sum; on GPU and TPU, where the vendor libraries have fast depthwise kernels, it
+is the grouped convolution. The parameter is the one `nn.Conv(C, k, feature_group_count=C, use_bias=False)`
 holds: `kernel` of shape (kh, kw, 1, C).
 """
 
@@ -17,24 +17,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.models.cnn.taps import window_taps
+
 
 def depthwise_by_taps(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int],
                       padding: Sequence[tuple[int, int]]) -> jax.Array:
     """Sum over the kernel's taps of the strided input slice each tap sees, times that tap's
     per-channel weight: the depthwise convolution without a grouped convolution."""
-    kh, kw = kernel.shape[:2]
-    sh, sw = strides
-    x = jnp.pad(x_BHWC, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
-    batch, height, width, channels = x.shape
-    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            tap = jax.lax.slice(x, (0, i, j, 0),
-                                (batch, i + sh * (out_h - 1) + 1, j + sw * (out_w - 1) + 1,
-                                 channels), (1, sh, sw, 1))
-            term = tap * kernel[i, j].reshape(1, 1, 1, channels)
-            out = term if out is None else out + term
+    kh, kw, _, channels = kernel.shape
+    taps = window_taps(x_BHWC, (kh, kw), strides, padding)
+    weights = kernel.reshape(kh * kw, 1, 1, 1, channels)
+    out = taps[0] * weights[0]
+    for tap, weight in zip(taps[1:], weights[1:], strict=True):
+        out = out + tap * weight
     return out
 
 

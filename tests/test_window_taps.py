@@ -1,5 +1,6 @@
-"""The depthwise convolution layer: its CPU formulation (a sum over kernel taps) against XLA's
-grouped convolution and a numpy loop, values and gradients; its parameter is nn.Conv's."""
+"""Layers over window taps: the depthwise convolution (against XLA's grouped convolution and a
+numpy loop, values and gradients; its parameter is nn.Conv's) and the max-pool (against XLA's
+reduce-window and select-and-scatter, ties included)."""
 
 import flax.linen as nn
 import jax
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups, depthwise_by_taps
+from dl_arch.models.cnn.taps import max_pool_by_taps
 
 
 def _numpy_depthwise(x_BHWC, k_HW1C, stride, pad):
@@ -52,3 +54,23 @@ def test_layer_holds_nn_conv_parameter_and_gives_its_output():
         jnp.shape, jax.eval_shape(theirs.init, jax.random.key(3), x))
     np.testing.assert_allclose(jax.jit(ours.apply)(variables, x),
                                jax.jit(theirs.apply)(variables, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("window,stride,padding", [(3, 1, ((1, 1), (1, 1))),
+                                                   (3, 2, ((1, 1), (1, 1))),
+                                                   (3, 2, ((0, 1), (0, 0))), (2, 1, ((0, 0), (0, 0)))])
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, stride, padding,
+                                                                      ties):
+    """With ties (small integers) the gradient must go where select-and-scatter sends it: to the
+    first maximum of each window, not shared."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, 7, 8, 3)).astype(np.float32) if ties else rng.standard_normal(
+        (2, 7, 8, 3), np.float32)
+    theirs = lambda x: nn.max_pool(x, (window, window), (stride, stride), padding=padding)
+    ours = lambda x: max_pool_by_taps(x, window, stride, padding)
+    y = jax.jit(ours)(x)
+    np.testing.assert_array_equal(y, jax.jit(theirs)(x))
+    g = rng.standard_normal(y.shape, np.float32)
+    grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x) * g)))(x)
+    np.testing.assert_allclose(grad(ours), grad(theirs), rtol=1e-6, atol=1e-6)
