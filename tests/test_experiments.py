@@ -258,10 +258,12 @@ def test_a_mistake_in_any_trial_config_stops_the_sweep_before_anything_trains(fa
 
 def test_parallel_runs_separate_processes_and_respects_dependencies(fake, tmp_path):
     sweep = str(tmp_path / "sweep")
-    runner.run_experiment(f"{fake}/fake_exp.py:widths=2/4,pretrain", sweep, parallel=3)
+    # w2 (2 seeds) and finetune (2 seeds, on w2): the free third slot must stay empty until
+    # both w2 runs are done; each of the 4 runs in a process of its own
+    runner.run_experiment(f"{fake}/fake_exp.py:widths=2,pretrain", sweep, parallel=3)
     calls = _calls(sweep)
-    assert len(calls) == 6
-    assert os.getpid() not in {c["pid"] for c in calls} and len({c["pid"] for c in calls}) == 6
+    assert len(calls) == 4
+    assert os.getpid() not in {c["pid"] for c in calls} and len({c["pid"] for c in calls}) == 4
     # the fake trainer asserts that init_from holds a finished run: the pretraining seed
     assert {c["init_from"] for c in calls if "finetune" in c["workdir"]} == {
         os.path.join(sweep, "w2", "seed_0"), os.path.join(sweep, "w2", "seed_1")}

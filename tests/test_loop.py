@@ -188,7 +188,8 @@ def test_the_host_runs_at_most_run_ahead_steps_before_the_device(tmp_path, monke
         return Shim()
 
     monkeypatch.setattr(Trainer, "loop_step", recording_loop_step)
-    config = load_config("configs/mlp_xor.py:smoke,width=2048,depth=6")  # steps slower than batches
+    # steps slower than batches: without the bound, 20+ of the 24 steps would be pending
+    config = load_config("configs/mlp_xor.py:smoke,width=512,depth=6")
     config.optimizer.learning_rate = 1e-4
     config.num_train_steps = 24
     config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 24
@@ -198,23 +199,24 @@ def test_the_host_runs_at_most_run_ahead_steps_before_the_device(tmp_path, monke
 
 
 def test_sigterm_saves_and_resume_matches_uninterrupted(tmp_path):
-    common = ["--config=configs/mlp_xor.py:smoke", "--config.num_train_steps=300",
+    steps = 300  # the signal comes at step 3 or soon after: far from the end, on a busy CPU too
+    common = ["--config=configs/mlp_xor.py:smoke", f"--config.num_train_steps={steps}",
               "--config.checkpoint_every_steps=1000", "--config.eval_every_steps=1000",
               "--config.log_every_steps=1", "--config.progress=none"]
     proc = launch_process(common + [f"--workdir={tmp_path / 'killed'}"])
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "SIGTERM" in out
     saved = [int(s) for s in os.listdir(tmp_path / "killed" / "checkpoints")]
-    assert len(saved) == 1 and 3 <= saved[0] < 300
+    assert len(saved) == 1 and 3 <= saved[0] < steps
     # the resumed and the uninterrupted runs need no signal: they run in this process
     config = load_config("configs/mlp_xor.py:smoke")
-    config.update(num_train_steps=300, checkpoint_every_steps=1000, eval_every_steps=1000,
+    config.update(num_train_steps=steps, checkpoint_every_steps=1000, eval_every_steps=1000,
                   log_every_steps=1, progress="none")
     for name in ("killed", "straight"):
         assert train_and_evaluate(config, str(tmp_path / name))["completed"]

@@ -4,9 +4,12 @@ import json
 import os
 import socket
 
+import jax
 import numpy as np
 
-from dl_arch.testing import launch_process
+from dl_arch.config.resolve import Text, resolve_config
+from dl_arch.testing import launch_process, load_config
+from dl_arch.train.loop import train_and_evaluate
 
 COMMON = ["--config=configs/mlp_shapes.py:smoke", "--config.log_every_steps=1",
           "--config.num_train_steps=12", "--config.progress=none", "--config.model.dropout=0.0"]
@@ -17,6 +20,23 @@ def _losses(workdir):
     return np.array([r["train/loss"] for r in rows if "train/loss" in r])
 
 
+def _train_on_one_device(workdir, children):
+    """The run of `launch.py COMMON --workdir=WORKDIR` on one CPU device, in this process (as
+    launch.py resolves it: the config file, then the overrides as text), while `children`
+    run; they are killed if it fails."""
+    try:
+        assert jax.device_count() == 1
+        spec = COMMON[0].removeprefix("--config=")
+        overrides = [tuple(a.removeprefix("--config.").split("=", 1)) for a in COMMON[1:]]
+        config = resolve_config(load_config(spec), [(k, Text(v)) for k, v in overrides])
+        train_and_evaluate(config, str(workdir))
+    except BaseException:
+        for p in children:
+            p.kill()
+            p.communicate()
+        raise
+
+
 def _finish(*procs):
     for p in procs:
         out, _ = p.communicate(timeout=300)
@@ -25,9 +45,9 @@ def _finish(*procs):
 
 
 def test_eight_devices_give_the_same_losses_as_one(tmp_path):
-    one = launch_process(COMMON + [f"--workdir={tmp_path / 'one'}"], devices=1)
     eight = launch_process(COMMON + [f"--workdir={tmp_path / 'eight'}"], devices=8)
-    out = _finish(one, eight)
+    _train_on_one_device(tmp_path / "one", [eight])
+    out = _finish(eight)
     assert "8 x cpu" in out and "'data': 8" in out
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
     assert len(a) == 12
@@ -57,11 +77,10 @@ def test_two_processes_on_localhost_match_one_process(tmp_path):
                        "--num_processes=2", f"--process_id={i}"], devices=2)
         for i in range(2)
     ]
-    single = launch_process(COMMON + [f"--workdir={tmp_path / 'single'}"], devices=1)
+    _train_on_one_device(tmp_path / "single", procs)
     outs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outs):
         assert p.returncode == 0, out
-    _finish(single)
     assert "4 x cpu (2 processes)" in outs[0]
     np.testing.assert_allclose(_losses(tmp_path / "multi"), _losses(tmp_path / "single"), rtol=2e-5)
     # each process saved its own data-iterator position

@@ -63,7 +63,7 @@ def _wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | Non
             raise AssertionError(f"the sweep exited ({proc.returncode}) before {what}")
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def test_sigkilled_parallel_sweep_leaves_no_child_running(tmp_path):
