@@ -90,9 +90,9 @@ NORMS = ("grad_norm", "update_norm", "param_norm")  # per phase, computed when `
 
 def global_norm(tree: Any) -> jax.Array:
     """The l2 norm of all of a tree's numbers, as one float32 dot of their concatenation: one
-    kernel where a sum over leaves compiles one reduction per leaf (the detector's train
-    step compiled 15-20 % faster on CPU with this); it holds a float32 copy of the tree
-    while it runs, which only logging steps pay."""
+    kernel where a sum over leaves compiles one reduction per leaf (the loop's train step of
+    the detector, Transformer and U-Net smoke configs compiled 10-20 % faster on CPU); it
+    holds a float32 copy of the tree while it runs, which only logging steps pay."""
     leaves = [jnp.ravel(x).astype(jnp.float32) for x in jax.tree_util.tree_leaves(tree)]
     flat = jnp.concatenate(leaves) if leaves else jnp.zeros((0,), jnp.float32)
     return jnp.sqrt(jnp.vdot(flat, flat))

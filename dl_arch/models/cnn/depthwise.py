@@ -4,8 +4,8 @@ XLA's CPU backend runs a grouped convolution with one group per channel 5-40x sl
 same sum written over the window's taps (`taps.window_taps`) times per-channel weights
 (forward + backward, `python -m benchmarks.bench_cnn`, the depthwise row). On CPU this layer
 computes that sum; on GPU and TPU, where the vendor libraries have fast depthwise kernels, it
-is the grouped convolution. The parameter is the one `nn.Conv(C, k, feature_group_count=C, use_bias=False)`
-holds: `kernel` of shape (kh, kw, 1, C).
+is the grouped convolution. The parameter is the one that
+`nn.Conv(C, k, feature_group_count=C, use_bias=False)` holds: `kernel` of shape (kh, kw, 1, C).
 """
 
 from __future__ import annotations
