@@ -1,6 +1,7 @@
 """Layers over window taps: the depthwise convolution (against XLA's grouped convolution and a
 numpy loop, values and gradients; its parameter is nn.Conv's) and the max-pool (against XLA's
-reduce-window and select-and-scatter, ties included)."""
+reduce-window and select-and-scatter, ties included), and the convolution of few input channels
+(against XLA's convolution, values and gradients)."""
 
 import flax.linen as nn
 import jax
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups, depthwise_by_taps
-from dl_arch.models.cnn.taps import max_pool_by_taps
+from dl_arch.models.cnn.taps import conv_few_inputs, max_pool_by_taps
 
 
 def _numpy_depthwise(x_BHWC, k_HW1C, stride, pad):
@@ -74,3 +75,29 @@ def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, st
     g = rng.standard_normal(y.shape, np.float32)
     grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x) * g)))(x)
     np.testing.assert_allclose(grad(ours), grad(theirs), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels,size,stride,pad", [(1, 5, 1, 2), (3, 7, 2, 3), (3, 3, 1, 1),
+                                                      (1, 5, 1, 0)])
+def test_few_input_channel_conv_equals_xla_with_gradients(channels, size, stride, pad):
+    x = jax.random.normal(jax.random.key(4), (2, 11, 10, channels))
+    k = jax.random.normal(jax.random.key(5), (size, size, channels, 4))
+    padding = ((pad, pad), (pad, pad))
+    nhwc = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+    ours = lambda x, k: conv_few_inputs(x, k, (stride, stride), padding, dimension_numbers=nhwc)
+    theirs = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride, stride), padding,
+                                                       dimension_numbers=nhwc)
+    np.testing.assert_allclose(jax.jit(ours)(x, k), jax.jit(theirs)(x, k), rtol=1e-5, atol=1e-5)
+    g = jax.random.normal(jax.random.key(6), jax.jit(theirs)(x, k).shape)
+    grads = lambda f: jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * g), argnums=(0, 1)))(x, k)
+    for a, b in zip(grads(ours), grads(theirs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_nn_conv_with_few_input_conv_keeps_its_parameters_and_output():
+    x = jax.random.normal(jax.random.key(7), (2, 8, 8, 1))
+    ours = nn.Conv(6, (5, 5), padding=2, conv_general_dilated=conv_few_inputs)
+    theirs = nn.Conv(6, (5, 5), padding=2)
+    variables = jax.jit(theirs.init)(jax.random.key(8), x)
+    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x),
+                               jax.jit(theirs.apply)(variables, x), rtol=1e-5, atol=1e-5)
