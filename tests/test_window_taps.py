@@ -1,7 +1,7 @@
 """Layers over window taps: the depthwise convolution (against XLA's grouped convolution and a
 numpy loop, values and gradients; its parameter is nn.Conv's) and the max-pool (against XLA's
-reduce-window and select-and-scatter, ties included), and the convolution of few input channels
-(against XLA's convolution, values and gradients)."""
+reduce-window and select-and-scatter, ties included), and the convolution with its CPU
+shortcuts (against XLA's convolution, values and gradients)."""
 
 import flax.linen as nn
 import jax
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups, depthwise_by_taps
-from dl_arch.models.cnn.taps import conv_few_inputs, max_pool_by_taps
+from dl_arch.models.cnn.taps import max_pool_by_taps, window_conv
+from dl_arch.models.gan import upsampling_conv
 
 
 def _numpy_depthwise(x_BHWC, k_HW1C, stride, pad):
@@ -77,14 +78,15 @@ def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, st
     np.testing.assert_allclose(grad(ours), grad(theirs), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("channels,size,stride,pad", [(1, 5, 1, 2), (3, 7, 2, 3), (3, 3, 1, 1),
-                                                      (1, 5, 1, 0)])
-def test_few_input_channel_conv_equals_xla_with_gradients(channels, size, stride, pad):
+@pytest.mark.parametrize("channels,size,stride,pad", [
+    (1, 5, 1, 2), (3, 7, 2, 3), (3, 3, 1, 1), (1, 5, 1, 0),  # forward on taps
+    (8, 4, 2, 1), (3, 3, 2, "VALID"), (3, 4, 2, "SAME")])  # XLA's (many inputs), taps
+def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
     x = jax.random.normal(jax.random.key(4), (2, 11, 10, channels))
     k = jax.random.normal(jax.random.key(5), (size, size, channels, 4))
-    padding = ((pad, pad), (pad, pad))
+    padding = pad if isinstance(pad, str) else ((pad, pad), (pad, pad))
     nhwc = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
-    ours = lambda x, k: conv_few_inputs(x, k, (stride, stride), padding, dimension_numbers=nhwc)
+    ours = lambda x, k: window_conv(x, k, (stride, stride), padding, dimension_numbers=nhwc)
     theirs = lambda x, k: jax.lax.conv_general_dilated(x, k, (stride, stride), padding,
                                                        dimension_numbers=nhwc)
     np.testing.assert_allclose(jax.jit(ours)(x, k), jax.jit(theirs)(x, k), rtol=1e-5, atol=1e-5)
@@ -94,10 +96,28 @@ def test_few_input_channel_conv_equals_xla_with_gradients(channels, size, stride
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_nn_conv_with_few_input_conv_keeps_its_parameters_and_output():
+def test_nn_conv_with_window_conv_keeps_its_parameters_and_output():
     x = jax.random.normal(jax.random.key(7), (2, 8, 8, 1))
-    ours = nn.Conv(6, (5, 5), padding=2, conv_general_dilated=conv_few_inputs)
+    ours = nn.Conv(6, (5, 5), padding=2, conv_general_dilated=window_conv)
     theirs = nn.Conv(6, (5, 5), padding=2)
     variables = jax.jit(theirs.init)(jax.random.key(8), x)
     np.testing.assert_allclose(jax.jit(ours.apply)(variables, x),
                                jax.jit(theirs.apply)(variables, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [4, 3, 2, 5])
+def test_upsampling_conv_is_the_stride_2_transposed_conv_with_its_gradients(size):
+    """DCGAN's generator layer: nn.ConvTranspose(stride 2, SAME) as an input-dilated nn.Conv
+    through window_conv (kernel gradient on taps); same parameter, output and gradients."""
+    x = jax.random.normal(jax.random.key(9), (2, 4, 5, 6))
+    ours = upsampling_conv(3, size, jnp.float32, jnp.float32, "up")
+    theirs = nn.ConvTranspose(3, (size, size), strides=(2, 2), padding="SAME", use_bias=False)
+    variables = jax.jit(theirs.init)(jax.random.key(10), x)
+    y = jax.jit(theirs.apply)(variables, x)
+    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), y, rtol=1e-5, atol=1e-5)
+    g = jax.random.normal(jax.random.key(11), y.shape)
+    grads = lambda m: jax.jit(jax.grad(lambda v, x: jnp.sum(m.apply(v, x) * g), argnums=(0, 1)))(
+        variables, x)
+    for a, b in zip(jax.tree_util.tree_leaves(grads(ours)), jax.tree_util.tree_leaves(grads(theirs)),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

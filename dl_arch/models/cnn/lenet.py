@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.models.cnn.common import STEM_CHECKS, Window, check_images, check_stem, head, max_pool
-from dl_arch.models.cnn.taps import conv_few_inputs
+from dl_arch.models.cnn.taps import window_conv
 from dl_arch.registry import register_model
 
 _ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
@@ -57,7 +57,7 @@ class LeNet5(nn.Module):
         pool = (lambda y: max_pool(y, 2, 2)) if self.pooling == "max" else \
             (lambda y: nn.avg_pool(y, (2, 2), (2, 2)))
         conv = functools.partial(nn.Conv, kernel_size=(5, 5), dtype=self.dtype,
-                                 param_dtype=self.param_dtype, conv_general_dilated=conv_few_inputs)
+                                 param_dtype=self.param_dtype, conv_general_dilated=window_conv)
         x = jnp.asarray(x_BHWC, self.dtype)
         x = act(conv(self.features[0], padding=2 if self.stem == "small" else 0, name="conv1")(x))
         x = pool(x)

@@ -28,7 +28,7 @@ from dl_arch.models.cnn.common import (
     head,
     max_pool,
 )
-from dl_arch.models.cnn.taps import conv_few_inputs
+from dl_arch.models.cnn.taps import window_conv
 from dl_arch.registry import register_model
 
 
@@ -162,7 +162,7 @@ def resnet_trunk(module: nn.Module, x_BHWC: jax.Array, train: bool, *, stage_siz
         replace_stride_with_dilation=replace_stride_with_dilation), stem)
     dtype, param_dtype = module.dtype, module.param_dtype
     conv = functools.partial(nn.Conv, width, use_bias=False, dtype=dtype, param_dtype=param_dtype,
-                             kernel_init=conv_init, conv_general_dilated=conv_few_inputs,
+                             kernel_init=conv_init, conv_general_dilated=window_conv,
                              name="conv1")
     x = jnp.asarray(x_BHWC, dtype)
     if stem == "imagenet":

@@ -1,10 +1,10 @@
 """Sliding-window layers written as k*k strided slices ("taps") of the padded input.
 
-XLA's CPU backend runs a grouped convolution, a max-pool's select-and-scatter gradient and a
-convolution of an input with one to three channels 3-18x slower than the same arithmetic on
-k*k strided slices, which it fuses into a few loops (`python -m benchmarks.bench_cnn`, the
-window-layer rows). The depthwise convolution, the overlapping max-pool and the first
-convolution of LeNet-5 and ResNet use these on CPU.
+XLA's CPU backend runs a grouped convolution, a max-pool's select-and-scatter gradient, a
+convolution of an input with one to three channels and a transposed convolution's kernel
+gradient 3-50x slower than the same arithmetic on k*k strided slices, which it fuses into a
+few loops or products (`python -m benchmarks.bench_cnn`, the window-layer rows). The layers
+here use these on CPU and XLA's own ops on GPU and TPU.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def _max_pool_bwd(window, stride, padding, x_BHWC, dy):
 max_pool_by_taps.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
-FEW_CHANNELS = 3  # the most input channels `conv_few_inputs` computes on taps
+FEW_CHANNELS = 3  # the most input channels whose convolution forward runs on taps
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_by_taps(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int],
-                  padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+def _conv_by_taps(x_BHWC, kernel, strides, padding):
+    """The convolution as a sum over taps and input channels of broadcast products: fast for
+    one to three input channels, where XLA's CPU convolution is not."""
     kh, kw, channels, features = kernel.shape
     weights = kernel.reshape(kh * kw, channels, 1, 1, 1, features)
     out = None
@@ -84,45 +84,89 @@ def _conv_by_taps(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int]
     return out
 
 
-def _xla_conv(x_BHWC, kernel, strides, padding):
-    return jax.lax.conv_general_dilated(x_BHWC, kernel, strides, padding,
+def _kernel_grad_of_dilated_input(x_BHWC, dy, kernel_shape, dilation, padding):
+    """d loss / d kernel of a stride-1 convolution of the `dilation`-dilated input (a
+    transposed convolution), one product per tap without the dilation's zeros: tap (u, v)
+    pairs x[m, n] with dy[d*m + lo_h - u, d*n + lo_w - v], a strided slice of the padded
+    output gradient."""
+    kh, kw, channels, features = kernel_shape
+    (dh, dw), ((lo_h, _), (lo_w, _)) = dilation, padding
+    batch, height, width, _ = x_BHWC.shape
+    # pad dy so that row d*m + lo_h - u is row d*m + (kh - 1 - u) of the padded array
+    pad_h, pad_w = kh - 1 - lo_h, kw - 1 - lo_w
+    rows, cols = dh * (height - 1) + kh, dw * (width - 1) + kw
+    dy_pad = jax.lax.pad(dy, jnp.zeros((), dy.dtype),
+                         ((0, 0, 0), (pad_h, rows - pad_h - dy.shape[1], 0),
+                          (pad_w, cols - pad_w - dy.shape[2], 0), (0, 0, 0)))
+    x_NC = x_BHWC.reshape(-1, channels)
+    over_n = (((0,), (0,)), ((), ()))
+    grads = []
+    for u in range(kh):
+        for v in range(kw):
+            r, c = kh - 1 - u, kw - 1 - v
+            tap = jax.lax.slice(dy_pad, (0, r, c, 0),
+                                (batch, r + dh * (height - 1) + 1, c + dw * (width - 1) + 1,
+                                 features), (1, dh, dw, 1))
+            grads.append(jax.lax.dot_general(x_NC, tap.reshape(-1, features), over_n,
+                                             preferred_element_type=jnp.float32))
+    return jnp.stack(grads).reshape(kernel_shape)
+
+
+def _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation):
+    return jax.lax.conv_general_dilated(x_BHWC, kernel, strides, padding, dilation,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _conv_fwd(x_BHWC, kernel, strides, padding):
-    return _conv_by_taps(x_BHWC, kernel, strides, padding), (x_BHWC, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps):
+    if on_taps:
+        return _conv_by_taps(x_BHWC, kernel, strides, padding)
+    return _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation)
 
 
-def _conv_bwd(strides, padding, residuals, dy):
-    # XLA's own gradient convolutions, which are fast here; their forward is not computed
-    _, back = jax.vjp(lambda x, k: _xla_conv(x, k, strides, padding), *residuals)
-    return back(dy)
+def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, on_taps):
+    return _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps), (x_BHWC, kernel)
 
 
-_conv_by_taps.defvjp(_conv_fwd, _conv_bwd)
+def _cpu_conv_bwd(strides, padding, dilation, on_taps, residuals, dy):
+    x_BHWC, kernel = residuals
+    # XLA's own gradient convolutions; their forward is not computed
+    _, back = jax.vjp(lambda x, k: _xla_dilated_conv(x, k, strides, padding, dilation),
+                      x_BHWC, kernel)
+    dx, dk = back(dy)
+    if dilation != (1, 1):
+        dk = _kernel_grad_of_dilated_input(x_BHWC, dy, kernel.shape, dilation, padding)
+    return dx, dk.astype(kernel.dtype)
 
 
-def conv_few_inputs(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
-                    padding: Any, lhs_dilation: Any = None, rhs_dilation: Any = None,
-                    dimension_numbers: Any = None, feature_group_count: int = 1,
-                    precision: Any = None) -> jax.Array:
-    """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls),
-    whose forward runs on taps on CPU when the input has at most `FEW_CHANNELS` channels, no
-    dilation and no groups (XLA's CPU convolution of LeNet-5's one-channel input ran at 2
-    GFLOP/s); the gradients stay XLA's convolutions. Any other case is XLA's convolution."""
+_cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
+
+
+def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
+                lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
+                feature_group_count: int = 1, precision: Any = None) -> jax.Array:
+    """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls)
+    with two CPU shortcuts for channels-last 2-D convolutions without dilation or groups: the
+    forward runs on taps when the input has at most `FEW_CHANNELS` channels (XLA ran LeNet-5's
+    one-channel convolution at 2 GFLOP/s), and the kernel gradient of a stride-1 convolution
+    of a dilated input (a transposed convolution) is a product per tap (XLA's took 117 ms of
+    DCGAN's 143 ms step). Elsewhere, and on GPU and TPU, it is XLA's convolution."""
     def xla(x, k):
         return jax.lax.conv_general_dilated(x, k, window_strides, padding, lhs_dilation,
                                             rhs_dilation, dimension_numbers,
                                             feature_group_count, precision=precision)
 
     nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
-    plain = (lhs.ndim != 4 or isinstance(padding, str) or feature_group_count != 1
-             or rhs.shape[2] > FEW_CHANNELS
-             or any(d not in (None, (1, 1), [1, 1]) for d in (lhs_dilation, rhs_dilation))
-             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc)
-    if plain:
-        return xla(lhs, rhs)
     strides = tuple(int(s) for s in window_strides)
+    dilation = (1, 1) if lhs_dilation is None else tuple(int(d) for d in lhs_dilation)
+    on_taps = rhs.shape[2] <= FEW_CHANNELS and dilation == (1, 1)
+    transposed = dilation != (1, 1) and strides == (1, 1)  # a transposed convolution
+    if (lhs.ndim != 4 or feature_group_count != 1 or not (on_taps or transposed)
+            or tuple(rhs_dilation or (1, 1)) != (1, 1) or isinstance(padding, str) and dilation != (1, 1)
+            or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
+        return xla(lhs, rhs)
+    if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them
+        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     return jax.lax.platform_dependent(
-        lhs, rhs, cpu=lambda x, k: _conv_by_taps(x, k, strides, pads), default=xla)
+        lhs, rhs, cpu=lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps), default=xla)
