@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups, depthwise_by_taps
-from dl_arch.models.cnn.taps import max_pool_by_taps, window_conv
-from dl_arch.models.gan import upsampling_conv
+from dl_arch.models.cnn.taps import max_pool_by_taps, upsampling_conv, window_conv
 
 
 def _numpy_depthwise(x_BHWC, k_HW1C, stride, pad):
@@ -107,11 +106,11 @@ def test_nn_conv_with_window_conv_keeps_its_parameters_and_output():
 
 @pytest.mark.parametrize("size", [4, 3, 2, 5])
 def test_upsampling_conv_is_the_stride_2_transposed_conv_with_its_gradients(size):
-    """DCGAN's generator layer: nn.ConvTranspose(stride 2, SAME) as an input-dilated nn.Conv
-    through window_conv (kernel gradient on taps); same parameter, output and gradients."""
+    """The DCGAN generator's and the autoencoder decoder's layer: nn.ConvTranspose(stride 2,
+    SAME) as an input-dilated nn.Conv through window_conv; same parameters, output, gradients."""
     x = jax.random.normal(jax.random.key(9), (2, 4, 5, 6))
-    ours = upsampling_conv(3, size, jnp.float32, jnp.float32, "up")
-    theirs = nn.ConvTranspose(3, (size, size), strides=(2, 2), padding="SAME", use_bias=False)
+    ours = upsampling_conv(3, size)
+    theirs = nn.ConvTranspose(3, (size, size), strides=(2, 2), padding="SAME")
     variables = jax.jit(theirs.init)(jax.random.key(10), x)
     y = jax.jit(theirs.apply)(variables, x)
     np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), y, rtol=1e-5, atol=1e-5)

@@ -26,6 +26,7 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.models.activations import ACTIVATIONS
 from dl_arch.models.activations import get_activation as activation_fn
+from dl_arch.models.cnn.taps import upsampling_conv
 from dl_arch.models.latent_prior import MixturePrior, gaussian_neg_entropy
 from dl_arch.registry import register_model
 
@@ -139,12 +140,11 @@ class ConvDecoder(nn.Module):
         h = act(nn.Dense(h0 * w0 * self.features[-1], dtype=self.dtype,
                          param_dtype=self.param_dtype, name="from_latent")(z_BZ))
         h = h.reshape(z_BZ.shape[0], h0, w0, self.features[-1])
-        k = (self.kernel_size, self.kernel_size)
         # mirror of the encoder: widths features[-2], ..., features[0], then the pixels
         widths = list(reversed(self.features[:-1])) + [channels]
         for i, f in enumerate(widths):
-            h = nn.ConvTranspose(f, k, strides=(2, 2), padding="SAME", dtype=self.dtype,
-                                 param_dtype=self.param_dtype, name=f"deconv_{i}")(h)
+            h = upsampling_conv(f, self.kernel_size, dtype=self.dtype,
+                                param_dtype=self.param_dtype, name=f"deconv_{i}")(h)
             if i < len(widths) - 1:
                 h = act(_normalize(self.norm, h, f"norm_{i}", self.dtype, self.param_dtype))
         return h

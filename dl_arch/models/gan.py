@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
-from dl_arch.models.cnn.taps import window_conv
+from dl_arch.models.cnn.taps import upsampling_conv
 from dl_arch.registry import register_model
 
 DCGAN_INIT = nn.initializers.normal(0.02)
@@ -74,25 +74,14 @@ class Generator(nn.Module):
         h = nn.relu(norm(name="project_bn")(h))
         for i in range(self.num_stages - 1):
             width //= 2
-            h = upsampling_conv(width, self.kernel_size, self.dtype, self.param_dtype,
-                                 f"deconv_{i}")(h)
+            h = upsampling_conv(width, self.kernel_size, use_bias=False, kernel_init=DCGAN_INIT,
+                                dtype=self.dtype, param_dtype=self.param_dtype,
+                                name=f"deconv_{i}")(h)
             h = nn.relu(norm(name=f"bn_{i}")(h))
-        h = upsampling_conv(self.image_shape[-1], self.kernel_size, self.dtype,
-                             self.param_dtype, "to_image")(h)
+        h = upsampling_conv(self.image_shape[-1], self.kernel_size, use_bias=False,
+                            kernel_init=DCGAN_INIT, dtype=self.dtype, param_dtype=self.param_dtype,
+                            name="to_image")(h)
         return jnp.tanh(h.astype(jnp.float32))
-
-
-def upsampling_conv(features: int, size: int, dtype: Any, param_dtype: Any,
-                     name: str) -> nn.Conv:
-    """`nn.ConvTranspose(features, (size, size), strides=2, padding="SAME", use_bias=False)`
-    written as the convolution of the 2x-dilated input that it is (the same `kernel`, the
-    same output): as an nn.Conv its kernel gradient runs on window taps on CPU
-    (`window_conv`), where XLA's took 117 ms of DCGAN's 143 ms step."""
-    pad_len = size  # lax's "SAME" transposed padding for stride 2: size + 2 - 2 in all
-    before = size - 1 if size < 3 else -(-pad_len // 2)
-    return nn.Conv(features, (size, size), padding=((before, pad_len - before),) * 2,
-                   input_dilation=2, use_bias=False, kernel_init=DCGAN_INIT, dtype=dtype,
-                   param_dtype=param_dtype, conv_general_dilated=window_conv, name=name)
 
 
 DISCRIMINATOR_NORMS = ("batch", "spectral", "none")

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -170,3 +171,14 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     return jax.lax.platform_dependent(
         lhs, rhs, cpu=lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps), default=xla)
+
+
+def upsampling_conv(features: int, size: int, **conv_fields: Any) -> nn.Conv:
+    """`nn.ConvTranspose(features, (size, size), strides=2, padding="SAME", **conv_fields)`
+    written as the convolution of the 2x-dilated input that it is (the same `kernel` and
+    `bias`, the same output): as an nn.Conv through `window_conv`, its kernel gradient runs
+    as one product per tap on CPU."""
+    pad_len = size  # lax's "SAME" transposed padding for stride 2: size + 2 - 2 in all
+    before = size - 1 if size < 3 else -(-pad_len // 2)
+    return nn.Conv(features, (size, size), padding=((before, pad_len - before),) * 2,
+                   input_dilation=2, conv_general_dilated=window_conv, **conv_fields)
