@@ -227,17 +227,19 @@ def _window_rows(torch: Any, quick: bool) -> Iterable[Row]:
     import flax.linen as nn
 
     from dl_arch.models.cnn.common import max_pool
-    from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups
+    from dl_arch.models.cnn.taps import window_conv
 
     rng = np.random.default_rng(0)
     batch, hw, channels = (8, 28, 144) if quick else (32, 56, 144)
     x_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)
-    layer = DepthwiseConv((3, 3))
-    kernel = jax.jit(layer.init)(jax.random.key(0), jnp.asarray(x_np))["params"]["kernel"]
+    fields = dict(padding=1, feature_group_count=channels, use_bias=False)
+    ours, xla = (nn.Conv(channels, (3, 3), conv_general_dilated=window_conv, **fields),
+                 nn.Conv(channels, (3, 3), **fields))
+    kernel = jax.jit(xla.init)(jax.random.key(0), jnp.asarray(x_np))["params"]["kernel"]
     conv_t = torch.nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False)
     yield _kernel_row(f"cnn/depthwise 3x3 fwd+bwd {batch}x{hw}x{hw}x{channels}",
-                      lambda x, k: layer.apply({"params": {"kernel": k}}, x),
-                      lambda x, k: depthwise_by_groups(x, k, (1, 1), ((1, 1), (1, 1))),
+                      lambda x, k: ours.apply({"params": {"kernel": k}}, x),
+                      lambda x, k: xla.apply({"params": {"kernel": k}}, x),
                       kernel, conv_t, x_np, torch, quick)
     batch, hw, channels = (8, 56, 64) if quick else (32, 112, 64)
     x_np = rng.standard_normal((batch, hw, hw, channels), dtype=np.float32)

@@ -1,7 +1,7 @@
-"""Layers over window taps: the depthwise convolution (against XLA's grouped convolution and a
-numpy loop, values and gradients; its parameter is nn.Conv's) and the max-pool (against XLA's
-reduce-window and select-and-scatter, ties included), and the convolution with its CPU
-shortcuts (against XLA's convolution, values and gradients)."""
+"""Layers over window taps: `window_conv`, nn.Conv's convolution with CPU shortcuts (depthwise,
+few input channels, transposed; against XLA's convolution, values and gradients, and the
+depthwise one against a numpy loop), and the max-pool (against XLA's reduce-window and
+select-and-scatter, ties included)."""
 
 import flax.linen as nn
 import jax
@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_arch.models.cnn.depthwise import DepthwiseConv, depthwise_by_groups, depthwise_by_taps
 from dl_arch.models.cnn.taps import max_pool_by_taps, upsampling_conv, window_conv
 
 
@@ -26,35 +25,42 @@ def _numpy_depthwise(x_BHWC, k_HW1C, stride, pad):
     return out
 
 
+def _grouped(groups):
+    """XLA's channels-last convolution with `groups` groups: the reference of `window_conv`."""
+    def conv(x, k, strides, padding):
+        return jax.lax.conv_general_dilated(x, k, strides, padding,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            feature_group_count=groups)
+    return conv
+
+
+def _window_conv(groups):
+    def conv(x, k, strides, padding):
+        nhwc = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+        return window_conv(x, k, strides, padding, dimension_numbers=nhwc,
+                           feature_group_count=groups)
+    return conv
+
+
 @pytest.mark.parametrize("size,stride,pad", [(3, 1, 1), (3, 2, 1), (5, 2, 2), (3, 1, 0)])
-def test_taps_equal_the_grouped_convolution_and_numpy_with_gradients(size, stride, pad):
+def test_depthwise_window_conv_equals_the_grouped_convolution_and_numpy_with_gradients(
+        size, stride, pad):
     x = jax.random.normal(jax.random.key(0), (2, 9, 8, 5))
     k = jax.random.normal(jax.random.key(1), (size, size, 1, 5))
     padding = ((pad, pad), (pad, pad))
+    ours, theirs = _window_conv(5), _grouped(5)
 
     def loss(f):
         return jax.jit(jax.value_and_grad(
             lambda x, k: jnp.sum(jnp.sin(f(x, k, (stride, stride), padding))), argnums=(0, 1)))
 
-    out = jax.jit(depthwise_by_taps, static_argnums=(2, 3))(x, k, (stride, stride), padding)
+    out = jax.jit(ours, static_argnums=(2, 3))(x, k, (stride, stride), padding)
     np.testing.assert_allclose(out, _numpy_depthwise(np.asarray(x), np.asarray(k), stride, pad),
                                rtol=1e-5, atol=1e-5)
-    (v_taps, g_taps), (v_groups, g_groups) = loss(depthwise_by_taps)(x, k), loss(
-        depthwise_by_groups)(x, k)
+    (v_taps, g_taps), (v_groups, g_groups) = loss(ours)(x, k), loss(theirs)(x, k)
     np.testing.assert_allclose(v_taps, v_groups, rtol=1e-5, atol=1e-4)  # a sum of 250 terms
     for a, b in zip(g_taps, g_groups, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-
-
-def test_layer_holds_nn_conv_parameter_and_gives_its_output():
-    x = jax.random.normal(jax.random.key(2), (2, 8, 8, 6))
-    ours = DepthwiseConv((3, 3), strides=2, padding=1)
-    theirs = nn.Conv(6, (3, 3), 2, padding=1, feature_group_count=6, use_bias=False)
-    variables = jax.jit(ours.init)(jax.random.key(3), x)
-    assert jax.tree_util.tree_map(jnp.shape, variables) == jax.tree_util.tree_map(
-        jnp.shape, jax.eval_shape(theirs.init, jax.random.key(3), x))
-    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x),
-                               jax.jit(theirs.apply)(variables, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("window,stride,padding", [(3, 1, ((1, 1), (1, 1))),
@@ -95,10 +101,13 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_nn_conv_with_window_conv_keeps_its_parameters_and_output():
-    x = jax.random.normal(jax.random.key(7), (2, 8, 8, 1))
-    ours = nn.Conv(6, (5, 5), padding=2, conv_general_dilated=window_conv)
-    theirs = nn.Conv(6, (5, 5), padding=2)
+@pytest.mark.parametrize("channels,groups,stride", [(1, 1, 1), (6, 6, 2)])
+def test_nn_conv_with_window_conv_keeps_its_parameters_and_output(channels, groups, stride):
+    """LeNet-5's first convolution and MobileNet's depthwise one, as the models build them."""
+    x = jax.random.normal(jax.random.key(7), (2, 8, 8, channels))
+    fields = dict(strides=stride, padding=2, feature_group_count=groups)
+    ours = nn.Conv(6, (5, 5), conv_general_dilated=window_conv, **fields)
+    theirs = nn.Conv(6, (5, 5), **fields)
     variables = jax.jit(theirs.init)(jax.random.key(8), x)
     np.testing.assert_allclose(jax.jit(ours.apply)(variables, x),
                                jax.jit(theirs.apply)(variables, x), rtol=1e-5, atol=1e-5)

@@ -23,7 +23,7 @@ from dl_arch.models.cnn.common import (
     head,
     make_divisible,
 )
-from dl_arch.models.cnn.depthwise import DepthwiseConv
+from dl_arch.models.cnn.taps import window_conv
 from dl_arch.registry import register_model
 
 # (expansion t, output channels c, repeats n, first stride s) per group, from the paper.
@@ -50,8 +50,8 @@ class InvertedResidual(nn.Module):
         y = x
         if self.expansion != 1:
             y = nn.relu6(norm(name="expand_bn")(conv(hidden, (1, 1), name="expand_conv")(y)))
-        y = DepthwiseConv((3, 3), self.strides, 1, self.dtype, self.param_dtype, conv_init,
-                          name="depthwise_conv")(y)
+        y = conv(hidden, (3, 3), self.strides, padding=1, feature_group_count=hidden,
+                 conv_general_dilated=window_conv, name="depthwise_conv")(y)
         y = nn.relu6(norm(name="depthwise_bn")(y))
         y = norm(name="project_bn")(conv(self.features, (1, 1), name="project_conv")(y))
         if self.strides == 1 and in_ch == self.features:

@@ -69,6 +69,18 @@ def _max_pool_bwd(window, stride, padding, x_BHWC, dy):
 max_pool_by_taps.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
+def _depthwise_by_taps(x_BHWC, kernel, strides, padding):
+    """The depthwise convolution (kernel (kh, kw, 1, C)) as a sum over taps of the strided
+    input slice times the tap's per-channel weight; differentiated by JAX (both gradients
+    are elementwise products and sums here, against XLA's slow grouped convolution)."""
+    kh, kw, _, channels = kernel.shape
+    weights = kernel.reshape(kh * kw, 1, 1, 1, channels)
+    out = None
+    for tap, weight in zip(window_taps(x_BHWC, (kh, kw), strides, padding), weights, strict=True):
+        out = tap * weight if out is None else out + tap * weight
+    return out
+
+
 FEW_CHANNELS = 3  # the most input channels whose convolution forward runs on taps
 
 
@@ -143,38 +155,48 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                 lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
                 feature_group_count: int = 1, precision: Any = None) -> jax.Array:
     """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls)
-    with two CPU shortcuts for channels-last 2-D convolutions without groups or kernel
-    dilation: a stride-1 forward runs on taps when the input has at most `FEW_CHANNELS`
-    channels (XLA ran LeNet-5's one-channel convolution at 2 GFLOP/s; ResNet's 7x7 stride-2
-    stem lost on taps: 2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), and the kernel gradient of a
-    stride-1 convolution of a dilated input (a transposed convolution) is a product per tap
-    (XLA's took 117 ms of DCGAN's 143 ms step). Elsewhere, and on GPU and TPU, it is XLA's."""
+    with three CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
+    - a depthwise convolution (one group per channel) runs on taps (XLA's grouped convolution
+      was 9x slower forward + backward at MobileNet's 32x56x56x144);
+    - a stride-1 forward with at most `FEW_CHANNELS` input channels runs on taps (XLA ran
+      LeNet-5's one-channel convolution at 2 GFLOP/s; ResNet's 7x7 stride-2 stem lost on taps:
+      2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), its gradients XLA's;
+    - a stride-1 convolution of a dilated input (a transposed convolution) takes its kernel
+      gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step).
+    Elsewhere, and on GPU and TPU, it is XLA's convolution.
+    """
     def xla(x, k):
         return jax.lax.conv_general_dilated(x, k, window_strides, padding, lhs_dilation,
                                             rhs_dilation, dimension_numbers,
                                             feature_group_count, precision=precision)
 
+    if lhs.ndim != 4 or tuple(rhs_dilation or (1, 1)) != (1, 1):
+        return xla(lhs, rhs)
     nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
     strides = tuple(int(s) for s in window_strides)
     dilation = (1, 1) if lhs_dilation is None else tuple(int(d) for d in lhs_dilation)
-    on_taps = rhs.shape[2] <= FEW_CHANNELS and dilation == strides == (1, 1)
-    transposed = dilation != (1, 1) and strides == (1, 1)  # a transposed convolution
-    if (lhs.ndim != 4 or feature_group_count != 1 or not (on_taps or transposed)
-            or tuple(rhs_dilation or (1, 1)) != (1, 1) or isinstance(padding, str) and dilation != (1, 1)
+    depthwise = feature_group_count == lhs.shape[-1] == rhs.shape[-1] > 1 and dilation == (1, 1)
+    plain = feature_group_count == 1
+    on_taps = plain and rhs.shape[2] <= FEW_CHANNELS and dilation == strides == (1, 1)
+    transposed = plain and dilation != (1, 1) and strides == (1, 1) and not isinstance(padding, str)
+    if (not (depthwise or on_taps or transposed)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return xla(lhs, rhs)
-    if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them
+    if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-    return jax.lax.platform_dependent(
-        lhs, rhs, cpu=lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps), default=xla)
+    if depthwise:
+        cpu = lambda x, k: _depthwise_by_taps(x, k, strides, pads)  # noqa: E731
+    else:
+        cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps)  # noqa: E731
+    return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=xla)
 
 
 def upsampling_conv(features: int, size: int, **conv_fields: Any) -> nn.Conv:
     """`nn.ConvTranspose(features, (size, size), strides=2, padding="SAME", **conv_fields)`
     written as the convolution of the 2x-dilated input that it is (the same `kernel` and
-    `bias`, the same output): as an nn.Conv through `window_conv`, its kernel gradient runs
-    as one product per tap on CPU."""
+    `bias`, the same output): as an nn.Conv through `window_conv`, its kernel gradient is one
+    matrix product over all taps on CPU."""
     pad_len = size  # lax's "SAME" transposed padding for stride 2: size + 2 - 2 in all
     before = size - 1 if size < 3 else -(-pad_len // 2)
     return nn.Conv(features, (size, size), padding=((before, pad_len - before),) * 2,
