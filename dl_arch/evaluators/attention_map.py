@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from dl_arch.config.fields import Field
 from dl_arch.evaluators.base import EvalContext, Evaluator, Report, every_evals
-from dl_arch.evaluators.figures import figure_image
+from dl_arch.evaluators.figures import figure_image, pyplot
 from dl_arch.registry import register_evaluator
 
 
@@ -31,6 +30,7 @@ def attention_image(attn_BTS: np.ndarray, sources: list[list[str]], outputs: lis
                     title: str) -> np.ndarray:
     """One heat map per example (output token x source token), labelled (RGB uint8)."""
     n = len(sources)
+    plt = pyplot()
     fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), dpi=100, squeeze=False)
     for i, ax in enumerate(axes[0]):
         src, out = sources[i], outputs[i]

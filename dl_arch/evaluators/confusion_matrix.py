@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.evaluators.base import EvalContext, Evaluator, Report
-from dl_arch.evaluators.figures import figure_image
+from dl_arch.evaluators.figures import figure_image, pyplot
 from dl_arch.registry import register_evaluator
 from dl_arch.tasks.classification import per_class_scores
 
@@ -22,6 +21,7 @@ def confusion_image(confusion: np.ndarray, class_names: Sequence[str] | None = N
     rows = confusion.sum(axis=1, keepdims=True)
     norm = np.divide(confusion, rows, out=np.zeros_like(confusion, dtype=float), where=rows > 0)
     size = min(12, 2 + 0.45 * n)
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(size, size), dpi=100)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     names = list(class_names) if class_names else [str(i) for i in range(n)]

@@ -1,14 +1,24 @@
-"""Matplotlib figures rendered to images (headless), for evaluators to return."""
+"""Matplotlib figures rendered to images (headless), for evaluators to return.
+
+pyplot is imported on first use: importing it costs about a second, which every run and
+every `launch.py` process would pay when the registry imports all evaluators.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def pyplot() -> Any:
+    """`matplotlib.pyplot` on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def figure_image(fig: Any) -> np.ndarray:
@@ -16,5 +26,5 @@ def figure_image(fig: Any) -> np.ndarray:
     fig.tight_layout()
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
+    pyplot().close(fig)
     return image

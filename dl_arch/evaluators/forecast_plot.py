@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from dl_arch.config.fields import Field
 from dl_arch.evaluators.base import EvalContext, Evaluator, Report
-from dl_arch.evaluators.figures import figure_image
+from dl_arch.evaluators.figures import figure_image, pyplot
 from dl_arch.registry import register_evaluator
 from dl_arch.tasks.forecasting import as_btf
 
@@ -17,6 +16,7 @@ def forecast_image(context_BTF: np.ndarray, truth_BHF: np.ndarray, forecast_BHF:
     """One panel per series (first feature): context, truth, forecast and the naive
     last-value forecast (RGB uint8)."""
     n = len(context_BTF)
+    plt = pyplot()
     fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), dpi=100, squeeze=False)
     t_in = np.arange(context_BTF.shape[1])
     t_out = context_BTF.shape[1] + np.arange(truth_BHF.shape[1])

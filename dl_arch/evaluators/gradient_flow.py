@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.evaluators.base import EvalContext, Evaluator, Report, every_evals
-from dl_arch.evaluators.figures import figure_image
+from dl_arch.evaluators.figures import figure_image, pyplot
 from dl_arch.registry import register_evaluator
 from dl_arch.tasks.gradient_flow import hidden_gradient_norms
 
 
 def gradient_flow_image(norms: dict[str, np.ndarray], title: str) -> np.ndarray:
     """Log-scale plot of ||dL/dh_t|| against t, one line per layer (RGB uint8)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for name, n in sorted(norms.items()):
         ax.semilogy(np.arange(len(n)), np.maximum(n, 1e-30), label=name)

@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.evaluators.figures import pyplot
 from dl_arch.experiments.runs import COST_COLUMNS, METRICS_FILE, read_jsonl
 from dl_arch.experiments.stats import fmt, mean_std, numbers
 
@@ -44,10 +45,7 @@ def _values_in_order(rows: list[dict[str, Any]], key: str | None) -> list[Any]:
 
 
 def _axes_grid(n: int):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = min(n, 4)
     nrows = math.ceil(n / cols)
@@ -75,14 +73,14 @@ def draw_plot(spec: dict[str, Any], rows: list[dict[str, Any]], exp: ml_collecti
             if p is not None:
                 ax.set_title(f"{spec['panels']}={p}", fontsize=9)
         if not drawn:
-            import matplotlib.pyplot as plt
+            plt = pyplot()
 
             plt.close(fig)
             return False
         fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         plt.close(fig)
         return True
@@ -238,10 +236,7 @@ def draw_decision_boundary(ax: Any, z: Any, point_size: float = 4) -> None:
 
 
 def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], path: str) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panel_key, col_key = spec.get("panels"), spec.get("columns")
     panel_values = list(dict.fromkeys(r.get(panel_key) for r in rows)) if panel_key else [None]
@@ -279,10 +274,7 @@ def _plot_decision_boundary(spec: dict[str, Any], rows: list[dict[str, Any]], pa
 
 def _plot_stage_curves(spec: dict[str, Any], rows: list[dict[str, Any]], path: str,
                        probe: str, xlabel: str, ylabel: str) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     stages = spec.get("stages", ["init", "final"])
     group = spec.get("group")
@@ -330,7 +322,7 @@ def _draw_probe_plot(kind: str, spec: dict[str, Any], rows: list[dict[str, Any]]
 
 def _save_figure(fig: Any, spec: dict[str, Any], path: str, drawn: bool) -> bool:
     """Titles and saves a probe figure when anything was drawn on it; closes it either way."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if drawn:
         fig.suptitle(spec.get("title", spec["name"]), fontsize=10)

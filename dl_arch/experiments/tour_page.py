@@ -33,6 +33,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from dl_arch.evaluators.figures import pyplot
 from dl_arch.experiments.runs import Run, read_json
 
 TOUR_FILE = "tour.json"  # the baselines train_run adds beside the run's summary.json
@@ -122,10 +123,7 @@ def adding_predictions(config: ml_collections.ConfigDict, workdir: str, n: int =
 
 def _boundary(z: Any, accuracy: float | None, path: str) -> None:
     """The classifier's p(class 1) over the plane, its 0.5 line, and held-out points."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from dl_arch.experiments.plots import draw_decision_boundary
 
@@ -142,10 +140,7 @@ def _boundary(z: Any, accuracy: float | None, path: str) -> None:
 
 def _scatter(true: np.ndarray, pred: np.ndarray, tol: float, constant: float, path: str
              ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     solved = np.abs(pred - true) < tol
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
