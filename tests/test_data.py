@@ -6,7 +6,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.data.pipeline import dataset_fields, eval_batches, make_source, train_dataset
+from dl_arch.data.pipeline import dataset_fields, eval_batches, first_train_batch, make_source, train_dataset
 from dl_arch.data.sources.shapes import SHAPE_NAMES, shape_mask
 from dl_arch.registry import DATASETS
 from dl_arch.testing import load_config
@@ -205,3 +205,18 @@ def test_tfds_split_sizes_cut_the_splits():
         np.testing.assert_array_equal(train[2]["image"], full[2]["image"])
         with pytest.raises(IndexError):
             train[3]
+
+
+@pytest.mark.parametrize("name,workers,process", [("xor", 0, 0), ("shapes", 1, 1)])
+def test_first_train_batch_is_the_streams_first_batch(name, workers, process):
+    """The batch a run initialises and compiles with is the one its stream yields first,
+    whether the stream reads in worker processes or in this one, on any process."""
+    c = _dataset_config(name=name)
+    c.num_workers = workers
+    first = first_train_batch(c, 5, 8, _double_image if name == "shapes" else IDENTITY,
+                              process, 2)
+    stream = next(iter(train_dataset(c, 5, 8, _double_image if name == "shapes" else IDENTITY,
+                                     process, 2)))
+    assert first.keys() == stream.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], stream[key])

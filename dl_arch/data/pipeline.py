@@ -83,14 +83,9 @@ def local_batch_size(global_batch: int, process_count: int, field: str = "config
     return global_batch // process_count
 
 
-def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
-    """The training stream of this process's local batches (call `iter()` on it).
-
-    grain shuffles, repeats, shards and batches example *indices*; `LoadBatch` then reads
-    each batch from the source in one call and preprocesses its examples (see
-    `dl_arch.data.loader`). The iterator's state is the number of batches consumed.
-    """
+def _train_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
+                   process_index: int, process_count: int) -> tuple[Any, grain.MapDataset]:
+    """(resolved dataset config, the random-access sequence of this process's local batches)."""
     dataset_config = resolve_dataset(dataset_config)
     source = maybe_cached(make_source(dataset_config, dataset_config.train_split, seed))
     local = local_batch_size(global_batch, process_count)
@@ -101,7 +96,19 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
         ds = ds.repeat(None)
     ds = ds[process_index::process_count]
     ds = ds.batch(local, drop_remainder=True)
-    ds = ds.map_with_index(LoadBatch(source, preprocess, seed + 1, local))
+    return dataset_config, ds.map_with_index(LoadBatch(source, preprocess, seed + 1, local))
+
+
+def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
+                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+    """The training stream of this process's local batches (call `iter()` on it).
+
+    grain shuffles, repeats, shards and batches example *indices*; `LoadBatch` then reads
+    each batch from the source in one call and preprocesses its examples (see
+    `dl_arch.data.loader`). The iterator's state is the number of batches consumed.
+    """
+    dataset_config, ds = _train_batches(dataset_config, seed, global_batch, preprocess,
+                                        process_index, process_count)
     it_ds = ds.to_iter_dataset(READ_OPTIONS)
     workers = int(dataset_config.num_workers)
     if workers > 0:
@@ -111,6 +118,15 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
             flags.FLAGS.mark_as_parsed()
         it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
     return it_ds
+
+
+def first_train_batch(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
+                      process_index: int = 0, process_count: int = 1) -> Batch:
+    """The first local batch `train_dataset` yields, read directly in this process: no
+    iterator, read-ahead threads or worker processes are started for it."""
+    _, ds = _train_batches(dataset_config, seed, global_batch, preprocess, process_index,
+                           process_count)
+    return ds[0]
 
 
 def eval_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,

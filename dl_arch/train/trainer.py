@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from dl_arch.config.resolve import resolve_config
-from dl_arch.data.pipeline import train_dataset
+from dl_arch.data.pipeline import first_train_batch, train_dataset
 from dl_arch.registry import TASKS
 from dl_arch.tasks.base import ALL, Task
 from dl_arch.train import mesh as mesh_lib
@@ -79,8 +79,11 @@ class Trainer:
                              jax.process_index(), jax.process_count())
 
     def first_batch(self) -> dict[str, jax.Array]:
-        """The run's first global training batch, checked against the task's needs."""
-        local = next(iter(self.train_dataset()))
+        """The run's first global training batch, checked against the task's needs (read
+        directly: no second pipeline with its own worker processes beside the run's)."""
+        c = self.config
+        local = first_train_batch(c.dataset, c.seed, c.batch_size, self.task.preprocess,
+                                  jax.process_index(), jax.process_count())
         self.task.check_batch(local)
         return mesh_lib.to_global(local, self.mesh)
 
