@@ -148,6 +148,11 @@ def report(name: str, quick: bool, top: int, steps: int, show_hlo: bool) -> str:
         lines.append(f"  {op:<40} {seconds * 1e3:8.2f} ms  {seconds / total:6.1%}")
         if show_hlo:
             lines.append(f"      {hlo_of(lowered, op)}")
+    kinds: dict[str, float] = collections.defaultdict(float)
+    for op, seconds in totals.items():  # `transpose_copy_fusion.27` -> transpose_copy_fusion
+        kinds[re.sub(r"\.\d+$", "", op.removeprefix("end: "))] += seconds
+    lines.append("  by kind: " + ", ".join(
+        f"{k} {v / total:.0%}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:6]))
     return "\n".join(lines)
 
 

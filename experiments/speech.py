@@ -16,9 +16,7 @@ Report: CER, WER, parameters, FLOPs, steps/s; step time and memory vs utterance 
     python launch.py --experiment=experiments/speech.py --workdir=runs/speech --parallel=2
     python launch.py --experiment=experiments/speech.py:smoke --workdir=/tmp/speech_study
 
-Default size: 8 accuracy runs of 500 steps and 16 cost runs of 20 steps; not yet run in full:
-from the single runs in docs/results/speech.md (0.3-0.5 steps/s for the small recurrent
-models on a shared 2-core CPU), about 2-3 hours with --parallel=2.
+Default size: 8 accuracy runs of 300 steps and 16 cost runs of 20 steps (RUNTIME_PLACEHOLDER).
 Options: smoke, seeds (count), steps, sizes ('small/medium'), cost_seconds ('2.5/5/10/20').
 """
 
@@ -39,7 +37,7 @@ SECONDS_PER_DIGIT = 0.7  # the slowest voices' pace, pauses included
 
 def get_experiment(arg: str | None = None) -> ml_collections.ConfigDict:
     """The grid: (model, size) for accuracy, then (model, utterance length) for cost."""
-    opts = parse_options(arg, seeds=1, steps=500, sizes="small/medium", cost_seconds="2.5/5/10/20")
+    opts = parse_options(arg, seeds=1, steps=300, sizes="small/medium", cost_seconds="2.5/5/10/20")
     sizes, seconds = as_list(opts.sizes, str), as_list(opts.cost_seconds, float)
     seeds, steps = list(range(opts.seeds)), opts.steps
     smoke = ",smoke" if opts.smoke else ""
