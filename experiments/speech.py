@@ -16,7 +16,8 @@ Report: CER, WER, parameters, FLOPs, steps/s; step time and memory vs utterance 
     python launch.py --experiment=experiments/speech.py --workdir=runs/speech --parallel=2
     python launch.py --experiment=experiments/speech.py:smoke --workdir=/tmp/speech_study
 
-Default size: 8 accuracy runs of 300 steps and 16 cost runs of 20 steps (RUNTIME_PLACEHOLDER).
+Default size: 8 accuracy runs of 300 steps and 16 cost runs of 20 steps: 1 h 43 min with
+--parallel=2 on the 2-core CPU (report: docs/results/speech/report.md).
 Options: smoke, seeds (count), steps, sizes ('small/medium'), cost_seconds ('2.5/5/10/20').
 """
 
