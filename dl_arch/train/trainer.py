@@ -148,11 +148,13 @@ class Trainer:
                                  grad_accum_steps=self.config.grad_accum_steps,
                                  freeze=self.freeze, ema_decay=self.config.ema_decay)
 
-    def train_step(self, sharding: Any = None, donate: bool = True) -> Callable:
-        """The jitted train step (state donated; state and metrics in their shardings)."""
+    def train_step(self, sharding: Any = None, donate: bool = True,
+                   compiler_options: dict[str, Any] | None = None) -> Callable:
+        """The jitted train step (state donated; state and metrics in their shardings;
+        `compiler_options`: XLA options of its compile, over XLA_FLAGS)."""
         out = None if sharding is None else (sharding, self.replicated)
         return jax.jit(self.step_fn(), out_shardings=out,
-                       donate_argnums=(0,) if donate else ())
+                       donate_argnums=(0,) if donate else (), compiler_options=compiler_options)
 
     def loop_step(self, sharding: Any = None) -> Callable:
         """The loop's jitted step: `(state, batch, window) -> (state, window, ticket)`, the
