@@ -160,6 +160,22 @@ def make_train_step(model: Any, tx: optax.GradientTransformation):
     return jax.jit(train_step, donate_argnums=0)
 
 
+def our_sgd_step(model: Any, images: jax.Array, labels: jax.Array) -> tuple[Any, Any, dict]:
+    """(run, jitted step, holder) of `model`'s SGD+momentum train step on one batch: `run()`
+    takes one step on `holder["state"]` (donated, replaced) and returns the loss."""
+    variables = jax.jit(lambda: model.init(jax.random.key(0), images))()
+    tx = optax.sgd(0.01, momentum=0.9)
+    holder = {"state": (variables["params"], variables.get("batch_stats"),
+                        tx.init(variables["params"]))}
+    step = make_train_step(model, tx)
+
+    def run():
+        holder["state"], loss = step(holder["state"], images, labels)
+        return loss
+
+    return run, step, holder
+
+
 def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, hw: int,
          channels: int, num_classes: int, quick: bool) -> Row:
     rng = np.random.default_rng(0)
@@ -167,16 +183,8 @@ def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, h
     labels_np = rng.integers(0, num_classes, batch).astype(np.int32)
 
     images, labels = jnp.asarray(images_np), jnp.asarray(labels_np)
-    variables = jax.jit(lambda: ours_model.init(jax.random.key(0), images))()
-    tx = optax.sgd(0.01, momentum=0.9)
-    state = [(variables["params"], variables.get("batch_stats"),
-              tx.init(variables["params"]))]
-    step = make_train_step(ours_model, tx)
-    flops = step_flops(step, state[0], images, labels)
-
-    def ours():
-        state[0], loss = step(state[0], images, labels)
-        return loss
+    ours, step, holder = our_sgd_step(ours_model, images, labels)
+    flops = step_flops(step, holder["state"], images, labels)
 
     torch_model = torch_model.to(memory_format=torch.channels_last).train()
     # The same NHWC buffer viewed as NCHW in channels_last memory: no copy, no transpose.
@@ -197,7 +205,7 @@ def _row(name: str, ours_model: Any, torch_model: Any, torch: Any, batch: int, h
 
     row = compare(name, ours, ref, "torch", quick=quick, extra=extra)
     row.extra += " " + phase_text(make_loss(ours_model),
-                                  lambda: (state[0][0], state[0][1], images, labels), ours,
+                                  lambda: (*holder["state"][:2], images, labels), ours,
                                   quick, has_aux=True)
     return row
 

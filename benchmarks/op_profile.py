@@ -29,7 +29,6 @@ from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
 # Trace events that wrap a whole program or its dispatch, not one op of it.
 _WRAPPERS = re.compile(r"^(PjitFunction|Thunk|TfrtCpu|PjRt|Execute|ExecuteHelper|"
@@ -63,25 +62,15 @@ def _row_gpt(quick: bool) -> tuple[Callable[[], Any], Any]:
 
 
 def _cnn_row(name: str, batch: int, hw: int, channels: int) -> tuple[Callable[[], Any], Any]:
-    from benchmarks.bench_cnn import make_train_step
+    from benchmarks.bench_cnn import our_sgd_step
     from dl_arch.registry import MODELS
 
-    model = MODELS.get(name)(num_classes=10, stem="small")
     rng = np.random.default_rng(0)
     images = jax.numpy.asarray(rng.standard_normal((batch, hw, hw, channels), np.float32))
     labels = jax.numpy.asarray(rng.integers(0, 10, batch).astype(np.int32))
-    variables = jax.jit(lambda: model.init(jax.random.key(0), images))()
-    tx = optax.sgd(0.01, momentum=0.9)
-    holder = {"state": (variables["params"], variables.get("batch_stats"),
-                        tx.init(variables["params"]))}
-    step = make_train_step(model, tx)
-    lowered = step.lower(holder["state"], images, labels)
-
-    def run():
-        holder["state"], loss = step(holder["state"], images, labels)
-        return loss
-
-    return run, lowered
+    run, step, holder = our_sgd_step(MODELS.get(name)(num_classes=10, stem="small"), images,
+                                     labels)
+    return run, step.lower(holder["state"], images, labels)
 
 
 ROWS: dict[str, Callable[[bool], tuple[Callable[[], Any], Any]]] = {
@@ -130,10 +119,9 @@ def op_times(run: Callable[[], Any], steps: int) -> tuple[dict[str, float], floa
     return dict(totals), wall
 
 
-def hlo_of(lowered: Any, op: str) -> str:
-    """The HLO line that defines `op` in the compiled program (its fused computation too)."""
-    text = lowered.compile().as_text()
-    lines = [ln.strip() for ln in text.splitlines() if re.search(rf"\b{re.escape(op)} = ", ln)]
+def hlo_of(hlo_text: str, op: str) -> str:
+    """The line of a compiled program's HLO text that defines `op`."""
+    lines = [ln.strip() for ln in hlo_text.splitlines() if re.search(rf"\b{re.escape(op)} = ", ln)]
     return lines[0][:400] if lines else "(not found in the compiled HLO)"
 
 
@@ -144,10 +132,11 @@ def report(name: str, quick: bool, top: int, steps: int, show_hlo: bool) -> str:
     total = sum(totals.values())
     lines = [f"{name}: {wall * 1e3:.1f} ms per step unprofiled; ops (profiled, self time) "
              f"{total * 1e3:.1f} ms; share of the ops' sum:"]
+    hlo_text = lowered.compile().as_text() if show_hlo else ""
     for op, seconds in sorted(totals.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {op:<40} {seconds * 1e3:8.2f} ms  {seconds / total:6.1%}")
         if show_hlo:
-            lines.append(f"      {hlo_of(lowered, op)}")
+            lines.append(f"      {hlo_of(hlo_text, op)}")
     kinds: dict[str, float] = collections.defaultdict(float)
     for op, seconds in totals.items():  # `transpose_copy_fusion.27` -> transpose_copy_fusion
         kinds[re.sub(r"\.\d+$", "", op.removeprefix("end: "))] += seconds

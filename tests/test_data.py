@@ -213,10 +213,9 @@ def test_first_train_batch_is_the_streams_first_batch(name, workers, process):
     whether the stream reads in worker processes or in this one, on any process."""
     c = _dataset_config(name=name)
     c.num_workers = workers
-    first = first_train_batch(c, 5, 8, _double_image if name == "shapes" else IDENTITY,
-                              process, 2)
-    stream = next(iter(train_dataset(c, 5, 8, _double_image if name == "shapes" else IDENTITY,
-                                     process, 2)))
+    preprocess = _double_image if name == "shapes" else IDENTITY
+    first = first_train_batch(c, 5, 8, preprocess, process, 2)
+    stream = next(iter(train_dataset(c, 5, 8, preprocess, process, 2)))
     assert first.keys() == stream.keys()
     for key in first:
         np.testing.assert_array_equal(first[key], stream[key])

@@ -73,16 +73,12 @@ def draw_plot(spec: dict[str, Any], rows: list[dict[str, Any]], exp: ml_collecti
             if p is not None:
                 ax.set_title(f"{spec['panels']}={p}", fontsize=9)
         if not drawn:
-            plt = pyplot()
-
-            plt.close(fig)
+            pyplot().close(fig)
             return False
         fig.suptitle(spec.get("title", spec["name"]), fontsize=10)
         fig.tight_layout()
         fig.savefig(path, dpi=110)
-        plt = pyplot()
-
-        plt.close(fig)
+        pyplot().close(fig)
         return True
     return _draw_probe_plot(kind, spec, rows, path)
 

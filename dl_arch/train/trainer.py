@@ -72,18 +72,21 @@ class Trainer:
         self.replicated = mesh_lib.replicated(self.mesh)
 
     # ----- data
+    def _stream_args(self) -> tuple:
+        """What this process's training stream is made of: (dataset section, seed, global
+        batch size, preprocessing, process index, process count)."""
+        c = self.config
+        return (c.dataset, c.seed, c.batch_size, self.task.preprocess, jax.process_index(),
+                jax.process_count())
+
     def train_dataset(self) -> Any:
         """This process's stream of local training batches (`iter()` it; checkpointable)."""
-        c = self.config
-        return train_dataset(c.dataset, c.seed, c.batch_size, self.task.preprocess,
-                             jax.process_index(), jax.process_count())
+        return train_dataset(*self._stream_args())
 
     def first_batch(self) -> dict[str, jax.Array]:
         """The run's first global training batch, checked against the task's needs (read
         directly: no second pipeline with its own worker processes beside the run's)."""
-        c = self.config
-        local = first_train_batch(c.dataset, c.seed, c.batch_size, self.task.preprocess,
-                                  jax.process_index(), jax.process_count())
+        local = first_train_batch(*self._stream_args())
         self.task.check_batch(local)
         return mesh_lib.to_global(local, self.mesh)
 
