@@ -1,10 +1,10 @@
 """The whole training loop against its bare step: what a user's run pays beside the model.
 
-For each small config, in one process: steps/s of `train_and_evaluate` (the path
-`launch.py` runs: input pipeline, device placement, metric windows, logging; evaluation and
-checkpoints only at the end, compilation excluded) against the same loop step called
-back to back on one device-resident batch. A ratio of 1.0 means the loop costs nothing
-beside the step.
+For each small config, in one process: steady-state steps/s of `train_and_evaluate` (the
+path `launch.py` runs: input pipeline, device placement, metric windows, logging;
+evaluation and checkpoints only at the end, compilation and the first tenth of the run
+excluded) against the same loop step called back to back on one device-resident batch. A
+ratio of 1.0 means the loop costs nothing beside the step.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from dl_arch.train import metric_window
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.trainer import Trainer
 
-CONFIGS = ("configs/mlp_xor.py", "configs/lenet5_shapes.py", "configs/lstm_adding.py")
+# (config, grain worker processes)
+CONFIGS = (("configs/mlp_xor.py", 0), ("configs/lenet5_shapes.py", 0),
+           ("configs/lenet5_shapes.py", 2), ("configs/lstm_adding.py", 0))
 
 
-def _config(spec: str, steps: int):
+def _config(spec: str, steps: int, workers: int = 0):
     config = resolve_config(load_config(spec), [("evaluators", ())])  # no pictures
     config.num_train_steps = steps
     config.eval_every_steps = steps
@@ -34,6 +36,7 @@ def _config(spec: str, steps: int):
     config.log_every_steps = min(50, steps)
     config.eval_max_batches = 1
     config.progress = "none"
+    config.dataset.num_workers = workers
     return config
 
 
@@ -55,20 +58,29 @@ def bare_steps_per_sec(config, steps: int) -> float:
 
 
 def loop_steps_per_sec(config) -> float:
-    """steps/s of a whole run as summary.json reports it (timed after compilation)."""
+    """Steady-state steps/s of a whole run: from the first log row past a tenth of the run
+    (input workers started, buffers filled) to the last one. Each row's
+    `train/steps_per_sec` is the mean since the first step (timed after compilation), so
+    row k was written at k / rate_k seconds."""
     with tempfile.TemporaryDirectory() as workdir:
         train_and_evaluate(config, workdir)
-        with open(os.path.join(workdir, "summary.json")) as f:
-            return float(json.load(f)["steps_per_sec"])
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            rows = [json.loads(line) for line in f]
+    times = {r["step"]: r["step"] / r["train/steps_per_sec"] for r in rows
+             if "train/steps_per_sec" in r}
+    first = min(k for k in times if k >= config.num_train_steps // 10)
+    last = max(times)
+    return (last - first) / (times[last] - times[first])
 
 
 def rows(quick: bool):
     steps = 300 if quick else 2000
-    for spec in CONFIGS:
-        config = _config(spec, steps)
+    for spec, workers in CONFIGS:
+        config = _config(spec, steps, workers)
         loop = loop_steps_per_sec(config)
         bare = bare_steps_per_sec(config, steps)
-        name = f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size}"
+        name = (f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size} "
+                f"workers={workers}")
         yield Row(name, 1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s "
                         f"loop/bare={loop / bare:.2f}")

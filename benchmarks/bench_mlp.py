@@ -3,12 +3,16 @@
 Both do forward, softmax cross-entropy, backward and an Adam update on the same batch;
 the plain version has no Flax, no optax chain and no metrics, so the ratio is the cost of
 our abstractions (ours sums its metrics on the device and computes the norms only at
-logging steps, as in the loop). Also reports the step's MFU against the machine's measured matmul peak.
+logging steps, as in the loop). Also reports the step's MFU against the machine's measured
+matmul peak. Rows: the MLP of `configs/mlp_shapes.py` (a step of milliseconds) and the tiny
+one of `configs/mlp_xor.py` (2-32-32-2, a step of about a hundred microseconds, timed over
+many steps back to back), where per-step extras weigh most.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -54,39 +58,56 @@ def _plain_step(sizes):
     return init, step
 
 
-def rows(quick: bool):
-    config = load_config("configs/mlp_shapes.py")
-    config.batch_size = 128 if quick else 512
+def _row(spec: str, batch_size: int, calls: int, quick: bool) -> Row:
+    """Our loop step against the plain step on `spec`'s first batch; each timed run makes
+    `calls` steps back to back (the per-step time is reported), so a tiny step is timed as
+    the loop runs it rather than as one call's round trip."""
+    config = load_config(spec)
+    config.batch_size = batch_size
     trainer = Trainer(config)
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
     ours = trainer.loop_step()  # what the loop runs: norms only at logging steps
     window = metric_window.fresh(trainer.metric_shapes(state, batch))
     holder = {"state": state, "window": jax.device_put(window, trainer.replicated)}
+    batch = jax.device_put(batch)
 
     def run_ours():
-        holder["state"], holder["window"], _ = ours(holder["state"], batch, holder["window"])
-        return holder["window"]["last"]["loss"]
+        for _ in range(calls):
+            holder["state"], holder["window"], _ = ours(holder["state"], batch, holder["window"])
+        return holder["window"].last
 
+    x = batch["image"] if "image" in batch else batch["inputs"]
     in_dim = 1
-    for d in batch["image"].shape[1:]:
+    for d in x.shape[1:]:
         in_dim *= d
     sizes = [in_dim, *trainer.task.model.layer_sizes, config.model.num_classes]
     init, plain = _plain_step(sizes)
     ref = {"state": init(jax.random.PRNGKey(0))}
-    x, y = batch["image"], batch["label"]
+    y = batch["label"]
 
     def run_ref():
-        ref["state"], loss = plain(ref["state"], x, y)
+        for _ in range(calls):
+            ref["state"], loss = plain(ref["state"], x, y)
         return loss
 
     flops = step_flops(trainer.train_step(donate=False), holder["state"], batch)
-    bs = config.batch_size
-    row = compare(f"mlp train step (b={bs}, {in_dim}-{'-'.join(map(str, sizes[1:]))})",
+    row = compare(f"mlp train step ({os.path.basename(spec)[:-3]}, b={batch_size}, "
+                  f"{in_dim}-{'-'.join(map(str, sizes[1:]))})",
                   run_ours, run_ref, "plain-jax", quick,
-                  extra=lambda s: f"ex/s={bs / s:,.0f} {mfu_text(flops, s, quick)}")
-    loss_fn, args = trainer_loss(trainer, lambda: holder["state"], batch)
-    row.extra += " " + phase_text(loss_fn, args, run_ours, quick)
+                  extra=lambda s: f"ex/s={batch_size * calls / s:,.0f} "
+                                  f"{mfu_text(flops * calls, s, quick)}")
+    row.ours_s /= calls
+    row.ref_s /= calls
+    if calls == 1:
+        loss_fn, args = trainer_loss(trainer, lambda: holder["state"], batch)
+        row.extra += " " + phase_text(loss_fn, args, run_ours, quick)
+    return row
+
+
+def rows(quick: bool):
     peak = peak_matmul_flops(quick)
     return [Row(f"peak matmul ({jax.default_backend()}, measured)", 0.0,
-                extra=f"{peak / 1e9:,.1f} GFLOP/s"), row]
+                extra=f"{peak / 1e9:,.1f} GFLOP/s"),
+            _row("configs/mlp_shapes.py", 128 if quick else 512, 1, quick),
+            _row("configs/mlp_xor.py", 64, 100 if quick else 500, quick)]

@@ -1,6 +1,6 @@
 """Where a benchmark row's step spends its time, op by op (XLA's CPU ops from a profiler trace).
 
-    python -m benchmarks.op_profile lstm gpt resnet18 lenet5 [--quick] [--top 8] [--steps 5]
+    python -m benchmarks.op_profile lstm gpt resnet18 lenet5 mlp_xor [--quick] [--top 8] [--steps 5]
 
 Runs the row's jitted step (built as the row builds it) under `jax.profiler.trace` with XLA's
 per-op trace events on (`--xla_cpu_enable_xprof_traceme`, added to XLA_FLAGS here, before JAX
@@ -73,7 +73,31 @@ def _cnn_row(name: str, batch: int, hw: int, channels: int) -> tuple[Callable[[]
     return run, step.lower(holder["state"], images, labels)
 
 
+def _row_loop_step(spec: str) -> tuple[Callable[[], Any], Any]:
+    """The loop's own jitted step (metric window included) of config `spec`, on its first
+    batch: what `benchmarks.bench_loop` times as the bare step."""
+    from dl_arch.testing import load_config
+    from dl_arch.train import metric_window
+    from dl_arch.train.trainer import Trainer
+
+    trainer = Trainer(load_config(spec))
+    batch = jax.device_put(trainer.first_batch())
+    state = trainer.init_state(batch)
+    step = trainer.loop_step()
+    window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)),
+                            trainer.replicated)
+    holder = {"state": state, "window": window}
+    lowered = step.lower(state, batch, window)
+
+    def run():
+        holder["state"], holder["window"], ticket = step(holder["state"], batch, holder["window"])
+        return ticket
+
+    return run, lowered
+
+
 ROWS: dict[str, Callable[[bool], tuple[Callable[[], Any], Any]]] = {
+    "mlp_xor": lambda quick: _row_loop_step("configs/mlp_xor.py"),
     "lstm": _row_lstm,
     "gpt": _row_gpt,
     "resnet18": lambda quick: _cnn_row("resnet18", 32 if quick else 128, 32, 3),

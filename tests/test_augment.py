@@ -125,3 +125,39 @@ def test_random_resized_crop_shapes_and_full_crop_identity():
     flat = random_resized_crop(np.full((50, 70, 1), 0.25, np.float32), np.random.default_rng(0),
                                16)
     np.testing.assert_allclose(flat, 0.25, atol=1e-6)
+
+
+@pytest.mark.parametrize("fields,train", [
+    ({}, True),
+    ({"crop_padding": 0}, True),  # a crop without padding draws nothing
+    ({"augment": ("flip_lr", "random_crop", "flip_lr"), "crop_padding": 3,
+      "normalize_mean": (0.5, 0.4, 0.3), "normalize_std": (0.25, 0.2, 0.5)}, True),
+    ({"normalize_mean": (0.5,), "normalize_std": (0.25,)}, False),
+])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_batched_preprocessing_equals_stacking_the_examples(fields, train, dtype):
+    from dl_arch.data.augment import preprocess_batch
+
+    c = _config(resize_to=0, **fields)
+    images = np.random.default_rng(0).integers(0, 256, (9, 7, 6, 3)).astype(dtype)
+    if dtype == np.float32:
+        images /= 255.0
+    batch = {"image": images, "label": np.arange(9)}
+    expected = [preprocess({"image": images[j], "label": j}, np.random.default_rng(j), c, train)
+                for j in range(9)]
+    out = preprocess_batch(batch, np.random.default_rng, c, train)
+    assert out["image"].dtype == np.float32
+    np.testing.assert_array_equal(out["image"], np.stack([e["image"] for e in expected]))
+    np.testing.assert_array_equal(out["label"], np.arange(9))
+
+
+def test_batched_preprocessing_declines_resizing_and_passes_imageless_batches():
+    from dl_arch.data.augment import preprocess_batch
+
+    images = np.zeros((2, 8, 8, 3), np.float32)
+    assert preprocess_batch({"image": images}, np.random.default_rng,
+                            _config(resize_to=4), True) is None
+    assert preprocess_batch({"image": images}, np.random.default_rng,
+                            _config(resize_to=0, augment=("random_resized_crop",)), True) is None
+    tokens = {"tokens": np.arange(6).reshape(2, 3)}
+    assert preprocess_batch(tokens, np.random.default_rng, _config(), True) is tokens

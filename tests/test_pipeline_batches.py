@@ -230,3 +230,24 @@ def test_sources_of_ragged_examples_are_preprocessed_before_stacking():
     batch = LoadBatch(Ragged(), crop, 0, 3)(1, np.array([5, 0, 2]))
     assert batch["image"].shape == (3, 4, 4, 1) and batch["image"].dtype == np.float32
     np.testing.assert_array_equal(batch["label"], [5, 0, 2])
+
+
+@pytest.mark.parametrize("spec", ["configs/lenet5_shapes.py", "configs/resnet_shapes.py",
+                                  "configs/dae_shapes.py",
+                                  "configs/gpt_text.py:smoke"])
+def test_a_tasks_batched_preprocessing_gives_the_per_example_stream(spec):
+    """The stream with a task's own `preprocess` (which has a batched form: augmentation of
+    the whole batch at once) equals the per-example pipeline calling it example by example."""
+    from dl_arch.testing import load_config
+    from dl_arch.train.trainer import build_task
+
+    config = load_config(spec)
+    task = build_task(config)
+    c = task.config.dataset
+    rows = standardize(get_batch(make_source(c, c.train_split, 3), np.arange(8)))
+    assert task.preprocess_batch(rows, np.random.default_rng, True) is not None  # batched
+    per_example = lambda ex, rng, train: task.preprocess(ex, rng, train)  # noqa: E731
+    reference = _per_example_stream(c, 3, 8, per_example)
+    batched = iter(train_dataset(c, 3, 8, task.preprocess))
+    for _ in range(3):
+        _assert_batches_equal(next(reference), next(batched))

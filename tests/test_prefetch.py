@@ -182,3 +182,20 @@ def test_state_with_worker_processes_resumes_after_the_consumed_batch():
     resumed.close()
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_one_process_placement_equals_assembling_from_process_local_parts():
+    """`to_global`'s one-`device_put` path gives the arrays, dtypes and sharding that
+    `make_array_from_process_local_data` (the multi-process path) gives; strings are dropped."""
+    import jax
+
+    mesh = mesh_lib.make_mesh()
+    local = {"image": np.arange(24, dtype=np.float32).reshape(4, 3, 2),
+             "label": np.arange(4, dtype=np.int32), "text": np.array(["a", "b", "c", "d"])}
+    placed = mesh_lib.to_global(local, mesh)
+    assert set(placed) == {"image", "label"}
+    sharding = mesh_lib.batch_sharding(mesh)
+    for k, v in placed.items():
+        reference = jax.make_array_from_process_local_data(sharding, local[k])
+        assert v.sharding == reference.sharding and v.dtype == reference.dtype
+        np.testing.assert_array_equal(np.asarray(v), np.asarray(reference))

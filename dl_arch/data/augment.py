@@ -17,6 +17,7 @@ uint8 images (TFDS) become float32 in [0, 1] first; everything stays channels-la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,6 +135,15 @@ def normalize(image_HWC: np.ndarray, mean: Any, std: Any) -> np.ndarray:
     return image_HWC
 
 
+def _augment_names(dataset_config: Any) -> tuple[str, ...]:
+    names = tuple(dataset_config.augment)
+    for name in names:
+        if name not in AUGMENT_OPS:
+            raise ConfigError(f"config.dataset.augment has unknown op '{name}'; known: "
+                              f"{', '.join(AUGMENT_OPS)}")
+    return names
+
+
 def preprocess(example: dict[str, Any], rng: np.random.Generator, dataset_config: Any,
                train: bool) -> dict[str, Any]:
     """Converts `example['image']` to float32, augments it (train only) and normalises it."""
@@ -141,11 +151,7 @@ def preprocess(example: dict[str, Any], rng: np.random.Generator, dataset_config
         return example
     dataset_config = filled(dataset_config, AUGMENT_FIELDS)
     image = to_float(example["image"])
-    names = tuple(dataset_config.augment)
-    for name in names:
-        if name not in AUGMENT_OPS:
-            raise ConfigError(f"config.dataset.augment has unknown op '{name}'; known: "
-                              f"{', '.join(AUGMENT_OPS)}")
+    names = _augment_names(dataset_config)
     size = int(dataset_config.resize_to)
     if size and not (train and "random_resized_crop" in names):
         image = center_resize(image, size, float(dataset_config.crop_fraction))
@@ -157,3 +163,48 @@ def preprocess(example: dict[str, Any], rng: np.random.Generator, dataset_config
     out = dict(example)
     out["image"] = np.ascontiguousarray(image, dtype=np.float32)
     return out
+
+
+def preprocess_batch(batch: dict[str, Any], rng_at: Callable[[int], np.random.Generator],
+                     dataset_config: Any, train: bool) -> dict[str, Any] | None:
+    """`preprocess` of every example of a stacked batch at once (example j's generator is
+    `rng_at(j)`), equal to stacking the per-example results; None where it has no batched
+    form (resizing, random_resized_crop): the caller then goes example by example.
+
+    Each example's random numbers are drawn in its own op order, as `preprocess` draws them,
+    then every crop is one gather over the zero-padded batch and every flip one `where`.
+    """
+    if "image" not in batch:
+        return batch
+    dataset_config = filled(dataset_config, AUGMENT_FIELDS)
+    names = _augment_names(dataset_config) if train else ()
+    if int(dataset_config.resize_to) or "random_resized_crop" in names:
+        return None
+    image = to_float(batch["image"])
+    padding = int(dataset_config.crop_padding)
+    draws = []  # per example, per op: (top, left) of the crop or whether it flips
+    for j in range(len(image)):
+        rng = rng_at(j)
+        draws.append([tuple(rng.integers(0, 2 * padding + 1, size=2)) if name == "random_crop"
+                      else rng.random() < 0.5 for name in names
+                      if name != "random_crop" or padding > 0])
+    for k, name in enumerate(n for n in names if n != "random_crop" or padding > 0):
+        if name == "random_crop":
+            image = _crop_windows(image, np.array([d[k] for d in draws], np.int64), padding)
+        else:
+            flips = np.array([d[k] for d in draws], bool)[:, None, None, None]
+            image = np.where(flips, image[:, :, ::-1], image)
+    image = normalize(image, dataset_config.normalize_mean, dataset_config.normalize_std)
+    return dict(batch, image=np.ascontiguousarray(image, dtype=np.float32))
+
+
+def _crop_windows(image_NHWC: np.ndarray, corners_N2: np.ndarray, padding: int) -> np.ndarray:
+    """Image n's window at `corners_N2[n]` (top, left) of its zero-padded copy: `random_crop`
+    with those draws, for the whole batch."""
+    n, h, w = image_NHWC.shape[:3]
+    padded = np.zeros((n, h + 2 * padding, w + 2 * padding) + image_NHWC.shape[3:],
+                      image_NHWC.dtype)
+    padded[:, padding:padding + h, padding:padding + w] = image_NHWC
+    rows = corners_N2[:, 0, None] + np.arange(h)  # [N, H]
+    cols = corners_N2[:, 1, None] + np.arange(w)  # [N, W]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]

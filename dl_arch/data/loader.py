@@ -1,7 +1,7 @@
 """One training batch from its example indices: a batched read, then per-example preprocessing.
 
-The pipeline batches example *indices* in grain and calls `LoadBatch(b, indices)` for batch
-`b`: the source is read with one `get_batch` where it has one (vectorised procedural data,
+The pipeline computes the example *indices* of batch `b` (`StreamIndices`) and calls
+`LoadBatch(b, indices)`: the source is read with one `get_batch` where it has one (vectorised procedural data,
 text windows, cached splits; others example by example, as their shapes may differ until
 preprocessed), then the task's `preprocess` runs on each example with the generator that
 grain's `random_map(seed)` would give the example at stream position `b * batch_size + j`,
@@ -48,8 +48,16 @@ class PositionRngs:
         return self._generator
 
 
+def batched_form(preprocess: Preprocess) -> Callable[..., Batch | None] | None:
+    """The batched form of `preprocess`: a task's `preprocess_batch` when `preprocess` is
+    that task's bound `preprocess` method, else None (plain functions go example by example)."""
+    owner = getattr(preprocess, "__self__", None)
+    return getattr(owner, "preprocess_batch", None)
+
+
 class LoadBatch:
-    """grain `map_with_index` transform: (batch number, example indices) -> the batch."""
+    """(batch number, example indices) -> the batch: one read, then the preprocessing of the
+    whole batch where it has a batched form, else of each example."""
 
     def __init__(self, source: Any, preprocess: Preprocess, seed: int, batch_size: int):
         self.source, self.preprocess = source, preprocess
@@ -58,6 +66,22 @@ class LoadBatch:
     def __call__(self, batch_index: int, indices: np.ndarray) -> Batch:
         rng = PositionRngs(self.seed)  # per call: grain may run batches in several threads
         first = batch_index * self.batch_size
+        batched = batched_form(self.preprocess)
+        if batched is not None and hasattr(self.source, "get_batch"):
+            out = batched(standardize(self.source.get_batch(indices)),
+                          lambda j: rng(first + j), True)
+            if out is not None:
+                return out
         return stack_examples([
             self.preprocess(standardize(dict(example)), rng(first + j), True)
             for j, example in enumerate(read_examples(self.source, indices))])
+
+
+class LoadStreamBatch:
+    """grain `map` transform: batch number -> the batch (its indices from `indices`)."""
+
+    def __init__(self, indices: Callable[[int], np.ndarray], load: LoadBatch):
+        self.indices, self.load = indices, load
+
+    def __call__(self, batch_index: int) -> Batch:
+        return self.load(int(batch_index), self.indices(batch_index))

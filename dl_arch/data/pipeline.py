@@ -1,10 +1,11 @@
 """grain input pipelines: one global batch per step, each process loading only its shard.
 
 Training: example indices -> shuffle (reshuffled every epoch) -> repeat -> this process's
-slice -> batch -> one batched read of the source + per-example preprocessing (deterministic
-per stream position). Example `i` of the global stream lands on process
-`i % process_count`, so the sequence of global batches is the same whatever the number of
-processes. Finite procedural splits are materialised once (`dl_arch.data.cache`). The
+slice -> batch (grain's order, computed a batch at a time: `StreamIndices`) -> one batched
+read of the source + preprocessing (the whole batch at once where the task's has a batched
+form; deterministic per stream position). Example `i` of the global stream lands on
+process `i % process_count`, so the sequence of global batches is the same whatever the
+number of processes. Finite procedural splits are materialised once (`dl_arch.data.cache`). The
 iterator's state (batches consumed) is checkpointed.
 
 Evaluation: the whole split in order, padded to full batches; `_mask` marks real rows.
@@ -22,8 +23,9 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.data.batching import Batch, read_examples, stack_examples
 from dl_arch.data.cache import maybe_cached
-from dl_arch.data.loader import LoadBatch, Preprocess, standardize
+from dl_arch.data.loader import LoadBatch, LoadStreamBatch, Preprocess, standardize
 from dl_arch.data.sources.procedural import INFINITE
+from dl_arch.data.stream_indices import StreamIndices
 from dl_arch.data.tfds_source import TFDS_DATASET_FIELDS, is_tfds, tfds_dataset
 from dl_arch.data.user_files import load_user_sources
 from dl_arch.registry import DATASETS
@@ -89,21 +91,19 @@ def _train_batches(dataset_config: Any, seed: int, global_batch: int, preprocess
     dataset_config = resolve_dataset(dataset_config)
     source = maybe_cached(make_source(dataset_config, dataset_config.train_split, seed))
     local = local_batch_size(global_batch, process_count)
-    ds = grain.MapDataset.range(len(source))
-    if dataset_config.shuffle:
-        ds = ds.shuffle(seed=seed)
-    if len(source) < INFINITE:
-        ds = ds.repeat(None)
-    ds = ds[process_index::process_count]
-    ds = ds.batch(local, drop_remainder=True)
-    return dataset_config, ds.map_with_index(LoadBatch(source, preprocess, seed + 1, local))
+    indices = StreamIndices(len(source), dataset_config.shuffle, seed, len(source) < INFINITE,
+                            process_index, process_count, local)
+    ds = grain.MapDataset.range(len(indices))
+    return dataset_config, ds.map(LoadStreamBatch(indices, LoadBatch(source, preprocess,
+                                                                     seed + 1, local)))
 
 
 def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
                   process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
     """The training stream of this process's local batches (call `iter()` on it).
 
-    grain shuffles, repeats, shards and batches example *indices*; `LoadBatch` then reads
+    The example *indices* are shuffled, repeated, sharded and batched as grain's chain does
+    (`StreamIndices`, a batch at a time); `LoadBatch` then reads
     each batch from the source in one call and preprocesses its examples (see
     `dl_arch.data.loader`). The iterator's state is the number of batches consumed.
     """

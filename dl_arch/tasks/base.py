@@ -23,7 +23,8 @@ and `sample`, which run on the host):
   whole eval split; `finalize_metrics` turns the totals into reported values (arrays,
   such as a confusion matrix, go to the evaluators but not to metrics.jsonl).
 - `preprocess(example, rng, train)` -> example: per-example numpy work in the input
-  pipeline (augmentation, tokenising); runs in grain, outside jit.
+  pipeline (augmentation, tokenising); runs in grain, outside jit. `preprocess_batch`
+  does the same to a whole stacked batch where it can (the default preprocessing can).
 - `sample(variables, sample_config, workdir)`: what `launch.py --sample` prints or saves.
 
 Declared fields (see `dl_arch.config`): `fields` are the task's own (`config.task.*`),
@@ -136,6 +137,17 @@ class Task:
         from dl_arch.data.augment import preprocess
 
         return preprocess(example, rng, self.config.dataset, train)
+
+    def preprocess_batch(self, batch: dict[str, Any], rng_at: Any, train: bool
+                         ) -> dict[str, Any] | None:
+        """`preprocess` of every example of a stacked batch at once (example j's generator is
+        `rng_at(j)`), equal to stacking its results; None: go example by example (always,
+        when a subclass replaces `preprocess`)."""
+        if type(self).preprocess is not Task.preprocess:
+            return None
+        from dl_arch.data.augment import preprocess_batch
+
+        return preprocess_batch(batch, rng_at, self.config.dataset, train)
 
     def finalize_metrics(self, totals: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
         """Turns summed (sum, count) pairs into reported metrics (default: the mean); pure,

@@ -291,6 +291,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
             if stop:
                 log.warning("stopped by SIGTERM after step %d; checkpoint saved", step)
                 return {"preempted": True, "step": step}
+        for ticket in in_flight:  # the training time ends with the last step's result
+            ticket.block_until_ready()
+        train_rate = progress.steps_per_sec(step) if step > start else None
         final_metrics = run_eval(config.num_train_steps, final=True)
     except Exception as e:
         if not hasattr(e, "dl_arch_step"):
@@ -305,7 +308,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         **{k: v for k, v in final_metrics.items() if np.ndim(v) == 0},
         "num_params": int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(state.params))),
         "flops_per_step": flops,
-        "steps_per_sec": progress.steps_per_sec(config.num_train_steps) if step > start else None,
+        "steps_per_sec": train_rate,  # the steps' own rate: no final evaluation, no closing
         "wall_time_s": time.time() - t_start,
         "peak_memory_bytes": peak_memory_bytes(),
         "num_devices": jax.device_count(),

@@ -6,7 +6,7 @@ first losses of the run and the first step whose loss is not finite or has grown
 `divergence_factor` times its first value (with the losses of that step), so a diverged
 run stops naming the exact step, before any checkpoint holds it.
 
-A window is a plain dict of device arrays, updated inside the jitted loop step
+A window is a few device arrays (`Window`), updated inside the jitted loop step
 (`Trainer.loop_step`); `read` brings it to the host and `fresh` starts the next one.
 `Averager` adds the windows read between two log lines on the host (float64) and is
 checkpointed with the loop, so a resumed run logs the same means.
@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dl_arch.train.step import NORMS
-
-Window = dict[str, Any]
 
 
 def _is_loss(key: str) -> bool:
@@ -34,50 +33,64 @@ def _is_norm(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in NORMS
 
 
+@flax.struct.dataclass
+class Window:
+    """The device arrays of a window, one vector per kind over the metrics `names` (losses
+    `losses`): a few arrays instead of one per metric and kind, which every step would
+    pass in, update one by one and pass out (a tiny model's step paid a third more)."""
+
+    names: tuple[str, ...] = flax.struct.field(pytree_node=False)
+    losses: tuple[str, ...] = flax.struct.field(pytree_node=False)
+    sums: Any  # f32 [len(names)]: sum over the window's steps (norms: their logging steps)
+    counts: Any  # f32 [len(names)]: steps summed
+    last: Any  # f32 [len(names)]: the last step's values
+    first: Any  # f32 [len(losses)]: the run's first losses (once `has_first`)
+    has_first: Any  # bool []
+    bad_step: Any  # i32 []: first step with a non-finite loss (-1: none)
+    bad: Any  # f32 [len(losses)]: that step's losses
+    grown_step: Any  # i32 []: first step whose loss grew past the factor (-1: none)
+    grown: Any  # f32 [len(losses)]: that step's losses
+
+
 def fresh(metric_shapes: dict[str, Any], first: dict[str, float] | None = None) -> Window:
-    """An empty window for metrics shaped like `metric_shapes` (host numpy arrays);
+    """An empty window for the scalar metrics named in `metric_shapes` (host numpy arrays);
     `first` carries the run's first losses over from an earlier window or a checkpoint."""
-    zeros = {k: np.zeros((), np.float32) for k in metric_shapes}
-    losses = [k for k in metric_shapes if _is_loss(k)]
+    names = tuple(metric_shapes)
+    losses = tuple(k for k in names if _is_loss(k))
     first = first or {}
-    return {
-        "sums": dict(zeros), "counts": dict(zeros), "last": dict(zeros),
-        "first": {k: np.float32(first[k] if k in first else 0.0) for k in losses},
-        "has_first": np.bool_(all(k in first for k in losses) and bool(losses)),
-        "bad_step": np.int32(-1), "bad": {k: np.float32(0.0) for k in losses},
-        "grown_step": np.int32(-1), "grown": {k: np.float32(0.0) for k in losses},
-    }
+    zeros = np.zeros(len(names), np.float32)
+    return Window(
+        names=names, losses=losses, sums=zeros.copy(), counts=zeros.copy(), last=zeros.copy(),
+        first=np.array([first[k] if k in first else 0.0 for k in losses], np.float32),
+        has_first=np.bool_(all(k in first for k in losses) and bool(losses)),
+        bad_step=np.int32(-1), bad=np.zeros(len(losses), np.float32),
+        grown_step=np.int32(-1), grown=np.zeros(len(losses), np.float32))
 
 
 def add(window: Window, metrics: dict[str, jax.Array], step: jax.Array, norms: jax.Array,
         divergence_factor: float) -> Window:
     """The window after one more step (pure; traced inside the loop step). Norm metrics
     count only at steps that computed them (`norms`)."""
-    metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
-    counted = {k: jnp.asarray(norms if _is_norm(k) else True, jnp.float32) for k in metrics}
-    losses = {k: metrics[k] for k in window["first"]}
-    first = {k: jnp.where(window["has_first"], window["first"][k], v) for k, v in losses.items()}
-    bad = jnp.any(jnp.stack([~jnp.isfinite(v) for v in losses.values()])) if losses \
-        else jnp.bool_(False)
+    values = jnp.stack([jnp.asarray(metrics[k], jnp.float32) for k in window.names])
+    is_norm = np.array([_is_norm(k) for k in window.names])
+    counted = jnp.where(is_norm, norms, True)
+    losses = values[np.array([window.names.index(k) for k in window.losses], np.int32)]
+    first = jnp.where(window.has_first, window.first, losses)
+    bad = jnp.any(~jnp.isfinite(losses))
     grown = jnp.bool_(False)
-    if divergence_factor > 0 and losses:
-        grown = jnp.any(jnp.stack([(first[k] != 0) & (jnp.abs(v) > divergence_factor *
-                                                      jnp.abs(first[k]))
-                                   for k, v in losses.items()])) & ~bad
-    new_bad = (window["bad_step"] < 0) & bad
-    new_grown = (window["grown_step"] < 0) & grown
-    return {
-        "sums": {k: window["sums"][k] + jnp.where(counted[k] > 0, v, 0.0)
-                 for k, v in metrics.items()},
-        "counts": {k: window["counts"][k] + counted[k] for k in metrics},
-        "last": metrics,
-        "first": first,
-        "has_first": jnp.bool_(True),
-        "bad_step": jnp.where(new_bad, step, window["bad_step"]).astype(jnp.int32),
-        "bad": {k: jnp.where(new_bad, v, window["bad"][k]) for k, v in losses.items()},
-        "grown_step": jnp.where(new_grown, step, window["grown_step"]).astype(jnp.int32),
-        "grown": {k: jnp.where(new_grown, v, window["grown"][k]) for k, v in losses.items()},
-    }
+    if divergence_factor > 0:
+        grown = jnp.any((first != 0) & (jnp.abs(losses) > divergence_factor * jnp.abs(first)))
+        grown &= ~bad
+    new_bad = (window.bad_step < 0) & bad
+    new_grown = (window.grown_step < 0) & grown
+    return window.replace(
+        sums=window.sums + jnp.where(counted, values, 0.0),
+        counts=window.counts + counted.astype(jnp.float32),
+        last=values, first=first, has_first=jnp.bool_(True),
+        bad_step=jnp.where(new_bad, step, window.bad_step).astype(jnp.int32),
+        bad=jnp.where(new_bad, losses, window.bad),
+        grown_step=jnp.where(new_grown, step, window.grown_step).astype(jnp.int32),
+        grown=jnp.where(new_grown, losses, window.grown))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,13 +108,15 @@ class Reading:
 
 
 def read(window: Window) -> Reading:
-    """Pulls the window to the host (one transfer for the whole dict)."""
+    """Pulls the window to the host (one transfer for all of its arrays)."""
     w = jax.device_get(window)
-    floats = {name: {k: float(v) for k, v in w[name].items()}
-              for name in ("sums", "counts", "last", "first", "bad", "grown")}
-    if not bool(w["has_first"]):
-        floats["first"] = {}
-    return Reading(bad_step=int(w["bad_step"]), grown_step=int(w["grown_step"]), **floats)
+    by_name = {kind: dict(zip(window.names, getattr(w, kind).tolist(), strict=True))
+               for kind in ("sums", "counts", "last")}
+    by_loss = {kind: dict(zip(window.losses, getattr(w, kind).tolist(), strict=True))
+               for kind in ("first", "bad", "grown")}
+    if not bool(w.has_first):
+        by_loss["first"] = {}
+    return Reading(bad_step=int(w.bad_step), grown_step=int(w.grown_step), **by_name, **by_loss)
 
 
 class Averager:

