@@ -112,6 +112,26 @@ def test_causal_flag_equals_causal_mask_and_naive_path():
     chex.assert_trees_all_close(by_flag, naive, atol=1e-5)
 
 
+def test_auto_runs_the_einsum_path_when_training_on_cpu_and_xla_otherwise():
+    """"auto" picks by backend and mode (auto_implementation); its training outputs and
+    gradients are the einsum path's, its eval outputs XLA's, bit for bit."""
+    from dl_arch.models.layers.attention import auto_implementation
+
+    assert auto_implementation(True, "cpu") == "naive"
+    assert auto_implementation(False, "cpu") == "xla"
+    assert auto_implementation(True, "gpu") == auto_implementation(False, "tpu") == "auto"
+    x = jax.random.normal(jax.random.key(0), (B, T, D))
+    layers = {name: MultiHeadAttention(N, implementation=name) for name in ("auto", "naive", "xla")}
+    params = jax.jit(layers["auto"].init)(jax.random.key(1), x)
+
+    def grads(name, train):
+        loss = lambda p: jnp.sum(layers[name].apply(p, x, causal=True, train=train) ** 2)
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    for train, same in ((True, "naive"), (False, "xla")):
+        chex.assert_trees_all_equal(grads("auto", train), grads(same, train))
+
+
 def test_bad_head_counts_raise_clear_errors():
     x = jnp.ones((1, 3, D))
     with pytest.raises(ValueError, match="num_kv_heads"):

@@ -1,7 +1,8 @@
-"""Per-example image preprocessing and augmentation, applied in the grain pipeline.
+"""Image preprocessing and augmentation, applied in the grain pipeline.
 
-`preprocess(example, rng, dataset_config, train)` is called for every example; `rng` is a
+`preprocess(example, rng, dataset_config, train)` defines it for one example; `rng` is a
 numpy Generator that is deterministic per (seed, index), so augmentation is reproducible.
+`preprocess_batch` gives the same result for a whole stacked batch at once.
 Fields read from `config.dataset`:
   augment         tuple of op names applied in order when training: random_crop, flip_lr,
                   random_resized_crop (Inception-style area/aspect crop, to `resize_to`)

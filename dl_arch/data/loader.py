@@ -1,12 +1,13 @@
-"""One training batch from its example indices: a batched read, then per-example preprocessing.
+"""One training batch from its example indices: a batched read, then the preprocessing.
 
 The pipeline computes the example *indices* of batch `b` (`StreamIndices`) and calls
-`LoadBatch(b, indices)`: the source is read with one `get_batch` where it has one (vectorised procedural data,
-text windows, cached splits; others example by example, as their shapes may differ until
-preprocessed), then the task's `preprocess` runs on each example with the generator that
-grain's `random_map(seed)` would give the example at stream position `b * batch_size + j`,
-so every batch equals the one that reading, preprocessing and stacking example by example
-gives.
+`LoadBatch(b, indices)`: the source is read with one `get_batch` where it has one
+(vectorised procedural data, text windows, cached splits; others example by example, as
+their shapes may differ until preprocessed), then the task's preprocessing runs, on the
+whole batch where it has a batched form (`Task.preprocess_batch`) and else on each
+example, with the generator that grain's `random_map(seed)` would give the example at
+stream position `b * batch_size + j`; so every batch equals the one that reading,
+preprocessing and stacking example by example gives.
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ a query may attend, broadcastable to (B, N, T, S); build them with the helpers b
 (padding, causal, packed-sequence segment ids) and combine with `nn.combine_masks`.
 
 `implementation` picks the kernel: "xla" (fused XLA, any backend), "cudnn" (flash
-attention on NVIDIA GPUs), "auto" (JAX chooses), or "naive" (explicit einsum + softmax,
-the reference path; also used whenever attention-probability dropout is active, because
-the fused kernels never materialise the probabilities).
+attention on NVIDIA GPUs), "auto" (the fastest available: `auto_implementation`), or
+"naive" (explicit einsum + softmax, the reference path; also used whenever
+attention-probability dropout is active, because the fused kernels never materialise the
+probabilities).
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def segment_mask(q_segment_BT: Array, kv_segment_BS: Array | None = None) -> Arr
     """(B, 1, T, S) mask for packed sequences: tokens attend only within their segment."""
     kv_segment_BS = q_segment_BT if kv_segment_BS is None else kv_segment_BS
     return nn.make_attention_mask(q_segment_BT, kv_segment_BS, jnp.equal, dtype=jnp.bool_)
+
+
+def auto_implementation(train: bool, backend: str | None = None) -> str:
+    """The kernel "auto" runs: on CPU the einsum path when training (its forward and
+    backward ran 1.0-1.7x faster than XLA's fused attention, docs/results/benchmarks.md)
+    and XLA's otherwise (its forward alone was faster up to T=512); elsewhere "auto",
+    JAX's own choice (cuDNN flash attention where it applies, else XLA)."""
+    if (backend or jax.default_backend()) == "cpu":
+        return "naive" if train else "xla"
+    return "auto"
 
 
 def naive_attention(q_BTNH: Array, k_BSKH: Array, v_BSKH: Array, mask: Array | None,
@@ -135,14 +146,17 @@ class MultiHeadAttention(nn.Module):
                 k_BSKH = apply_rope(k_BSKH, positions_BT, self.rope_base)
 
         use_dropout = train and self.attention_dropout > 0.0
-        if self.implementation == "naive" or use_dropout:
+        implementation = self.implementation
+        if implementation == "auto":
+            implementation = auto_implementation(train)
+        if implementation == "naive" or use_dropout:
             drop = None
             if use_dropout:
                 drop = lambda p: nn.Dropout(self.attention_dropout)(p, deterministic=False)
             out_BTNH, probs = naive_attention(q_BTNH, k_BSKH, v_BSKH, mask, causal, drop)
             self.sow("intermediates", "attention_probs", probs)
         else:
-            impl = None if self.implementation == "auto" else self.implementation
+            impl = None if implementation == "auto" else implementation
             out_BTNH = jax.nn.dot_product_attention(
                 q_BTNH, k_BSKH, v_BSKH, mask=mask, is_causal=causal, implementation=impl)
         return nn.DenseGeneral(
