@@ -1,11 +1,23 @@
 """`StreamIndices` gives, batch by batch, the indices grain's shuffle/repeat/slice/batch chain
 gives: one process or several, shuffled or not, finite (repeated) or endless, across epochs."""
 
+import grain
 import numpy as np
 import pytest
 
 from dl_arch.data.sources.procedural import INFINITE
-from dl_arch.data.stream_indices import StreamIndices, grain_reference_chain
+from dl_arch.data.stream_indices import StreamIndices
+
+
+def grain_reference_chain(length, shuffle, seed, repeat, process_index, process_count,
+                          batch_size):
+    """The grain chain `StreamIndices` stands for (element b: batch b's indices)."""
+    ds = grain.MapDataset.range(length)
+    if shuffle:
+        ds = ds.shuffle(seed=seed)
+    if repeat:
+        ds = ds.repeat(None)
+    return ds[process_index::process_count].batch(batch_size, drop_remainder=True)
 
 
 @pytest.mark.parametrize("length,shuffle,repeat", [

@@ -183,13 +183,13 @@ def preprocess_batch(batch: dict[str, Any], rng_at: Callable[[int], np.random.Ge
         return None
     image = to_float(batch["image"])
     padding = int(dataset_config.crop_padding)
+    ops = [n for n in names if n != "random_crop" or padding > 0]  # an unpadded crop: no draw
     draws = []  # per example, per op: (top, left) of the crop or whether it flips
     for j in range(len(image)):
         rng = rng_at(j)
         draws.append([tuple(rng.integers(0, 2 * padding + 1, size=2)) if name == "random_crop"
-                      else rng.random() < 0.5 for name in names
-                      if name != "random_crop" or padding > 0])
-    for k, name in enumerate(n for n in names if n != "random_crop" or padding > 0):
+                      else rng.random() < 0.5 for name in ops])
+    for k, name in enumerate(ops):
         if name == "random_crop":
             image = _crop_windows(image, np.array([d[k] for d in draws], np.int64), padding)
         else:

@@ -63,14 +63,15 @@ class LoadBatch:
     def __init__(self, source: Any, preprocess: Preprocess, seed: int, batch_size: int):
         self.source, self.preprocess = source, preprocess
         self.seed, self.batch_size = int(seed), int(batch_size)
+        # the whole batch at once: a source of stacked examples and a batched preprocessing
+        self.batched = batched_form(preprocess) if hasattr(source, "get_batch") else None
 
     def __call__(self, batch_index: int, indices: np.ndarray) -> Batch:
         rng = PositionRngs(self.seed)  # per call: grain may run batches in several threads
         first = batch_index * self.batch_size
-        batched = batched_form(self.preprocess)
-        if batched is not None and hasattr(self.source, "get_batch"):
-            out = batched(standardize(self.source.get_batch(indices)),
-                          lambda j: rng(first + j), True)
+        if self.batched is not None:
+            out = self.batched(standardize(self.source.get_batch(indices)),
+                               lambda j: rng(first + j), True)
             if out is not None:
                 return out
         return stack_examples([

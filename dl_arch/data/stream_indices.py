@@ -5,8 +5,8 @@ The training stream is defined by a grain chain over example indices:
 batch(local, drop_remainder=True)`. Asking that chain for one batch costs a Python call per
 example and per transformation (about 20 us an example); `StreamIndices(...)(b)` gives the
 same indices for batch `b` with one `index_shuffle` call per example (grain's own cipher,
-so the permutation is grain's) and numpy arithmetic for the rest. `grain_reference_chain`
-builds the chain itself, which the tests compare against.
+so the permutation is grain's) and numpy arithmetic for the rest; the tests compare it with
+the chain itself.
 """
 
 from __future__ import annotations
@@ -50,14 +50,3 @@ class StreamIndices:
             p % n, max_index=n - 1, seed=(self.seed + p // n) % 2**32, rounds=_ROUNDS)
             for p in positions], np.int64)
 
-
-def grain_reference_chain(length: int, shuffle: bool, seed: int, repeat: bool,
-                          process_index: int, process_count: int,
-                          batch_size: int) -> grain.MapDataset:
-    """The grain chain `StreamIndices` stands for (element b: batch b's indices)."""
-    ds = grain.MapDataset.range(length)
-    if shuffle:
-        ds = ds.shuffle(seed=seed)
-    if repeat:
-        ds = ds.repeat(None)
-    return ds[process_index::process_count].batch(batch_size, drop_remainder=True)

@@ -169,7 +169,8 @@ class Trainer:
         c = self.config
         step_fn = self.step_fn()
 
-        def step(state: TrainState, batch: dict, window: dict) -> tuple[TrainState, dict]:
+        def step(state: TrainState, batch: dict, window: metric_window.Window
+                 ) -> tuple[TrainState, metric_window.Window, jax.Array]:
             number = state.step + 1
             norms = (number % c.log_every_steps == 0) | (number == c.num_train_steps)
             state, metrics = step_fn(state, batch, norms=norms)
