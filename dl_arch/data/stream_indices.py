@@ -4,20 +4,22 @@ The training stream is defined by a grain chain over example indices:
 `MapDataset.range(n) -> shuffle(seed) -> repeat(None) (finite n) -> [process::count] ->
 batch(local, drop_remainder=True)`. Asking that chain for one batch costs a Python call per
 example and per transformation (about 20 us an example); `StreamIndices(...)(b)` gives the
-same indices for batch `b` with one `index_shuffle` call per example (grain's own cipher,
-so the permutation is grain's) and numpy arithmetic for the rest; the tests compare it with
-the chain itself.
+same indices for batch `b` with numpy arithmetic and grain's own cipher run over arrays
+(`dl_arch.data.index_shuffle`, a chunk of the permutation at a time), so the permutation
+is grain's; the tests compare it with the chain itself.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
-import grain
-import grain.experimental
 import numpy as np
 
+from dl_arch.data.index_shuffle import index_shuffle
+
 _ROUNDS = 4  # grain's shuffle uses 4 rounds of its cipher
+_CHUNK = 1 << 16  # indices whose shuffled positions are computed together (0.5 MiB)
 
 
 class StreamIndices:
@@ -38,15 +40,38 @@ class StreamIndices:
 
     def __call__(self, batch: int) -> np.ndarray:
         epoch, within = divmod(int(batch), self.num_batches)  # grain batches epoch by epoch
-        start = within * self.batch_size + epoch * self.shard_length
-        slots = range(start, start + self.batch_size)
+        slots = within * self.batch_size + epoch * self.shard_length + np.arange(
+            self.batch_size, dtype=np.int64)
         # the slice: shard position i -> stream position (wrapping past the stream's end)
-        positions = [self.process_index + (i % self.shard_length) * self.process_count
-                     + (i // self.shard_length) * self.stream_length for i in slots]
+        positions = (self.process_index + (slots % self.shard_length) * self.process_count
+                     + (slots // self.shard_length) * self.stream_length)
+        index, cycle = positions % self.length, positions // self.length
         if not self.shuffle:
-            return np.array([p % self.length for p in positions], np.int64)
-        n = self.length
-        return np.array([grain.experimental.index_shuffle(
-            p % n, max_index=n - 1, seed=(self.seed + p // n) % 2**32, rounds=_ROUNDS)
-            for p in positions], np.int64)
+            return index
+        out = np.empty_like(index)
+        for c in np.unique(cycle).tolist():  # grain reshuffles each pass with seed + pass
+            rows = cycle == c
+            out[rows] = permuted(index[rows], self.length, (self.seed + c) % 2**32)
+        return out
 
+
+def permuted(index: np.ndarray, length: int, seed: int) -> np.ndarray:
+    """Where grain's shuffle of [0, length) with `seed` puts each of `index`: looked up in
+    chunks of the permutation computed a chunk at a time (the cipher vectorises well over
+    thousands of indices, poorly over one batch) and kept for the next batches."""
+    chunk = min(length, _CHUNK)
+    out = np.empty_like(index)
+    first = index // chunk
+    for c in np.unique(first).tolist():
+        rows = first == c
+        out[rows] = _permutation_chunk(length, seed, c * chunk, chunk)[index[rows] - c * chunk]
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _permutation_chunk(length: int, seed: int, start: int, size: int) -> np.ndarray:
+    """grain's shuffled positions of indices [start, start + size) (clipped to `length`)."""
+    values = index_shuffle(np.arange(start, min(start + size, length), dtype=np.int64),
+                           length - 1, seed, _ROUNDS)
+    values.flags.writeable = False  # shared by every caller of the cache
+    return values
