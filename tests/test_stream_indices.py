@@ -41,6 +41,14 @@ def test_past_the_end_of_an_endless_split_wraps_as_grain_does():
         np.testing.assert_array_equal(ours(b), np.asarray(chain[b]))
 
 
+def test_past_the_end_of_a_repeated_split_wraps_as_grain_does():
+    """Positions past 2**63 (batch numbers no run reaches) still give grain's indices."""
+    args = (20, True, 5, True, 1, 3, 3)
+    ours, chain = StreamIndices(*args), grain_reference_chain(*args)
+    for b in (len(chain), len(chain) + 1):
+        np.testing.assert_array_equal(ours(b), np.asarray(chain[b]))
+
+
 def test_every_epoch_is_a_permutation_reshuffled_per_epoch():
     ours = StreamIndices(12, True, 0, True, 0, 1, 4)
     epochs = [np.concatenate([ours(b) for b in range(3 * e, 3 * e + 3)]) for e in range(3)]

@@ -86,17 +86,18 @@ def index_shuffle(index: np.ndarray, max_index: int, seed: int, rounds: int = 4)
     if max_index == 0:
         return np.zeros_like(index)
     word = block_bits(int(max_index)) // 2
-    if (1 << 2 * word) > _MAX_WALK * (max_index + 1):  # tiny ranges walk for thousands of
-        return np.array([grain.experimental.index_shuffle(  # passes: grain's C++ per index
+    if (1 << 2 * word) > _MAX_WALK * (max_index + 1):
+        # a tiny range walks thousands of passes per index: grain's C++ call is faster
+        return np.array([grain.experimental.index_shuffle(
             i, max_index=int(max_index), seed=int(seed), rounds=int(rounds))
             for i in index.tolist()], np.int64).reshape(index.shape)
     keys = round_keys(int(seed) & _MASK32, int(rounds))
     dtype = _NATIVE.get(word, np.uint64)
+    mask = np.uint64((1 << word) - 1)  # grain's word bitsets drop any higher bit
     value = index.astype(np.uint64)
     todo = np.arange(len(value))
     while len(todo):  # cycle walking: encrypt again until inside [0, max_index]
         block = value[todo]
-        mask = np.uint64((1 << word) - 1)  # grain's word bitsets drop any higher bit
         left, right = _encrypt(((block >> np.uint64(word)) & mask).astype(dtype),
                                (block & mask).astype(dtype), keys, word)
         block = (left.astype(np.uint64) << np.uint64(word)) | right.astype(np.uint64)

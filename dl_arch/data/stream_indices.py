@@ -40,22 +40,24 @@ class StreamIndices:
 
     def __call__(self, batch: int) -> np.ndarray:
         epoch, within = divmod(int(batch), self.num_batches)  # grain batches epoch by epoch
-        slots = within * self.batch_size + epoch * self.shard_length + np.arange(
-            self.batch_size, dtype=np.int64)
+        start = within * self.batch_size + epoch * self.shard_length
+        # past the end of a repeated stream positions pass 2**63: Python ints, as grain's
+        top = ((start + self.batch_size) // self.shard_length + 1) * self.stream_length
+        slots = start + np.arange(self.batch_size, dtype=np.int64 if top < 2**62 else object)
         # the slice: shard position i -> stream position (wrapping past the stream's end)
         positions = (self.process_index + (slots % self.shard_length) * self.process_count
                      + (slots // self.shard_length) * self.stream_length)
-        index, cycle = positions % self.length, positions // self.length
+        index, cycle = (positions % self.length).astype(np.int64), positions // self.length
         if not self.shuffle:
             return index
         out = np.empty_like(index)
         for c in np.unique(cycle).tolist():  # grain reshuffles each pass with seed + pass
             rows = cycle == c
-            out[rows] = permuted(index[rows], self.length, (self.seed + c) % 2**32)
+            out[rows] = _permuted(index[rows], self.length, (self.seed + c) % 2**32)
         return out
 
 
-def permuted(index: np.ndarray, length: int, seed: int) -> np.ndarray:
+def _permuted(index: np.ndarray, length: int, seed: int) -> np.ndarray:
     """Where grain's shuffle of [0, length) with `seed` puts each of `index`: looked up in
     chunks of the permutation computed a chunk at a time (the cipher vectorises well over
     thousands of indices, poorly over one batch) and kept for the next batches."""
