@@ -199,6 +199,39 @@ def test_eval_batches_equal_per_example_reads():
         np.testing.assert_array_equal(draws, np.random.default_rng(i).random(3))
 
 
+class _BatchedImages:
+    """A task-like owner of `preprocess` with a batched form, as `Task` has."""
+
+    def __init__(self, augment):
+        self.augment = augment
+
+    def preprocess(self, example, rng, train):
+        return preprocess(example, rng, self.augment, train)
+
+    def preprocess_batch(self, batch, rng_at, train):
+        from dl_arch.data.augment import preprocess_batch
+
+        return preprocess_batch(batch, rng_at, self.augment, train)
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_batched_eval_equals_the_per_example_eval_padding_included(processes):
+    c = resolve_dataset(_config(name="shapes", image_size=16, channels=1, num_eval_examples=11))
+    augment = _config(augment=("random_crop",), crop_padding=2, resize_to=0, crop_fraction=1.0,
+                      normalize_mean=(0.5,), normalize_std=(0.25,))
+    owner = _BatchedImages(augment)
+    per_example = lambda ex, rng, train: owner.preprocess(ex, rng, train)  # noqa: E731
+    padded = 0
+    for p in range(processes):
+        expected = list(eval_batches(c, 0, 6, per_example, p, processes))
+        actual = list(eval_batches(c, 0, 6, owner.preprocess, p, processes))
+        assert len(actual) == len(expected) == 2
+        for e, a in zip(expected, actual, strict=True):
+            _assert_batches_equal(e, a)
+        padded += int((actual[-1]["_mask"] == 0).sum())
+    assert padded == 1  # 12 rows for 11 examples: one padding row, equal to the per-example one
+
+
 def test_finite_procedural_splits_are_cached_and_equal_to_their_source():
     source = make_source(_config(name="shapes", image_size=16, num_train_examples=30), "train", 2)
     cached = maybe_cached(source)

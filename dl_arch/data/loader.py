@@ -37,11 +37,14 @@ class PositionRngs:
     for each call, so use it before the next call and from one thread."""
 
     def __init__(self, seed: int):
-        self._bit_generator = np.random.Philox(seed)
-        self._generator = np.random.Generator(self._bit_generator)
-        self._state = self._bit_generator.state
+        self._seed = seed
+        self._bit_generator: np.random.Philox | None = None  # built at the first call
 
     def __call__(self, position: int) -> np.random.Generator:
+        if self._bit_generator is None:  # (a batch without random draws never builds it)
+            self._bit_generator = np.random.Philox(self._seed)
+            self._generator = np.random.Generator(self._bit_generator)
+            self._state = self._bit_generator.state
         self._state["state"]["counter"] = np.array([0, 0, 0, position], np.uint64)
         self._state["buffer"] = np.zeros(4, np.uint64)
         self._state["buffer_pos"], self._state["has_uint32"], self._state["uinteger"] = 4, 0, 0
@@ -56,27 +59,33 @@ def batched_form(preprocess: Preprocess) -> Callable[..., Batch | None] | None:
     return getattr(owner, "preprocess_batch", None)
 
 
+def load_batch(source: Any, preprocess: Preprocess, indices: np.ndarray,
+               rng_at: Callable[[int], np.random.Generator], train: bool) -> Batch:
+    """Examples `indices` of `source`, preprocessed (example j with `rng_at(j)`) and stacked:
+    the whole batch at once where the source reads batches and the preprocessing has a
+    batched form, else example by example; the same arrays either way."""
+    if hasattr(source, "get_batch"):
+        batched = batched_form(preprocess)
+        if batched is not None:
+            out = batched(standardize(source.get_batch(indices)), rng_at, train)
+            if out is not None:
+                return out
+    return stack_examples([preprocess(standardize(dict(example)), rng_at(j), train)
+                           for j, example in enumerate(read_examples(source, indices))])
+
+
 class LoadBatch:
-    """(batch number, example indices) -> the batch: one read, then the preprocessing of the
-    whole batch where it has a batched form, else of each example."""
+    """(batch number, example indices) -> the training batch (`load_batch`, each example
+    with the generator grain's `random_map(seed)` gives its stream position)."""
 
     def __init__(self, source: Any, preprocess: Preprocess, seed: int, batch_size: int):
         self.source, self.preprocess = source, preprocess
         self.seed, self.batch_size = int(seed), int(batch_size)
-        # the whole batch at once: a source of stacked examples and a batched preprocessing
-        self.batched = batched_form(preprocess) if hasattr(source, "get_batch") else None
 
     def __call__(self, batch_index: int, indices: np.ndarray) -> Batch:
         rng = PositionRngs(self.seed)  # per call: grain may run batches in several threads
         first = batch_index * self.batch_size
-        if self.batched is not None:
-            out = self.batched(standardize(self.source.get_batch(indices)),
-                               lambda j: rng(first + j), True)
-            if out is not None:
-                return out
-        return stack_examples([
-            self.preprocess(standardize(dict(example)), rng(first + j), True)
-            for j, example in enumerate(read_examples(self.source, indices))])
+        return load_batch(self.source, self.preprocess, indices, lambda j: rng(first + j), True)
 
 
 class LoadStreamBatch:

@@ -50,6 +50,8 @@ class StreamIndices:
         index, cycle = (positions % self.length).astype(np.int64), positions // self.length
         if not self.shuffle:
             return index
+        if cycle[0] == cycle[-1]:  # one pass (nearly every batch): no per-pass masks
+            return _permuted(index, self.length, (self.seed + int(cycle[0])) % 2**32)
         out = np.empty_like(index)
         for c in np.unique(cycle).tolist():  # grain reshuffles each pass with seed + pass
             rows = cycle == c
@@ -62,8 +64,11 @@ def _permuted(index: np.ndarray, length: int, seed: int) -> np.ndarray:
     chunks of the permutation computed a chunk at a time (the cipher vectorises well over
     thousands of indices, poorly over one batch) and kept for the next batches."""
     chunk = min(length, _CHUNK)
-    out = np.empty_like(index)
     first = index // chunk
+    if first.min() == first.max():  # one chunk: a single lookup
+        c = int(first[0])
+        return _permutation_chunk(length, seed, c * chunk, chunk)[index - c * chunk]
+    out = np.empty_like(index)
     for c in np.unique(first).tolist():
         rows = first == c
         out[rows] = _permutation_chunk(length, seed, c * chunk, chunk)[index[rows] - c * chunk]
