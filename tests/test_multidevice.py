@@ -11,8 +11,11 @@ from dl_arch.config.resolve import Text, resolve_config
 from dl_arch.testing import launch_process, load_config
 from dl_arch.train.loop import train_and_evaluate
 
-COMMON = ["--config=configs/mlp_shapes.py:smoke", "--config.log_every_steps=1",
+COMMON = ["--config=configs/mlp_shapes.py:smoke", "--config.log_every_steps=3",
           "--config.num_train_steps=12", "--config.progress=none", "--config.model.dropout=0.0"]
+# the runs on several devices take their steps three to a call (batches stacked, sharded
+# along their second axis); the one-device reference takes one step per call
+CHUNKED = ["--config.steps_per_call=3"]
 
 
 def _losses(workdir):
@@ -45,12 +48,12 @@ def _finish(*procs):
 
 
 def test_eight_devices_give_the_same_losses_as_one(tmp_path):
-    eight = launch_process(COMMON + [f"--workdir={tmp_path / 'eight'}"], devices=8)
+    eight = launch_process(COMMON + CHUNKED + [f"--workdir={tmp_path / 'eight'}"], devices=8)
     _train_on_one_device(tmp_path / "one", [eight])
     out = _finish(eight)
     assert "8 x cpu" in out and "'data': 8" in out
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
-    assert len(a) == 12
+    assert len(a) == 4  # means over steps 1-3, 4-6, 7-9, 10-12
     # Same global batch, same math; only the order of the batch reduction differs.
     np.testing.assert_allclose(b, a, rtol=2e-5)
 
@@ -73,7 +76,8 @@ def _free_port():
 def test_two_processes_on_localhost_match_one_process(tmp_path):
     port = _free_port()
     procs = [
-        launch_process(COMMON + [f"--workdir={tmp_path / 'multi'}", f"--coordinator_address=127.0.0.1:{port}",
+        launch_process(COMMON + CHUNKED + [f"--workdir={tmp_path / 'multi'}",
+                                           f"--coordinator_address=127.0.0.1:{port}",
                        "--num_processes=2", f"--process_id={i}"], devices=2)
         for i in range(2)
     ]

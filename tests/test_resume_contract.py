@@ -228,8 +228,9 @@ def test_kill_9_then_resume_logs_each_step_once_and_equals_an_uninterrupted_run(
                                                                                 caplog):
     # killed past the first eval (step 25) and a few checkpoints, well before step 60; the
     # resumed run then evaluates at 50 and at the end
+    # two steps a call: chunks of 2 and of 1 (up to a checkpoint at an odd step)
     fields = dict(num_train_steps=60, log_every_steps=4, checkpoint_every_steps=3,
-                  eval_every_steps=25, progress="none")
+                  eval_every_steps=25, progress="none", steps_per_call=2)
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     first = launch_process([f"--config={XOR}", f"--workdir={killed}"]
                            + [f"--config.{k}={v}" for k, v in fields.items()])
@@ -263,17 +264,23 @@ def test_kill_9_then_resume_logs_each_step_once_and_equals_an_uninterrupted_run(
 
 # --- divergence ---------------------------------------------------------------------------
 
-def test_a_finite_but_exploding_loss_stops_the_run_with_its_step(tmp_path):
-    config = _config()
-    config.optimizer.name = "adam"
-    config.optimizer.learning_rate = 1e6
-    with pytest.raises(LossDiverged, match=r"loss=\S+ at step (\d+) is more than "
-                                           r"config\.divergence_factor=10000 times its first "
-                                           r"value .*last good checkpoint: none") as info:
-        loop.train_and_evaluate(config, str(tmp_path))
-    assert "\n" not in str(info.value)
-    assert str(info.value).startswith("loss=") and info.value.dl_arch_step >= 1
-    assert f"at step {info.value.dl_arch_step} " in str(info.value)
+@pytest.mark.parametrize("steps_per_call", [1, 8])
+def test_a_finite_but_exploding_loss_stops_the_run_with_its_step(tmp_path, steps_per_call):
+    steps = {}
+    for k in sorted({1, steps_per_call}):
+        config = _config(steps_per_call=k)
+        config.optimizer.name = "adam"
+        config.optimizer.learning_rate = 1e6
+        with pytest.raises(LossDiverged, match=r"loss=\S+ at step (\d+) is more than "
+                                               r"config\.divergence_factor=10000 times its "
+                                               r"first value .*last good checkpoint: none"
+                           ) as info:
+            loop.train_and_evaluate(config, str(tmp_path / str(k)))
+        assert "\n" not in str(info.value)
+        assert str(info.value).startswith("loss=") and info.value.dl_arch_step >= 1
+        assert f"at step {info.value.dl_arch_step} " in str(info.value)
+        steps[k] = info.value.dl_arch_step
+    assert steps[steps_per_call] == steps[1]  # inside a chunk: the very step, not its end
 
 
 # --- the filesystem -----------------------------------------------------------------------

@@ -4,8 +4,10 @@ Order of a run: resolve the config -> lock the workdir -> mesh -> the `Trainer` 
 optimisers, data, state shapes) -> state (restored from the newest checkpoint that
 restores, else initialised into its sharding, then `init_from`) -> compile the step once
 -> loop {step; log; evaluate; checkpoint} -> final evaluation, report, summary.
-Batches are read and placed on the devices two steps ahead by a thread (`Prefetcher`),
-whose checkpointed state is that of the last batch the loop consumed.
+Batches are read and placed on the devices two calls ahead by a thread (`Prefetcher`),
+whose checkpointed state is that of the last batch the loop consumed. A call runs one step,
+or with `config.steps_per_call` > 1 a chunk of steps over stacked batches
+(`dl_arch.train.chunks`).
 Train metrics are summed on the device (`metric_window`) and read only at logging,
 evaluation and checkpoint steps, so no other step waits for the host; a NaN/Inf loss, or
 one grown past `config.divergence_factor` times its first value, at any step, stops the
@@ -39,6 +41,7 @@ from dl_arch.tasks.base import Task
 from dl_arch.train import mesh as mesh_lib
 from dl_arch.train import metric_window
 from dl_arch.train.checkpoints import Checkpointer
+from dl_arch.train.chunks import ChunkedBatches, chunk_lengths
 from dl_arch.train.preemption import Preempted, any_process, stop_requested
 from dl_arch.train.progress import Progress
 from dl_arch.train.run_config import save_config, warn_of_config_changes
@@ -48,7 +51,7 @@ from dl_arch.train.trainer import Trainer, build_task
 from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
 
-RUN_AHEAD = 2  # steps the host may dispatch before the device has finished them
+RUN_AHEAD = 2  # calls the host may dispatch before the device has finished them
 
 log = logging.getLogger("dl_arch")
 
@@ -173,6 +176,13 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         metric_window.fresh(trainer.metric_shapes(state, example_batch)), trainer.replicated)
     compiled = trainer.loop_step(state_sharding).lower(state, example_batch,
                                                         probe_window).compile()
+    executables = {1: compiled}  # per chunk length (`dl_arch.train.chunks`)
+    if config.steps_per_call > 1:  # the usual chunk compiled now, others at their first use
+        k, stacked = config.steps_per_call, mesh_lib.batch_sharding(mesh, stacked=True)
+        executables[k] = trainer.loop_chunk(state_sharding).lower(
+            state, jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(
+                (k,) + x.shape, x.dtype, sharding=stacked), example_batch),
+            probe_window).compile()
     flops = compiled_flops(compiled)
     log.info("FLOPs per train step (XLA cost analysis): %s",
              f"{flops:.4g}" if flops else "not reported by this backend")
@@ -265,16 +275,27 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         writer.flush()
         return metrics
 
-    batches = Prefetcher(train_iter, lambda b: mesh_lib.to_global(b, mesh), size=2)
+    def executable(length: int, batch: dict[str, Any]) -> Any:
+        if length not in executables:
+            executables[length] = trainer.loop_chunk(state_sharding).lower(
+                state, batch, window).compile()
+        return executables[length]
+
+    # chunks of steps (one step each unless config.steps_per_call > 1), each placed on the
+    # devices by the prefetch thread
+    batches = Prefetcher(ChunkedBatches(train_iter, chunk_lengths(start, config)),
+                         lambda c: (c[0], mesh_lib.to_global(c[1], mesh, stacked=c[0] > 1)),
+                         size=2)
     closers.append(batches.close)
     in_flight: collections.deque[jax.Array] = collections.deque()
     step = start
     try:
-        for step in range(start + 1, config.num_train_steps + 1):
-            batch = next(batches)  # placed on the devices by the prefetch thread
-            state, window, ticket = compiled(state, batch, window)
+        while step < config.num_train_steps:
+            length, batch = next(batches)
+            state, window, ticket = executable(length, batch)(state, batch, window)
+            step += length
             in_flight.append(ticket)
-            if len(in_flight) > RUN_AHEAD:  # a SIGTERM waits for at most RUN_AHEAD queued steps
+            if len(in_flight) > RUN_AHEAD:  # a SIGTERM waits for at most RUN_AHEAD queued calls
                 in_flight.popleft().block_until_ready()
             stop = preempted.flag if pcount == 1 else any_process(preempted.flag, step,
                                                                    config.log_every_steps)

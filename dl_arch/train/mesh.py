@@ -23,8 +23,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(DATA))
+def batch_sharding(mesh: Mesh, stacked: bool = False) -> NamedSharding:
+    """Rows split along `data`; `stacked`: behind a leading axis of chunk steps."""
+    return NamedSharding(mesh, P(None, DATA) if stacked else P(DATA))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_size") -> None:
@@ -36,14 +37,16 @@ def check_batch_size(batch_size: int, mesh: Mesh, field: str = "config.batch_siz
         )
 
 
-def to_global(local_batch: dict[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
-    """Each process's local rows -> one global array per key, sharded along `data`.
+def to_global(local_batch: dict[str, Any], mesh: Mesh, stacked: bool = False
+              ) -> dict[str, jax.Array]:
+    """Each process's local rows -> one global array per key, sharded along `data` (the
+    second axis when `stacked`: a chunk's batches, `dl_arch.train.chunks`).
 
     Non-numeric fields (strings from TFDS) cannot live on a device and are dropped. On one
     process the local rows are the global batch: one `device_put` places every key (a
     quarter of the host time of assembling each array from its process-local parts).
     """
-    sharding = batch_sharding(mesh)
+    sharding = batch_sharding(mesh, stacked)
     numeric = {k: v for k, v in ((k, np.asarray(v)) for k, v in local_batch.items())
                if v.dtype.kind in "biuf"}
     if jax.process_count() == 1:

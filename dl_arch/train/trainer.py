@@ -159,11 +159,10 @@ class Trainer:
         return jax.jit(self.step_fn(), out_shardings=out,
                        donate_argnums=(0,) if donate else (), compiler_options=compiler_options)
 
-    def loop_step(self, sharding: Any = None) -> Callable:
-        """The loop's jitted step: `(state, batch, window) -> (state, window, ticket)`, the
+    def loop_step_fn(self) -> Callable:
+        """The pure loop step: `(state, batch, window) -> (state, window, ticket)`, the
         train metrics summed on the device (`metric_window`), norms computed at logging
-        steps only. State and window are donated; `ticket` (the step number, not donated)
-        is what the loop waits on to bound how far the host runs ahead of the device."""
+        steps only; `ticket` is the step number."""
         from dl_arch.train import metric_window
 
         c = self.config
@@ -177,8 +176,32 @@ class Trainer:
             return state, metric_window.add(window, metrics, number, norms,
                                             c.divergence_factor), number
 
+        return step
+
+    def loop_step(self, sharding: Any = None) -> Callable:
+        """The loop's jitted step (`loop_step_fn`). State and window are donated; the
+        ticket (not donated) is what the loop waits on to bound how far the host runs
+        ahead of the device."""
         out = None if sharding is None else (sharding, self.replicated, self.replicated)
-        return jax.jit(step, out_shardings=out, donate_argnums=(0, 2))
+        return jax.jit(self.loop_step_fn(), out_shardings=out, donate_argnums=(0, 2))
+
+    def loop_chunk(self, sharding: Any = None) -> Callable:
+        """`loop_step` over a chunk of steps in one call: `(state, batches, window) ->
+        (state, window, ticket)`, `batches` stacked along a leading axis of steps (one
+        `lax.scan`; see `dl_arch.train.chunks`). Compiled once per chunk length."""
+        step = self.loop_step_fn()
+
+        def chunk(state: TrainState, batches: dict, window: Any) -> tuple[TrainState, Any,
+                                                                          jax.Array]:
+            def body(carry: tuple[TrainState, Any], batch: dict) -> tuple[Any, jax.Array]:
+                state, window, number = step(carry[0], batch, carry[1])
+                return (state, window), number
+
+            (state, window), numbers = jax.lax.scan(body, (state, window), batches)
+            return state, window, numbers[-1]
+
+        out = None if sharding is None else (sharding, self.replicated, self.replicated)
+        return jax.jit(chunk, out_shardings=out, donate_argnums=(0, 2))
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
         """Shapes of the train metrics one step returns (nothing is computed)."""

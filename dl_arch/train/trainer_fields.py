@@ -14,6 +14,10 @@ TRAINER_FIELDS: Fields = {
                               **_POS),
     "num_train_steps": Field(1000, "optimiser steps of the whole run (0: evaluate only)",
                              low=0),
+    "steps_per_call": Field(1, "optimiser steps compiled into one call (a scan over that "
+                               "many batches; chunks end at logging, eval and checkpoint "
+                               "steps): >1 spares small models the host's cost per step",
+                            **_POS),
     "log_every_steps": Field(50, "train metrics to metrics.jsonl / TensorBoard every N steps",
                              **_POS),
     "eval_every_steps": Field(500, "evaluate the eval split every N steps (and at the end)",

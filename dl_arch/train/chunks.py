@@ -1,0 +1,79 @@
+"""Steps run as chunks: up to `config.steps_per_call` optimiser steps in one compiled call.
+
+A small model's step costs less than the host's work to launch it (dispatch, placing the
+batch); a chunk of k steps is one call of a `lax.scan` over k stacked batches, so that work
+is paid once per chunk. Chunks never cross a step where the host acts (logging, evaluation,
+a checkpoint, the last step): a chunk ends at the next multiple of `steps_per_call` or at
+the next such step, whichever comes first. The ends are a function of the step and the
+config alone, so a resumed run (always from a chunk's end) continues with the chunks an
+uninterrupted run has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grain
+import ml_collections
+import numpy as np
+
+
+def acts_at(step: int, config: ml_collections.ConfigDict) -> bool:
+    """Whether the host reads metrics, evaluates or saves after `step`."""
+    return (step % config.log_every_steps == 0 or step % config.eval_every_steps == 0
+            or step % config.checkpoint_every_steps == 0 or step == config.num_train_steps)
+
+
+def chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
+    """The last step of the chunk that starts after `step`."""
+    k = int(config.steps_per_call)
+    limit = min((step // k + 1) * k, config.num_train_steps)
+    end = step + 1
+    while end < limit and not acts_at(end, config):
+        end += 1
+    return end
+
+
+def chunk_lengths(start: int, config: ml_collections.ConfigDict) -> Iterator[int]:
+    """Lengths of the chunks from `start` to the end of the run."""
+    step = start
+    while step < config.num_train_steps:
+        end = chunk_end(step, config)
+        yield end - step
+        step = end
+
+
+def stack_batches(batches: list[Any]) -> Any:
+    """Batches (dicts, possibly nested) -> one with a new leading axis of chunk steps."""
+    if isinstance(batches[0], dict):
+        return {k: stack_batches([b[k] for b in batches]) for k in batches[0]}
+    return np.stack(batches)
+
+
+class ChunkedBatches(grain.DatasetIterator):
+    """`(length, batch)` per chunk: a lone batch for a chunk of one step, else `length`
+    batches stacked along a new leading axis. Its state is the wrapped iterator's after the
+    chunk's last batch, so checkpoints hold the same position whatever `steps_per_call`."""
+
+    def __init__(self, iterator: Any, lengths: Iterator[int]):
+        super().__init__(iterator if isinstance(iterator, grain.DatasetIterator) else ())
+        self._iterator, self._lengths = iterator, lengths
+
+    def __next__(self) -> tuple[int, Any]:
+        length = next(self._lengths)
+        batches = [next(self._iterator) for _ in range(length)]
+        return length, batches[0] if length == 1 else stack_batches(batches)
+
+    def get_state(self) -> Any:
+        return self._iterator.get_state()
+
+    def set_state(self, state: Any) -> None:
+        raise NotImplementedError("restore the wrapped iterator, then wrap it from that step")
+
+    def close(self) -> None:
+        if not self._closed:
+            super().close()
+            if not isinstance(self._iterator, grain.DatasetIterator) and hasattr(
+                    self._iterator, "close"):
+                self._iterator.close()

@@ -1,0 +1,87 @@
+"""Chunks of steps in one call (`config.steps_per_call`): where they end, the batches they
+stack, and a run that equals the one-step-per-call run row for row."""
+
+import json
+import os
+
+import grain
+import ml_collections
+import numpy as np
+import pytest
+
+from dl_arch.testing import load_config
+from dl_arch.train.chunks import ChunkedBatches, acts_at, chunk_lengths
+from dl_arch.train.loop import train_and_evaluate
+
+
+def _schedule(k, steps=100, log=10, evaluate=25, save=30):
+    return ml_collections.ConfigDict(dict(
+        steps_per_call=k, num_train_steps=steps, log_every_steps=log,
+        eval_every_steps=evaluate, checkpoint_every_steps=save))
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 16, 200])
+def test_chunks_cover_the_run_and_end_at_every_step_where_the_host_acts(k):
+    config = _schedule(k)
+    lengths = list(chunk_lengths(0, config))
+    ends = np.cumsum(lengths)
+    assert ends[-1] == 100 and min(lengths) >= 1 and max(lengths) <= k
+    acting = [s for s in range(1, 101) if acts_at(s, config)]
+    assert set(acting) <= set(ends.tolist())  # logging, eval, checkpoints, the end
+    starts = np.concatenate([[0], ends[:-1]])
+    # no chunk crosses a multiple of k: chunk i lies within one block (s // k)
+    assert all((s // k) == ((e - 1) // k) for s, e in zip(starts, ends, strict=True))
+    if k == 1:
+        assert lengths == [1] * 100
+    # resuming at any chunk end continues with the uninterrupted run's chunks
+    for i, s in enumerate(starts.tolist()):
+        assert list(chunk_lengths(s, config)) == lengths[i:]
+
+
+def test_a_resume_off_the_chunk_grid_rejoins_it():
+    config = _schedule(8, steps=40, log=40, evaluate=40, save=40)
+    assert list(chunk_lengths(5, config)) == [3, 8, 8, 8, 8]  # a run saved at step 5 elsewhere
+
+
+def test_chunked_batches_stack_each_chunk_and_keep_the_wrapped_state():
+    ds = grain.MapDataset.range(20).map(lambda i: {"x": np.full((2, 3), i), "y": {"z": i}})
+    inner = iter(ds.to_iter_dataset())
+    chunks = ChunkedBatches(inner, iter([1, 3, 2]))
+    length, batch = next(chunks)
+    assert length == 1 and batch["x"].shape == (2, 3) and int(batch["y"]["z"]) == 0
+    length, batch = next(chunks)
+    assert length == 3 and batch["x"].shape == (3, 2, 3)
+    np.testing.assert_array_equal(batch["y"]["z"], [1, 2, 3])
+    np.testing.assert_array_equal(batch["x"][:, 0, 0], [1, 2, 3])
+    assert chunks.get_state() == inner.get_state() == {"next_index": 4}
+    next(chunks)
+    with pytest.raises(StopIteration):
+        next(chunks)
+
+
+def _rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(line).items() if k != "train/steps_per_sec"}
+                for line in f]
+
+
+def test_a_chunked_run_logs_the_rows_of_one_step_per_call(tmp_path):
+    """Chunks of 4 (and shorter ones before logging, eval and checkpoint steps) give the
+    steps, metrics and evaluations of the run that calls one step at a time."""
+    rows = {}
+    for k in (1, 4):
+        config = load_config("configs/mlp_xor.py")
+        config.update(dict(num_train_steps=46, log_every_steps=10, eval_every_steps=23,
+                           checkpoint_every_steps=15, progress="none", steps_per_call=k,
+                           evaluators=()))
+        summary = train_and_evaluate(config, str(tmp_path / str(k)))
+        assert summary["completed"]
+        rows[k] = _rows(tmp_path / str(k))
+        steps = sorted(int(s) for s in os.listdir(tmp_path / str(k) / "checkpoints")
+                       if s.isdigit())
+        assert steps[-1] == 46
+    assert [r["step"] for r in rows[4]] == [r["step"] for r in rows[1]]
+    for a, b in zip(rows[4], rows[1], strict=True):
+        assert sorted(a) == sorted(b)
+        np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(b)],
+                                   rtol=1e-6, atol=1e-7)
