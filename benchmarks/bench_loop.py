@@ -3,8 +3,9 @@
 For each small config, in one process: steady-state steps/s of `train_and_evaluate` (the
 path `launch.py` runs: input pipeline, device placement, metric windows, logging;
 evaluation and checkpoints only at the end, compilation and the first tenth of the run
-excluded) against the same loop step called back to back on one device-resident batch. A
-ratio of 1.0 means the loop costs nothing beside the step.
+excluded) against the same loop step (one step per call) called back to back on one device-resident batch. A
+ratio of 1.0 means the loop costs nothing beside the step; with `steps_per_call` > 1 the
+loop can pass it, since the bare step pays a launch per step.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from dl_arch.train import metric_window
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.trainer import Trainer
 
-# (config, grain worker processes)
-CONFIGS = (("configs/mlp_xor.py", 0), ("configs/lenet5_shapes.py", 0),
-           ("configs/lenet5_shapes.py", 2), ("configs/lstm_adding.py", 0))
+# (config, grain worker processes, steps per call, training examples: 0 = the config's)
+CONFIGS = (("configs/mlp_xor.py", 0, 1, 0), ("configs/mlp_xor.py", 0, 16, 0),
+           ("configs/mlp_xor.py", 0, 1, 8192), ("configs/mlp_xor.py", 0, 16, 8192),
+           ("configs/lenet5_shapes.py", 0, 1, 0), ("configs/lenet5_shapes.py", 2, 1, 0),
+           ("configs/lstm_adding.py", 0, 1, 0))
 
 
-def _config(spec: str, steps: int, workers: int = 0):
+def _config(spec: str, steps: int, workers: int = 0, steps_per_call: int = 1,
+            examples: int = 0):
     config = resolve_config(load_config(spec), [("evaluators", ())])  # no pictures
     config.num_train_steps = steps
     config.eval_every_steps = steps
@@ -36,7 +40,10 @@ def _config(spec: str, steps: int, workers: int = 0):
     config.log_every_steps = min(50, steps)
     config.eval_max_batches = 1
     config.progress = "none"
+    config.steps_per_call = steps_per_call
     config.dataset.num_workers = workers
+    if examples:  # a finite split, materialised once (dl_arch.data.cache)
+        config.dataset.num_train_examples = examples
     return config
 
 
@@ -75,12 +82,13 @@ def loop_steps_per_sec(config) -> float:
 
 def rows(quick: bool):
     steps = 300 if quick else 2000
-    for spec, workers in CONFIGS:
-        config = _config(spec, steps, workers)
+    for spec, workers, per_call, examples in CONFIGS:
+        config = _config(spec, steps, workers, per_call, examples)
         loop = loop_steps_per_sec(config)
         bare = bare_steps_per_sec(config, steps)
         name = (f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size} "
-                f"workers={workers}")
+                f"workers={workers} steps_per_call={per_call}"
+                + (f" {examples} cached examples" if examples else ""))
         yield Row(name, 1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s "
                         f"loop/bare={loop / bare:.2f}")

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 
 from dl_arch.testing import load_config
-from dl_arch.train.chunks import ChunkedBatches, acts_at, chunk_lengths
+from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, next_action
 from dl_arch.train.loop import train_and_evaluate
+
+
+def acts_at(step, config):
+    """Whether the loop reads metrics, evaluates or saves after `step` (written out here,
+    independently of `next_action`)."""
+    return (step % config.log_every_steps == 0 or step % config.eval_every_steps == 0
+            or step % config.checkpoint_every_steps == 0 or step == config.num_train_steps)
 
 
 def _schedule(k, steps=100, log=10, evaluate=25, save=30):
@@ -25,22 +32,29 @@ def test_chunks_cover_the_run_and_end_at_every_step_where_the_host_acts(k):
     config = _schedule(k)
     lengths = list(chunk_lengths(0, config))
     ends = np.cumsum(lengths)
-    assert ends[-1] == 100 and min(lengths) >= 1 and max(lengths) <= k
+    assert ends[-1] == 100 and set(lengths) <= {1, k}  # two programs: one step and k steps
     acting = [s for s in range(1, 101) if acts_at(s, config)]
     assert set(acting) <= set(ends.tolist())  # logging, eval, checkpoints, the end
-    starts = np.concatenate([[0], ends[:-1]])
-    # no chunk crosses a multiple of k: chunk i lies within one block (s // k)
-    assert all((s // k) == ((e - 1) // k) for s, e in zip(starts, ends, strict=True))
+    # single steps only where a chunk of k would pass the next step where the host acts
+    for end, length in zip(ends.tolist(), lengths, strict=True):
+        if length == 1 and k > 1:
+            assert any(end - 1 < s < end - 1 + k for s in acting)
     if k == 1:
         assert lengths == [1] * 100
+    if k == 16:  # 10-step logging: no room for 16, one step per call
+        assert lengths == [1] * 100
+    if k == 3:  # three chunks of 3, then a single step up to each log step
+        assert lengths[:8] == [3, 3, 3, 1, 3, 3, 3, 1]
+    assert all(next_action(s, config) == min(a for a in acting if a > s) for s in range(100))
     # resuming at any chunk end continues with the uninterrupted run's chunks
+    starts = np.concatenate([[0], ends[:-1]])
     for i, s in enumerate(starts.tolist()):
         assert list(chunk_lengths(s, config)) == lengths[i:]
 
 
-def test_a_resume_off_the_chunk_grid_rejoins_it():
+def test_a_resume_from_another_chunking_continues_from_its_step():
     config = _schedule(8, steps=40, log=40, evaluate=40, save=40)
-    assert list(chunk_lengths(5, config)) == [3, 8, 8, 8, 8]  # a run saved at step 5 elsewhere
+    assert list(chunk_lengths(5, config)) == [8, 8, 8, 8, 1, 1, 1]  # saved at 5 by another k
 
 
 def test_chunked_batches_stack_each_chunk_and_keep_the_wrapped_state():
@@ -85,3 +99,13 @@ def test_a_chunked_run_logs_the_rows_of_one_step_per_call(tmp_path):
         assert sorted(a) == sorted(b)
         np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(b)],
                                    rtol=1e-6, atol=1e-7)
+
+
+def test_more_steps_per_call_than_an_interval_is_one_clear_line():
+    from dl_arch.config.errors import ConfigError
+    from dl_arch.config.resolve import resolve_config
+
+    with pytest.raises(ConfigError, match=r"^config\.steps_per_call=64 is more than "
+                                          r"config\.log_every_steps=50, .* lower "
+                                          r"steps_per_call or raise log_every_steps$"):
+        resolve_config(load_config("configs/mlp_xor.py"), [("steps_per_call", 64)])

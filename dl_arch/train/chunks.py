@@ -1,12 +1,12 @@
-"""Steps run as chunks: up to `config.steps_per_call` optimiser steps in one compiled call.
+"""Steps run as chunks: `config.steps_per_call` optimiser steps in one compiled call.
 
 A small model's step costs less than the host's work to launch it (dispatch, placing the
 batch); a chunk of k steps is one call of a `lax.scan` over k stacked batches, so that work
 is paid once per chunk. Chunks never cross a step where the host acts (logging, evaluation,
-a checkpoint, the last step): a chunk ends at the next multiple of `steps_per_call` or at
-the next such step, whichever comes first. The ends are a function of the step and the
-config alone, so a resumed run (always from a chunk's end) continues with the chunks an
-uninterrupted run has.
+a checkpoint, the last step): where k more steps would, the steps up to it run one per
+call, so a run compiles two programs (one step, k steps) whatever its intervals. Where a
+chunk ends is a function of the step and the config alone, so a resumed run continues with
+the chunks an uninterrupted run has.
 """
 
 from __future__ import annotations
@@ -19,20 +19,17 @@ import ml_collections
 import numpy as np
 
 
-def acts_at(step: int, config: ml_collections.ConfigDict) -> bool:
-    """Whether the host reads metrics, evaluates or saves after `step`."""
-    return (step % config.log_every_steps == 0 or step % config.eval_every_steps == 0
-            or step % config.checkpoint_every_steps == 0 or step == config.num_train_steps)
+def next_action(step: int, config: ml_collections.ConfigDict) -> int:
+    """The first step after `step` where the host reads metrics, evaluates or saves."""
+    every = (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
+    return min(min((step // n + 1) * n for n in every), config.num_train_steps)
 
 
 def chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
-    """The last step of the chunk that starts after `step`."""
+    """The last step of the call that starts after `step`: k steps on, or one where k
+    would pass the next step where the host acts."""
     k = int(config.steps_per_call)
-    limit = min((step // k + 1) * k, config.num_train_steps)
-    end = step + 1
-    while end < limit and not acts_at(end, config):
-        end += 1
-    return end
+    return step + k if step + k <= next_action(step, config) else step + 1
 
 
 def chunk_lengths(start: int, config: ml_collections.ConfigDict) -> Iterator[int]:

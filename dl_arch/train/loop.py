@@ -176,8 +176,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         metric_window.fresh(trainer.metric_shapes(state, example_batch)), trainer.replicated)
     compiled = trainer.loop_step(state_sharding).lower(state, example_batch,
                                                         probe_window).compile()
-    executables = {1: compiled}  # per chunk length (`dl_arch.train.chunks`)
-    if config.steps_per_call > 1:  # the usual chunk compiled now, others at their first use
+    executables = {1: compiled}  # per chunk length: 1 and steps_per_call (`train.chunks`)
+    if config.steps_per_call > 1:
         k, stacked = config.steps_per_call, mesh_lib.batch_sharding(mesh, stacked=True)
         executables[k] = trainer.loop_chunk(state_sharding).lower(
             state, jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(
@@ -275,12 +275,6 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         writer.flush()
         return metrics
 
-    def executable(length: int, batch: dict[str, Any]) -> Any:
-        if length not in executables:
-            executables[length] = trainer.loop_chunk(state_sharding).lower(
-                state, batch, window).compile()
-        return executables[length]
-
     # chunks of steps (one step each unless config.steps_per_call > 1), each placed on the
     # devices by the prefetch thread
     batches = Prefetcher(ChunkedBatches(train_iter, chunk_lengths(start, config)),
@@ -292,7 +286,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     try:
         while step < config.num_train_steps:
             length, batch = next(batches)
-            state, window, ticket = executable(length, batch)(state, batch, window)
+            state, window, ticket = executables[length](state, batch, window)
             step += length
             in_flight.append(ticket)
             if len(in_flight) > RUN_AHEAD:  # a SIGTERM waits for at most RUN_AHEAD queued calls
