@@ -284,3 +284,27 @@ def test_a_tasks_batched_preprocessing_gives_the_per_example_stream(spec):
     batched = iter(train_dataset(c, 3, 8, task.preprocess))
     for _ in range(3):
         _assert_batches_equal(next(reference), next(batched))
+
+
+@pytest.mark.parametrize("examples,processes,shuffle", [(30, 1, True), (30, 2, True),
+                                                        (None, 1, True), (25, 3, False)])
+def test_reading_several_batches_at_once_equals_reading_them_one_by_one(examples, processes,
+                                                                        shuffle):
+    """`read(count)` (a chunk of steps) across epoch ends, shards and unshuffled splits."""
+    c = _config(name="shapes", image_size=8, channels=1, num_train_examples=examples,
+                shuffle=shuffle)
+    for p in range(processes):
+        one = iter(train_dataset(c, 4, 8 * processes, _with_draws, p, processes))
+        many = iter(train_dataset(c, 4, 8 * processes, _with_draws, p, processes))
+        for count in (1, 5, 3, 7, 2):  # past several epochs of the finite splits
+            expected = [next(one) for _ in range(count)]
+            chunk = many.read(count)
+            if count == 1:
+                _assert_batches_equal(expected[0], chunk)
+            else:
+                _assert_batches_equal({k: np.stack([b[k] for b in expected]) for k in chunk},
+                                      chunk)
+            assert many.get_state() == one.get_state()
+        restored = iter(train_dataset(c, 4, 8 * processes, _with_draws, p, processes))
+        restored.set_state(many.get_state())
+        _assert_batches_equal(next(one), next(restored))

@@ -91,8 +91,22 @@ class LoadBatch:
 class LoadStreamBatch:
     """grain `map` transform: batch number -> the batch (its indices from `indices`)."""
 
-    def __init__(self, indices: Callable[[int], np.ndarray], load: LoadBatch):
+    def __init__(self, indices: Callable[..., np.ndarray], load: LoadBatch):
         self.indices, self.load = indices, load
 
     def __call__(self, batch_index: int) -> Batch:
         return self.load(int(batch_index), self.indices(batch_index))
+
+    def many(self, first: int, count: int) -> Batch:
+        """Batches `first .. first + count - 1` stacked along a new leading axis, read and
+        preprocessed as one batch of `count` x the rows (their stream positions follow on)."""
+        rows = self.load(int(first), self.indices(first, count))
+        return _split_rows(rows, count)
+
+
+def _split_rows(batch: Any, count: int) -> Any:
+    """[count * B, ...] arrays (nested dicts) -> [count, B, ...]."""
+    if isinstance(batch, dict):
+        return {k: _split_rows(v, count) for k, v in batch.items()}
+    batch = np.asarray(batch)
+    return batch.reshape((count, batch.shape[0] // count) + batch.shape[1:])

@@ -21,6 +21,7 @@ import numpy as np
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
+from dl_arch.data.batch_iterator import InProcessBatches
 from dl_arch.data.batching import Batch, example_at
 from dl_arch.data.cache import maybe_cached
 from dl_arch.data.loader import LoadBatch, LoadStreamBatch, Preprocess, load_batch
@@ -44,9 +45,6 @@ PIPELINE_FIELDS: Fields = {
 # Batches read ahead by a thread in each grain worker process (grain's defaults, 16 threads
 # and 500 elements, were meant for single examples: 500 whole batches held in memory).
 READ_OPTIONS = grain.ReadOptions(num_threads=1, prefetch_buffer_size=2)
-# Without workers the loop's `Prefetcher` thread reads ahead already; a grain thread as well
-# only adds a hand-off per batch (250 -> 150 us a batch of cached xor).
-IN_PROCESS_READ_OPTIONS = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
 
 
 def dataset_fields(name: str, task_fields: Fields | None = None) -> Fields:
@@ -89,47 +87,50 @@ def local_batch_size(global_batch: int, process_count: int, field: str = "config
 
 
 def _train_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
-                   process_index: int, process_count: int) -> tuple[Any, grain.MapDataset]:
-    """(resolved dataset config, the random-access sequence of this process's local batches)."""
+                   process_index: int, process_count: int
+                   ) -> tuple[Any, LoadStreamBatch, int]:
+    """(resolved dataset config, the loader of this process's local batch b, their count)."""
     dataset_config = resolve_dataset(dataset_config)
     source = maybe_cached(make_source(dataset_config, dataset_config.train_split, seed))
     local = local_batch_size(global_batch, process_count)
     indices = StreamIndices(len(source), dataset_config.shuffle, seed, len(source) < INFINITE,
                             process_index, process_count, local)
-    ds = grain.MapDataset.range(len(indices))
-    return dataset_config, ds.map(LoadStreamBatch(indices, LoadBatch(source, preprocess,
-                                                                     seed + 1, local)))
+    load = LoadStreamBatch(indices, LoadBatch(source, preprocess, seed + 1, local))
+    return dataset_config, load, len(indices)
 
 
 def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
-                  process_index: int = 0, process_count: int = 1) -> grain.IterDataset:
+                  process_index: int = 0, process_count: int = 1
+                  ) -> grain.IterDataset | InProcessBatches:
     """The training stream of this process's local batches (call `iter()` on it).
 
     The example *indices* are shuffled, repeated, sharded and batched as grain's chain does
     (`StreamIndices`, a batch at a time); `LoadBatch` then reads
     each batch from the source in one call and preprocesses its examples (see
-    `dl_arch.data.loader`). The iterator's state is the number of batches consumed.
+    `dl_arch.data.loader`). With `num_workers` grain's worker processes run that loader;
+    without, the iterator calls it directly (`dl_arch.data.batch_iterator`). Either
+    iterator's state is the number of batches consumed.
     """
-    dataset_config, ds = _train_batches(dataset_config, seed, global_batch, preprocess,
-                                        process_index, process_count)
+    dataset_config, load, length = _train_batches(dataset_config, seed, global_batch,
+                                                  preprocess, process_index, process_count)
     workers = int(dataset_config.num_workers)
-    it_ds = ds.to_iter_dataset(READ_OPTIONS if workers > 0 else IN_PROCESS_READ_OPTIONS)
-    if workers > 0:
-        from absl import flags
+    if workers == 0:
+        return InProcessBatches(load, length)
+    from absl import flags
 
-        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (library use, notebooks)
-            flags.FLAGS.mark_as_parsed()
-        it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
-    return it_ds
+    if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (library use, notebooks)
+        flags.FLAGS.mark_as_parsed()
+    return grain.MapDataset.range(length).map(load).to_iter_dataset(READ_OPTIONS).mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=workers))
 
 
 def first_train_batch(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
                       process_index: int = 0, process_count: int = 1) -> Batch:
     """The first local batch `train_dataset` yields, read directly in this process: no
     iterator, read-ahead threads or worker processes are started for it."""
-    _, ds = _train_batches(dataset_config, seed, global_batch, preprocess, process_index,
-                           process_count)
-    return ds[0]
+    _, load, _ = _train_batches(dataset_config, seed, global_batch, preprocess, process_index,
+                                process_count)
+    return load(0)
 
 
 def eval_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,

@@ -32,6 +32,17 @@ def chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
     return step + k if step + k <= next_action(step, config) else step + 1
 
 
+def chunking_note(config: ml_collections.ConfigDict) -> str | None:
+    """Why `config.steps_per_call` cannot take effect, if so: an interval shorter than it."""
+    short = [f"config.{f}={config[f]}" for f in ("log_every_steps", "eval_every_steps",
+                                                 "checkpoint_every_steps")
+             if config[f] < config.steps_per_call]
+    if config.steps_per_call == 1 or not short:
+        return None
+    return (f"config.steps_per_call={config.steps_per_call} is more than {', '.join(short)}: "
+            f"those stretches run one step per call; lower steps_per_call to gain from it")
+
+
 def chunk_lengths(start: int, config: ml_collections.ConfigDict) -> Iterator[int]:
     """Lengths of the chunks from `start` to the end of the run."""
     step = start
@@ -59,6 +70,8 @@ class ChunkedBatches(grain.DatasetIterator):
 
     def __next__(self) -> tuple[int, Any]:
         length = next(self._lengths)
+        if length > 1 and hasattr(self._iterator, "read"):  # all of them in one read
+            return length, self._iterator.read(length)
         batches = [next(self._iterator) for _ in range(length)]
         return length, batches[0] if length == 1 else stack_batches(batches)
 

@@ -41,7 +41,7 @@ from dl_arch.tasks.base import Task
 from dl_arch.train import mesh as mesh_lib
 from dl_arch.train import metric_window
 from dl_arch.train.checkpoints import Checkpointer
-from dl_arch.train.chunks import ChunkedBatches, chunk_lengths
+from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, chunking_note
 from dl_arch.train.preemption import Preempted, any_process, stop_requested
 from dl_arch.train.progress import Progress
 from dl_arch.train.run_config import save_config, warn_of_config_changes
@@ -177,6 +177,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     compiled = trainer.loop_step(state_sharding).lower(state, example_batch,
                                                         probe_window).compile()
     executables = {1: compiled}  # per chunk length: 1 and steps_per_call (`train.chunks`)
+    note = chunking_note(config)
+    if note:
+        log.warning("%s", note)
     if config.steps_per_call > 1:
         k, stacked = config.steps_per_call, mesh_lib.batch_sharding(mesh, stacked=True)
         executables[k] = trainer.loop_chunk(state_sharding).lower(

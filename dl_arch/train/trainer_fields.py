@@ -56,11 +56,6 @@ def check_trainer(config) -> None:
     if config.batch_size % config.grad_accum_steps:
         raise ConfigError(f"config.batch_size={config.batch_size} must divide by "
                           f"config.grad_accum_steps={config.grad_accum_steps}")
-    for field in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
-        if config.steps_per_call > config[field]:
-            raise ConfigError(f"config.steps_per_call={config.steps_per_call} is more than "
-                              f"config.{field}={config[field]}, so every call would run one "
-                              f"step; lower steps_per_call or raise {field}")
     import re
 
     for i, pattern in enumerate(config.freeze):
