@@ -193,6 +193,7 @@ def test_the_host_runs_at_most_run_ahead_steps_before_the_device(tmp_path, monke
     config.optimizer.learning_rate = 1e-4
     config.num_train_steps = 24
     config.log_every_steps = config.eval_every_steps = config.checkpoint_every_steps = 24
+    config.steps_per_call = 1  # a call per step: 24 tickets
     train_and_evaluate(config, str(tmp_path))
     assert len(pending) == 24
     assert max(pending) <= loop_lib.RUN_AHEAD + 1, pending

@@ -14,7 +14,8 @@ def load_examples(dataset_config: Any, split: str, seed: int, count: int, start:
 
     A split shorter than `start + count` gives its last `count` examples (or all of them).
     """
-    from dl_arch.data.pipeline import make_source, standardize
+    from dl_arch.data.loader import standardize
+    from dl_arch.data.pipeline import make_source
 
     source = make_source(dataset_config, split, seed)
     count = min(count, len(source))

@@ -49,7 +49,8 @@ def make_task(config: ml_collections.ConfigDict) -> Any:
 
 def probe_batch(config: ml_collections.ConfigDict, split: str, n: int) -> dict[str, np.ndarray]:
     """The first `n` examples of a split, stacked, standardised, with an all-ones `_mask`."""
-    from dl_arch.data.pipeline import make_source, standardize
+    from dl_arch.data.loader import standardize
+    from dl_arch.data.pipeline import make_source
 
     source = make_source(config.dataset, split, config.seed)
     n = min(n, len(source))
