@@ -104,5 +104,6 @@ def test_a_chunked_run_logs_the_rows_of_one_step_per_call(tmp_path):
 def test_more_steps_per_call_than_an_interval_is_said_in_one_line():
     assert chunking_note(_schedule(4)) is None and chunking_note(_schedule(1, log=1)) is None
     assert chunking_note(_schedule(12)) == (
-        "config.steps_per_call=12 is more than config.log_every_steps=10: those stretches run "
-        "one step per call; lower steps_per_call to gain from it")
+        "config.steps_per_call=12 is more than config.log_every_steps=10, so every step runs "
+        "in a call of its own; lower steps_per_call to at most the shortest of those intervals")
+    assert list(chunk_lengths(0, _schedule(12))) == [1] * 100

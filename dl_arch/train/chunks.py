@@ -16,7 +16,8 @@ from typing import Any
 
 import grain
 import ml_collections
-import numpy as np
+
+from dl_arch.data.batching import stack_examples
 
 
 def next_action(step: int, config: ml_collections.ConfigDict) -> int:
@@ -39,8 +40,9 @@ def chunking_note(config: ml_collections.ConfigDict) -> str | None:
              if config[f] < config.steps_per_call]
     if config.steps_per_call == 1 or not short:
         return None
-    return (f"config.steps_per_call={config.steps_per_call} is more than {', '.join(short)}: "
-            f"those stretches run one step per call; lower steps_per_call to gain from it")
+    return (f"config.steps_per_call={config.steps_per_call} is more than {', '.join(short)}, "
+            f"so every step runs in a call of its own; lower steps_per_call to at most the "
+            f"shortest of those intervals")
 
 
 def chunk_lengths(start: int, config: ml_collections.ConfigDict) -> Iterator[int]:
@@ -50,13 +52,6 @@ def chunk_lengths(start: int, config: ml_collections.ConfigDict) -> Iterator[int
         end = chunk_end(step, config)
         yield end - step
         step = end
-
-
-def stack_batches(batches: list[Any]) -> Any:
-    """Batches (dicts, possibly nested) -> one with a new leading axis of chunk steps."""
-    if isinstance(batches[0], dict):
-        return {k: stack_batches([b[k] for b in batches]) for k in batches[0]}
-    return np.stack(batches)
 
 
 class ChunkedBatches(grain.DatasetIterator):
@@ -73,7 +68,7 @@ class ChunkedBatches(grain.DatasetIterator):
         if length > 1 and hasattr(self._iterator, "read"):  # all of them in one read
             return length, self._iterator.read(length)
         batches = [next(self._iterator) for _ in range(length)]
-        return length, batches[0] if length == 1 else stack_batches(batches)
+        return length, batches[0] if length == 1 else stack_examples(batches)
 
     def get_state(self) -> Any:
         return self._iterator.get_state()
