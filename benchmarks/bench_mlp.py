@@ -6,7 +6,8 @@ our abstractions (ours sums its metrics on the device and computes the norms onl
 logging steps, as in the loop). Also reports the step's MFU against the machine's measured
 matmul peak. Rows: the MLP of `configs/mlp_shapes.py` (a step of milliseconds) and the tiny
 one of `configs/mlp_xor.py` (2-32-32-2, a step of about a hundred microseconds, timed over
-many steps back to back), where per-step extras weigh most.
+many steps back to back), where per-step extras weigh most, also run 16 steps a call as
+`config.steps_per_call` lets the loop run it (the plain step still one a call).
 """
 
 from __future__ import annotations
@@ -58,23 +59,27 @@ def _plain_step(sizes):
     return init, step
 
 
-def _row(spec: str, batch_size: int, calls: int, quick: bool) -> Row:
+def _row(spec: str, batch_size: int, calls: int, quick: bool, per_call: int = 1) -> Row:
     """Our loop step against the plain step on `spec`'s first batch; each timed run makes
     `calls` steps back to back (the per-step time is reported), so a tiny step is timed as
-    the loop runs it rather than as one call's round trip."""
+    the loop runs it rather than as one call's round trip. `per_call` > 1: ours runs that
+    many steps a call (`config.steps_per_call`, the same batch stacked), the plain step one."""
     config = load_config(spec)
     config.batch_size = batch_size
     trainer = Trainer(config)
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
-    ours = trainer.loop_step()  # what the loop runs: norms only at logging steps
+    # what the loop runs: norms only at logging steps
+    ours = trainer.loop_step() if per_call == 1 else trainer.loop_chunk()
     window = metric_window.fresh(trainer.metric_shapes(state, batch))
     holder = {"state": state, "window": jax.device_put(window, trainer.replicated)}
     batch = jax.device_put(batch)
+    chunk = batch if per_call == 1 else jax.tree_util.tree_map(
+        lambda x: jnp.stack([x] * per_call), batch)
 
     def run_ours():
-        for _ in range(calls):
-            holder["state"], holder["window"], _ = ours(holder["state"], batch, holder["window"])
+        for _ in range(calls // per_call):
+            holder["state"], holder["window"], _ = ours(holder["state"], chunk, holder["window"])
         return holder["window"].last
 
     x = batch["image"] if "image" in batch else batch["inputs"]
@@ -93,7 +98,8 @@ def _row(spec: str, batch_size: int, calls: int, quick: bool) -> Row:
 
     flops = step_flops(trainer.train_step(donate=False), holder["state"], batch)
     row = compare(f"mlp train step ({os.path.basename(spec)[:-3]}, b={batch_size}, "
-                  f"{in_dim}-{'-'.join(map(str, sizes[1:]))})",
+                  f"{in_dim}-{'-'.join(map(str, sizes[1:]))}"
+                  + (f", {per_call} a call" if per_call > 1 else "") + ")",
                   run_ours, run_ref, "plain-jax", quick,
                   extra=lambda s: f"ex/s={batch_size * calls / s:,.0f} "
                                   f"{mfu_text(flops * calls, s, quick)}")
@@ -110,4 +116,5 @@ def rows(quick: bool):
     return [Row(f"peak matmul ({jax.default_backend()}, measured)", 0.0,
                 extra=f"{peak / 1e9:,.1f} GFLOP/s"),
             _row("configs/mlp_shapes.py", 128 if quick else 512, 1, quick),
-            _row("configs/mlp_xor.py", 64, 100 if quick else 500, quick)]
+            _row("configs/mlp_xor.py", 64, 100 if quick else 500, quick),
+            _row("configs/mlp_xor.py", 64, 160 if quick else 800, quick, per_call=16)]
