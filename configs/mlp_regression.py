@@ -28,6 +28,7 @@ def get_config(arg: str | None = None):
     c.num_train_steps = 1000
     c.eval_every_steps = 500
     c.checkpoint_every_steps = 500
+    c.steps_per_call = 10  # a tiny model's step costs less than launching it
     c.optimizer.learning_rate = 1e-2
     c.optimizer.schedule = "cosine"
     if opts.data:

@@ -19,6 +19,7 @@ def get_config(arg: str | None = None):
     c.log_every_steps = 50
     c.eval_every_steps = 300
     c.checkpoint_every_steps = 300
+    c.steps_per_call = 10  # a tiny model's step costs less than launching it
     c.optimizer.learning_rate = 1e-2
     c.optimizer.schedule = "cosine"
     if opts.smoke:
