@@ -80,25 +80,28 @@ def _rows(workdir):
 
 
 def test_a_chunked_run_logs_the_rows_of_one_step_per_call(tmp_path):
-    """Chunks of 4 (and shorter ones before logging, eval and checkpoint steps) give the
-    steps, metrics and evaluations of the run that calls one step at a time."""
+    """Chunks of 4 (and single steps before logging, eval and checkpoint steps) give the
+    steps, metrics and evaluations of the run that calls one step at a time, with the
+    batches read together in this process or one by one from a grain worker."""
     rows = {}
-    for k in (1, 4):
+    for k, workers in ((1, 0), (4, 0), (4, 1)):
         config = load_config("configs/mlp_xor.py")
         config.update(dict(num_train_steps=46, log_every_steps=10, eval_every_steps=23,
                            checkpoint_every_steps=15, progress="none", steps_per_call=k,
                            evaluators=()))
-        summary = train_and_evaluate(config, str(tmp_path / str(k)))
+        config.dataset.num_workers = workers
+        workdir = tmp_path / f"{k}_{workers}"
+        summary = train_and_evaluate(config, str(workdir))
         assert summary["completed"]
-        rows[k] = _rows(tmp_path / str(k))
-        steps = sorted(int(s) for s in os.listdir(tmp_path / str(k) / "checkpoints")
-                       if s.isdigit())
+        rows[k, workers] = _rows(workdir)
+        steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
         assert steps[-1] == 46
-    assert [r["step"] for r in rows[4]] == [r["step"] for r in rows[1]]
-    for a, b in zip(rows[4], rows[1], strict=True):
-        assert sorted(a) == sorted(b)
-        np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(b)],
-                                   rtol=1e-6, atol=1e-7)
+    for chunked in ((4, 0), (4, 1)):
+        assert [r["step"] for r in rows[chunked]] == [r["step"] for r in rows[1, 0]]
+        for a, b in zip(rows[chunked], rows[1, 0], strict=True):
+            assert sorted(a) == sorted(b)
+            np.testing.assert_allclose([a[k] for k in sorted(a)], [b[k] for k in sorted(b)],
+                                       rtol=1e-6, atol=1e-7)
 
 
 def test_more_steps_per_call_than_an_interval_is_said_in_one_line():
