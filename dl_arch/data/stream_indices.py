@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -38,24 +39,20 @@ class StreamIndices:
     def __len__(self) -> int:
         return self.num_batches
 
-    def _start(self, batch: int) -> int:
-        """Slot of batch `batch`'s first row (grain batches epoch by epoch)."""
-        epoch, within = divmod(batch, self.num_batches)
-        return within * self.batch_size + epoch * self.shard_length
+    def _start(self, batch: Any) -> Any:
+        """Slot of the first row of batch `batch` (an int or an array of them): grain batches
+        epoch by epoch, dropping each epoch's last partial batch."""
+        return (batch % self.num_batches) * self.batch_size + \
+            (batch // self.num_batches) * self.shard_length
 
     def __call__(self, batch: int, count: int = 1) -> np.ndarray:
         """The indices of batch `batch` (of `count` batches from it, one after the other)."""
-        start, last = (self._start(b) for b in (int(batch), int(batch) + count - 1))
+        last = self._start(int(batch) + count - 1)
         # past the end of a repeated stream positions pass 2**63: Python ints, as grain's
         top = ((last + self.batch_size) // self.shard_length + 1) * self.stream_length
         dtype = np.int64 if top < 2**62 else object
-        if count == 1:
-            slots = start + np.arange(self.batch_size, dtype=dtype)
-        else:  # batch b's rows: epochs drop their last partial batch
-            b = int(batch) + np.arange(count, dtype=dtype)
-            starts = (b % self.num_batches) * self.batch_size + (b // self.num_batches) * \
-                self.shard_length
-            slots = (starts[:, None] + np.arange(self.batch_size, dtype=dtype)).reshape(-1)
+        starts = self._start(int(batch) + np.arange(count, dtype=dtype))
+        slots = (starts[:, None] + np.arange(self.batch_size, dtype=dtype)).reshape(-1)
         # the slice: shard position i -> stream position (wrapping past the stream's end)
         positions = (self.process_index + (slots % self.shard_length) * self.process_count
                      + (slots // self.shard_length) * self.stream_length)
