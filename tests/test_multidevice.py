@@ -11,10 +11,11 @@ from dl_arch.config.resolve import Text, resolve_config
 from dl_arch.testing import launch_process, load_config
 from dl_arch.train.loop import train_and_evaluate
 
-COMMON = ["--config=configs/mlp_shapes.py:smoke", "--config.log_every_steps=3",
+COMMON = ["--config=configs/mlp_shapes.py:smoke", "--config.log_every_steps=4",
           "--config.num_train_steps=12", "--config.progress=none", "--config.model.dropout=0.0"]
-# the runs on several devices take their steps three to a call (batches stacked, sharded
-# along their second axis); the one-device reference takes one step per call
+# the runs on several devices take calls of 3 steps (batches stacked, sharded along their
+# second axis) and of 1 (before each log step): both programs; the one-device reference
+# takes one step per call
 CHUNKED = ["--config.steps_per_call=3"]
 
 
@@ -53,7 +54,7 @@ def test_eight_devices_give_the_same_losses_as_one(tmp_path):
     out = _finish(eight)
     assert "8 x cpu" in out and "'data': 8" in out
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
-    assert len(a) == 4  # means over steps 1-3, 4-6, 7-9, 10-12
+    assert len(a) == 3  # means over steps 1-4, 5-8, 9-12
     # Same global batch, same math; only the order of the batch reduction differs.
     np.testing.assert_allclose(b, a, rtol=2e-5)
 
