@@ -96,6 +96,36 @@ def test_answer_in_the_second_window_only_points_the_first_at_cls():
     assert out["example_id"] == 5 and out["context_offsets"][11].tolist() == [22, 23]
 
 
+def test_a_window_holding_only_a_retelling_targets_it_not_cls():
+    context = list(range(100, 112))  # room 7: windows start at 0, 3, 6
+    offsets = np.stack([np.arange(12) * 2, np.arange(12) * 2 + 1], 1)
+    out = window_features([7, 8], context, offsets, (1, 2), 1, 2, CFG, 0,
+                          retellings=[(9, 10), (4, 5)])
+    # window 0 holds the answer (1, 2) and the retelling (4, 5): the answer wins; window 1
+    # holds only (4, 5) and the later (9, 10) is not whole in it; window 2 holds (9, 10)
+    np.testing.assert_array_equal(out["starts"], [5, 5, 7, 0])
+    np.testing.assert_array_equal(out["ends"], [6, 6, 8, 0])
+    np.testing.assert_array_equal(out["answer_tokens"], [1, 2])  # the gold stays the first
+
+
+def test_offline_windows_with_a_retold_fact_target_its_telling():
+    source = make_source(_offline(num_eval_examples=400), "test", 0)
+    retold = 0
+    for i in range(400):
+        passage, _, spans, answer = source.story(i)
+        ex = source[i]
+        for k in np.flatnonzero(ex["window_mask"] > 0):
+            inside = ex["context_index"][k]
+            whole = [sp for sp in spans if sp[0] in inside and sp[1] in inside]
+            if not whole:
+                assert ex["starts"][k] == ex["ends"][k] == 0
+                continue
+            a, b = inside[ex["starts"][k]], inside[ex["ends"][k]]
+            assert (a, b) == whole[0]  # the first telling in the window
+            retold += int(len(spans) > 1 and (a, b) != spans[0])
+    assert retold > 5  # windows that held only the second telling were [CLS] before
+
+
 def test_token_span_of_characters_and_byte_offsets():
     ids, offsets = WordOffsets({"in": 4, "tavik": 5, "born": 6}).encode("born  in tavik")
     assert ids == [6, 4, 5] and offsets.tolist() == [[0, 4], [6, 8], [9, 14]]
@@ -212,9 +242,10 @@ def test_offline_examples_are_deterministic_spans_and_share_the_pretraining_text
     other = make_source(_offline(num_eval_examples=50), "train", 3)
     long_ones = 0
     for i in range(50):
-        passage, question, span, answer = source.story(i)
+        passage, question, spans, answer = source.story(i)
         words = passage.split()
-        assert " ".join(words[span[0]: span[1] + 1]) == answer
+        for span in spans:  # every telling of the fact states the answer
+            assert " ".join(words[span[0]: span[1] + 1]) == answer
         assert answer in passage and question.endswith("?")
         ex = source[i]
         chex.assert_trees_all_equal(ex, source[i])

@@ -116,13 +116,15 @@ class Story:
                                         replace=False)]
         order = rng.permutation(len(told))
         self.words: list[str] = []
-        self.slots: dict[tuple[int, str, str], tuple[int, int]] = {}  # first telling's spans
+        # (person, fact, slot) -> the slot's word span in each telling, in passage order
+        self.slots: dict[tuple[int, str, str], list[tuple[int, int]]] = {}
         for i in order:
             e, fact = told[int(i)]
             for text, slot in self._render(e, fact, rng.random() < 0.5):
                 n = len(text.split())
-                if slot and (e, fact, slot) not in self.slots:
-                    self.slots[(e, fact, slot)] = (len(self.words), len(self.words) + n - 1)
+                if slot:
+                    span = (len(self.words), len(self.words) + n - 1)
+                    self.slots.setdefault((e, fact, slot), []).append(span)
                 self.words += text.split()
 
     def _draw(self, rng: np.random.Generator, lex: Lexicon, e: int, fact: str, org: str
@@ -168,8 +170,10 @@ class Story:
             return [*body, ("in", ""), time, (".", "")]
         return [name, ("met", ""), (v["whom"], "whom"), ("in", ""), place, (".", "")]
 
-    def question(self, rng: np.random.Generator) -> tuple[str, tuple[int, int], str]:
-        """(question, answer word span, answer text) about one random fact of the story."""
+    def question(self, rng: np.random.Generator
+                 ) -> tuple[str, list[tuple[int, int]], str]:
+        """(question, the answer's word span in each telling (first telling first), answer
+        text) about one random fact of the story."""
         e, fact = self.facts[int(rng.integers(len(self.facts)))]
         v, who = self.values[(e, fact)], self.people[e]
         asks = {"born": [("where was {who} born ?", "place"), ("when was {who} born ?", "time")],
@@ -184,11 +188,11 @@ class Story:
                         ("where did {who} meet {whom} ?", "place")]}[fact]
         template, slot = asks[int(rng.integers(len(asks)))]
         text = template.format(**{**v, "who": who})
-        span = self.slots[(e, fact, slot)]
-        answer = " ".join(self.words[span[0]: span[1] + 1])
+        spans = self.slots[(e, fact, slot)]
+        answer = " ".join(self.words[spans[0][0]: spans[0][1] + 1])
         if slot == "org":  # "what did X found ?" -> "the library"
-            span, answer = (span[0] - 1, span[1]), f"the {answer}"
-        return text, span, answer
+            spans, answer = [(a - 1, b) for a, b in spans], f"the {answer}"
+        return text, spans, answer
 
 
 STORY_FIELDS: Fields = {
@@ -228,15 +232,15 @@ class ReadingComprehension(ProceduralSource):
         self.story_args = _story_settings(cfg)
         self.lex = self.story_args["lex"]
 
-    def story(self, index: int) -> tuple[str, str, tuple[int, int], str]:
-        """(passage, question, answer word span, answer) of example `index`."""
+    def story(self, index: int) -> tuple[str, str, list[tuple[int, int]], str]:
+        """(passage, question, answer word span in each telling, answer) of example `index`."""
         rng = np.random.default_rng([self._seed, self._salt, int(index)])
         return self._draw(rng)
 
-    def _draw(self, rng: np.random.Generator) -> tuple[str, str, tuple[int, int], str]:
+    def _draw(self, rng: np.random.Generator) -> tuple[str, str, list[tuple[int, int]], str]:
         story = Story(rng, **self.story_args)
-        question, span, answer = story.question(rng)
-        return " ".join(story.words), question, span, answer
+        question, spans, answer = story.question(rng)
+        return " ".join(story.words), question, spans, answer
 
     def reference(self, index: int) -> tuple[str, str, list[str]]:
         """(passage, question, [answer]) of example `index`."""
@@ -251,11 +255,11 @@ class ReadingComprehension(ProceduralSource):
                                tok.sep_id, self.cfg, 0)
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
-        passage, question, span, _ = self._draw(rng)
+        passage, question, spans, _ = self._draw(rng)
         tok = self.lex.tokenizer
         ids, offsets = tok.encode(passage)
-        return window_features(tok.encode(question)[0], ids, offsets, span, tok.cls_id,
-                               tok.sep_id, self.cfg, index)
+        return window_features(tok.encode(question)[0], ids, offsets, spans[0], tok.cls_id,
+                               tok.sep_id, self.cfg, index, retellings=spans[1:])
 
 
 @register_dataset("reading_comprehension", fields={

@@ -8,7 +8,8 @@ tokens, at most `max_windows` of them (a passage longer than that loses its tail
     inputs, token_types, context_index   (W, T) int32  ids; 0 question / 1 passage; the
                                                        passage token at each position (-1: none)
     starts, ends                         (W,) int32    the answer's positions in each window
-                                                       (0, the [CLS], when it is not all in it)
+                                                       (else those of another telling of it;
+                                                       0, the [CLS], when none is all in it)
     window_mask                          (W,) float32  1 = a real window
     answer_tokens                        (2,) int32    first and last passage token of the
                                                        answer (-1, -1: none)
@@ -69,12 +70,15 @@ def window_starts(num_tokens: int, room: int, stride: int) -> list[int]:
 
 def window_features(question: Sequence[int], context: Sequence[int], offsets: np.ndarray,
                     answer: tuple[int, int], cls_id: int, sep_id: int, cfg: Any,
-                    example_id: int) -> dict[str, np.ndarray]:
+                    example_id: int, retellings: Sequence[tuple[int, int]] = ()
+                    ) -> dict[str, np.ndarray]:
     """The windows of one example (the arrays of the module docstring).
 
     `context` are the passage's token ids with `offsets` (N, 2) their character spans;
     `answer` the first and last passage token of the answer ((-1, -1): none); `cfg` holds
-    the `WINDOW_FIELDS`.
+    the `WINDOW_FIELDS`. `retellings` are other spans stating the same answer (a fact the
+    passage tells twice): a window without `answer` but with one of them targets it, not
+    [CLS], so the same text is never taught as both an answer and none.
     """
     t, w = int(cfg.max_len), int(cfg.max_windows)
     question = list(question)[: int(cfg.max_query_len)]
@@ -87,7 +91,7 @@ def window_features(question: Sequence[int], context: Sequence[int], offsets: np
     out = {"inputs": np.zeros((w, t), np.int32), "token_types": np.zeros((w, t), np.int32),
            "context_index": np.full((w, t), -1, np.int32), "starts": np.zeros(w, np.int32),
            "ends": np.zeros(w, np.int32), "window_mask": np.zeros(w, np.float32)}
-    a, b = answer
+    b = answer[1]
     for k, s in enumerate(window_starts(n, room, int(cfg.doc_stride))[:w]):
         piece = list(context[s: min(s + room, n)])
         ids = head + piece + [sep_id]
@@ -95,8 +99,10 @@ def window_features(question: Sequence[int], context: Sequence[int], offsets: np
         out["token_types"][k, len(head): len(ids)] = 1
         out["context_index"][k, len(head): len(head) + len(piece)] = np.arange(s, s + len(piece))
         out["window_mask"][k] = 1.0
-        if 0 <= a <= b < s + len(piece) and a >= s:
-            out["starts"][k], out["ends"][k] = len(head) + a - s, len(head) + b - s
+        inside = [(a, z) for a, z in (answer, *retellings) if s <= a <= z < s + len(piece)]
+        if inside:
+            out["starts"][k], out["ends"][k] = len(head) + inside[0][0] - s, \
+                len(head) + inside[0][1] - s
     kept = np.full((int(cfg.max_context_len), 2), -1, np.int32)
     kept[:n] = np.asarray(offsets, np.int32).reshape(-1, 2)[:n]
     out["answer_tokens"] = np.array(answer if b < n else (-1, -1), np.int32)
