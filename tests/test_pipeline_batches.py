@@ -19,7 +19,7 @@ from dl_arch.data.batching import get_batch, stack_examples
 from dl_arch.data.cache import CachedSource, maybe_cached
 from dl_arch.data.loader import PositionRngs, standardize
 from dl_arch.data.pipeline import eval_batches, make_source, resolve_dataset, train_dataset
-from dl_arch.data.sources.procedural import INFINITE
+from dl_arch.data.sources.procedural import INFINITE, split_salt
 from dl_arch.data.sources.seeding import example_generators
 from dl_arch.data.sources.shapes import Shapes
 from dl_arch.data.sources.text import TextWindows
@@ -82,6 +82,42 @@ def test_get_batch_equals_stacked_examples(name):
     indices = np.array([5, 0, 5, 123456, 17])
     expected = stack_examples([source[int(i)] for i in indices])
     _assert_batches_equal(expected, get_batch(source, indices))
+
+
+def _point_by_generator_calls(kind: str, noise: float, rng: np.random.Generator, i: int):
+    """The point sets' examples as first written, one Generator call per number (reference)."""
+    label = i % 2
+    if kind == "function1d":
+        x = rng.uniform(-1.0, 1.0, size=1)
+        return x, np.sin(3 * x) + 0.5 * x + rng.normal(0.0, noise, size=1)
+    if kind == "xor":
+        x = rng.uniform(0.1, 1.0, size=2)
+        s = rng.choice([-1.0, 1.0])
+        x = x * np.array([s, s if label == 0 else -s])
+    elif kind == "circles":
+        r = rng.uniform(0.0, 0.45) if label == 0 else rng.uniform(0.65, 1.0)
+        a = rng.uniform(0, 2 * np.pi)
+        x = r * np.array([np.cos(a), np.sin(a)])
+    else:
+        t = np.sqrt(rng.uniform(0.02, 1.0)) * 3 * np.pi
+        a = t + label * np.pi
+        x = (t / (3 * np.pi)) * np.array([np.cos(a), np.sin(a)])
+    return x + rng.normal(0.0, noise, size=2), label
+
+
+@pytest.mark.parametrize("kind", ["xor", "circles", "spirals", "function1d"])
+def test_point_batches_from_raw_outputs_equal_the_generator_calls(kind):
+    source = make_source(_config(name=kind, noise=0.07), "train", 11)
+    indices = np.concatenate([np.arange(600), [2**31 - 2, 977, 3]])
+    batch = get_batch(source, indices)
+    singles = stack_examples([source[int(i)] for i in indices])
+    _assert_batches_equal(singles, batch)
+    key = "targets" if kind == "function1d" else "label"
+    for j, i in enumerate(indices.tolist()):
+        rng = np.random.default_rng([11, split_salt("train"), i])
+        x, y = _point_by_generator_calls(kind, 0.07, rng, i)
+        np.testing.assert_array_equal(batch["inputs"][j], np.float32(x))
+        np.testing.assert_array_equal(batch[key][j], np.asarray(y).astype(batch[key].dtype))
 
 
 @pytest.mark.parametrize("kw", [

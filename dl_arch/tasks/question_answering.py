@@ -3,9 +3,9 @@
 Examples arrive as the windows of `dl_arch.data.sources.squad` (every window of one
 example in one row). Training reads one window per example, drawn at random among its
 real windows: a window that does not hold the whole answer (nor, where the source marks
-them, another telling of it) points both targets at [CLS] (position 0), as BERT does. The loss is the mean of the start and end cross-entropies;
-positions that cannot hold an answer (question, [SEP], padding) are masked out of both
-softmaxes.
+them, another telling of it) points both targets at [CLS] (position 0), as BERT does.
+The loss is the mean of the start and end cross-entropies; positions that cannot hold an
+answer (question, [SEP], padding) are masked out of both softmaxes.
 
 Evaluation keeps all windows of an example in its row, so choosing the answer needs no
 gathering across batches: `best_spans` scores every (window, start, end) with start <= end
