@@ -14,26 +14,10 @@ import numpy as np
 from dl_arch.config.fields import Field
 from dl_arch.data.batching import Batch
 from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
+from dl_arch.data.sources.seeding import raw_uniform
 from dl_arch.registry import register_dataset
 
 NOISE = Field(0.05, "std of the Gaussian jitter added to each point", low=0.0)
-
-
-# numpy's Generator.uniform(low, high) is low + (high - low) * d, with d the top 53 bits of
-# one raw 64-bit output over 2**53; integers(2) is the top bit of the low 32 bits of one raw
-# output. Reading the raw outputs of a whole batch and doing this arithmetic once gives the
-# same doubles as the per-example calls (tested against them).
-_DOUBLE = 1.0 / 9007199254740992.0
-
-
-def raw_doubles(raw: np.ndarray) -> np.ndarray:
-    """Generator.random()'s doubles in [0, 1) from its raw uint64 outputs."""
-    return (raw >> np.uint64(11)).astype(np.float64) * _DOUBLE
-
-
-def raw_uniform(raw: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Generator.uniform(low, high) from raw outputs."""
-    return low + (high - low) * raw_doubles(raw)
 
 
 class PointSet(ProceduralSource):

@@ -5,6 +5,8 @@ about 12 µs per example in Python, more than most procedural examples cost to d
 the SeedSequence hash runs once for the whole batch in uint32 numpy arithmetic and each
 PCG64 gets its state set directly, which yields exactly the same generators (tested against
 `default_rng` itself). Words that do not fit in 32 bits fall back to `default_rng`.
+`raw_uniform` turns a generator's raw outputs into its `uniform` draws, for sources that
+read each generator once and do their arithmetic on the whole batch.
 """
 
 from __future__ import annotations
@@ -97,3 +99,20 @@ def example_generators(seed: int, salt: int, indices: Sequence[int]
         bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
                                "has_uint32": 0, "uinteger": 0}
         yield generator
+
+
+# numpy's Generator.uniform(low, high) is low + (high - low) * d, with d the top 53 bits of
+# one raw 64-bit output over 2**53; integers(2) is the top bit of the low 32 bits of one raw
+# output. Reading the raw outputs of a whole batch and doing this arithmetic once gives the
+# same doubles as the per-example calls (tested against them in tests/test_pipeline_batches.py).
+_DOUBLE = 1.0 / 9007199254740992.0
+
+
+def raw_doubles(raw: np.ndarray) -> np.ndarray:
+    """Generator.random()'s doubles in [0, 1) from its raw uint64 outputs."""
+    return (raw >> np.uint64(11)).astype(np.float64) * _DOUBLE
+
+
+def raw_uniform(raw: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Generator.uniform(low, high) from raw outputs."""
+    return low + (high - low) * raw_doubles(raw)
