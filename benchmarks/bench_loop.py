@@ -3,9 +3,9 @@
 For each small config, in one process: steady-state steps/s of `train_and_evaluate` (the
 path `launch.py` runs: input pipeline, device placement, metric windows, logging;
 evaluation and checkpoints only at the end, compilation and the first tenth of the run
-excluded) against the same loop step (one step per call) called back to back on one device-resident batch. A
-ratio of 1.0 means the loop costs nothing beside the step; with `steps_per_call` > 1 the
-loop can pass it, since the bare step pays a launch per step.
+excluded) against the same loop step (one step per call) called back to back on one
+device-resident batch. A ratio of 1.0 means the loop costs nothing beside the step; with
+`steps_per_call` > 1 the loop can pass it, since the bare step pays a launch per step.
 """
 
 from __future__ import annotations

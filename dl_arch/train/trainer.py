@@ -182,8 +182,7 @@ class Trainer:
         """The loop's jitted step (`loop_step_fn`). State and window are donated; the
         ticket (not donated) is what the loop waits on to bound how far the host runs
         ahead of the device."""
-        out = None if sharding is None else (sharding, self.replicated, self.replicated)
-        return jax.jit(self.loop_step_fn(), out_shardings=out, donate_argnums=(0, 2))
+        return self._jit_loop(self.loop_step_fn(), sharding)
 
     def loop_chunk(self, sharding: Any = None) -> Callable:
         """`loop_step` over a chunk of steps in one call: `(state, batches, window) ->
@@ -200,8 +199,13 @@ class Trainer:
             (state, window), numbers = jax.lax.scan(body, (state, window), batches)
             return state, window, numbers[-1]
 
+        return self._jit_loop(chunk, sharding)
+
+    def _jit_loop(self, fn: Callable, sharding: Any) -> Callable:
+        """`fn(state, batch, window) -> (state, window, ticket)` jitted, state and window
+        donated, the state placed by `sharding` (None: as jit decides)."""
         out = None if sharding is None else (sharding, self.replicated, self.replicated)
-        return jax.jit(chunk, out_shardings=out, donate_argnums=(0, 2))
+        return jax.jit(fn, out_shardings=out, donate_argnums=(0, 2))
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
         """Shapes of the train metrics one step returns (nothing is computed)."""

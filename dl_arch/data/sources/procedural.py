@@ -27,7 +27,7 @@ class ProceduralSource:
     gives the same example, on any machine and in any worker process. Examples of a source
     have one shape (pad what varies), so `get_batch(indices)` returns them stacked; a
     subclass whose examples vectorise overrides `make_batch` to build them all at once,
-    equal to stacking `make`.
+    equal to stacking `make` (or writes `make_batch` alone: `BatchDefinedSource`).
     """
 
     def __init__(self, length: int, seed: int, split: str):
@@ -58,6 +58,13 @@ class ProceduralSource:
         """Example `indices[j]` from `rngs`' j-th generator (each valid until the next is
         drawn), stacked; this default calls `make` once per example."""
         return stack_examples([self.make(rng, i) for rng, i in zip(rngs, indices.tolist())])
+
+
+class BatchDefinedSource(ProceduralSource):
+    """A procedural source written as `make_batch` alone: an example is its batch of one."""
+
+    def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
+        return {k: v[0] for k, v in self.make_batch(iter([rng]), np.array([index])).items()}
 
 
 # Sizes of a procedural source's splits: declared by every procedural dataset.

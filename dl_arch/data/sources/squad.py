@@ -101,8 +101,8 @@ def window_features(question: Sequence[int], context: Sequence[int], offsets: np
         out["window_mask"][k] = 1.0
         inside = [(a, z) for a, z in (answer, *retellings) if s <= a <= z < s + len(piece)]
         if inside:
-            out["starts"][k], out["ends"][k] = len(head) + inside[0][0] - s, \
-                len(head) + inside[0][1] - s
+            a, z = inside[0]
+            out["starts"][k], out["ends"][k] = len(head) + a - s, len(head) + z - s
     kept = np.full((int(cfg.max_context_len), 2), -1, np.int32)
     kept[:n] = np.asarray(offsets, np.int32).reshape(-1, 2)[:n]
     out["answer_tokens"] = np.array(answer if b < n else (-1, -1), np.int32)
