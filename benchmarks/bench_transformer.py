@@ -114,7 +114,8 @@ def gpt_train_rows(quick: bool) -> Iterable[Row]:
 def attention_rows(quick: bool) -> Iterable[Row]:
     """Causal self-attention forward+backward as training runs it: our layer with
     implementation "auto" (`train=True`) against the einsum path, XLA's fused
-    `jax.nn.dot_product_attention` and Flax's `MultiHeadDotProductAttention`."""
+    `jax.nn.dot_product_attention`, Flax's `MultiHeadDotProductAttention` and PyTorch's
+    `nn.MultiheadAttention` (its scaled_dot_product_attention kernel: no T x T matrix kept)."""
     b, t, d, h = (4, 256, 128, 4) if quick else (8, 512, 256, 8)
     x = jax.random.normal(jax.random.key(0), (b, t, d))
     layers = {name: MultiHeadAttention(h, implementation=name) for name in ("auto", "naive", "xla")}
@@ -136,13 +137,32 @@ def attention_rows(quick: bool) -> Iterable[Row]:
     f_ours = fwd_bwd(ours_fn("auto"), p_ours)
     refs = {"naive_einsum": fwd_bwd(ours_fn("naive"), p_ours),
             "xla_fused": fwd_bwd(ours_fn("xla"), p_ours),
-            "flax_MHDPA": fwd_bwd(lambda p, x_: flax_mha.apply(p, x_, x_, mask=mask), p_flax)}
+            "flax_MHDPA": fwd_bwd(lambda p, x_: flax_mha.apply(p, x_, x_, mask=mask), p_flax),
+            "torch_MHA": _torch_attention(b, t, d, h, np.asarray(x))}
     name = f"attention fwd+bwd causal B={b} T={t} D={d} auto"
     phases = phase_text(loss_ours, lambda: ((p_ours, x),), None, quick)  # one split serves all
     for ref_name, f_ref in refs.items():
         row = compare(f"{name} vs {ref_name.split('_')[0]}", f_ours, f_ref, ref_name, quick=quick)
         row.extra = phases
         yield row
+
+
+def _torch_attention(b: int, t: int, d: int, heads: int, x: np.ndarray):
+    """PyTorch's causal self-attention layer, forward and backward (input and weights)."""
+    import torch
+
+    mha = torch.nn.MultiheadAttention(d, heads, batch_first=True)
+    xt = torch.tensor(x, requires_grad=True)
+    causal = torch.nn.Transformer.generate_square_subsequent_mask(t)
+
+    def run():
+        mha.zero_grad(set_to_none=True)
+        xt.grad = None
+        out, _ = mha(xt, xt, xt, attn_mask=causal, is_causal=True, need_weights=False)
+        (out * out).sum().backward()
+        return xt.grad
+
+    return run
 
 
 def generation_rows(quick: bool) -> Iterable[Row]:
