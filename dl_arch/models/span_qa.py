@@ -24,47 +24,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dl_arch.models.layers.attention import padding_mask
-from dl_arch.models.layers.position import LearnedPositionEmbedding
-from dl_arch.models.layers.transformer_block import TransformerStack
-from dl_arch.models.transformer import COMMON_CHECKS, _check_length
+from dl_arch.models.transformer import COMMON_CHECKS, bert_sequence
 from dl_arch.registry import register_model
 
 Array = jax.Array
-
-
-def bert_sequence(module: nn.Module, tokens_BT: Array, token_types_BT: Array | None,
-                  train: bool) -> Array:
-    """BERT's token path, built in `module`'s compact `__call__`: token + learned position +
-    token-type embeddings, LayerNorm, dropout, post-LN `encoder`. Returns the states
-    (B, T, D). The submodule names are `Bert`'s, so parameters move between the two by path.
-    Reads the BERT fields of `module` (vocab_size, hidden, num_layers, num_heads, mlp_dim,
-    max_len, type_vocab_size, dropout rates, activation, layer_norm_eps, init_std, scan,
-    remat, attention_impl, dtype, param_dtype).
-    """
-    m = module
-    b, t = tokens_BT.shape
-    _check_length(t, m.max_len, "input")
-    init = nn.initializers.normal(m.init_std)
-    common = dict(dtype=m.dtype, param_dtype=m.param_dtype)
-    if token_types_BT is None:
-        token_types_BT = jnp.zeros_like(tokens_BT)
-    positions_BT = jnp.broadcast_to(jnp.arange(t)[None], (b, t))
-    x_BTD = (nn.Embed(m.vocab_size, m.hidden, embedding_init=init, name="token_embed",
-                      **common)(tokens_BT)
-             + LearnedPositionEmbedding(m.max_len, m.hidden, init, name="position_embed",
-                                        **common)(positions_BT)
-             + nn.Embed(m.type_vocab_size, m.hidden, embedding_init=init, name="type_embed",
-                        **common)(token_types_BT))
-    x_BTD = nn.LayerNorm(m.layer_norm_eps, name="embed_norm", **common)(x_BTD)
-    x_BTD = nn.Dropout(m.dropout_rate)(x_BTD, deterministic=not train)
-    block = dict(num_heads=m.num_heads, mlp_dim=m.mlp_dim, pre_ln=False,
-                 activation=m.activation, dropout_rate=m.dropout_rate,
-                 attention_dropout=m.attention_dropout, implementation=m.attention_impl,
-                 layer_norm_eps=m.layer_norm_eps, kernel_init=init)
-    return TransformerStack(m.num_layers, block, scan=m.scan, remat=m.remat, final_norm=False,
-                            name="encoder", **common)(
-        x_BTD, None, padding_mask(tokens_BT > 0), None, train=train)
 
 
 class BertSpanQA(nn.Module):
@@ -93,7 +56,7 @@ class BertSpanQA(nn.Module):
     @nn.compact
     def __call__(self, tokens_BT: Array, token_types_BT: Array | None = None, *,
                  train: bool = False) -> Array:
-        x_BTD = bert_sequence(self, tokens_BT, token_types_BT, train)
+        x_BTD, _ = bert_sequence(self, tokens_BT, token_types_BT, train)
         self.sow("intermediates", "sequence", x_BTD)
         logits_BT2 = nn.Dense(2, kernel_init=nn.initializers.normal(self.init_std),
                               name="span_head", dtype=self.dtype,

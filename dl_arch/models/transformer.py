@@ -167,6 +167,43 @@ class EncoderDecoderTransformer(nn.Module):
         return self.decode_logits(encoded_BSD, source_BS, target_in_BT, train=train)
 
 
+def bert_sequence(module: nn.Module, tokens_BT: Array, token_types_BT: Array | None,
+                  train: bool) -> tuple[Array, nn.Embed]:
+    """BERT's token path, built in `module`'s compact `__call__`: token + learned position +
+    token-type embeddings, LayerNorm, dropout, post-LN `encoder`. Returns the states
+    (B, T, D) and the token table (which an MLM head's output is tied to). `Bert` and
+    `BertSpanQA` both build theirs here, so parameters move between the two by path.
+    Reads the BERT fields of `module` (vocab_size, hidden, num_layers, num_heads, mlp_dim,
+    max_len, type_vocab_size, dropout rates, activation, layer_norm_eps, init_std, scan,
+    remat, attention_impl, dtype, param_dtype).
+    """
+    m = module
+    b, t = tokens_BT.shape
+    _check_length(t, m.max_len, "input")
+    init = nn.initializers.normal(m.init_std)
+    common = dict(dtype=m.dtype, param_dtype=m.param_dtype)
+    if token_types_BT is None:
+        token_types_BT = jnp.zeros_like(tokens_BT)
+    positions_BT = jnp.broadcast_to(jnp.arange(t)[None], (b, t))
+    token_embed = nn.Embed(m.vocab_size, m.hidden, embedding_init=init, name="token_embed",
+                           **common)
+    x_BTD = (token_embed(tokens_BT)
+             + LearnedPositionEmbedding(m.max_len, m.hidden, init, name="position_embed",
+                                        **common)(positions_BT)
+             + nn.Embed(m.type_vocab_size, m.hidden, embedding_init=init, name="type_embed",
+                        **common)(token_types_BT))
+    x_BTD = nn.LayerNorm(m.layer_norm_eps, name="embed_norm", **common)(x_BTD)
+    x_BTD = nn.Dropout(m.dropout_rate)(x_BTD, deterministic=not train)
+    block = dict(num_heads=m.num_heads, mlp_dim=m.mlp_dim, pre_ln=False,
+                 activation=m.activation, dropout_rate=m.dropout_rate,
+                 attention_dropout=m.attention_dropout, implementation=m.attention_impl,
+                 layer_norm_eps=m.layer_norm_eps, kernel_init=init)
+    x_BTD = TransformerStack(m.num_layers, block, scan=m.scan, remat=m.remat, final_norm=False,
+                             name="encoder", **common)(
+        x_BTD, None, padding_mask(tokens_BT > 0), None, train=train)
+    return x_BTD, token_embed
+
+
 class Bert(nn.Module):
     """BERT encoder (post-LN, GELU, learned positions + token types) with a selectable head.
 
@@ -208,30 +245,9 @@ class Bert(nn.Module):
         if self.head not in ("mlm", "classify", "none"):
             raise ConfigError(f"config.model.head='{self.head}' is unknown; "
                              "use 'mlm', 'classify' or 'none'")
-        b, t = tokens_BT.shape
-        _check_length(t, self.max_len, "input")
+        x_BTD, token_embed = bert_sequence(self, tokens_BT, token_types_BT, train)
         init = nn.initializers.normal(self.init_std)
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        token_embed = nn.Embed(self.vocab_size, self.hidden, embedding_init=init,
-                               name="token_embed", **common)
-        if token_types_BT is None:
-            token_types_BT = jnp.zeros_like(tokens_BT)
-        positions_BT = jnp.broadcast_to(jnp.arange(t)[None], (b, t))
-        x_BTD = (token_embed(tokens_BT)
-                 + LearnedPositionEmbedding(self.max_len, self.hidden, init,
-                                            name="position_embed", **common)(positions_BT)
-                 + nn.Embed(self.type_vocab_size, self.hidden, embedding_init=init,
-                            name="type_embed", **common)(token_types_BT))
-        x_BTD = nn.LayerNorm(self.layer_norm_eps, name="embed_norm", **common)(x_BTD)
-        x_BTD = nn.Dropout(self.dropout_rate)(x_BTD, deterministic=not train)
-        block = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim, pre_ln=False,
-                     activation=self.activation, dropout_rate=self.dropout_rate,
-                     attention_dropout=self.attention_dropout,
-                     implementation=self.attention_impl, layer_norm_eps=self.layer_norm_eps,
-                     kernel_init=init)
-        x_BTD = TransformerStack(self.num_layers, block, scan=self.scan, remat=self.remat,
-                                 final_norm=False, name="encoder", **common)(
-            x_BTD, None, padding_mask(tokens_BT > 0), None, train=train)
         self.sow("intermediates", "sequence", x_BTD)
 
         if self.head == "mlm":
