@@ -14,7 +14,7 @@ import numpy as np
 from dl_arch.config.fields import Field
 from dl_arch.data.batching import Batch
 from dl_arch.data.sources.procedural import SPLIT_FIELDS, BatchDefinedSource, split_length
-from dl_arch.data.sources.seeding import raw_uniform
+from dl_arch.data.sources.seeding import raw_coin, raw_then_normal, raw_uniform
 from dl_arch.registry import register_dataset
 
 NOISE = Field(0.05, "std of the Gaussian jitter added to each point", low=0.0)
@@ -33,22 +33,18 @@ class PointSet(BatchDefinedSource):
     def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
         """Each example's generator read once for its raw outputs (the point, see `_points`)
         and once for its Gaussian jitter; the arithmetic then runs on the whole batch."""
-        k = self.RAW_DRAWS[self.kind]
-        raw = np.empty((len(indices), k), np.uint64)
-        jitter = np.empty((len(indices), 2))
-        for j, rng in enumerate(rngs):
-            raw[j] = rng.bit_generator.random_raw(k)
-            jitter[j] = rng.normal(0.0, self.noise, size=2)
+        raw, jitter = raw_then_normal(rngs, len(indices), self.RAW_DRAWS[self.kind],
+                                      self.noise, 2)
         return {"inputs": (self._points(raw, indices % 2) + jitter).astype(np.float32),
                 "label": (np.asarray(indices, np.int64) % 2).astype(np.int32)}
 
     def _points(self, raw: np.ndarray, label: np.ndarray) -> np.ndarray:
         """The points before their jitter (float64 [N, 2]) from each example's raw outputs:
-        the draws of `Generator.uniform` and `integers` (`seeding.raw_uniform`)."""
+        the draws of `Generator.uniform` and `integers` (`seeding.raw_uniform`, `raw_coin`)."""
         if self.kind == "xor":
             x = raw_uniform(raw[:, :2], 0.1, 1.0)  # a margin around the axes keeps labels clean
             # quadrant signs (integers(2): -1 or 1): label 0 same signs, label 1 opposite
-            s = np.where((raw[:, 2] & np.uint64(0xFFFFFFFF)) >> np.uint64(31), 1.0, -1.0)
+            s = np.where(raw_coin(raw[:, 2]), 1.0, -1.0)
             return x * np.stack([s, np.where(label == 0, s, -s)], axis=1)
         if self.kind == "circles":  # inner disc (label 0) or outer ring
             r = np.where(label == 0, raw_uniform(raw[:, 0], 0.0, 0.45),
@@ -84,10 +80,7 @@ class Function1D(BatchDefinedSource):
     def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
         """x = uniform(-1, 1) from each generator's raw output, then its Gaussian noise; the
         arithmetic runs on the whole batch."""
-        raw, noise = np.empty((len(indices), 1), np.uint64), np.empty((len(indices), 1))
-        for j, rng in enumerate(rngs):
-            raw[j] = rng.bit_generator.random_raw(1)
-            noise[j] = rng.normal(0.0, self.noise, size=1)
+        raw, noise = raw_then_normal(rngs, len(indices), 1, self.noise, 1)
         x = raw_uniform(raw, -1.0, 1.0)
         y = np.sin(3 * x) + 0.5 * x + noise
         return {"inputs": x.astype(np.float32), "targets": y.astype(np.float32)}

@@ -5,13 +5,13 @@ about 12 µs per example in Python, more than most procedural examples cost to d
 the SeedSequence hash runs once for the whole batch in uint32 numpy arithmetic and each
 PCG64 gets its state set directly, which yields exactly the same generators (tested against
 `default_rng` itself). Words that do not fit in 32 bits fall back to `default_rng`.
-`raw_uniform` turns a generator's raw outputs into its `uniform` draws, for sources that
-read each generator once and do their arithmetic on the whole batch.
+`raw_then_normal`, `raw_uniform` and `raw_coin` let a source read each generator once and
+turn its raw outputs into its `uniform` / `integers(2)` draws for the whole batch at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -104,15 +104,27 @@ def example_generators(seed: int, salt: int, indices: Sequence[int]
 # numpy's Generator.uniform(low, high) is low + (high - low) * d, with d the top 53 bits of
 # one raw 64-bit output over 2**53; integers(2) is the top bit of the low 32 bits of one raw
 # output. Reading the raw outputs of a whole batch and doing this arithmetic once gives the
-# same doubles as the per-example calls (tested against them in tests/test_pipeline_batches.py).
+# same numbers as the per-example calls (tested against them in tests/test_pipeline_batches.py).
 _DOUBLE = 1.0 / 9007199254740992.0
 
 
-def raw_doubles(raw: np.ndarray) -> np.ndarray:
-    """Generator.random()'s doubles in [0, 1) from its raw uint64 outputs."""
-    return (raw >> np.uint64(11)).astype(np.float64) * _DOUBLE
+def raw_then_normal(rngs: Iterable[np.random.Generator], count: int, raw_draws: int,
+                    scale: float, normals: int) -> tuple[np.ndarray, np.ndarray]:
+    """(raw uint64 [count, raw_draws], normal(0, scale) [count, normals]): each of `count`
+    generators read for its raw outputs, then for its Gaussian draws, in that order."""
+    raw = np.empty((count, raw_draws), np.uint64)
+    normal = np.empty((count, normals))
+    for j, rng in enumerate(rngs):
+        raw[j] = rng.bit_generator.random_raw(raw_draws)
+        normal[j] = rng.normal(0.0, scale, size=normals)
+    return raw, normal
 
 
 def raw_uniform(raw: np.ndarray, low: float, high: float) -> np.ndarray:
     """Generator.uniform(low, high) from raw outputs."""
-    return low + (high - low) * raw_doubles(raw)
+    return low + (high - low) * ((raw >> np.uint64(11)).astype(np.float64) * _DOUBLE)
+
+
+def raw_coin(raw: np.ndarray) -> np.ndarray:
+    """Generator.integers(2) (0 or 1, as uint64) from raw outputs."""
+    return (raw & np.uint64(0xFFFFFFFF)) >> np.uint64(31)
