@@ -12,9 +12,12 @@ passages, then span fine-tuning on a small labelled set, against the same model 
 small BERT) on the unlabelled passages of the `reading_comprehension` generator
 (`synthetic_passages`: same words, same kind of text, windows as long as the QA's). The
 fine-tuning run loads its encoder through `init_from` (the MLM head is left out, `span_head`
-is new) and trains on `labelled` questions; without `init_from` the same run starts from
-random weights, so the two runs' `eval/f1` differ by what pretraining bought. Passages
-longer than one window are read in overlapping windows (`max_len`, `doc_stride`).
+and `match_embed` are new) and trains on `labelled` questions; without `init_from` the same
+run starts from random weights, so the two runs' `eval/f1` differ by what pretraining bought.
+`question_match` marks the passage words that are in the question (see `span_qa`): without
+it this small encoder never learns to find the question's name and plateaus near F1 69
+(docs/results/transformer_uses.md). Passages longer than one window are read in
+overlapping windows (`max_len`, `doc_stride`).
 """
 
 from configs.base import base_config, parse_options, shrink_for_smoke
@@ -27,7 +30,8 @@ MAX_LEN = 64  # tokens per window, and per pretraining example
 def span_model(smoke: bool) -> dict:
     """The BERT of `bert_pretrain_offline.py` (same shapes) with the span head."""
     m = dict(name="bert_span_mini", vocab_size=passage_vocab_size(), max_len=MAX_LEN,
-             hidden=128, num_layers=2, num_heads=4, mlp_dim=512, dropout_rate=0.1)
+             hidden=128, num_layers=2, num_heads=4, mlp_dim=512, dropout_rate=0.1,
+             question_match=True)
     if smoke:
         m.update(hidden=32, num_layers=1, num_heads=2, mlp_dim=64)
     return m

@@ -26,7 +26,7 @@ from dl_arch.data.sources.squad import (
     window_starts,
 )
 from dl_arch.interop import huggingface as hf
-from dl_arch.models.span_qa import BertSpanQA
+from dl_arch.models.span_qa import BertSpanQA, question_match
 from dl_arch.models.transformer import Bert
 from dl_arch.tasks.question_answering import answer_positions, best_spans, span_loss
 from dl_arch.tasks.squad_metrics import (
@@ -221,6 +221,42 @@ def test_span_model_has_berts_encoder_paths_and_matches_transformers_qa():
     assert shapes({k: v for k, v in ours.items() if k != "span_head"}) == shapes(bert)
 
 
+def test_question_match_marks_the_passage_words_of_the_question():
+    """Against a plain loop over `[CLS] question [SEP] passage [SEP] pad` windows: ids 2/3
+    are [CLS]/[SEP], words 4-11 (few, so that many repeat), so the question's [CLS] and
+    [SEP] must not mark the passage's [SEP]."""
+    rng = np.random.default_rng(3)
+    tokens, types_ = np.zeros((6, 20), np.int64), np.zeros((6, 20), np.int64)
+    for row, (q, p) in enumerate(rng.integers(1, 8, size=(6, 2))):
+        words = rng.integers(4, 12, size=q + p)
+        tokens[row, : q + p + 3] = [2, *words[:q], 3, *words[q:], 3]
+        types_[row, q + 2: q + p + 3] = 1
+    want = np.zeros(tokens.shape, bool)
+    for row in range(6):
+        question = set(tokens[row, 1: int(np.argmax(tokens[row] == 3))].tolist())
+        want[row] = (types_[row] == 1) & np.isin(tokens[row], list(question))
+    got = question_match(jnp.asarray(tokens), jnp.asarray(types_))
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert want.any() and not want[tokens == 3].any()
+
+
+def test_question_match_starts_as_plain_bert_and_learns():
+    """Its vector starts at zero (imported or pretrained BERT's logits are unchanged at the
+    first step) and gets a gradient wherever a passage word is in the question."""
+    fields = dict(vocab_size=30, hidden=16, num_layers=1, num_heads=2, mlp_dim=32, max_len=12,
+                  dropout_rate=0.0)
+    tokens = jnp.array([[2, 5, 6, 3, 7, 5, 8, 6, 3, 0, 0, 0]])
+    types_ = jnp.array([[0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]])
+    with_match = BertSpanQA(question_match=True, **fields)
+    params = with_match.init(jax.random.key(0), tokens, types_)["params"]
+    plain = {k: v for k, v in params.items() if k != "match_embed"}
+    chex.assert_trees_all_equal(with_match.apply({"params": params}, tokens, types_),
+                                BertSpanQA(**fields).apply({"params": plain}, tokens, types_))
+    grads = jax.grad(lambda p: with_match.apply({"params": p}, tokens, types_)[0, :, 0] @
+                     jnp.arange(12.0))(params)["match_embed"]["embedding"]
+    assert float(jnp.abs(grads[1]).sum()) > 0
+
+
 def test_base_size_has_the_published_parameter_count():
     model = BertSpanQA()  # bert-base encoder (no pooler) + 768 x 2 span head: 108,893,186
     shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 8), jnp.int32))
@@ -353,7 +389,7 @@ def test_pretrain_then_finetune_loads_the_encoder_and_reports_f1(tmp_path, caplo
     with caplog.at_level("INFO", logger="dl_arch"):
         summary = train_and_evaluate(config, str(tmp_path / "ft"))
     report = " ".join(r.getMessage() for r in caplog.records if "init_from" in r.getMessage())
-    assert "skipped 0" in report and "new 2" in report  # only span_head's kernel and bias
+    assert "skipped 0" in report and "new 3" in report  # span_head's kernel, bias; match_embed
     assert 0.0 <= summary["eval/f1"] <= 100.0 and "eval/span_match" in summary
     assert "question:" in (tmp_path / "ft" / "answers.txt").read_text()
 

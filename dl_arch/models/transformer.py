@@ -168,11 +168,12 @@ class EncoderDecoderTransformer(nn.Module):
 
 
 def bert_sequence(module: nn.Module, tokens_BT: Array, token_types_BT: Array | None,
-                  train: bool) -> tuple[Array, nn.Embed]:
+                  train: bool, extra_BTD: Array | None = None) -> tuple[Array, nn.Embed]:
     """BERT's token path, built in `module`'s compact `__call__`: token + learned position +
-    token-type embeddings, LayerNorm, dropout, post-LN `encoder`. Returns the states
-    (B, T, D) and the token table (which an MLM head's output is tied to). `Bert` and
-    `BertSpanQA` both build theirs here, so parameters move between the two by path.
+    token-type embeddings (+ `extra_BTD`, a caller's own input feature), LayerNorm, dropout,
+    post-LN `encoder`. Returns the states (B, T, D) and the token table (which an MLM head's
+    output is tied to). `Bert` and `BertSpanQA` both build theirs here, so parameters move
+    between the two by path.
     Reads the BERT fields of `module` (vocab_size, hidden, num_layers, num_heads, mlp_dim,
     max_len, type_vocab_size, dropout rates, activation, layer_norm_eps, init_std, scan,
     remat, attention_impl, dtype, param_dtype).
@@ -192,6 +193,8 @@ def bert_sequence(module: nn.Module, tokens_BT: Array, token_types_BT: Array | N
                                         **common)(positions_BT)
              + nn.Embed(m.type_vocab_size, m.hidden, embedding_init=init, name="type_embed",
                         **common)(token_types_BT))
+    if extra_BTD is not None:
+        x_BTD = x_BTD + extra_BTD
     x_BTD = nn.LayerNorm(m.layer_norm_eps, name="embed_norm", **common)(x_BTD)
     x_BTD = nn.Dropout(m.dropout_rate)(x_BTD, deterministic=not train)
     block = dict(num_heads=m.num_heads, mlp_dim=m.mlp_dim, pre_ln=False,
