@@ -248,12 +248,14 @@ def test_question_match_starts_as_plain_bert_and_learns():
     tokens = jnp.array([[2, 5, 6, 3, 7, 5, 8, 6, 3, 0, 0, 0]])
     types_ = jnp.array([[0, 0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0]])
     with_match = BertSpanQA(question_match=True, **fields)
-    params = with_match.init(jax.random.key(0), tokens, types_)["params"]
+    params = jax.jit(with_match.init)(jax.random.key(0), tokens, types_)["params"]
     plain = {k: v for k, v in params.items() if k != "match_embed"}
-    chex.assert_trees_all_equal(with_match.apply({"params": params}, tokens, types_),
-                                BertSpanQA(**fields).apply({"params": plain}, tokens, types_))
-    grads = jax.grad(lambda p: with_match.apply({"params": p}, tokens, types_)[0, :, 0] @
-                     jnp.arange(12.0))(params)["match_embed"]["embedding"]
+    start = jax.jit(with_match.apply)({"params": params}, tokens, types_)
+    chex.assert_trees_all_close(
+        start, jax.jit(BertSpanQA(**fields).apply)({"params": plain}, tokens, types_), atol=1e-6)
+    weighted_start = lambda p: (with_match.apply({"params": p}, tokens, types_)[0, :, 0]
+                                @ jnp.arange(12.0))
+    grads = jax.jit(jax.grad(weighted_start))(params)["match_embed"]["embedding"]
     assert float(jnp.abs(grads[1]).sum()) > 0
 
 
