@@ -45,7 +45,7 @@ def reports_data(c: ml_collections.ConfigDict, lead: int) -> ml_collections.Conf
 
 
 def get_config(arg: str | None = None):
-    opts = parse_options(arg, emb_dim=64, layers=2, steps=3000, lead=3, lr=1e-3, data="", vocab=4000)
+    opts = parse_options(arg, emb_dim=64, layers=2, steps=3000, lead=3, lr=2e-3, data="", vocab=4000)
     c = base_config()
     c.task = dict(
         name="summarization",
