@@ -15,7 +15,8 @@ lr 3e-5 for two epochs (the BERT paper's SQuAD set-up). Without `hf`, a small BE
 from scratch on UTF-8 bytes (windows of 512 bytes). `data=<file.json>` reads your questions
 (data -> paragraphs -> context, qas -> question, answers -> text, answer_start) instead of
 TFDS; 10% of its paragraphs are held out for eval unless --config.dataset.eval_path is set.
-TFDS needs `squad` prepared once (TensorFlow and network).
+TFDS needs `squad` prepared once (TensorFlow and network). The input is the BERT paper's;
+`--config.model.question_match=True` adds the exact-match feature of bert_qa_offline.py.
 """
 
 import os

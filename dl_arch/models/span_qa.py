@@ -41,8 +41,9 @@ def question_match(tokens_BT: Array, token_types_BT: Array | None) -> Array:
     if token_types_BT is None:
         return jnp.zeros(tokens_BT.shape, bool)
     question = token_types_BT == 0
-    closes = ~jnp.pad(question[:, 1:], ((0, 0), (0, 1)), constant_values=False)
-    words_BT = question & ~closes & (jnp.arange(tokens_BT.shape[1]) > 0)[None] & (tokens_BT > 0)
+    next_is_question = jnp.pad(question[:, 1:], ((0, 0), (0, 1)), constant_values=False)
+    first = (jnp.arange(tokens_BT.shape[1]) == 0)[None]
+    words_BT = question & next_is_question & ~first & (tokens_BT > 0)  # not [CLS], [SEP], pad
     same_BTT = tokens_BT[:, :, None] == tokens_BT[:, None, :]
     return (token_types_BT == 1) & jnp.any(same_BTT & words_BT[:, None, :], axis=-1)
 
