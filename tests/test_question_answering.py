@@ -26,7 +26,7 @@ from dl_arch.data.sources.squad import (
     window_starts,
 )
 from dl_arch.interop import huggingface as hf
-from dl_arch.models.span_qa import BertSpanQA, question_match
+from dl_arch.models.span_qa import BertSpanQA, question_word_mask
 from dl_arch.models.transformer import Bert
 from dl_arch.tasks.question_answering import answer_positions, best_spans, span_loss
 from dl_arch.tasks.squad_metrics import (
@@ -235,7 +235,7 @@ def test_question_match_marks_the_passage_words_of_the_question():
     for row in range(6):
         question = set(tokens[row, 1: int(np.argmax(tokens[row] == 3))].tolist())
         want[row] = (types_[row] == 1) & np.isin(tokens[row], list(question))
-    got = question_match(jnp.asarray(tokens), jnp.asarray(types_))
+    got = question_word_mask(jnp.asarray(tokens), jnp.asarray(types_))
     np.testing.assert_array_equal(np.asarray(got), want)
     assert want.any() and not want[tokens == 3].any()
 

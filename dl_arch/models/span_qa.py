@@ -34,7 +34,7 @@ from dl_arch.registry import register_model
 Array = jax.Array
 
 
-def question_match(tokens_BT: Array, token_types_BT: Array | None) -> Array:
+def question_word_mask(tokens_BT: Array, token_types_BT: Array | None) -> Array:
     """(B, T) bool: passage tokens (type 1) whose id is one of the question's words, the
     exact-match feature of DrQA (Chen et al. 2017). The window is `[CLS] question [SEP]
     passage [SEP] pad`: question words are the type-0 tokens but the first and the last."""
@@ -77,7 +77,7 @@ class BertSpanQA(nn.Module):
                  train: bool = False) -> Array:
         extra_BTD = None
         if self.question_match:
-            match_BT = question_match(tokens_BT, token_types_BT)
+            match_BT = question_word_mask(tokens_BT, token_types_BT)
             extra_BTD = nn.Embed(2, self.hidden, embedding_init=nn.initializers.zeros,
                                  name="match_embed", dtype=self.dtype,
                                  param_dtype=self.param_dtype)(match_BT.astype(jnp.int32))
