@@ -20,7 +20,7 @@ from dl_arch.data.cache import CachedSource, maybe_cached
 from dl_arch.data.loader import PositionRngs, standardize
 from dl_arch.data.pipeline import eval_batches, make_source, resolve_dataset, train_dataset
 from dl_arch.data.sources.procedural import INFINITE, split_salt
-from dl_arch.data.sources.seeding import example_generators
+from dl_arch.data.sources.seeding import ExampleGenerators
 from dl_arch.data.sources.shapes import Shapes
 from dl_arch.data.sources.text import TextWindows
 from tests.test_data import OFFLINE
@@ -62,7 +62,7 @@ def test_batched_generators_equal_default_rng():
     seeds = [(0, 0), (3, 12345), (2**32 - 1, 2**32 - 1), (2**32, 5)]  # the last: slow path
     indices = [0, 1, 2, 977, 2**31 - 2]
     for seed, salt in seeds:
-        for i, rng in zip(indices, example_generators(seed, salt, indices), strict=True):
+        for i, rng in zip(indices, ExampleGenerators(seed, salt, indices), strict=True):
             ref = np.random.default_rng([seed, salt, i])
             assert rng.bit_generator.state == ref.bit_generator.state
             np.testing.assert_array_equal(rng.normal(size=4), ref.normal(size=4))

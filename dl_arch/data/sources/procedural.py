@@ -10,7 +10,7 @@ import numpy as np
 
 from dl_arch.config.fields import Field, Fields
 from dl_arch.data.batching import Batch, stack_examples
-from dl_arch.data.sources.seeding import example_generators
+from dl_arch.data.sources.seeding import ExampleGenerators
 
 INFINITE = 2**31 - 1  # length of an "endless" procedural training split
 
@@ -52,7 +52,7 @@ class ProceduralSource:
         indices = np.asarray(indices, np.int64)
         if len(indices) and not (0 <= indices.min() and indices.max() < self._length):
             raise IndexError(f"indices out of range [0, {self._length})")
-        return self.make_batch(example_generators(self._seed, self._salt, indices), indices)
+        return self.make_batch(ExampleGenerators(self._seed, self._salt, indices), indices)
 
     def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
         """Example `indices[j]` from `rngs`' j-th generator (each valid until the next is

@@ -5,8 +5,9 @@ about 12 µs per example in Python, more than most procedural examples cost to d
 the SeedSequence hash runs once for the whole batch in uint32 numpy arithmetic and each
 PCG64 gets its state set directly, which yields exactly the same generators (tested against
 `default_rng` itself). Words that do not fit in 32 bits fall back to `default_rng`.
-`raw_then_normal`, `raw_uniform` and `raw_coin` let a source read each generator once and
-turn its raw outputs into its `uniform` / `integers(2)` draws for the whole batch at once.
+`raw_then_normal`, `raw_uniform` and `raw_coin` let a source draw every generator's raw
+outputs and normals at once (`pcg64_lanes`) and turn them into its `uniform` /
+`integers(2)` draws with array arithmetic.
 """
 
 from __future__ import annotations
@@ -15,90 +16,101 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from dl_arch.data.sources.pcg64_lanes import Pcg64Lanes, set_pcg64_state
+
 # numpy's SeedSequence constants (numpy/random/bit_generator.pyx)
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
 _INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
 _MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
 _POOL = 4  # SeedSequence's default pool size, in uint32 words
-# PCG64's 128-bit LCG multiplier (numpy/random/src/pcg64/pcg64.h)
-_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
-_MASK128 = (1 << 128) - 1
 
 
 def _shift_xor(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint32(16))
 
 
-def _pool(entropy_NW: np.ndarray) -> np.ndarray:
-    """The 4-word mixed pool of `SeedSequence(entropy)` for every row of uint32 words."""
-    n, words = entropy_NW.shape
-    const = _INIT_A
+def _constants(init: int, mult: int, count: int) -> np.ndarray:
+    """The hash constant before each of `count` uses, and after it: uint32 [2, count]."""
+    out = [init]
+    for _ in range(count):
+        out.append((out[-1] * mult) & 0xFFFFFFFF)
+    return np.array([out[:-1], out[1:]], np.uint32)
 
-    def hashmix(value: np.ndarray) -> np.ndarray:
-        nonlocal const
-        value = value ^ np.uint32(const)
-        const = (const * _MULT_A) & 0xFFFFFFFF
-        return _shift_xor(value * np.uint32(const))
+
+def _pool(entropy_NW: np.ndarray) -> np.ndarray:
+    """The 4-word mixed pool of `SeedSequence(entropy)` for every row of uint32 words.
+
+    SeedSequence hashes one word at a time, each hash with the next constant; the hashes of
+    one source word into the other three pool words are independent, so each group runs as
+    one [N, k] operation with its k constants."""
+    n, words = entropy_NW.shape
+    consts = _constants(_INIT_A, _MULT_A, _POOL + _POOL * (_POOL - 1) + max(words - _POOL, 0)
+                        * _POOL)
+    used = 0
+
+    def hashmix(value: np.ndarray, k: int) -> np.ndarray:
+        nonlocal used
+        before, after = consts[:, used:used + k]
+        used += k
+        return _shift_xor((value ^ before) * after)
 
     def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _shift_xor(np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y)
 
-    zero = np.zeros(n, np.uint32)
-    pool = [hashmix(entropy_NW[:, i] if i < words else zero) for i in range(_POOL)]
+    first = np.zeros((n, _POOL), np.uint32)
+    first[:, :min(words, _POOL)] = entropy_NW[:, :_POOL]
+    pool = hashmix(first, _POOL)
     for src in range(_POOL):
-        for dst in range(_POOL):
-            if src != dst:
-                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        others = [dst for dst in range(_POOL) if dst != src]
+        pool[:, others] = mix(pool[:, others], hashmix(pool[:, src:src + 1], _POOL - 1))
     for src in range(_POOL, words):
-        for dst in range(_POOL):
-            pool[dst] = mix(pool[dst], hashmix(entropy_NW[:, src]))
-    return np.stack(pool, axis=1)
+        pool = mix(pool, hashmix(entropy_NW[:, src:src + 1], _POOL))
+    return pool
 
 
-def _state_words(pool_N4: np.ndarray) -> np.ndarray:
-    """`SeedSequence.generate_state(4, np.uint64)` of every pool: uint64 [N, 4]."""
-    const = _INIT_B
-    out = np.empty((len(pool_N4), 8), np.uint32)
-    for i in range(8):
-        value = pool_N4[:, i % _POOL] ^ np.uint32(const)
-        const = (const * _MULT_B) & 0xFFFFFFFF
-        out[:, i] = _shift_xor(value * np.uint32(const))
-    return out.astype("<u4").view("<u8").astype(np.uint64)
-
-
-def pcg64_states(entropy_NW: np.ndarray) -> list[tuple[int, int]]:
-    """(state, inc) of `PCG64(SeedSequence(row))` for every row of uint32 entropy words."""
+def seed_words(entropy_NW: np.ndarray) -> np.ndarray:
+    """`SeedSequence(row).generate_state(4, np.uint64)` for every row of uint32 entropy
+    words: uint64 [N, 4], the words `PCG64` seeds itself from."""
     with np.errstate(over="ignore"):
-        words = _state_words(_pool(entropy_NW.astype(np.uint32))).tolist()
-    out = []
-    for w0, w1, w2, w3 in words:
-        # pcg_setseq_128_srandom_r: state 0, step, += seed, step
-        inc = (((w2 << 64) | w3) << 1 | 1) & _MASK128
-        state = ((inc + ((w0 << 64) | w1)) * _PCG_MULT + inc) & _MASK128
-        out.append((state, inc))
-    return out
+        pool_N4 = _pool(entropy_NW.astype(np.uint32))
+        before, after = _constants(_INIT_B, _MULT_B, 2 * _POOL)
+        out = _shift_xor((np.tile(pool_N4, 2) ^ before) * after)  # word i from pool[i % 4]
+    return np.ascontiguousarray(out).astype("<u4").view("<u8").astype(np.uint64)
 
 
-def example_generators(seed: int, salt: int, indices: Sequence[int]
-                       ) -> Iterator[np.random.Generator]:
+class ExampleGenerators:
     """`np.random.default_rng([seed, salt, i])` for each `i` of `indices`, in order.
 
-    One Generator object is re-seeded for each index: use each before asking for the next.
+    Iterating yields them as Generators: one object re-seeded for each index, so use each
+    before asking for the next. `lanes` holds them all as `Pcg64Lanes` for a source that
+    draws the whole batch at once (None where a word exceeds 32 bits: then only iteration,
+    through `default_rng` itself, is exact).
     """
-    values = np.asarray(indices, np.int64)
-    if len(values) and not (0 <= min(seed, salt, int(values.min()))
-                            and max(seed, salt, int(values.max())) < 2**32):
-        for i in values.tolist():  # words of several uint32s: the slow, exact path
-            yield np.random.default_rng([seed, salt, i])
-        return
-    entropy = np.empty((len(values), 3), np.uint32)
-    entropy[:, 0], entropy[:, 1], entropy[:, 2] = seed, salt, values
-    bit_generator = np.random.PCG64(0)
-    generator = np.random.Generator(bit_generator)
-    for state, inc in pcg64_states(entropy):
-        bit_generator.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
-                               "has_uint32": 0, "uinteger": 0}
-        yield generator
+
+    def __init__(self, seed: int, salt: int, indices: Sequence[int]):
+        self._seed, self._salt = seed, salt
+        self._indices = np.asarray(indices, np.int64)
+        self.lanes: Pcg64Lanes | None = None
+        if not len(self._indices) or (
+                0 <= min(seed, salt, int(self._indices.min()))
+                and max(seed, salt, int(self._indices.max())) < 2**32):
+            entropy = np.empty((len(self._indices), 3), np.uint32)
+            entropy[:, 0], entropy[:, 1], entropy[:, 2] = seed, salt, self._indices
+            self.lanes = Pcg64Lanes.from_seed_words(seed_words(entropy))
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __iter__(self) -> Iterator[np.random.Generator]:
+        if self.lanes is None:  # words of several uint32s: the slow, exact path
+            for i in self._indices.tolist():
+                yield np.random.default_rng([self._seed, self._salt, i])
+            return
+        bit_generator = np.random.PCG64(0)
+        generator = np.random.Generator(bit_generator)
+        for state, inc in self.lanes.states_and_incs():
+            set_pcg64_state(bit_generator, state, inc)
+            yield generator
 
 
 # numpy's Generator.uniform(low, high) is low + (high - low) * d, with d the top 53 bits of
@@ -111,7 +123,10 @@ _DOUBLE = 1.0 / 9007199254740992.0
 def raw_then_normal(rngs: Iterable[np.random.Generator], count: int, raw_draws: int,
                     scale: float, normals: int) -> tuple[np.ndarray, np.ndarray]:
     """(raw uint64 [count, raw_draws], normal(0, scale) [count, normals]): each of `count`
-    generators read for its raw outputs, then for its Gaussian draws, in that order."""
+    generators read for its raw outputs, then for its Gaussian draws, in that order; all
+    generators at once when `rngs` are `ExampleGenerators` with lanes."""
+    if isinstance(rngs, ExampleGenerators) and rngs.lanes is not None:
+        return rngs.lanes.raw_then_normal(raw_draws, 0.0, scale, normals)
     raw = np.empty((count, raw_draws), np.uint64)
     normal = np.empty((count, normals))
     for j, rng in enumerate(rngs):

@@ -1,0 +1,78 @@
+"""Many PCG64 generators as uint64 arrays give exactly numpy's SeedSequence, outputs and normals."""
+
+import numpy as np
+import pytest
+
+from dl_arch.data.sources.pcg64_lanes import (PCG_MULT, Pcg64Lanes, set_pcg64_state,
+                                              ziggurat_tables)
+from dl_arch.data.sources.seeding import ExampleGenerators, seed_words
+
+_MASK64, _MASK128 = (1 << 64) - 1, (1 << 128) - 1
+
+
+@pytest.mark.parametrize("words", [1, 3, 4, 6])
+def test_seed_words_equal_seed_sequence(words):
+    entropy = np.random.default_rng(words).integers(0, 2**32, (200, words), dtype=np.uint64)
+    expected = np.stack([np.random.SeedSequence(row.tolist()).generate_state(4, np.uint64)
+                         for row in entropy])
+    np.testing.assert_array_equal(seed_words(entropy.astype(np.uint32)), expected)
+
+
+def _reference(seed: int, salt: int, i: int) -> np.random.Generator:
+    return np.random.default_rng([seed, salt, i])
+
+
+def test_lanes_raw_outputs_equal_random_raw():
+    indices = np.concatenate([np.arange(300), [2**31 - 2, 2**32 - 1]])
+    lanes = ExampleGenerators(5, 2**32 - 1, indices).lanes
+    expected = np.stack([_reference(5, 2**32 - 1, i).bit_generator.random_raw(7)
+                         for i in indices.tolist()])
+    np.testing.assert_array_equal(lanes.raw(7), expected)
+
+
+@pytest.mark.parametrize("raw_draws,loc,scale,normals", [(3, 0.0, 0.05, 2), (0, 1.5, 2.0, 4)])
+def test_lanes_raw_then_normal_equal_numpy(raw_draws, loc, scale, normals):
+    indices = np.arange(4000)
+    raw, normal = ExampleGenerators(3, 77, indices).lanes.raw_then_normal(
+        raw_draws, loc, scale, normals)
+    slow = 0
+    for j, i in enumerate(indices.tolist()):
+        rng = _reference(3, 77, i)
+        np.testing.assert_array_equal(raw[j], rng.bit_generator.random_raw(raw_draws))
+        np.testing.assert_array_equal(normal[j], rng.normal(loc, scale, size=normals))
+        fixed = _reference(3, 77, i).bit_generator
+        fixed.advance(raw_draws + normals)
+        slow += rng.bit_generator.state != fixed.state  # drew past the ziggurat's fast path
+    assert slow > 20  # the slow path (numpy finishes those lanes) is exercised
+
+
+def _lanes_outputting(outputs: list[int]) -> Pcg64Lanes:
+    """Lanes with increment 1 whose next output is each of `outputs` (a state with high half
+    0 outputs its low half unrotated)."""
+    inverse = pow(PCG_MULT, -1, 1 << 128)
+    before = [((o - 1) * inverse) & _MASK128 for o in outputs]
+    return Pcg64Lanes(np.array([b >> 64 for b in before], np.uint64),
+                      np.array([b & _MASK64 for b in before], np.uint64),
+                      np.zeros(len(outputs), np.uint64), np.ones(len(outputs), np.uint64))
+
+
+def test_normals_at_the_ziggurat_boundaries_equal_numpy():
+    """Every layer, both signs, magnitudes at and beside its acceptance bound ki (layer 0 is
+    the tail, layer 1 always leaves the fast path)."""
+    ki, _ = ziggurat_tables()
+    assert ki[1] == 0 and 0 < ki[0] < 2**52
+    outputs = []
+    for layer in range(256):
+        bound = int(ki[layer])
+        for magnitude in {0, 1, max(bound - 1, 0), min(bound, 2**52 - 1), 2**52 - 1}:
+            for sign in (0, 1):
+                outputs.append((magnitude << 9) | (sign << 8) | layer)
+    lanes = _lanes_outputting(outputs)
+    _, normal = lanes.raw_then_normal(0, 0.0, 1.0, 1)
+    for j, (state, inc) in enumerate(lanes.states_and_incs()):
+        bit_generator = np.random.PCG64(0)
+        set_pcg64_state(bit_generator, state, inc)
+        assert bit_generator.random_raw() == outputs[j]
+        set_pcg64_state(bit_generator, state, inc)
+        np.testing.assert_array_equal(normal[j], np.random.Generator(bit_generator).normal(
+            0.0, 1.0, size=1), err_msg=f"output {outputs[j]:#x}")
