@@ -13,6 +13,7 @@ by numpy itself.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,7 @@ _MASK64 = (1 << 64) - 1
 _MASK128 = (1 << 128) - 1
 _U = np.uint64
 _LOW32 = _U(0xFFFFFFFF)
+log = logging.getLogger("dl_arch")
 
 
 def _split(value: int) -> tuple[np.uint64, np.uint64]:
@@ -83,6 +85,15 @@ class Pcg64Lanes:
     state_lo: np.ndarray
     inc_hi: np.ndarray
     inc_lo: np.ndarray
+
+    @classmethod
+    def from_ints(cls, states: list[int], incs: list[int]) -> Pcg64Lanes:
+        """Lanes of 128-bit Python ints, as `PCG64.state` holds them."""
+        def halves(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+            return (np.array([v >> 64 for v in values], _U),
+                    np.array([v & _MASK64 for v in values], _U))
+
+        return cls(*halves(states), *halves(incs))
 
     @classmethod
     def from_seed_words(cls, words_N4: np.ndarray) -> Pcg64Lanes:
@@ -174,3 +185,22 @@ def ziggurat_tables() -> tuple[np.ndarray, np.ndarray]:
             low, high = (middle, high) if fast(layer, middle)[0] else (low, middle)
         ki[layer] = high
     return ki, wi
+
+
+@functools.cache
+def matches_numpy() -> bool:
+    """Whether lanes give the installed numpy's outputs and normals, checked once a process
+    on 512 generators; if not (a numpy that changed its streams), sources keep drawing one
+    generator at a time, as numpy does, and a warning says so."""
+    generators = [np.random.default_rng([20261203, i]) for i in range(512)]
+    raw_states = [g.bit_generator.state["state"] for g in generators]
+    lanes = Pcg64Lanes.from_ints([x["state"] for x in raw_states], [x["inc"] for x in raw_states])
+    raw, normal = lanes.raw_then_normal(2, 0.5, 2.0, 3)
+    same = all(np.array_equal(raw[j], g.bit_generator.random_raw(2))
+               and np.array_equal(normal[j], g.normal(0.5, 2.0, size=3))
+               for j, g in enumerate(generators))
+    if not same:
+        log.warning("numpy %s draws differently from dl_arch.data.sources.pcg64_lanes: "
+                    "procedural sources draw one example at a time (slower, same data)",
+                    np.__version__)
+    return same

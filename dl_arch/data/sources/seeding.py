@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from dl_arch.data.sources.pcg64_lanes import Pcg64Lanes, set_pcg64_state
+from dl_arch.data.sources.pcg64_lanes import Pcg64Lanes, matches_numpy, set_pcg64_state
 
 # numpy's SeedSequence constants (numpy/random/bit_generator.pyx)
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
@@ -124,8 +124,9 @@ def raw_then_normal(rngs: Iterable[np.random.Generator], count: int, raw_draws: 
                     scale: float, normals: int) -> tuple[np.ndarray, np.ndarray]:
     """(raw uint64 [count, raw_draws], normal(0, scale) [count, normals]): each of `count`
     generators read for its raw outputs, then for its Gaussian draws, in that order; all
-    generators at once when `rngs` are `ExampleGenerators` with lanes."""
-    if isinstance(rngs, ExampleGenerators) and rngs.lanes is not None:
+    generators at once when `rngs` are `ExampleGenerators` with lanes (and the lanes
+    reproduce the installed numpy)."""
+    if isinstance(rngs, ExampleGenerators) and rngs.lanes is not None and matches_numpy():
         return rngs.lanes.raw_then_normal(raw_draws, 0.0, scale, normals)
     raw = np.empty((count, raw_draws), np.uint64)
     normal = np.empty((count, normals))
