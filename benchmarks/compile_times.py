@@ -23,7 +23,8 @@ from typing import Any
 import jax
 
 from dl_arch.testing import load_config
-from dl_arch.train.trainer import Trainer, run_once_compiler_options
+from dl_arch.train.compile_options import run_once_compiler_options
+from dl_arch.train.trainer import Trainer
 
 
 def _timed_compile(fn: Any, args: tuple, options: dict | None) -> tuple[float, float, Any]:

@@ -25,19 +25,11 @@ from dl_arch.data.pipeline import first_train_batch, train_dataset
 from dl_arch.registry import TASKS
 from dl_arch.tasks.base import ALL, Task
 from dl_arch.train import mesh as mesh_lib
+from dl_arch.train.compile_options import run_once_compiler_options, step_compiler_options
 from dl_arch.train.optimizers import build_optimizer
 from dl_arch.train.paths import check_patterns
 from dl_arch.train.state import TrainState
 from dl_arch.train.step import eval_step, eval_variables, train_step
-
-# The init program runs once, so on CPU it compiles at LLVM's lowest optimisation level: a
-# U-Net's init (a threefry hash per parameter) compiles in 2 s instead of 9 and runs in 20 ms.
-RUN_ONCE_CPU_OPTIONS = {"xla_backend_optimization_level": 0}
-
-
-def run_once_compiler_options() -> dict[str, int] | None:
-    """XLA options for a program that runs once (the init): cheap codegen on CPU, else none."""
-    return RUN_ONCE_CPU_OPTIONS if jax.default_backend() == "cpu" else None
 
 
 def build_task(config: ml_collections.ConfigDict) -> Task:
@@ -154,10 +146,12 @@ class Trainer:
     def train_step(self, sharding: Any = None, donate: bool = True,
                    compiler_options: dict[str, Any] | None = None) -> Callable:
         """The jitted train step (state donated; state and metrics in their shardings;
-        `compiler_options`: XLA options of its compile, over XLA_FLAGS)."""
+        `compiler_options`: XLA options of its compile, over the backend's
+        `step_compiler_options` and XLA_FLAGS)."""
         out = None if sharding is None else (sharding, self.replicated)
         return jax.jit(self.step_fn(), out_shardings=out,
-                       donate_argnums=(0,) if donate else (), compiler_options=compiler_options)
+                       donate_argnums=(0,) if donate else (),
+                       compiler_options=step_compiler_options(compiler_options))
 
     def loop_step_fn(self) -> Callable:
         """The pure loop step: `(state, batch, window) -> (state, window, ticket)`, the
@@ -205,7 +199,8 @@ class Trainer:
         """`fn(state, batch, window) -> (state, window, ticket)` jitted, state and window
         donated, the state placed by `sharding` (None: as jit decides)."""
         out = None if sharding is None else (sharding, self.replicated, self.replicated)
-        return jax.jit(fn, out_shardings=out, donate_argnums=(0, 2))
+        return jax.jit(fn, out_shardings=out, donate_argnums=(0, 2),
+                       compiler_options=step_compiler_options())
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
         """Shapes of the train metrics one step returns (nothing is computed)."""
@@ -215,7 +210,7 @@ class Trainer:
         """The jitted eval step: the task's (sum, count) pairs for one padded batch."""
         return jax.jit(functools.partial(eval_step, task=self.task,
                                          use_ema=self.config.eval_with_ema),
-                       out_shardings=self.replicated)
+                       out_shardings=self.replicated, compiler_options=step_compiler_options())
 
     def eval_variables(self, state: TrainState) -> dict[str, Any]:
         """The variables eval metrics, evaluators and --sample use (see `eval_with_ema`)."""
