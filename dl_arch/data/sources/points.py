@@ -6,7 +6,7 @@ separable problems while a hidden layer is enough to solve them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ class PointSet(BatchDefinedSource):
         self.kind = kind
         self.noise = float(noise)
 
-    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+    def make_batch(self, rngs: Iterable[np.random.Generator], indices: np.ndarray) -> Batch:
         """Each example's generator read once for its raw outputs (the point, see `_points`)
         and once for its Gaussian jitter; the arithmetic then runs on the whole batch."""
         raw, jitter = raw_then_normal(rngs, len(indices), self.RAW_DRAWS[self.kind],
@@ -77,7 +77,7 @@ class Function1D(BatchDefinedSource):
         super().__init__(length, seed, split)
         self.noise = float(noise)
 
-    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+    def make_batch(self, rngs: Iterable[np.random.Generator], indices: np.ndarray) -> Batch:
         """x = uniform(-1, 1) from each generator's raw output, then its Gaussian noise; the
         arithmetic runs on the whole batch."""
         raw, noise = raw_then_normal(rngs, len(indices), 1, self.noise, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ class ProceduralSource:
             raise IndexError(f"indices out of range [0, {self._length})")
         return self.make_batch(ExampleGenerators(self._seed, self._salt, indices), indices)
 
-    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+    def make_batch(self, rngs: Iterable[np.random.Generator], indices: np.ndarray) -> Batch:
         """Example `indices[j]` from `rngs`' j-th generator (each valid until the next is
         drawn), stacked; this default calls `make` once per example."""
         return stack_examples([self.make(rng, i) for rng, i in zip(rngs, indices.tolist())])

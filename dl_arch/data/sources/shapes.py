@@ -10,7 +10,7 @@ shape kind k = class k + 1, painted from the very pixels each shape colours).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -115,7 +115,7 @@ class Shapes(ProceduralSource):
         batch = self._render([self._draw(rng)])
         return {k: v[0] for k, v in batch.items()}
 
-    def make_batch(self, rngs: Iterator[np.random.Generator], indices: np.ndarray) -> Batch:
+    def make_batch(self, rngs: Iterable[np.random.Generator], indices: np.ndarray) -> Batch:
         """Every example's random numbers drawn in turn, then all images rendered at once
         (in chunks of about `_RENDER_PIXELS` pixels, which bounds the float64 temporaries)."""
         draws = [self._draw(rng) for rng in rngs]
