@@ -26,7 +26,7 @@ import optax
 from benchmarks.harness import Row, compare, mfu_text, step_flops
 from benchmarks.phases import phase_text
 from dl_arch.registry import MODELS
-from dl_arch.train.compile_options import step_compiler_options
+from dl_arch.train.compile_options import model_jit
 
 
 def _torch_modules() -> Any:
@@ -158,7 +158,7 @@ def make_train_step(model: Any, tx: optax.GradientTransformation):
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), new_stats, opt_state), loss
 
-    return jax.jit(train_step, donate_argnums=0, compiler_options=step_compiler_options())
+    return model_jit(train_step, donate_argnums=0)
 
 
 def our_sgd_step(model: Any, images: jax.Array, labels: jax.Array) -> tuple[Any, Any, dict]:
@@ -217,11 +217,8 @@ def _kernel_row(name: str, ours: Any, xla: Any, params: Any, torch_fn: Any, x_np
     module) of one layer `f(x, params)`: ours against PyTorch's, with XLA's own op (the one
     ours replaces on CPU) beside. Loss: the sum of squared outputs."""
     x = jnp.asarray(x_np)
-    options = step_compiler_options()
-    ours_fn = jax.jit(jax.grad(lambda x, p: jnp.sum(ours(x, p) ** 2), argnums=(0, 1)),
-                      compiler_options=options)
-    xla_fn = jax.jit(jax.grad(lambda x, p: jnp.sum(xla(x, p) ** 2), argnums=(0, 1)),
-                     compiler_options=options)
+    ours_fn = model_jit(jax.grad(lambda x, p: jnp.sum(ours(x, p) ** 2), argnums=(0, 1)))
+    xla_fn = model_jit(jax.grad(lambda x, p: jnp.sum(xla(x, p) ** 2), argnums=(0, 1)))
     x_t = torch.from_numpy(x_np).permute(0, 3, 1, 2).requires_grad_(True)
 
     def ref():

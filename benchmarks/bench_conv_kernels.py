@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.harness import Row, compare
 from dl_arch.models.cnn.taps import window_conv
-from dl_arch.train.compile_options import step_compiler_options
+from dl_arch.train.compile_options import model_jit
 
 # (input side, in channels, out channels, kernel side, stride, padding, convolutions of
 # this shape)
@@ -46,8 +46,7 @@ def _ours(batch: int, hw: int, cin: int, cout: int, k: int, stride: int, pad: in
                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return jnp.sum(y * y) * 0.5  # a gradient of y itself flows back
 
-    grads = jax.jit(jax.grad(loss, argnums=(0, 1) if input_grad else 1),
-                    compiler_options=step_compiler_options())
+    grads = model_jit(jax.grad(loss, argnums=(0, 1) if input_grad else 1))
     return lambda: grads(x, w)
 
 

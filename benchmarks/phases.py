@@ -18,7 +18,7 @@ import jax
 
 from benchmarks.harness import alternate
 from dl_arch.tasks.base import ALL
-from dl_arch.train.compile_options import step_compiler_options
+from dl_arch.train.compile_options import model_jit
 
 NO_LOSS = "phases: n/a (no loss function to split)"
 
@@ -32,9 +32,8 @@ def phase_text(loss_fn: Callable[..., Any], args: Callable[[], tuple],
     step may donate the buffers of the previous state. `step` runs the row's whole jitted
     step (what the row times); None for rows that time forward+backward only, which then
     report fwd and bwd."""
-    fwd = jax.jit(loss_fn, compiler_options=step_compiler_options())
-    fwd_bwd = jax.jit(jax.value_and_grad(loss_fn, has_aux=has_aux),
-                      compiler_options=step_compiler_options())
+    fwd = model_jit(loss_fn)
+    fwd_bwd = model_jit(jax.value_and_grad(loss_fn, has_aux=has_aux))
     fns = [lambda: fwd(*args()), lambda: fwd_bwd(*args())]
     if step is not None:
         fns.append(step)

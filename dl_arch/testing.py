@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from dl_arch.config.files import load_config_file
-from dl_arch.train.compile_options import step_compiler_options
+from dl_arch.train.compile_options import model_jit
 from dl_arch.train.trainer import Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,8 +87,8 @@ def adam_on_one_batch(model: Any, variables: dict[str, Any], inputs: tuple, loss
         return (optax.apply_updates(params, updates), new_stats, opt_state), loss
 
     # the optimiser's init inside the program: eagerly it compiles one program per shape
-    run = jax.jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)),
-                  compiler_options=step_compiler_options(MANY_STEPS_OPTIONS))
+    run = model_jit(lambda p, s: jax.lax.scan(step, (p, s, tx.init(p)), jnp.arange(steps)),
+                    compiler_options=MANY_STEPS_OPTIONS)
     (params, stats, _), losses = run(variables["params"], variables.get("batch_stats"))
     final = {"params": params} if stats is None else {"params": params, "batch_stats": stats}
     return np.asarray(losses), final

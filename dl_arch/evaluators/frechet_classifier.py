@@ -20,6 +20,7 @@ import numpy as np
 from flax import traverse_util
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.train.compile_options import model_jit
 
 CLASSIFIER_KEY = "frechet_classifier"  # the report's array key: <workdir>/frechet_classifier.npz
 _AS_GENERATED = {"augment": (), "normalize_mean": (), "normalize_std": (), "resize_to": 0}
@@ -95,7 +96,7 @@ class Features:
 
     def __init__(self, model: Any, params: Any):
         self.params = params
-        self._apply = jax.jit(lambda p, x: model.apply({"params": p}, x, with_features=True))
+        self._apply = model_jit(lambda p, x: model.apply({"params": p}, x, with_features=True))
 
     def __call__(self, images_NHWC: np.ndarray, batch_size: int = 256
                  ) -> tuple[np.ndarray, np.ndarray]:

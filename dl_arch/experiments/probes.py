@@ -36,7 +36,7 @@ from dl_arch.tasks.gradient_flow import (
     mean_norm_over_time,
     perturbation_zeros,
 )
-from dl_arch.train.compile_options import step_compiler_options
+from dl_arch.train.compile_options import model_jit
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -197,8 +197,7 @@ def step_cost(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
     batch = probe_batch(config, config.dataset.train_split,
                         int(config.batch_size))
     params, mutable = _split_vars(init_variables(task, config, batch))
-    compiled = jax.jit(jax.value_and_grad(_loss_fn(task, batch)),
-                       compiler_options=step_compiler_options()).lower(params, mutable).compile()
+    compiled = model_jit(jax.value_and_grad(_loss_fn(task, batch))).lower(params, mutable).compile()
     out: dict[str, Any] = {}
     try:
         mem = compiled.memory_analysis()

@@ -43,6 +43,7 @@ from dl_arch.tasks.base import (
     build_model,
     masked_mean_pair,
 )
+from dl_arch.train.compile_options import model_jit
 
 CORRUPTIONS = ("none", "gaussian", "masking", "salt_pepper")
 LOSSES = ("bce", "gaussian", "mse")
@@ -143,12 +144,12 @@ class AutoencodingTask(Task):
                               f"pixels for '{self.corruption}'; use a value in [0, 1]")
         self.model = build_model(config.model, config)
         self.variational = bool(getattr(self.model, "variational", False))
-        self._encode = jax.jit(lambda v, x: self.model.apply(v, x, method="encode"))
-        self._decode = jax.jit(lambda v, z: self.model.apply(v, z, method="decode"))
-        self._sample_latents = jax.jit(
+        self._encode = model_jit(lambda v, x: self.model.apply(v, x, method="encode"))
+        self._decode = model_jit(lambda v, z: self.model.apply(v, z, method="decode"))
+        self._sample_latents = model_jit(
             lambda v, key, n: self.model.apply(v, key, n, method="sample_latents"),
             static_argnums=2)
-        self._reconstruct = jax.jit(lambda v, x: self.model.apply(v, x, sample=False))
+        self._reconstruct = model_jit(lambda v, x: self.model.apply(v, x, sample=False))
 
     @property
     def generates_images(self) -> bool:

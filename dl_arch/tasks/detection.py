@@ -40,6 +40,7 @@ from dl_arch.tasks.base import Batch, MetricTotals, Variables, masked_mean_pair
 from dl_arch.tasks.detection_metrics import ap_from_histograms, ap_histograms
 from dl_arch.tasks.detection_targets import assign_targets, hard_negative_mask
 from dl_arch.tasks.supervised import SupervisedTask
+from dl_arch.train.compile_options import model_jit
 
 BOX_LOSSES = ("smooth_l1", "giou", "both")
 _UNIT = dict(low=0.0, high=1.0)
@@ -100,7 +101,7 @@ class DetectionTask(SupervisedTask):
     @functools.cached_property
     def detect_jit(self) -> Any:
         """`detect` compiled once, shared by the evaluators (pictures, exact COCO AP)."""
-        return jax.jit(self.detect)
+        return model_jit(self.detect)
 
     def nms_options(self) -> dict[str, Any]:
         t = self.config.task

@@ -45,6 +45,7 @@ from dl_arch.registry import register_task
 from dl_arch.tasks import image_grids
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model, masked_mean_pair
 from dl_arch.tasks.classification import cross_entropy
+from dl_arch.train.compile_options import model_jit
 
 DISCRIMINATOR, GENERATOR = "discriminator", "generator"
 
@@ -128,10 +129,10 @@ class GANTask(Task):
         if self.class_weight > 0 and not getattr(self.model, "num_classes", 0):
             raise ConfigError(f"config.task.class_weight={self.class_weight} needs a class head "
                               f"on D: set config.model.num_classes to the dataset's classes")
-        self._generate = jax.jit(lambda v, z: self.model.apply(v, z, method="generate"))
+        self._generate = model_jit(lambda v, z: self.model.apply(v, z, method="generate"))
         # momentum 0: a train-mode call returns exactly the batch's statistics
         exact = self.model.clone(bn_momentum=0.0)
-        self._batch_stats = jax.jit(lambda v, z: exact.apply(
+        self._batch_stats = model_jit(lambda v, z: exact.apply(
             v, z, train=True, method="generate", mutable=["batch_stats"])[1]["batch_stats"])
 
     @property

@@ -29,6 +29,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.data.tokenizers import Tokenizer
+from dl_arch.train.compile_options import model_jit
 
 # `config.sample` of `launch.py --sample` (and, with other defaults, of `config.text_samples`)
 SAMPLE_FIELDS: Fields = {
@@ -179,8 +180,8 @@ def sample_tokens(generator: Generator, params: Any, prompt_P: Any, sample_confi
     sc = sample_config
     n, length = sc.num_samples, sc.length
     tokens = jnp.tile(jnp.asarray(prompt_P, jnp.int32)[None], (n, 1))
-    gen = jax.jit(lambda p, x, k: generator(p, x, length, k, sc.temperature, sc.top_k,
-                                            top_p=sc.top_p))
+    gen = model_jit(lambda p, x, k: generator(p, x, length, k, sc.temperature, sc.top_k,
+                                              top_p=sc.top_p))
     args = (params, tokens, jax.random.key(sc.seed))
     for _ in range(runs - 1):
         jax.block_until_ready(gen(*args))

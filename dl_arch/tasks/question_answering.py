@@ -35,6 +35,7 @@ from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model
+from dl_arch.train.compile_options import model_jit
 
 NEG_INF = -1.0e9
 WINDOW_KEYS = ("inputs", "token_types", "context_index", "starts", "ends")
@@ -170,7 +171,7 @@ class QuestionAnswering(Task):
     # ----- host side: spans -> text -----
     @functools.cached_property
     def _predict(self):
-        return jax.jit(self.best_spans)
+        return model_jit(self.best_spans)
 
     def answer_texts(self, variables: Variables, batch: dict[str, Any], contexts: list[str]
                      ) -> list[str]:

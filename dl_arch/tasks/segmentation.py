@@ -45,6 +45,7 @@ from dl_arch.tasks.segmentation_metrics import (
     segmentation_scores,
 )
 from dl_arch.tasks.supervised import SupervisedTask
+from dl_arch.train.compile_options import model_jit
 
 SAMPLE_FIELDS = {
     "images": Field("", "images to segment: a folder (its image files) or a glob such as "
@@ -138,7 +139,7 @@ class SegmentationTask(SupervisedTask):
     @functools.cached_property
     def predict_jit(self) -> Any:
         """`predict` compiled once, shared by the evaluators and `sample`."""
-        return jax.jit(self.predict)
+        return model_jit(self.predict)
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Also: a mask the wrong size or with values beyond the classes is one line."""

@@ -37,6 +37,7 @@ from dl_arch.tasks.base import Batch, MetricTotals, Variables
 from dl_arch.tasks.ctc import ctc_loss, greedy_decode, greedy_ids, prefix_beam_search
 from dl_arch.tasks.error_rates import batched_edit_distance
 from dl_arch.tasks.speech_features import SpeechTask, real_rows
+from dl_arch.train.compile_options import model_jit
 
 SPACE = 1  # the space's character id
 _WORD_BASE = 29  # > the largest character id, so short words map to distinct numbers
@@ -122,7 +123,7 @@ class SpeechRecognitionTask(SpeechTask):
     @functools.cached_property
     def log_probs_jit(self) -> Any:
         """`log_probs` compiled once, shared by the evaluators and `sample`."""
-        return jax.jit(self.log_probs)
+        return model_jit(self.log_probs)
 
     def check_batch(self, batch: dict[str, Any]) -> None:
         """Also: labels that are not character ids, or longer than their array, are one line."""

@@ -28,6 +28,7 @@ from dl_arch.models.seq2seq import Seq2SeqAttention
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Variables
 from dl_arch.tasks.translation import Translation, beam_search, greedy_decode, shift_right
+from dl_arch.train.compile_options import model_jit
 
 
 def source_lengths(source_BS: jax.Array) -> jax.Array:
@@ -141,6 +142,6 @@ class Summarization(Translation):
 
     @functools.cached_property
     def _decoders(self):
-        greedy = jax.jit(lambda p, s: self.greedy(p, s, self.decode_len))
-        beam = jax.jit(lambda p, s: self.beam(p, s, self.decode_len))
+        greedy = model_jit(lambda p, s: self.greedy(p, s, self.decode_len))
+        beam = model_jit(lambda p, s: self.beam(p, s, self.decode_len))
         return greedy, beam

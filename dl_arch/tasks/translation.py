@@ -27,6 +27,7 @@ from dl_arch.data.tokenizers import BOS, EOS, PAD, pad_to
 from dl_arch.registry import register_task
 from dl_arch.tasks.base import Batch, MetricTotals, Task, Variables, build_model
 from dl_arch.tasks.generation import init_cache
+from dl_arch.train.compile_options import model_jit
 
 NEG_INF = -1.0e9
 
@@ -205,9 +206,9 @@ class Translation(Task):
 
     @functools.cached_property
     def _decoders(self):
-        greedy = jax.jit(lambda p, s: greedy_decode(self.model, p, s, self.decode_len))
-        beam = jax.jit(lambda p, s: beam_search(self.model, p, s, self.decode_len,
-                                                self.beam_size, self.alpha))
+        greedy = model_jit(lambda p, s: greedy_decode(self.model, p, s, self.decode_len))
+        beam = model_jit(lambda p, s: beam_search(self.model, p, s, self.decode_len,
+                                                  self.beam_size, self.alpha))
         return greedy, beam
 
     def translate(self, params: Any, source_BS: np.ndarray, beam: bool = True) -> list[str]:

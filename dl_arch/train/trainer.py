@@ -25,7 +25,7 @@ from dl_arch.data.pipeline import first_train_batch, train_dataset
 from dl_arch.registry import TASKS
 from dl_arch.tasks.base import ALL, Task
 from dl_arch.train import mesh as mesh_lib
-from dl_arch.train.compile_options import run_once_compiler_options, step_compiler_options
+from dl_arch.train.compile_options import model_jit, run_once_compiler_options
 from dl_arch.train.optimizers import build_optimizer
 from dl_arch.train.paths import check_patterns
 from dl_arch.train.state import TrainState
@@ -147,11 +147,10 @@ class Trainer:
                    compiler_options: dict[str, Any] | None = None) -> Callable:
         """The jitted train step (state donated; state and metrics in their shardings;
         `compiler_options`: XLA options of its compile, over the backend's
-        `step_compiler_options` and XLA_FLAGS)."""
+        `model_compiler_options` and XLA_FLAGS)."""
         out = None if sharding is None else (sharding, self.replicated)
-        return jax.jit(self.step_fn(), out_shardings=out,
-                       donate_argnums=(0,) if donate else (),
-                       compiler_options=step_compiler_options(compiler_options))
+        return model_jit(self.step_fn(), out_shardings=out,
+                         donate_argnums=(0,) if donate else (), compiler_options=compiler_options)
 
     def loop_step_fn(self) -> Callable:
         """The pure loop step: `(state, batch, window) -> (state, window, ticket)`, the
@@ -199,8 +198,7 @@ class Trainer:
         """`fn(state, batch, window) -> (state, window, ticket)` jitted, state and window
         donated, the state placed by `sharding` (None: as jit decides)."""
         out = None if sharding is None else (sharding, self.replicated, self.replicated)
-        return jax.jit(fn, out_shardings=out, donate_argnums=(0, 2),
-                       compiler_options=step_compiler_options())
+        return model_jit(fn, out_shardings=out, donate_argnums=(0, 2))
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
         """Shapes of the train metrics one step returns (nothing is computed)."""
@@ -208,9 +206,9 @@ class Trainer:
 
     def eval_step(self) -> Callable[[TrainState, dict], dict]:
         """The jitted eval step: the task's (sum, count) pairs for one padded batch."""
-        return jax.jit(functools.partial(eval_step, task=self.task,
-                                         use_ema=self.config.eval_with_ema),
-                       out_shardings=self.replicated, compiler_options=step_compiler_options())
+        return model_jit(functools.partial(eval_step, task=self.task,
+                                           use_ema=self.config.eval_with_ema),
+                         out_shardings=self.replicated)
 
     def eval_variables(self, state: TrainState) -> dict[str, Any]:
         """The variables eval metrics, evaluators and --sample use (see `eval_with_ema`)."""
