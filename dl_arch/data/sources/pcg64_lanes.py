@@ -107,9 +107,6 @@ class Pcg64Lanes:
             s_hi, s_lo = _add128(s_hi, s_lo, inc_hi, inc_lo)
         return cls(s_hi, s_lo, inc_hi, inc_lo)
 
-    def __len__(self) -> int:
-        return len(self.state_lo)
-
     def states(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(high, low) halves of every lane's state after each of its next `count` steps:
         uint64 [N, count]."""

@@ -98,9 +98,6 @@ class ExampleGenerators:
             entropy[:, 0], entropy[:, 1], entropy[:, 2] = seed, salt, self._indices
             self.lanes = Pcg64Lanes.from_seed_words(seed_words(entropy))
 
-    def __len__(self) -> int:
-        return len(self._indices)
-
     def __iter__(self) -> Iterator[np.random.Generator]:
         if self.lanes is None:  # words of several uint32s: the slow, exact path
             for i in self._indices.tolist():
