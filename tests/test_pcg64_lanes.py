@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dl_arch.data.sources import pcg64_lanes
-from dl_arch.data.sources.pcg64_lanes import PCG_MULT, Pcg64Lanes, set_pcg64_state, ziggurat_tables
+from dl_arch.data.sources.pcg64_lanes import PCG_MULT, Pcg64Lanes, ziggurat_tables
 from dl_arch.data.sources.seeding import ExampleGenerators, raw_then_normal, seed_words
 
 _MASK128 = (1 << 128) - 1
@@ -67,13 +67,12 @@ def test_normals_at_the_ziggurat_boundaries_equal_numpy():
                 outputs.append((magnitude << 9) | (sign << 8) | layer)
     lanes = _lanes_outputting(outputs)
     _, normal = lanes.raw_then_normal(0, 0.0, 1.0, 1)
-    for j, (state, inc) in enumerate(lanes.states_and_incs()):
-        bit_generator = np.random.PCG64(0)
-        set_pcg64_state(bit_generator, state, inc)
-        assert bit_generator.random_raw() == outputs[j]
-        set_pcg64_state(bit_generator, state, inc)
-        np.testing.assert_array_equal(normal[j], np.random.Generator(bit_generator).normal(
-            0.0, 1.0, size=1), err_msg=f"output {outputs[j]:#x}")
+    for j, generator in enumerate(lanes.generators()):
+        state = generator.bit_generator.state
+        assert generator.bit_generator.random_raw() == outputs[j]
+        generator.bit_generator.state = state
+        np.testing.assert_array_equal(normal[j], generator.normal(0.0, 1.0, size=1),
+                                      err_msg=f"output {outputs[j]:#x}")
 
 
 def test_lanes_are_used_only_where_they_match_numpy(monkeypatch):
@@ -89,3 +88,13 @@ def test_lanes_are_used_only_where_they_match_numpy(monkeypatch):
     assert not called
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lanes_advanced_by_their_own_steps_equal_numpy_advance():
+    indices = np.arange(50)
+    lanes = ExampleGenerators(8, 1, indices).lanes
+    steps = np.random.default_rng(0).integers(0, 40, len(indices))
+    for j, generator in enumerate(lanes.advanced(steps).generators()):
+        expected = _reference(8, 1, j).bit_generator
+        expected.advance(int(steps[j]))
+        assert generator.bit_generator.state["state"] == expected.state["state"]

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from dl_arch.data.batching import Batch, read_examples, stack_examples
+from dl_arch.data.lane_draws import LaneDraws
+from dl_arch.data.philox_lanes import position_draws
 
 Example = dict[str, Any]
 Preprocess = Callable[[Example, np.random.Generator, bool], Example]
@@ -52,6 +54,21 @@ class PositionRngs:
         return self._generator
 
 
+class BatchRngs:
+    """`rng_at(j)` of one batch: example j sits at stream position `first + j` and gets
+    `PositionRngs(seed)` of it; `lanes(count)` gives the first `count` examples' draws all
+    at once (`philox_lanes`), None where numpy's Philox is not reproduced."""
+
+    def __init__(self, seed: int, first: int):
+        self._rngs, self._seed, self._first = PositionRngs(seed), seed, first
+
+    def __call__(self, j: int) -> np.random.Generator:
+        return self._rngs(self._first + j)
+
+    def lanes(self, count: int) -> LaneDraws | None:
+        return position_draws(self._seed, self._first + np.arange(count))
+
+
 def batched_form(preprocess: Preprocess) -> Callable[..., Batch | None] | None:
     """The batched form of `preprocess`: a task's `preprocess_batch` when `preprocess` is
     that task's bound `preprocess` method, else None (plain functions go example by example)."""
@@ -83,9 +100,9 @@ class LoadBatch:
         self.seed, self.batch_size = int(seed), int(batch_size)
 
     def __call__(self, batch_index: int, indices: np.ndarray) -> Batch:
-        rng = PositionRngs(self.seed)  # per call: grain may run batches in several threads
-        first = batch_index * self.batch_size
-        return load_batch(self.source, self.preprocess, indices, lambda j: rng(first + j), True)
+        # per call: grain may run batches in several threads
+        rng_at = BatchRngs(self.seed, batch_index * self.batch_size)
+        return load_batch(self.source, self.preprocess, indices, rng_at, True)
 
 
 class LoadStreamBatch:

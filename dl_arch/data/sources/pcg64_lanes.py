@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +32,7 @@ def _split(value: int) -> tuple[np.uint64, np.uint64]:
     return _U(value >> 64), _U(value & _MASK64)
 
 
-def _mul_hi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def mul_hi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The high 64 bits of the 128-bit products a * b (uint64, from 32-bit halves)."""
     a0, a1, b0, b1 = a & _LOW32, a >> _U(32), b & _LOW32, b >> _U(32)
     p00, p01, p10 = a0 * b0, a0 * b1, a1 * b0
@@ -41,7 +42,7 @@ def _mul_hi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _mul128(a_hi, a_lo, b_hi, b_lo) -> tuple[np.ndarray, np.ndarray]:
     """(a * b) mod 2^128 of 128-bit numbers held as (high, low) uint64 halves."""
-    return _mul_hi(a_lo, b_lo) + a_hi * b_lo + a_lo * b_hi, a_lo * b_lo
+    return mul_hi(a_lo, b_lo) + a_hi * b_lo + a_lo * b_hi, a_lo * b_lo
 
 
 def _add128(a_hi, a_lo, b_hi, b_lo) -> tuple[np.ndarray, np.ndarray]:
@@ -116,13 +117,34 @@ class Pcg64Lanes:
             b = _mul128(self.inc_hi[:, None], self.inc_lo[:, None], c_hi, c_lo)
             return _add128(*a, *b)
 
+    def advanced(self, steps: np.ndarray) -> Pcg64Lanes:
+        """Every lane after its own number of steps (int [N], >= 0)."""
+        steps = np.asarray(steps, np.intp)
+        if not int(steps.max(initial=0)):
+            return self
+        # column 0: no step (M^0 = 1, no increment), then _jumps' k = 1..max
+        m_hi, m_lo, c_hi, c_lo = (np.concatenate([np.array([first], _U), column[0]])[steps]
+                                  for first, column in zip((0, 1, 0, 0),
+                                                           _jumps(int(steps.max()))))
+        with np.errstate(over="ignore"):
+            a = _mul128(self.state_hi, self.state_lo, m_hi, m_lo)
+            b = _mul128(self.inc_hi, self.inc_lo, c_hi, c_lo)
+            return Pcg64Lanes(*_add128(*a, *b), self.inc_hi, self.inc_lo)
+
+    def generators(self, rows: np.ndarray | None = None) -> Iterator[np.random.Generator]:
+        """Each lane (of `rows`, default all) as a numpy Generator at its state: one object
+        set to each lane in turn, so use it before asking for the next."""
+        rows = np.arange(len(self.state_hi)) if rows is None else np.asarray(rows)
+        bit_generator = np.random.PCG64(0)
+        generator = np.random.Generator(bit_generator)
+        for state, inc in zip(_ints(self.state_hi[rows], self.state_lo[rows]),
+                              _ints(self.inc_hi[rows], self.inc_lo[rows])):
+            set_pcg64_state(bit_generator, state, inc)
+            yield generator
+
     def raw(self, count: int) -> np.ndarray:
         """`bit_generator.random_raw(count)` of every lane: uint64 [N, count]."""
         return _output(*self.states(count))
-
-    def states_and_incs(self) -> list[tuple[int, int]]:
-        """Every lane's (state, inc) as 128-bit Python ints, as `PCG64.state` takes them."""
-        return list(zip(_ints(self.state_hi, self.state_lo), _ints(self.inc_hi, self.inc_lo)))
 
     def raw_then_normal(self, raw_draws: int, loc: float, scale: float, normals: int
                         ) -> tuple[np.ndarray, np.ndarray]:
@@ -141,13 +163,9 @@ class Pcg64Lanes:
         normal = loc + scale * x
         slow = np.flatnonzero(~(magnitude < ki[layer]).all(axis=1))
         if len(slow):  # these lanes left the fast path and drew more outputs: numpy ends them
-            s_hi, s_lo = ((hi[slow, raw_draws - 1], lo[slow, raw_draws - 1]) if raw_draws
-                          else (self.state_hi[slow], self.state_lo[slow]))
-            bit_generator = np.random.PCG64(0)
-            generator = np.random.Generator(bit_generator)
-            for j, state, inc in zip(slow.tolist(), _ints(s_hi, s_lo),
-                                     _ints(self.inc_hi[slow], self.inc_lo[slow])):
-                set_pcg64_state(bit_generator, state, inc)
+            after_raw = (Pcg64Lanes(hi[:, raw_draws - 1], lo[:, raw_draws - 1], self.inc_hi,
+                                    self.inc_lo) if raw_draws else self)
+            for j, generator in zip(slow.tolist(), after_raw.generators(slow)):
                 normal[j] = generator.normal(loc, scale, size=normals)
         return raw[:, :raw_draws], normal
 

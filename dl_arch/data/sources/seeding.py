@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from dl_arch.data.sources.pcg64_lanes import Pcg64Lanes, matches_numpy, set_pcg64_state
+from dl_arch.data.sources.pcg64_lanes import Pcg64Lanes, matches_numpy
 
 # numpy's SeedSequence constants (numpy/random/bit_generator.pyx)
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
@@ -103,11 +103,15 @@ class ExampleGenerators:
             for i in self._indices.tolist():
                 yield np.random.default_rng([self._seed, self._salt, i])
             return
-        bit_generator = np.random.PCG64(0)
-        generator = np.random.Generator(bit_generator)
-        for state, inc in self.lanes.states_and_incs():
-            set_pcg64_state(bit_generator, state, inc)
-            yield generator
+        yield from self.lanes.generators()
+
+
+def lanes_of(rngs: Iterable[np.random.Generator]) -> Pcg64Lanes | None:
+    """The lanes of `rngs` when they are `ExampleGenerators` whose lanes reproduce the
+    installed numpy (`matches_numpy`), else None: then draw one generator at a time."""
+    if isinstance(rngs, ExampleGenerators) and rngs.lanes is not None and matches_numpy():
+        return rngs.lanes
+    return None
 
 
 # numpy's Generator.uniform(low, high) is low + (high - low) * d, with d the top 53 bits of
@@ -123,8 +127,9 @@ def raw_then_normal(rngs: Iterable[np.random.Generator], count: int, raw_draws: 
     generators read for its raw outputs, then for its Gaussian draws, in that order; all
     generators at once when `rngs` are `ExampleGenerators` with lanes (and the lanes
     reproduce the installed numpy)."""
-    if isinstance(rngs, ExampleGenerators) and rngs.lanes is not None and matches_numpy():
-        return rngs.lanes.raw_then_normal(raw_draws, 0.0, scale, normals)
+    lanes = lanes_of(rngs)
+    if lanes is not None:
+        return lanes.raw_then_normal(raw_draws, 0.0, scale, normals)
     raw = np.empty((count, raw_draws), np.uint64)
     normal = np.empty((count, normals))
     for j, rng in enumerate(rngs):

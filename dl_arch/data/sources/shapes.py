@@ -18,7 +18,10 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
 from dl_arch.data.batching import Batch
+from dl_arch.data.lane_draws import LaneDraws
+from dl_arch.data.sources.pcg64_lanes import Pcg64Lanes
 from dl_arch.data.sources.procedural import SPLIT_FIELDS, ProceduralSource, split_length
+from dl_arch.data.sources.seeding import lanes_of
 from dl_arch.registry import register_dataset
 
 SHAPE_NAMES = ("circle", "square", "triangle", "star", "cross", "diamond", "hexagon", "ring")
@@ -66,13 +69,23 @@ def shape_mask(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 @dataclasses.dataclass
 class _Draws:
-    """The random numbers of one example: colours float64 [C], centres (cy, cx, r) [N, 3]."""
+    """The random numbers of N examples: colours float64 [N, C] and [N, objects, C], kinds
+    int64 [N, objects], centres (cy, cx, r) float64 [N, objects, 3], noise float32
+    [N, H, W, C]."""
 
     background: np.ndarray
-    kinds: list[int]
+    kinds: np.ndarray
     centres: np.ndarray
     colours: np.ndarray
-    noise: np.ndarray  # float32 [H, W, C]
+    noise: np.ndarray
+
+    def rows(self, rows: Any) -> _Draws:
+        return _Draws(*(getattr(self, f.name)[rows] for f in dataclasses.fields(self)))
+
+    @staticmethod
+    def concatenate(parts: list[_Draws]) -> _Draws:
+        return _Draws(*(np.concatenate([getattr(p, f.name) for p in parts])
+                        for f in dataclasses.fields(_Draws)))
 
 
 class Shapes(ProceduralSource):
@@ -112,15 +125,19 @@ class Shapes(ProceduralSource):
         return 1.0 - avoid
 
     def make(self, rng: np.random.Generator, index: int) -> dict[str, Any]:
-        batch = self._render([self._draw(rng)])
+        batch = self._render(self._draw(rng))
         return {k: v[0] for k, v in batch.items()}
 
     def make_batch(self, rngs: Iterable[np.random.Generator], indices: np.ndarray) -> Batch:
-        """Every example's random numbers drawn in turn, then all images rendered at once
-        (in chunks of about `_RENDER_PIXELS` pixels, which bounds the float64 temporaries)."""
-        draws = [self._draw(rng) for rng in rngs]
+        """Every example's random numbers (all generators at once where `rngs` has lanes,
+        else one example at a time), then all images rendered at once (in chunks of about
+        `_RENDER_PIXELS` pixels, which bounds the float64 temporaries)."""
+        lanes = lanes_of(rngs)
+        draws = (self._draw_lanes(lanes) if lanes is not None
+                 else _Draws.concatenate([self._draw(rng) for rng in rngs]))
         chunk = max(1, _RENDER_PIXELS // (self.image_size * self.image_size))
-        parts = [self._render(draws[i:i + chunk]) for i in range(0, len(draws), chunk)]
+        parts = [self._render(draws.rows(slice(i, i + chunk)))
+                 for i in range(0, len(draws.kinds), chunk)]
         if len(parts) == 1:
             return parts[0]
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -141,15 +158,70 @@ class Shapes(ProceduralSource):
             centres.append((cy, cx, r))
             colours.append(self._colour(rng, background))
         noise = rng.normal(0.0, self.noise, size=(s, s, self.channels)).astype(np.float32)
-        return _Draws(background, kinds, np.array(centres), np.stack(colours), noise)
+        return _Draws(background[None], np.array([kinds]), np.array([centres]),
+                      np.stack(colours)[None], noise[None])
 
-    def _render(self, draws: list[_Draws]) -> Batch:
+    def _colours(self, draws: LaneDraws, avoid: np.ndarray | None) -> np.ndarray:
+        """`_colour` of every lane: float64 [N, C]."""
+        if self.palette == "light_on_dark":
+            if avoid is None:
+                return np.zeros((len(draws.position), self.channels))
+            return draws.uniform(0.5, 1.0, self.channels)
+        if avoid is None:
+            return draws.uniform(0.0, 1.0, self.channels)
+        # the 20 tries of `_colour` at once: each lane reads up to its first colour far enough
+        n, c = avoid.shape
+        tries = draws.peek_uniform(0.0, 1.0, 20 * c).reshape(n, 20, c)
+        far = np.abs(tries - avoid[:, None]).max(axis=2) > 0.45
+        found, first = far.any(axis=1), far.argmax(axis=1)
+        draws.skip(np.where(found, first + 1, 20) * c)
+        return np.where(found[:, None], tries[np.arange(n), first], 1.0 - avoid)
+
+    def _draw_lanes(self, lanes: Pcg64Lanes) -> _Draws:
+        """`_draw` of every lane at once, each rejection loop running until its last lane
+        leaves it; the few lanes whose bounded integer numpy would redraw go through
+        `_draw` itself."""
+        s, n, objects = self.image_size, len(lanes.state_hi), self.num_objects
+        most = self.channels + objects * (22 + 20 * self.channels)  # every loop to its end
+        draws = LaneDraws(lanes.raw, n, expected=most)
+        background = self._colours(draws, None)
+        radii = np.sort(draws.uniform(self.min_size, self.max_size, objects), axis=1)
+        radii = radii[:, ::-1] * s / 2
+        kinds = np.zeros((n, objects), np.int64)
+        centres = np.zeros((n, objects, 3))
+        colours = np.zeros((n, objects, self.channels))
+        for k in range(objects):
+            r = radii[:, k:k + 1]
+            kinds[:, k] = draws.integers(self.num_classes)[:, 0]
+            # the 10 placement tries at once: a lane keeps its first centre far enough from
+            # the objects before it, or its last try
+            cy, cx = draws.peek_uniform(r, s - r, 20).reshape(n, 10, 2).transpose(2, 0, 1)
+            placed = np.ones((n, 10), bool)
+            for py, px, pr in centres[:, :k].transpose(1, 2, 0):
+                placed &= np.hypot(cy - py[:, None], cx - px[:, None]) > 0.8 * (r + pr[:, None])
+            tries = np.where(placed.any(axis=1), placed.argmax(axis=1), 9)
+            draws.skip(2 * (tries + 1))
+            rows = np.arange(n)
+            centres[:, k] = np.stack([cy[rows, tries], cx[rows, tries], r[:, 0]], axis=1)
+            colours[:, k] = self._colours(draws, background)
+        noise = np.empty((n, s, s, self.channels), np.float32)
+        for j, rng in enumerate(lanes.advanced(draws.position).generators()):
+            noise[j] = rng.normal(0.0, self.noise, size=(s, s, self.channels))
+        out = _Draws(background, kinds, centres, colours, noise)
+        redraw = np.flatnonzero(~draws.exact)
+        for j, rng in zip(redraw.tolist(), lanes.generators(redraw)):
+            one = self._draw(rng)
+            for field in dataclasses.fields(_Draws):
+                getattr(out, field.name)[j] = getattr(one, field.name)[0]
+        return out
+
+    def _render(self, draws: _Draws) -> Batch:
         """The examples of `draws` as one batch: objects painted in order, boxes from their
         pixels, then the noise; elementwise the same arithmetic for any batch size. With
         `masks`, each object's pixels also take its class (kind + 1) in `mask`, so where
         objects overlap the one painted last wins, as in the image."""
-        s, n = self.image_size, len(draws)
-        background = np.stack([d.background for d in draws])
+        s, n = self.image_size, len(draws.kinds)
+        background = draws.background
         image = np.broadcast_to(background[:, None, None, :], (n, s, s, self.channels))
         image = image.astype(np.float32)
         # pixel centres: u depends on the column only and v on the row only
@@ -160,15 +232,15 @@ class Shapes(ProceduralSource):
         # uint8 arithmetic below costs a tenth of a masked int32 write (classes <= 8)
         classes = np.zeros((n, s, s), np.uint8) if self.masks else None
         for k in range(self.num_objects):
-            kinds = np.array([d.kinds[k] for d in draws])
-            centre = np.stack([d.centres[k] for d in draws])[:, :, None, None]
+            kinds = draws.kinds[:, k]
+            centre = draws.centres[:, k, :, None, None]
             cy, cx, r = centre[:, 0], centre[:, 1], centre[:, 2]
             u, v = (x_1S - cx) / r, (y_S1 - cy) / r  # [n, 1, S] and [n, S, 1]
             mask = np.zeros((n, s, s), bool)
             for kind in np.unique(kinds).tolist():
                 rows = kinds == kind
                 mask[rows] = shape_mask(kind, u[rows], v[rows])
-            colour = np.stack([d.colours[k] for d in draws]).astype(np.float32)
+            colour = draws.colours[:, k].astype(np.float32)
             image = np.where(mask[..., None], colour[:, None, None, :], image)
             if classes is not None:
                 classes *= ~mask
@@ -182,7 +254,7 @@ class Shapes(ProceduralSource):
             y1, x1 = s - rows_any[:, ::-1].argmax(axis=1), s - cols_any[:, ::-1].argmax(axis=1)
             boxes[:, k] = np.stack([y0 / s, x0 / s, y1 / s, x1 / s], axis=1)
             labels[:, k] = kinds
-        image += np.stack([d.noise for d in draws])
+        image += draws.noise
         batch = {"image": np.clip(image, 0.0, 1.0), "label": labels[:, 0],
                  "boxes": boxes, "box_labels": labels}
         if classes is not None:
