@@ -55,13 +55,13 @@ def test_shapes_mask_classes_are_the_pixels_of_each_objects_colour(palette_name)
     src = _shapes(palette=palette_name)
     checked = 0
     for i in range(40):
-        draws = src._draw(np.random.default_rng([3, split_salt("train"), i]))
-        colours = draws.colours.astype(np.float32)
+        draws = src._draw(np.random.default_rng([3, split_salt("train"), i]))  # one row
+        colours = draws.colours[0].astype(np.float32)
         if len({c.tobytes() for c in colours}) < len(colours):
             continue  # two objects of one colour cannot be told apart by colour
         ex = src[i]
         expected = np.zeros((24, 24), np.int32)
-        for kind, colour in zip(draws.kinds, colours):
+        for kind, colour in zip(draws.kinds[0], colours):
             expected[(ex["image"] == colour).all(-1)] = kind + 1
         np.testing.assert_array_equal(ex["mask"], expected)
         assert ex["mask"].dtype == np.int32 and ex["mask"].shape == (24, 24)
@@ -93,9 +93,10 @@ def test_shapes_overlap_the_object_drawn_last_wins(square_first):
     objects = [(1, (8.0, 8.0, 5.0), square), (0, (12.0, 12.0, 5.0), circle)]
     if not square_first:
         objects = objects[::-1]
-    draws = _Draws(np.zeros(3), [k for k, _, _ in objects], np.array([c for _, c, _ in objects]),
-                   np.array([[1.0, 0, 0], [0, 1.0, 0]]), np.zeros((20, 20, 3), np.float32))
-    mask = src._render([draws])["mask"][0]
+    draws = _Draws(np.zeros((1, 3)), np.array([[k for k, _, _ in objects]]),
+                   np.array([[c for _, c, _ in objects]]),
+                   np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), np.zeros((1, 20, 20, 3), np.float32))
+    mask = src._render(draws)["mask"][0]
     expected = np.zeros((20, 20), np.int32)
     for kind, _, pixels in objects:
         expected[pixels] = kind + 1

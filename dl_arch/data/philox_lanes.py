@@ -27,26 +27,35 @@ _ROUNDS = 10
 log = logging.getLogger("dl_arch")
 
 
+_MULTIPLIERS = np.array([_M0, _M1], _U)[:, None, None]
+
+
 @functools.cache
-def _round_keys(seed: int) -> tuple[tuple[np.uint64, np.uint64], ...]:
-    """The key of each of the ten rounds for `np.random.Philox(seed)`'s key."""
+def _round_keys(seed: int) -> tuple[np.ndarray, ...]:
+    """The key (k0, k1) of each of the ten rounds for `np.random.Philox(seed)`'s key, as
+    uint64 [2, 1, 1]."""
     k0, k1 = (int(k) for k in np.random.Philox(seed).state["state"]["key"])
-    return tuple((_U((k0 + r * _W0) & _MASK64), _U((k1 + r * _W1) & _MASK64))
-                 for r in range(_ROUNDS))
+    return tuple(np.array([(k0 + r * _W0) & _MASK64, (k1 + r * _W1) & _MASK64],
+                          _U)[:, None, None] for r in range(_ROUNDS))
 
 
 def philox_blocks(seed: int, positions: np.ndarray, blocks: int) -> np.ndarray:
     """The first `4 * blocks` outputs of the generator at each stream position (uint64
     [N, 4 * blocks]): block b is Philox4x64-10 of counter [b + 1, 0, 0, position]."""
     n = len(positions)
-    c0 = np.broadcast_to(np.arange(1, blocks + 1, dtype=_U), (n, blocks)).copy()
-    c1, c2 = np.zeros((n, blocks), _U), np.zeros((n, blocks), _U)
-    c3 = np.broadcast_to(np.asarray(positions, _U)[:, None], (n, blocks)).copy()
+    # the counter words as [2, N, blocks] pairs: (v0, v2) are multiplied, (v1, v3) xor-ed in
+    multiplied = np.zeros((2, n, blocks), _U)
+    multiplied[0] = np.arange(1, blocks + 1, dtype=_U)
+    mixed = np.zeros((2, n, blocks), _U)
+    mixed[1] = np.asarray(positions, _U)[:, None]
     with np.errstate(over="ignore"):
-        for k0, k1 in _round_keys(seed):
-            hi0, lo0, hi1, lo1 = mul_hi(c0, _M0), c0 * _M0, mul_hi(c2, _M1), c2 * _M1
-            c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return np.stack([c0, c1, c2, c3], axis=2).reshape(n, 4 * blocks)
+        for keys in _round_keys(seed):
+            hi, lo = mul_hi(multiplied, _MULTIPLIERS), multiplied * _MULTIPLIERS
+            # round: (v0, v1, v2, v3) <- (hi(v2 M1) ^ v1 ^ k0, lo(v2 M1), hi(v0 M0) ^ v3 ^ k1,
+            # lo(v0 M0)): the new (v0, v2) and (v1, v3) pairs
+            multiplied, mixed = hi[::-1] ^ mixed ^ keys, lo[::-1]
+    return np.stack([multiplied[0], mixed[0], multiplied[1], mixed[1]], axis=2).reshape(
+        n, 4 * blocks)
 
 
 def position_draws(seed: int, positions: np.ndarray) -> LaneDraws | None:
