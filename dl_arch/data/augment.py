@@ -210,7 +210,7 @@ def _batch_draws(ops: list[str], padding: int, rng_at: Callable[[int], np.random
     whose bounded integer numpy would redraw (about 1 in 10^9), or a plain `rng_at`, draws
     through `_draws` itself."""
     lanes = getattr(rng_at, "lanes", None)
-    draws = lanes(count) if lanes is not None and count else None
+    draws = lanes(count) if lanes is not None and count and ops else None
     if draws is None:
         per_op = list(zip(*[_draws(ops, padding, rng_at(j)) for j in range(count)]))
         return [np.array(values, np.int64).reshape(count, 2) if name == "random_crop"
