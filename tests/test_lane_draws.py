@@ -14,43 +14,38 @@ from dl_arch.data.sources.shapes import Shapes
 _MASK128 = (1 << 128) - 1
 
 
-def _script(draws, rngs, active_draw):
-    """The same sequence of draws through `LaneDraws` and through each numpy generator;
-    returns (lane values, numpy values) per call, numpy's None where a lane sat out."""
-    n = len(draws.position)
-    mask = active_draw.random(n) < 0.6
-    r = 1.0 + active_draw.random((n, 1)) * 5
+def _script(draws, rngs, seed_rng):
+    """The same sequence of draws through `LaneDraws` and through each numpy generator:
+    (lane values, numpy values) per call. The integers read 32-bit halves, an odd number
+    between uniform draws, so numpy's buffered half carries across calls."""
+    r = 1.0 + seed_rng.random((len(draws.position), 1)) * 5
     calls = [
-        (lambda: draws.uniform(0.0, 1.0, 3), lambda g, j: g.uniform(0.0, 1.0, 3), None),
-        (lambda: draws.integers(6), lambda g, j: [g.integers(6)], None),
-        (lambda: draws.uniform(r, 16 - r, 2), lambda g, j: g.uniform(r[j, 0], 16 - r[j, 0], 2),
-         None),
-        (lambda: draws.integers(9, size=3), lambda g, j: g.integers(0, 9, size=3), None),
-        (lambda: draws.integers(7, active=mask), lambda g, j: [g.integers(7)], mask),
-        (lambda: draws.random(2, active=mask), lambda g, j: g.random(2), mask),
-        (lambda: draws.integers(1, size=2), lambda g, j: g.integers(1, size=2), None),
-        (lambda: draws.integers(2**32), lambda g, j: [g.integers(2**32)], None),
-        (lambda: draws.integers(2**31 - 1, active=~mask), lambda g, j: [g.integers(2**31 - 1)],
-         ~mask),
-        (lambda: draws.random(), lambda g, j: [g.random()], None),
+        (lambda: draws.uniform(0.0, 1.0, 3), lambda g, j: g.uniform(0.0, 1.0, 3)),
+        (lambda: draws.integers(6), lambda g, j: [g.integers(6)]),
+        (lambda: draws.uniform(r, 16 - r, 2), lambda g, j: g.uniform(r[j, 0], 16 - r[j, 0], 2)),
+        (lambda: draws.integers(9, size=3), lambda g, j: g.integers(0, 9, size=3)),
+        (lambda: draws.integers(7), lambda g, j: [g.integers(7)]),
+        (lambda: draws.random(2), lambda g, j: g.random(2)),
+        (lambda: draws.integers(1, size=2), lambda g, j: g.integers(1, size=2)),
+        (lambda: draws.integers(2**32), lambda g, j: [g.integers(2**32)]),
+        (lambda: draws.integers(2**31 - 1), lambda g, j: [g.integers(2**31 - 1)]),
+        (lambda: draws.random(), lambda g, j: [g.random()]),
     ]
-    ours = [call() for call, _, _ in calls]
-    theirs = [[None if m is not None and not m[j] else np.asarray(ref(g, j))
-               for j, g in enumerate(rngs)] for _, ref, m in calls]
+    ours = [call() for call, _ in calls]
+    theirs = [[np.asarray(ref(g, j)) for j, g in enumerate(rngs)] for _, ref in calls]
     return ours, theirs
 
 
 def _assert_script_equal(ours, theirs, exact):
     for call, (got, want) in enumerate(zip(ours, theirs)):
         for j, value in enumerate(want):
-            if value is not None and exact[j]:
+            if exact[j]:
                 np.testing.assert_array_equal(got[j], value, err_msg=f"call {call} lane {j}")
 
 
 def test_pcg64_lane_draws_equal_generator_calls():
     """uniform (scalar and per-lane bounds), integers (1, small, 2^31 - 1, 2^32, several
-    at once, with numpy's buffered 32-bit halves across calls), random, and draws that only
-    some lanes take part in."""
+    at once, with numpy's buffered 32-bit halves across calls) and random."""
     indices = np.arange(600)
     lanes = ExampleGenerators(4, 9, indices).lanes
     draws = LaneDraws(lanes.raw, len(indices), expected=2)  # grows its table as it reads
@@ -166,8 +161,8 @@ def test_augmentation_draws_fall_back_to_numpy_where_lanes_cannot(monkeypatch):
 
     integers = LaneDraws.integers
 
-    def rejecting(self, high, size=1, active=None):  # lanes 3 and 40 "hit" the zone
-        out = integers(self, high, size, active)
+    def rejecting(self, high, size=1):  # lanes 3 and 40 "hit" the zone
+        out = integers(self, high, size)
         self.exact[[3, 40]] = False
         out[[3, 40]] = -99
         return out
@@ -197,8 +192,8 @@ def test_shapes_lanes_equal_one_generator_at_a_time(kw, monkeypatch):
         [np.random.default_rng([seed, salt, i]) for i in indices.tolist()], indices)
     integers = LaneDraws.integers
 
-    def rejecting(self, high, size=1, active=None):
-        out = integers(self, high, size, active)
+    def rejecting(self, high, size=1):
+        out = integers(self, high, size)
         self.exact[[0, 17]] = False
         return out
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from dl_arch.config.fields import Field
 from dl_arch.data.batching import Batch
+from dl_arch.data.lane_draws import raw_uniform
 from dl_arch.data.sources.procedural import SPLIT_FIELDS, BatchDefinedSource, split_length
-from dl_arch.data.sources.seeding import raw_coin, raw_then_normal, raw_uniform
+from dl_arch.data.sources.seeding import raw_coin, raw_then_normal
 from dl_arch.registry import register_dataset
 
 NOISE = Field(0.05, "std of the Gaussian jitter added to each point", low=0.0)
@@ -40,7 +41,7 @@ class PointSet(BatchDefinedSource):
 
     def _points(self, raw: np.ndarray, label: np.ndarray) -> np.ndarray:
         """The points before their jitter (float64 [N, 2]) from each example's raw outputs:
-        the draws of `Generator.uniform` and `integers` (`seeding.raw_uniform`, `raw_coin`)."""
+        the draws of `Generator.uniform` and `integers` (`lane_draws.raw_uniform`, `seeding.raw_coin`)."""
         if self.kind == "xor":
             x = raw_uniform(raw[:, :2], 0.1, 1.0)  # a margin around the axes keeps labels clean
             # quadrant signs (integers(2): -1 or 1): label 0 same signs, label 1 opposite

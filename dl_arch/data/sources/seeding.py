@@ -5,8 +5,8 @@ about 12 µs per example in Python, more than most procedural examples cost to d
 the SeedSequence hash runs once for the whole batch in uint32 numpy arithmetic and each
 PCG64 gets its state set directly, which yields exactly the same generators (tested against
 `default_rng` itself). Words that do not fit in 32 bits fall back to `default_rng`.
-`raw_then_normal`, `raw_uniform` and `raw_coin` let a source draw every generator's raw
-outputs and normals at once (`pcg64_lanes`) and turn them into its `uniform` /
+`raw_then_normal` and `raw_coin` (with `lane_draws.raw_uniform`) let a source draw every
+generator's raw outputs and normals at once (`pcg64_lanes`) and turn them into its `uniform` /
 `integers(2)` draws with array arithmetic.
 """
 
@@ -114,11 +114,10 @@ def lanes_of(rngs: Iterable[np.random.Generator]) -> Pcg64Lanes | None:
     return None
 
 
-# numpy's Generator.uniform(low, high) is low + (high - low) * d, with d the top 53 bits of
-# one raw 64-bit output over 2**53; integers(2) is the top bit of the low 32 bits of one raw
-# output. Reading the raw outputs of a whole batch and doing this arithmetic once gives the
-# same numbers as the per-example calls (tested against them in tests/test_pipeline_batches.py).
-_DOUBLE = 1.0 / 9007199254740992.0
+# numpy's Generator.integers(2) is the top bit of the low 32 bits of one raw output; its
+# uniform(low, high) is `lane_draws.raw_uniform`. Reading the raw outputs of a whole batch
+# and doing this arithmetic once gives the same numbers as the per-example calls (tested
+# against them in tests/test_pipeline_batches.py).
 
 
 def raw_then_normal(rngs: Iterable[np.random.Generator], count: int, raw_draws: int,
@@ -136,11 +135,6 @@ def raw_then_normal(rngs: Iterable[np.random.Generator], count: int, raw_draws: 
         raw[j] = rng.bit_generator.random_raw(raw_draws)
         normal[j] = rng.normal(0.0, scale, size=normals)
     return raw, normal
-
-
-def raw_uniform(raw: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Generator.uniform(low, high) from raw outputs."""
-    return low + (high - low) * ((raw >> np.uint64(11)).astype(np.float64) * _DOUBLE)
 
 
 def raw_coin(raw: np.ndarray) -> np.ndarray:
