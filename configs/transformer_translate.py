@@ -50,7 +50,7 @@ def get_config(arg: str | None = None):
         dropout_rate=0.1,
         pre_ln=opts.pre_ln,  # False = the original post-LN Transformer
         position="sinusoidal",
-        attention_impl="xla",  # xla | cudnn | auto | naive
+        attention_impl="xla",  # xla | cudnn | auto | naive | blocked
     )
     c.dataset.name = "synthetic_translation"
     c.dataset.num_topics = 4  # procedural language: 4 topics x 12 words per category

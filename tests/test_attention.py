@@ -6,6 +6,7 @@ decoding == full forward, scan == unrolled, remat == plain.
 from __future__ import annotations
 
 import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +14,10 @@ import pytest
 
 from dl_arch.models.layers.attention import (
     MultiHeadAttention,
+    blocked_causal_attention,
+    causal_block_size,
     causal_mask,
+    naive_attention,
     padding_mask,
     segment_mask,
 )
@@ -112,24 +116,125 @@ def test_causal_flag_equals_causal_mask_and_naive_path():
     chex.assert_trees_all_close(by_flag, naive, atol=1e-5)
 
 
-def test_auto_runs_the_einsum_path_when_training_on_cpu_and_xla_otherwise():
-    """"auto" picks by backend and mode (auto_implementation); its training outputs and
-    gradients are the einsum path's, its eval outputs XLA's, bit for bit."""
+def test_auto_picks_blocks_for_causal_self_attention_and_the_einsum_or_xla_path_otherwise():
+    """"auto" picks by backend, mode and whether the attention is causal self-attention
+    (auto_implementation); its outputs and gradients are the picked path's, bit for bit."""
     from dl_arch.models.layers.attention import auto_implementation
 
+    assert auto_implementation(True, "cpu", causal_self=True) == "blocked"
+    assert auto_implementation(False, "cpu", causal_self=True) == "blocked"
     assert auto_implementation(True, "cpu") == "naive"
     assert auto_implementation(False, "cpu") == "xla"
-    assert auto_implementation(True, "gpu") == auto_implementation(False, "tpu") == "auto"
-    x = jax.random.normal(jax.random.key(0), (B, T, D))
-    layers = {name: MultiHeadAttention(N, implementation=name) for name in ("auto", "naive", "xla")}
+    assert auto_implementation(True, "gpu", causal_self=True) == "auto"
+    assert auto_implementation(False, "tpu") == "auto"
+    x = jax.random.normal(jax.random.key(0), (B, 40, D))
+    names = ("auto", "naive", "xla", "blocked")
+    layers = {name: MultiHeadAttention(N, implementation=name) for name in names}
     params = jax.jit(layers["auto"].init)(jax.random.key(1), x)
 
-    def grads(name, train):
-        loss = lambda p: jnp.sum(layers[name].apply(p, x, causal=True, train=train) ** 2)
+    def grads(name, train, causal):
+        loss = lambda p: jnp.sum(layers[name].apply(p, x, causal=causal, train=train) ** 2)
         return jax.jit(jax.value_and_grad(loss))(params)
 
-    for train, same in ((True, "naive"), (False, "xla")):
-        chex.assert_trees_all_equal(grads("auto", train), grads(same, train))
+    for train, causal, same in ((True, True, "blocked"), (False, True, "blocked"),
+                                (True, False, "naive"), (False, False, "xla")):
+        chex.assert_trees_all_equal(grads("auto", train, causal), grads(same, train, causal))
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "segment", "padding"])
+@pytest.mark.parametrize("kv_heads,block", [(4, 2), (2, 3), (1, 7), (4, 32)])
+def test_blocked_causal_attention_equals_the_naive_path(mask_kind, kv_heads, block):
+    """Query blocks against the keys they can see give the naive causal values, gradients
+    and probabilities (zero above the diagonal), for blocks that do and don't divide T."""
+    t, n, h = 11, 4, 8
+    ks = jax.random.split(jax.random.key(0), 4)
+    q = jax.random.normal(ks[0], (B, t, n, h))
+    k, v = (jax.random.normal(kk, (B, t, kv_heads, h)) for kk in ks[1:3])
+    w = jax.random.normal(ks[3], (B, t, n, h))
+    valid = jnp.arange(t)[None, :] < jnp.array([[t], [7]])
+    seg = jnp.array([[1] * 5 + [2] * 6, [1] * 3 + [2] * 8])
+    mask = {"none": None, "segment": segment_mask(seg), "padding": padding_mask(valid)}[mask_kind]
+    # a padded query sees no key; the two paths average different values there, so the
+    # comparison (and the loss) keeps the real queries only
+    keep_BT1 = valid[:, :, None] if mask_kind == "padding" else jnp.ones((B, t, 1), bool)
+
+    def run(fn):
+        loss = lambda q_, k_, v_: jnp.sum(jnp.where(keep_BT1[..., None], fn(q_, k_, v_)[0] * w, 0))
+        out, probs = jax.jit(fn)(q, k, v)
+        return (jnp.where(keep_BT1[..., None], out, 0), jnp.where(keep_BT1[:, None], probs, 0),
+                jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(q, k, v))
+
+    blocked = run(lambda q_, k_, v_: blocked_causal_attention(q_, k_, v_, mask, block=block))
+    naive = run(lambda q_, k_, v_: naive_attention(q_, k_, v_, mask, True))
+    chex.assert_trees_all_close(blocked, naive, atol=1e-6, rtol=1e-5)
+    assert float(jnp.max(jnp.abs(jnp.triu(blocked[1], k=1)))) == 0.0
+
+
+def test_blocked_layer_matches_numpy_across_several_blocks():
+    """The layer with implementation="blocked" and `causal=True` at a length of three
+    default blocks (32, 32, 16) against the numpy equations, values and gradients."""
+    t = 80
+    assert causal_block_size(t) == 32
+    seg = jnp.concatenate([jnp.ones((B, 30), jnp.int32), 2 * jnp.ones((B, t - 30), jnp.int32)], 1)
+    x = jax.random.normal(jax.random.key(0), (B, t, D))
+    layer = MultiHeadAttention(N, num_kv_heads=2, implementation="blocked")
+    params = jax.jit(layer.init)(jax.random.key(1), x)["params"]
+    for mask in (None, segment_mask(seg)):
+        apply = jax.jit(lambda p, x_, m=mask: layer.apply({"params": p}, x_, mask=m, causal=True))
+        full_mask = causal_mask(t) if mask is None else jnp.logical_and(causal_mask(t), mask)
+        ref = numpy_mha(params, x, x, full_mask, 2)
+        chex.assert_trees_all_close(np.asarray(apply(params, x)), ref, atol=2e-5, rtol=2e-5)
+        w = np.random.default_rng(0).normal(size=(B, t, D))
+        g = jax.jit(jax.grad(lambda x_: jnp.sum(apply(params, x_) * w)))(x)
+        v = np.random.default_rng(1).normal(size=x.shape)
+        eps, xs = 1e-4, np.asarray(x, np.float64)
+        fd = (np.sum(numpy_mha(params, xs + eps * v, xs + eps * v, full_mask, 2) * w)
+              - np.sum(numpy_mha(params, xs - eps * v, xs - eps * v, full_mask, 2) * w)) / (2 * eps)
+        np.testing.assert_allclose(float(jnp.sum(g * v)), fd, rtol=1e-4, atol=1e-3)
+
+
+def test_blocked_dropout_is_unbiased_and_each_block_draws_its_own_mask():
+    """Probability dropout in the blocked path, at two default blocks (T = 64): each block
+    has a Dropout of its own (its own rng draw), and the mean output over many dropout keys
+    is the deterministic output (every block's kept probabilities scale by 1/keep)."""
+    t = 64
+    x = jax.random.normal(jax.random.key(0), (1, t, D))
+    layer = MultiHeadAttention(N, attention_dropout=0.5, implementation="blocked")
+    params = jax.jit(layer.init)(jax.random.key(1), x)
+    plain = layer.apply(params, x, causal=True)
+
+    def one(r):
+        return layer.apply(params, x, causal=True, train=True, rngs={"dropout": r})
+
+    seen = []
+
+    def record(next_fun, args, kwargs, context):
+        if isinstance(context.module, nn.Dropout):
+            seen.append((context.module.name, args[0].shape))
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(record):
+        one(jax.random.key(3))
+    assert seen == [("Dropout_0", (1, N, 32, 32)), ("Dropout_1", (1, N, 32, 64))]
+    keys = jax.random.split(jax.random.key(2), 2000)
+    outs = jax.jit(jax.vmap(one))(keys)
+    assert float(jnp.abs(outs[0] - plain).max()) > 0.1  # dropout is on
+    for rows in (slice(0, 32), slice(32, 64)):
+        err = jnp.abs(outs.mean(0)[:, rows] - plain[:, rows]).mean()
+        assert float(err) < 0.05 * float(jnp.abs(plain[:, rows]).mean()), rows
+
+
+def test_blocked_falls_back_to_naive_without_causal_self_attention():
+    x = jax.random.normal(jax.random.key(0), (B, T, D))
+    kv = jax.random.normal(jax.random.key(1), (B, T + 2, D))
+    layers = {name: MultiHeadAttention(N, implementation=name) for name in ("blocked", "naive")}
+    params = jax.jit(layers["naive"].init)(jax.random.key(2), x, kv)
+    for args, causal in (((x,), False), ((x, kv), False), ((x, kv), True)):
+        same = [layers[name].apply(params, *args, causal=causal) for name in layers]
+        chex.assert_trees_all_equal(*same)
+    with pytest.raises(ValueError, match="as many keys as queries"):
+        blocked_causal_attention(jnp.ones((1, 3, 2, 4)), jnp.ones((1, 5, 2, 4)),
+                                 jnp.ones((1, 5, 2, 4)), None)
 
 
 def test_bad_head_counts_raise_clear_errors():

@@ -37,7 +37,7 @@ class SequenceTransformer(nn.Module):
     pool: str = "cls"  # cls: a learned summary token; mean: over real steps; per_step
     causal: bool = False  # each step attends only to earlier ones
     dropout_rate: float = 0.0  # dropout on the inputs and after each sublayer in training
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 

@@ -65,7 +65,7 @@ class BertSpanQA(nn.Module):
     init_std: float = 0.02  # std of the normal weight init
     scan: bool = False  # nn.scan over the layers (compile time flat in depth)
     remat: bool = False  # recompute activations in the backward pass to save memory
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     question_match: bool = False  # learned vector on passage tokens that are question words
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32

@@ -91,7 +91,7 @@ class EncoderDecoderTransformer(nn.Module):
     layer_norm_eps: float = 1e-6  # LayerNorm epsilon
     scan: bool = False  # nn.scan over the layers (compile time flat in depth)
     remat: bool = False  # recompute activations in the backward pass to save memory
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     decode: bool = False  # autoregressive decoding with a key/value cache
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -234,7 +234,7 @@ class Bert(nn.Module):
     init_std: float = 0.02  # std of the normal weight init
     scan: bool = False  # nn.scan over the layers (compile time flat in depth)
     remat: bool = False  # recompute activations in the backward pass to save memory
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
@@ -298,7 +298,7 @@ class GPT(nn.Module):
     init_std: float = 0.02  # std of the normal weight init
     scan: bool = False  # nn.scan over the layers (compile time flat in depth)
     remat: bool = False  # recompute activations in the backward pass to save memory
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     decode: bool = False  # autoregressive decoding with a key/value cache
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -358,7 +358,7 @@ class ViT(nn.Module):
     layer_norm_eps: float = 1e-6  # LayerNorm epsilon
     scan: bool = False  # nn.scan over the layers (compile time flat in depth)
     remat: bool = False  # recompute activations in the backward pass to save memory
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 

@@ -40,7 +40,7 @@ class ViTSegmenter(nn.Module):
     layer_norm_eps: float = 1e-6  # LayerNorm epsilon
     scan: bool = False  # nn.scan over the layers (compile time flat in depth)
     remat: bool = False  # recompute activations in the backward pass to save memory
-    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive
+    attention_impl: str = "xla"  # attention kernel: xla | cudnn | auto | naive | blocked
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
