@@ -1,7 +1,10 @@
 """Layers over window taps: `window_conv`, nn.Conv's convolution with CPU shortcuts (depthwise,
-few input channels, transposed; against XLA's convolution, values and gradients, and the
-depthwise one against a numpy loop), and the max-pool (against XLA's reduce-window and
+few input channels, transposed, the input gradient with few channels; against XLA's
+convolution, values and gradients, the depthwise one and the input gradient against numpy
+loops), and the max-pool (against XLA's reduce-window and
 select-and-scatter, ties included)."""
+
+import re
 
 import flax.linen as nn
 import jax
@@ -9,7 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_arch.models.cnn.taps import max_pool_by_taps, upsampling_conv, window_conv
+from dl_arch.models.cnn.taps import (
+    _input_grad_by_taps,
+    max_pool_by_taps,
+    upsampling_conv,
+    window_conv,
+)
 
 
 def _numpy_depthwise(x_BHWC, k_HW1C, stride, pad):
@@ -85,7 +93,9 @@ def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, st
 
 @pytest.mark.parametrize("channels,size,stride,pad", [
     (1, 5, 1, 2), (3, 7, 2, 3), (3, 3, 1, 1), (1, 5, 1, 0),  # forward on taps
-    (8, 4, 2, 1), (3, 3, 2, "VALID"), (3, 4, 2, "SAME")])  # XLA's (many inputs), taps
+    (8, 4, 2, 1), (3, 3, 2, "VALID"), (3, 4, 2, "SAME"),  # XLA's (many inputs), taps
+    (6, 5, 1, 0), (8, 3, 1, "VALID"), (2, 4, 1, 0),  # input gradient on taps
+    (9, 5, 1, 0), (6, 5, 1, 2)])  # XLA's: too many channels, padded
 def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
     x = jax.random.normal(jax.random.key(4), (2, 11, 10, channels))
     k = jax.random.normal(jax.random.key(5), (size, size, channels, 4))
@@ -99,6 +109,32 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
     grads = lambda f: jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * g), argnums=(0, 1)))(x, k)
     for a, b in zip(grads(ours), grads(theirs), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels,padding,convolutions", [
+    (6, "VALID", 1), (8, ((0, 0), (0, 0)), 1), (9, "VALID", 2), (6, "SAME", 2)])
+def test_input_gradient_leaves_xla_only_for_few_channels_without_padding(
+        channels, padding, convolutions):
+    """The compiled gradient of sum(conv(x)^2) w.r.t. x keeps XLA's forward convolution
+    and, outside the input-gradient rule, XLA's input-gradient convolution as well."""
+    x, k = jnp.ones((2, 11, 10, channels)), jnp.ones((5, 5, channels, 4))
+    nhwc = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+    loss = lambda x: jnp.sum(window_conv(x, k, (1, 1), padding, dimension_numbers=nhwc) ** 2)
+    hlo = jax.jit(jax.grad(loss)).lower(x).compile().as_text()
+    assert len(re.findall(r"\} convolution\(", hlo)) == convolutions
+
+
+def test_input_grad_by_taps_matches_numpy():
+    """Each output gradient spread back over the window it read, in float64 numpy."""
+    rng = np.random.default_rng(0)
+    dy, kernel = rng.normal(size=(2, 6, 5, 4)), rng.normal(size=(3, 4, 3, 4))
+    dx = np.zeros((2, 8, 8, 3))
+    for m in range(6):
+        for n in range(5):
+            dx[:, m:m + 3, n:n + 4] += np.einsum("bf,uvcf->buvc", dy[:, m, n], kernel)
+    ours = _input_grad_by_taps(jnp.asarray(dy, jnp.float32), jnp.asarray(kernel, jnp.float32),
+                               (2, 8, 8, 3))
+    np.testing.assert_allclose(ours, dx, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels,groups,stride", [(1, 1, 1), (6, 6, 2)])

@@ -97,6 +97,32 @@ def _conv_by_taps(x_BHWC, kernel, strides, padding):
     return out
 
 
+FEW_CHANNELS_INPUT_GRAD = 8  # the most input channels whose input gradient runs on taps
+
+
+def _input_grad_by_taps(dy_BHWF: jax.Array, kernel: jax.Array, x_shape: tuple[int, ...]
+                        ) -> jax.Array:
+    """d loss / d input of a stride-1 unpadded convolution: one product of the output
+    gradient with every tap's weights, then each tap's slice added at its offset (XLA's
+    input-gradient convolution ran 2-4x slower with a few input channels)."""
+    kh, kw, channels, features = kernel.shape
+    batch, out_h, out_w, _ = dy_BHWF.shape
+    height, width = x_shape[1:3]
+    per_tap = jax.lax.dot_general(dy_BHWF.reshape(-1, features),
+                                  kernel.reshape(kh * kw * channels, features),
+                                  (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+    per_tap = per_tap.reshape(batch, out_h, out_w, kh * kw, channels)
+    zero = jnp.zeros((), per_tap.dtype)
+    dx = None
+    for u in range(kh):
+        for v in range(kw):  # tap (u, v) of output (m, n) read input (m + u, n + v)
+            term = jax.lax.pad(per_tap[..., u * kw + v, :], zero,
+                               ((0, 0, 0), (u, height - out_h - u, 0), (v, width - out_w - v, 0),
+                                (0, 0, 0)))
+            dx = term if dx is None else dx + term
+    return dx
+
+
 def _kernel_grad_of_dilated_input(x_BHWC, dy, kernel_shape, dilation, padding):
     """d loss / d kernel of a stride-1 convolution of the `dilation`-dilated input (a
     transposed convolution), one product per tap without the dilation's zeros: tap (u, v)
@@ -126,26 +152,30 @@ def _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad_on_taps):
     if on_taps:
         return _conv_by_taps(x_BHWC, kernel, strides, padding)
     return _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation)
 
 
-def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, on_taps):
-    return _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps), (x_BHWC, kernel)
+def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad_on_taps):
+    out = _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad_on_taps)
+    return out, (x_BHWC, kernel)
 
 
-def _cpu_conv_bwd(strides, padding, dilation, on_taps, residuals, dy):
+def _cpu_conv_bwd(strides, padding, dilation, on_taps, input_grad_on_taps, residuals, dy):
     x_BHWC, kernel = residuals
-    # XLA's own gradient convolutions; their forward is not computed
+    # XLA's own gradient convolutions; their forward is not computed (nor, under jit, an
+    # input gradient replaced below)
     _, back = jax.vjp(lambda x, k: _xla_dilated_conv(x, k, strides, padding, dilation),
                       x_BHWC, kernel)
     dx, dk = back(dy)
     if dilation != (1, 1):
         dk = _kernel_grad_of_dilated_input(x_BHWC, dy, kernel.shape, dilation, padding)
-    return dx, dk.astype(kernel.dtype)
+    if input_grad_on_taps:
+        dx = _input_grad_by_taps(dy, kernel, x_BHWC.shape)
+    return dx.astype(x_BHWC.dtype), dk.astype(kernel.dtype)
 
 
 _cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
@@ -162,7 +192,10 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
       LeNet-5's one-channel convolution at 2 GFLOP/s; ResNet's 7x7 stride-2 stem lost on taps:
       2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), its gradients XLA's;
     - a stride-1 convolution of a dilated input (a transposed convolution) takes its kernel
-      gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step).
+      gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step);
+    - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
+      takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
+      6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied).
     Elsewhere, and on GPU and TPU, it is XLA's convolution.
     """
     def xla(x, k):
@@ -179,7 +212,11 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     plain = feature_group_count == 1
     on_taps = plain and rhs.shape[2] <= FEW_CHANNELS and dilation == strides == (1, 1)
     transposed = plain and dilation != (1, 1) and strides == (1, 1) and not isinstance(padding, str)
-    if (not (depthwise or on_taps or transposed)
+    unpadded = padding == "VALID" or (not isinstance(padding, str)
+                                      and all(tuple(p) == (0, 0) for p in padding))
+    grad_on_taps = (plain and rhs.shape[2] <= FEW_CHANNELS_INPUT_GRAD and unpadded
+                    and dilation == strides == (1, 1))
+    if (not (depthwise or on_taps or transposed or grad_on_taps)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return xla(lhs, rhs)
     if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
@@ -188,7 +225,8 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     if depthwise:
         cpu = lambda x, k: _depthwise_by_taps(x, k, strides, pads)  # noqa: E731
     else:
-        cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps)  # noqa: E731
+        cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps,  # noqa: E731
+                                     grad_on_taps)
     return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=xla)
 
 
