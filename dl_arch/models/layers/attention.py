@@ -50,7 +50,7 @@ def segment_mask(q_segment_BT: Array, kv_segment_BS: Array | None = None) -> Arr
 def auto_implementation(train: bool, backend: str | None = None, *,
                         causal_self: bool = False) -> str:
     """The kernel "auto" runs. On CPU: "blocked" for causal self-attention (forward and
-    backward 1.3-1.9x faster than the einsum path, forward 1.2-2x faster than XLA's fused
+    backward 1.4-1.9x faster than the einsum path, forward 1.2-2x faster than XLA's fused
     kernel), else the einsum path when training (1.0-1.7x faster than XLA's fused attention)
     and XLA's otherwise (docs/results/benchmarks.md). Elsewhere "auto", JAX's own choice
     (cuDNN flash attention where it applies, else XLA)."""
