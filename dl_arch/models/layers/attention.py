@@ -89,15 +89,19 @@ def _attend(q_BTNH: Array, k_BSNH: Array, v_BSNH: Array, mask: Array | None,
     return out_BTNH, probs_BNTS
 
 
+def _and_causal(mask: Array | None, t: int, s: int) -> Array:
+    """`mask` and the lower-triangular (1, 1, T, S) mask: query i sees keys <= i."""
+    return nn.combine_masks(mask, jnp.tril(jnp.ones((t, s), jnp.bool_))[None, None],
+                            dtype=jnp.bool_)
+
+
 def naive_attention(q_BTNH: Array, k_BSKH: Array, v_BSKH: Array, mask: Array | None,
                     causal: bool, dropout: Callable[[Array], Array] | None = None
                     ) -> tuple[Array, Array]:
     """Explicit einsum/softmax attention; returns (output BTNH, probabilities BNTS in f32)."""
     k_BSNH, v_BSNH = _shared_kv_heads(q_BTNH, k_BSKH, v_BSKH)
     if causal:
-        t, s = q_BTNH.shape[1], k_BSNH.shape[1]
-        mask = nn.combine_masks(mask, jnp.tril(jnp.ones((t, s), jnp.bool_))[None, None],
-                                dtype=jnp.bool_)
+        mask = _and_causal(mask, q_BTNH.shape[1], k_BSNH.shape[1])
     return _attend(q_BTNH, k_BSNH, v_BSNH, mask, dropout)
 
 
@@ -115,27 +119,15 @@ def blocked_causal_attention(q_BTNH: Array, k_BTKH: Array, v_BTKH: Array, mask: 
                          f"{k_BTKH.shape[1]} keys for {t} queries")
     block = block or causal_block_size(t)
     k_BTNH, v_BTNH = _shared_kv_heads(q_BTNH, k_BTKH, v_BTKH)
+    mask = _and_causal(mask, t, t)  # (.., T, T): each block reads its rows and first columns
     outs, probs = [], []
     for start in range(0, t, block):
         stop = min(start + block, t)
-        visible = jnp.arange(stop)[None, :] <= jnp.arange(start, stop)[:, None]
-        block_mask = nn.combine_masks(_mask_rows_cols(mask, start, stop), visible[None, None],
-                                      dtype=jnp.bool_)
         out, p = _attend(q_BTNH[:, start:stop], k_BTNH[:, :stop], v_BTNH[:, :stop],
-                         block_mask, dropout)
+                         mask[..., start:stop, :stop], dropout)
         outs.append(out)
         probs.append(jnp.pad(p, ((0, 0), (0, 0), (0, 0), (0, t - stop))))
     return jnp.concatenate(outs, axis=1), jnp.concatenate(probs, axis=2)
-
-
-def _mask_rows_cols(mask: Array | None, start: int, stop: int) -> Array | None:
-    """A (.., T, S) mask's query rows [start, stop) and key columns [0, stop); a broadcast
-    (size-one) axis stays as it is."""
-    if mask is None:
-        return None
-    rows = slice(start, stop) if mask.shape[-2] > 1 else slice(None)
-    cols = slice(0, stop) if mask.shape[-1] > 1 else slice(None)
-    return mask[..., rows, cols]
 
 
 class MultiHeadAttention(nn.Module):
