@@ -5,6 +5,8 @@ decoding == full forward, scan == unrolled, remat == plain.
 
 from __future__ import annotations
 
+import logging
+
 import chex
 import flax.linen as nn
 import jax
@@ -125,8 +127,13 @@ def test_auto_picks_blocks_for_causal_self_attention_and_the_einsum_or_xla_path_
     assert auto_implementation(False, "cpu", causal_self=True) == "blocked"
     assert auto_implementation(True, "cpu") == "naive"
     assert auto_implementation(False, "cpu") == "xla"
-    assert auto_implementation(True, "gpu", causal_self=True) == "auto"
     assert auto_implementation(False, "tpu") == "auto"
+    # GPU: cuDNN's flash attention for unmasked half-precision inputs, else JAX's choice (XLA)
+    assert auto_implementation(True, "gpu", causal_self=True, dtype=jnp.bfloat16) == "cudnn"
+    assert auto_implementation(False, "gpu", dtype=jnp.float16) == "cudnn"
+    assert auto_implementation(True, "gpu", causal_self=True, dtype=jnp.float32) == "auto"
+    assert auto_implementation(True, "gpu", dtype=jnp.bfloat16, masked=True) == "auto"
+    assert auto_implementation(True, "gpu", causal_self=True) == "auto"
     x = jax.random.normal(jax.random.key(0), (B, 40, D))
     names = ("auto", "naive", "xla", "blocked")
     layers = {name: MultiHeadAttention(N, implementation=name) for name in names}
@@ -139,6 +146,27 @@ def test_auto_picks_blocks_for_causal_self_attention_and_the_einsum_or_xla_path_
     for train, causal, same in ((True, True, "blocked"), (False, True, "blocked"),
                                 (True, False, "naive"), (False, False, "xla")):
         chex.assert_trees_all_equal(grads("auto", train, causal), grads(same, train, causal))
+
+
+def test_auto_falls_back_to_xla_where_cudnn_refuses_and_cudnn_by_name_raises(monkeypatch, caplog):
+    """On a GPU "auto" picks cuDNN for bfloat16 without a mask; where cuDNN refuses the call
+    while it is traced (here: none on this CPU) the layer runs XLA's kernel, the same values
+    bit for bit, and says so once. "cudnn" asked for by name keeps cuDNN's error."""
+    from dl_arch.models.layers import attention
+
+    monkeypatch.setattr(attention, "_backend", lambda: "gpu")
+    attention._warn_once.cache_clear()
+    x = jax.random.normal(jax.random.key(0), (B, 16, D)).astype(jnp.bfloat16)
+    auto = MultiHeadAttention(N, implementation="auto", dtype=jnp.bfloat16)
+    params = jax.jit(auto.init)(jax.random.key(1), x)
+    with caplog.at_level(logging.WARNING, logger="dl_arch"):
+        out = auto.apply(params, x, causal=True)
+    assert "cuDNN attention refused" in caplog.text and "XLA's kernel instead" in caplog.text
+    xla = MultiHeadAttention(N, implementation="xla", dtype=jnp.bfloat16)
+    chex.assert_trees_all_equal(out, xla.apply(params, x, causal=True))
+    by_name = MultiHeadAttention(N, implementation="cudnn", dtype=jnp.bfloat16)
+    with pytest.raises(RuntimeError, match="cuDNN"):
+        by_name.apply(params, x, causal=True)
 
 
 @pytest.mark.parametrize("mask_kind", ["none", "segment", "padding"])

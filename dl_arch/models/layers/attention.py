@@ -6,7 +6,8 @@ a query may attend, broadcastable to (B, N, T, S); build them with the helpers b
 (padding, causal, packed-sequence segment ids) and combine with `nn.combine_masks`.
 
 `implementation` picks the kernel: "xla" (fused XLA, any backend), "cudnn" (flash
-attention on NVIDIA GPUs), "auto" (the fastest available: `auto_implementation`), "naive"
+attention on NVIDIA GPUs, bfloat16/float16), "auto" (the fastest available:
+`auto_implementation`), "naive"
 (explicit einsum + softmax, the reference path; also used whenever attention-probability
 dropout is active, because the fused kernels never materialise the probabilities) or
 "blocked" (the naive math for causal self-attention in blocks of queries, each against only
@@ -15,6 +16,8 @@ the keys it can see: about half the FLOPs and score traffic; naive otherwise).
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -47,18 +50,60 @@ def segment_mask(q_segment_BT: Array, kv_segment_BS: Array | None = None) -> Arr
     return nn.make_attention_mask(q_segment_BT, kv_segment_BS, jnp.equal, dtype=jnp.bool_)
 
 
-def auto_implementation(train: bool, backend: str | None = None, *,
-                        causal_self: bool = False) -> str:
-    """The kernel "auto" runs. On CPU: "blocked" for causal self-attention (forward and
-    backward 1.4-1.9x faster than the einsum path, forward 1.2-2x faster than XLA's fused
-    kernel), else the einsum path when training (1.0-1.7x faster than XLA's fused attention)
-    and XLA's otherwise (docs/results/benchmarks.md). Elsewhere "auto", JAX's own choice
-    (cuDNN flash attention where it applies, else XLA)."""
-    if (backend or jax.default_backend()) != "cpu":
+CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)  # the only inputs cuDNN's fused attention takes
+log = logging.getLogger("dl_arch")
+
+
+def _backend() -> str:
+    return jax.default_backend()
+
+
+def auto_implementation(train: bool, backend: str | None = None, *, causal_self: bool = False,
+                        dtype: Any = None, masked: bool = False) -> str:
+    """The kernel "auto" runs.
+
+    - CPU: "blocked" for causal self-attention (forward and backward 1.4-1.9x faster than
+      the einsum path, forward 1.2-2x faster than XLA's fused kernel), else the einsum path
+      when training (1.0-1.7x faster than XLA's fused attention) and XLA's otherwise
+      (docs/results/benchmarks.md).
+    - GPU: cuDNN's flash attention for bfloat16/float16 inputs without a mask (causal or
+      not), else XLA's. JAX's own choice (`implementation=None`) is always XLA's, whose
+      T x T scores cuDNN never stores. Where cuDNN refuses a call (no cuDNN, a GPU before
+      Ampere, a head dim it lacks), the layer falls back to XLA's with a warning.
+    - TPU and others: "auto", JAX's own choice.
+    """
+    backend = backend or _backend()
+    if backend == "gpu":
+        unmasked_half = not masked and dtype is not None and any(
+            jnp.dtype(dtype) == jnp.dtype(d) for d in CUDNN_DTYPES)
+        return "cudnn" if unmasked_half else "auto"
+    if backend != "cpu":
         return "auto"
     if causal_self:
         return "blocked"
     return "naive" if train else "xla"
+
+
+def fused_attention(q_BTNH: Array, k_BSKH: Array, v_BSKH: Array, mask: Array | None,
+                    causal: bool, implementation: str | None, fall_back: bool = False) -> Array:
+    """`jax.nn.dot_product_attention` with this kernel (None: JAX's choice). `fall_back`:
+    where cuDNN refuses the call while it is traced, XLA's kernel instead, with a warning
+    (for "auto"'s pick; a cuDNN asked for by name raises)."""
+    try:
+        return jax.nn.dot_product_attention(q_BTNH, k_BSKH, v_BSKH, mask=mask, is_causal=causal,
+                                            implementation=implementation)
+    except (RuntimeError, NotImplementedError, ValueError) as error:
+        if not (fall_back and implementation == "cudnn"):
+            raise
+        _warn_once(f"cuDNN attention refused {tuple(q_BTNH.shape)} {q_BTNH.dtype} ({error}); "
+                   "attention_impl 'auto' runs XLA's kernel instead")
+        return jax.nn.dot_product_attention(q_BTNH, k_BSKH, v_BSKH, mask=mask, is_causal=causal,
+                                            implementation="xla")
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def causal_block_size(length: int) -> int:
@@ -200,7 +245,8 @@ class MultiHeadAttention(nn.Module):
         causal_self = causal and q_BTNH.shape[1] == k_BSKH.shape[1]
         implementation = self.implementation
         if implementation == "auto":
-            implementation = auto_implementation(train, causal_self=causal_self)
+            implementation = auto_implementation(train, causal_self=causal_self,
+                                                 dtype=q_BTNH.dtype, masked=mask is not None)
         if implementation in ("naive", "blocked") or use_dropout:
             drop = None
             if use_dropout:
@@ -211,9 +257,10 @@ class MultiHeadAttention(nn.Module):
                 out_BTNH, probs = naive_attention(q_BTNH, k_BSKH, v_BSKH, mask, causal, drop)
             self.sow("intermediates", "attention_probs", probs)
         else:
-            impl = None if implementation == "auto" else implementation
-            out_BTNH = jax.nn.dot_product_attention(
-                q_BTNH, k_BSKH, v_BSKH, mask=mask, is_causal=causal, implementation=impl)
+            out_BTNH = fused_attention(
+                q_BTNH, k_BSKH, v_BSKH, mask, causal,
+                None if implementation == "auto" else implementation,
+                fall_back=self.implementation == "auto")
         return nn.DenseGeneral(
             self.out_features or d, axis=(-2, -1), use_bias=self.use_bias,
             kernel_init=self.kernel_init, dtype=self.dtype, param_dtype=self.param_dtype,
