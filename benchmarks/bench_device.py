@@ -1,0 +1,184 @@
+"""The accelerator checks (issue 22, item 5): bfloat16 MFU of the GPT and ResNet-18 train
+steps, cuDNN's fused attention against XLA's, and how much of the loop's time the device
+waits for its input.
+
+    python -m benchmarks.run --only device            # on a GPU or TPU: the sizes below
+    python -m benchmarks.run --only device --quick    # tiny sizes, any backend (the tests)
+
+Rows, each timed in one process:
+- the backend, its devices and the library versions (the numbers depend on them);
+- the measured matmul peak (bfloat16 on an accelerator), the MFU denominator;
+- a GPT-2-small train step (d 768, 12 layers, B16 T1024, Adam) in bfloat16 with
+  `attention_impl="auto"` against the same step with XLA's attention;
+- a ResNet-18 train step (ImageNet stem, 224x224, batch 256, SGD) in bfloat16 against
+  float32;
+- causal self-attention forward and backward in bfloat16 (B8 T2048, 12 heads of 64): the
+  layer's "auto" against "cudnn", "xla" and "naive" (a kernel this backend lacks is named,
+  not timed), and the output's largest difference from XLA's;
+- the whole loop (`train_and_evaluate`) against its bare step for `lenet5_shapes` (grain
+  workers 0 and 8) and `gpt_text` in the backend's default dtype: the share of the loop's
+  time the device waits for input is about 1 - loop/bare.
+Without --quick on a CPU the rows are skipped: their sizes are accelerator sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops
+
+LOOP_CONFIGS = (("configs/lenet5_shapes.py", 0), ("configs/lenet5_shapes.py", 8),
+                ("configs/gpt_text.py", 0))
+
+
+def _info(name: str, text: str) -> Row:
+    return Row(name, 0.0, extra=text)
+
+
+def _stepper(jitted: Callable, state: Any, *args: Any) -> tuple[Callable[[], Any], float]:
+    """(run one step on the held state, the step's FLOPs): `jitted(state, *args) -> (state,
+    loss)` compiled once, for both the timing and XLA's cost analysis."""
+    compiled = jitted.lower(state, *args).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    holder = {"state": state}
+
+    def run():
+        holder["state"], loss = compiled(holder["state"], *args)
+        return loss
+
+    return run, float((cost or {}).get("flops", 0.0))
+
+
+def environment_row() -> Row:
+    """The backend, its devices and the versions the figures depend on."""
+    import flax
+    import optax
+
+    devices = jax.devices()
+    return _info("environment", f"backend={jax.default_backend()} devices={len(devices)}x"
+                                f"{devices[0].device_kind} jax={jax.__version__} "
+                                f"flax={flax.__version__} optax={optax.__version__}")
+
+
+def _gpt_step(quick: bool, attention: str) -> tuple[Callable[[], Any], float, int]:
+    """(run one bfloat16 GPT train step, its FLOPs, tokens a step) with this attention."""
+    from benchmarks.bench_transformer import _jax_train_step
+    from dl_arch.models.transformer import GPT
+
+    d, layers, heads, vocab, b, t = ((64, 2, 4, 256, 4, 64) if quick
+                                     else (768, 12, 12, 50304, 16, 1024))
+    model = GPT(vocab_size=vocab, emb_dim=d, num_layers=layers, num_heads=heads,
+                mlp_dim=4 * d, max_len=t, dropout_rate=0.0, attention_impl=attention,
+                dtype=jnp.bfloat16)
+    tokens = jax.random.randint(jax.random.key(0), (b, t + 1), 0, vocab)
+    step, state, _ = _jax_train_step(model, tokens)
+    return *_stepper(step, state), b * t
+
+
+def gpt_rows(quick: bool) -> Iterable[Row]:
+    ours, flops, tokens = _gpt_step(quick, "auto")
+    xla, _, _ = _gpt_step(quick, "xla")
+    yield compare(f"gpt bf16 train step ({tokens} tokens), attention auto", ours, xla,
+                  "attention xla", quick,
+                  extra=lambda s: f"tokens/s={tokens / s:,.0f} TFLOP/s={flops / s / 1e12:.1f} "
+                                  + mfu_text(flops, s, quick))
+
+
+def _resnet_step(quick: bool, dtype: Any) -> tuple[Callable[[], Any], float, int]:
+    """(run one ResNet-18 SGD train step in `dtype`, its FLOPs, images a step); --quick: one
+    block a stage (a ResNet-10: half the compile) on 32x32 images."""
+    import optax
+
+    from benchmarks.bench_cnn import make_train_step
+    from dl_arch.registry import MODELS
+
+    batch, side, stem = (8, 32, "small") if quick else (256, 224, "imagenet")
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.standard_normal((batch, side, side, 3), np.float32))
+    labels = jnp.asarray(rng.integers(0, 1000, batch).astype(np.int32))
+    model = MODELS.get("resnet18")(num_classes=1000, stem=stem, dtype=dtype,
+                                   stage_sizes=(1, 1, 1, 1) if quick else (2, 2, 2, 2))
+    variables = jax.jit(lambda: model.init(jax.random.key(0), images))()
+    tx = optax.sgd(0.01, momentum=0.9)
+    state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+    return *_stepper(make_train_step(model, tx), state, images, labels), batch
+
+
+def resnet_rows(quick: bool) -> Iterable[Row]:
+    ours, flops, batch = _resnet_step(quick, jnp.bfloat16)
+    f32, _, _ = _resnet_step(quick, jnp.float32)
+    name = "resnet10" if quick else "resnet18"
+    yield compare(f"{name} bf16 train step (batch {batch})", ours, f32, "float32", quick,
+                  extra=lambda s: f"images/s={batch / s:,.0f} TFLOP/s={flops / s / 1e12:.1f} "
+                                  + mfu_text(flops, s, quick))
+
+
+def attention_rows(quick: bool) -> Iterable[Row]:
+    """The layer's "auto" against each kernel, causal self-attention forward and backward
+    in bfloat16; a kernel this backend refuses is named with its error instead."""
+    from dl_arch.models.layers.attention import MultiHeadAttention, auto_implementation
+
+    b, t, heads, dim = (2, 64, 4, 16) if quick else (8, 2048, 12, 64)
+    x = jax.random.normal(jax.random.key(0), (b, t, heads * dim), jnp.bfloat16)
+    layers = {name: MultiHeadAttention(heads, implementation=name, dtype=jnp.bfloat16)
+              for name in ("auto", "cudnn", "xla", "naive")}
+    params = jax.jit(layers["auto"].init)(jax.random.key(1), x)
+    picked = auto_implementation(True, causal_self=True, dtype=jnp.bfloat16)
+    yield _info("attention auto picks", f"{picked} (train, causal self-attention, bf16)")
+    runs, outputs = {}, {}
+    for name, layer in layers.items():
+        forward = jax.jit(lambda p, x_, layer=layer: layer.apply(p, x_, causal=True, train=True))
+        grad = jax.jit(jax.grad(lambda p, x_, layer=layer: jnp.sum(
+            layer.apply(p, x_, causal=True, train=True).astype(jnp.float32) ** 2),
+            argnums=(0, 1)))
+        try:
+            outputs[name] = np.asarray(forward(params, x).astype(jnp.float32))
+            jax.block_until_ready(grad(params, x))
+        except Exception as error:  # noqa: BLE001 - a kernel this backend lacks is reported
+            yield _info(f"attention {name}", f"unavailable: {type(error).__name__}: "
+                                             f"{str(error).splitlines()[0][:120]}")
+            continue
+        runs[name] = lambda grad=grad: grad(params, x)
+    scale = float(np.abs(outputs["xla"]).max())
+    for name in ("cudnn", "xla", "naive"):
+        if name in runs:
+            diff = float(np.abs(outputs["auto"] - outputs[name]).max()) / scale
+            yield compare(f"attention fwd+bwd bf16 B{b} T{t} {heads}x{dim} causal: auto vs {name}",
+                          runs["auto"], runs[name], name, quick,
+                          extra=lambda s, diff=diff: f"max|auto-{name}|/max|xla|={diff:.1e}")
+
+
+def loop_rows(quick: bool) -> Iterable[Row]:
+    """Loop against bare step in the backend's default dtype (bfloat16 on accelerators)."""
+    from benchmarks.bench_loop import _config, bare_steps_per_sec, loop_steps_per_sec
+
+    steps = 40 if quick else 1000
+    configs = LOOP_CONFIGS[:1] if quick else LOOP_CONFIGS
+    for spec, workers in configs:
+        config = _config(spec, steps, workers)
+        config.log_every_steps = 10 if quick else 50
+        loop = loop_steps_per_sec(config)
+        bare = bare_steps_per_sec(config, steps)
+        yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers}",
+                  1.0 / loop, 1.0 / bare, "bare step",
+                  extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the device waits "
+                        f"for input about {max(0.0, 1.0 - loop / bare):.0%} of the loop's time")
+
+
+def rows(quick: bool) -> Iterable[Row]:
+    yield environment_row()
+    if jax.default_backend() == "cpu" and not quick:
+        yield _info("device rows", "skipped: accelerator sizes; --quick runs them small here")
+        return
+    peak = peak_matmul_flops(quick)
+    yield _info(f"peak matmul ({jax.default_backend()}, measured)", f"{peak / 1e12:,.2f} TFLOP/s")
+    yield from gpt_rows(quick)
+    yield from resnet_rows(quick)
+    yield from attention_rows(quick)
+    yield from loop_rows(quick)

@@ -1,0 +1,36 @@
+"""The accelerator checks (`benchmarks/bench_device.py`) run end to end at their --quick sizes
+on this CPU, so a lent GPU's few minutes go to measuring, not to fixing the script."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks import bench_device
+
+
+def test_device_rows_run_on_cpu_at_quick_sizes():
+    rows = {row.name: row for row in bench_device.rows(quick=True)}
+    assert "backend=cpu" in rows["environment"].extra and "jax=" in rows["environment"].extra
+    timed = [row for row in rows.values() if row.ours_s]
+    for row in timed:  # every timed row has both sides, finite and positive
+        assert row.ref_s and math.isfinite(row.ours_s) and math.isfinite(row.ref_s), row.line()
+    gpt = next(row for name, row in rows.items() if name.startswith("gpt bf16 train step"))
+    resnet = next(row for name, row in rows.items() if name.startswith("resnet10 bf16"))
+    for row in (gpt, resnet):
+        assert "MFU=" in row.extra and "TFLOP/s=" in row.extra
+    assert gpt.ref_name == "attention xla" and resnet.ref_name == "float32"
+    # on CPU "auto" takes the query blocks, and cuDNN is named as missing, not timed
+    assert rows["attention auto picks"].extra.startswith("blocked")
+    assert rows["attention cudnn"].extra.startswith("unavailable: RuntimeError: cuDNN")
+    kernels = sorted(row.ref_name for row in timed if row.name.startswith("attention fwd+bwd"))
+    assert kernels == ["naive", "xla"]
+    for row in timed:
+        if row.name.startswith("attention fwd+bwd"):  # the same attention, bf16 rounding apart
+            assert float(row.extra.split("=")[-1]) < 2e-2, row.line()
+    loop = next(row for name, row in rows.items() if name.startswith("loop vs bare step"))
+    assert loop.ref_name == "bare step" and "waits for input about" in loop.extra
+
+
+def test_full_sizes_are_skipped_on_cpu():
+    names = [row.name for row in bench_device.rows(quick=False)]
+    assert names == ["environment", "device rows"]
