@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.loop_step import loop_stepper
 from dl_arch.models.layers.nms import batched_nms
 from dl_arch.testing import load_config
 from dl_arch.train.trainer import Trainer
@@ -68,16 +69,8 @@ def numpy_postprocess(boxes_BN4: np.ndarray, scores_BNC: np.ndarray, top_k: int,
 def train_row(quick: bool) -> Row:
     config = load_config("configs/detector_shapes.py")
     trainer = Trainer(config)
-    batch = trainer.first_batch()
-    state = trainer.init_state(batch)
-    step = trainer.train_step()
-    flops = step_flops(step, state, batch)
-    holder = [state]
-
-    def ours():
-        holder[0], metrics = step(holder[0], batch)
-        return metrics
-
+    ours, held = loop_stepper(trainer, trainer.first_batch())
+    flops = step_flops(held["step"], held["state"], held["batch"], held["window"])
     n = config.batch_size
     size = config.dataset.image_size
     return compare(f"detection/ssd_tiny {size}x{size} train step b={n}", ours, None, quick=quick,

@@ -71,7 +71,7 @@ def _gpt_step(quick: bool, attention: str) -> tuple[Callable[[], Any], float, in
     from benchmarks.bench_transformer import _jax_train_step
     from dl_arch.models.transformer import GPT
 
-    d, layers, heads, vocab, b, t = ((64, 2, 4, 256, 4, 64) if quick
+    d, layers, heads, vocab, b, t = ((64, 1, 4, 256, 4, 64) if quick
                                      else (768, 12, 12, 50304, 16, 1024))
     model = GPT(vocab_size=vocab, emb_dim=d, num_layers=layers, num_heads=heads,
                 mlp_dim=4 * d, max_len=t, dropout_rate=0.0, attention_impl=attention,

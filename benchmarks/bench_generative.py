@@ -16,26 +16,21 @@ import ml_collections
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.loop_step import loop_stepper
 from benchmarks.phases import phase_text, trainer_loss
 from configs.base import base_config
 from dl_arch.train.trainer import Trainer
 
 
 def _ours(config: ml_collections.ConfigDict, images: np.ndarray):
-    """(run, flops, phases): a zero-argument callable running one jitted, buffer-donating
-    train step, its FLOPs, and `phases(quick)` -> its per-phase breakdown text."""
+    """(run, flops, phases): a zero-argument callable running one call of the loop's
+    jitted, buffer-donating step (`loop_step`), its FLOPs, and `phases(quick)` -> its
+    per-phase breakdown text."""
     trainer = Trainer(config)
     batch = {"image": jax.numpy.asarray(images)}
-    state = trainer.init_state(batch)
-    step = trainer.train_step()
-    holder = {"state": state}
-
-    def run():
-        holder["state"], metrics = step(holder["state"], batch)
-        return metrics
-
-    flops = step_flops(step, state, batch)
-    loss_fn, args = trainer_loss(trainer, lambda: holder["state"], batch)
+    run, held = loop_stepper(trainer, batch)
+    flops = step_flops(held["step"], held["state"], held["batch"], held["window"])
+    loss_fn, args = trainer_loss(trainer, lambda: held["state"], batch)
     return run, flops, lambda quick: phase_text(loss_fn, args, run, quick)
 
 

@@ -18,9 +18,9 @@ import time
 import jax
 
 from benchmarks.harness import Row
+from benchmarks.loop_step import loop_stepper
 from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import load_config
-from dl_arch.train import metric_window
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.trainer import Trainer
 
@@ -50,17 +50,12 @@ def _config(spec: str, steps: int, workers: int = 0, steps_per_call: int = 1,
 def bare_steps_per_sec(config, steps: int) -> float:
     """The loop's own jitted step (metric window included) on one batch, back to back."""
     trainer = Trainer(config)
-    batch = trainer.first_batch()
-    state = trainer.init_state(batch)
-    step = trainer.loop_step()
-    window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)),
-                            trainer.replicated)  # committed, as the step's outputs are
-    state, window, _ = step(state, batch, window)
-    jax.block_until_ready(window)
+    run, _ = loop_stepper(trainer, trainer.first_batch())
+    jax.block_until_ready(run())
     t0 = time.perf_counter()
     for _ in range(steps):
-        state, window, _ = step(state, batch, window)
-    jax.block_until_ready(window)
+        last = run()
+    jax.block_until_ready(last)
     return steps / (time.perf_counter() - t0)
 
 

@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops, step_flops
+from benchmarks.loop_step import loop_stepper
 from benchmarks.phases import phase_text, trainer_loss
 from dl_arch.testing import load_config
-from dl_arch.train import metric_window
 from dl_arch.train.trainer import Trainer
 
 
@@ -70,17 +70,13 @@ def _row(spec: str, batch_size: int, calls: int, quick: bool, per_call: int = 1)
     batch = trainer.first_batch()
     state = trainer.init_state(batch)
     # what the loop runs: norms only at logging steps
-    ours = trainer.loop_step() if per_call == 1 else trainer.loop_chunk()
-    window = metric_window.fresh(trainer.metric_shapes(state, batch))
-    holder = {"state": state, "window": jax.device_put(window, trainer.replicated)}
+    call, holder = loop_stepper(trainer, batch, state, per_call)
     batch = jax.device_put(batch)
-    chunk = batch if per_call == 1 else jax.tree_util.tree_map(
-        lambda x: jnp.stack([x] * per_call), batch)
 
     def run_ours():
         for _ in range(calls // per_call):
-            holder["state"], holder["window"], _ = ours(holder["state"], chunk, holder["window"])
-        return holder["window"].last
+            last = call()
+        return last
 
     x = batch["image"] if "image" in batch else batch["inputs"]
     in_dim = 1

@@ -76,24 +76,13 @@ def _cnn_row(name: str, batch: int, hw: int, channels: int) -> tuple[Callable[[]
 def _row_loop_step(spec: str) -> tuple[Callable[[], Any], Any]:
     """The loop's own jitted step (metric window included) of config `spec`, on its first
     batch: what `benchmarks.bench_loop` times as the bare step."""
+    from benchmarks.loop_step import loop_stepper
     from dl_arch.testing import load_config
-    from dl_arch.train import metric_window
     from dl_arch.train.trainer import Trainer
 
     trainer = Trainer(load_config(spec))
-    batch = jax.device_put(trainer.first_batch())
-    state = trainer.init_state(batch)
-    step = trainer.loop_step()
-    window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)),
-                            trainer.replicated)
-    holder = {"state": state, "window": window}
-    lowered = step.lower(state, batch, window)
-
-    def run():
-        holder["state"], holder["window"], ticket = step(holder["state"], batch, holder["window"])
-        return ticket
-
-    return run, lowered
+    run, held = loop_stepper(trainer, trainer.first_batch())
+    return run, held["step"].lower(held["state"], held["batch"], held["window"])
 
 
 ROWS: dict[str, Callable[[bool], tuple[Callable[[], Any], Any]]] = {
