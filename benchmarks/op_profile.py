@@ -1,6 +1,7 @@
 """Where a benchmark row's step spends its time, op by op (XLA's CPU ops from a profiler trace).
 
-    python -m benchmarks.op_profile lstm gpt resnet18 lenet5 mlp_xor [--quick] [--top 8] [--steps 5]
+    python -m benchmarks.op_profile lstm gpt resnet18 lenet5 mlp_xor mlp_shapes [--quick] [--top 8]
+        [--steps 5]
 
 Runs the row's jitted step (built as the row builds it) under `jax.profiler.trace` with XLA's
 per-op trace events on (`--xla_cpu_enable_xprof_traceme`, added to XLA_FLAGS here, before JAX
@@ -87,6 +88,7 @@ def _row_loop_step(spec: str) -> tuple[Callable[[], Any], Any]:
 
 ROWS: dict[str, Callable[[bool], tuple[Callable[[], Any], Any]]] = {
     "mlp_xor": lambda quick: _row_loop_step("configs/mlp_xor.py"),
+    "mlp_shapes": lambda quick: _row_loop_step("configs/mlp_shapes.py"),
     "lstm": _row_lstm,
     "gpt": _row_gpt,
     "resnet18": lambda quick: _cnn_row("resnet18", 32 if quick else 128, 32, 3),
