@@ -17,7 +17,8 @@ Rows, each timed in one process:
   not timed), and the output's largest difference from XLA's;
 - the whole loop (`train_and_evaluate`) against its bare step for `lenet5_shapes` (grain
   workers 0 and 8) and `gpt_text` in the backend's default dtype: the share of the loop's
-  time the device waits for input is about 1 - loop/bare.
+  time spent waiting for the next batch (its `train/input_wait`), and the device's idle
+  share it implies, about 1 - loop/bare.
 Without --quick on a CPU the rows are skipped: their sizes are accelerator sizes.
 """
 
@@ -156,19 +157,20 @@ def attention_rows(quick: bool) -> Iterable[Row]:
 
 def loop_rows(quick: bool) -> Iterable[Row]:
     """Loop against bare step in the backend's default dtype (bfloat16 on accelerators)."""
-    from benchmarks.bench_loop import _config, bare_steps_per_sec, loop_steps_per_sec
+    from benchmarks.bench_loop import _config, bare_steps_per_sec, loop_run
 
     steps = 40 if quick else 1000
     configs = LOOP_CONFIGS[:1] if quick else LOOP_CONFIGS
     for spec, workers in configs:
         config = _config(spec, steps, workers)
         config.log_every_steps = 10 if quick else 50
-        loop = loop_steps_per_sec(config)
+        loop, wait = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
         yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers}",
                   1.0 / loop, 1.0 / bare, "bare step",
-                  extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the device waits "
-                        f"for input about {max(0.0, 1.0 - loop / bare):.0%} of the loop's time")
+                  extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the loop waited "
+                        f"for input {wait:.0%} of its time (train/input_wait), the device "
+                        f"about {max(0.0, 1.0 - loop / bare):.0%} (1 - loop/bare)")
 
 
 def rows(quick: bool) -> Iterable[Row]:

@@ -59,31 +59,33 @@ def bare_steps_per_sec(config, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def loop_steps_per_sec(config) -> float:
-    """Steady-state steps/s of a whole run: from the first log row past a tenth of the run
-    (input workers started, buffers filled) to the last one. Each row's
+def loop_run(config) -> tuple[float, float]:
+    """(steps/s, input wait) of a whole run in steady state: from the first log row past a
+    tenth of the run (input workers started, buffers filled) to the last one. Each row's
     `train/steps_per_sec` is the mean since the first step (timed after compilation), so
-    row k was written at k / rate_k seconds."""
+    row k was written at k / rate_k seconds; the input wait is the mean of those rows'
+    `train/input_wait`, the share of the loop's time spent waiting for the next batch."""
     with tempfile.TemporaryDirectory() as workdir:
         train_and_evaluate(config, workdir)
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             rows = [json.loads(line) for line in f]
-    times = {r["step"]: r["step"] / r["train/steps_per_sec"] for r in rows
-             if "train/steps_per_sec" in r}
+    train = {r["step"]: r for r in rows if "train/steps_per_sec" in r}
+    times = {k: k / r["train/steps_per_sec"] for k, r in train.items()}
     first = min(k for k in times if k >= config.num_train_steps // 10)
     last = max(times)
-    return (last - first) / (times[last] - times[first])
+    waits = [r["train/input_wait"] for k, r in train.items() if first < k <= last]
+    return (last - first) / (times[last] - times[first]), sum(waits) / len(waits)
 
 
 def rows(quick: bool):
     steps = 300 if quick else 2000
     for spec, workers, per_call, examples in CONFIGS:
         config = _config(spec, steps, workers, per_call, examples)
-        loop = loop_steps_per_sec(config)
+        loop, wait = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
         name = (f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size} "
                 f"workers={workers} steps_per_call={per_call}"
                 + (f" {examples} cached examples" if examples else ""))
         yield Row(name, 1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s "
-                        f"loop/bare={loop / bare:.2f}")
+                        f"loop/bare={loop / bare:.2f} input_wait={wait:.0%}")

@@ -11,7 +11,7 @@ import pytest
 
 from dl_arch.testing import load_config
 from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, chunking_note, next_action
-from dl_arch.train.loop import train_and_evaluate
+from dl_arch.train.loop import TIMING_METRICS, train_and_evaluate
 
 
 def acts_at(step, config):
@@ -75,7 +75,7 @@ def test_chunked_batches_stack_each_chunk_and_keep_the_wrapped_state():
 
 def _rows(workdir):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [{k: v for k, v in json.loads(line).items() if k != "train/steps_per_sec"}
+        return [{k: v for k, v in json.loads(line).items() if k not in TIMING_METRICS}
                 for line in f]
 
 

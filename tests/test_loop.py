@@ -43,11 +43,39 @@ def test_workdir_contents(tmp_path):
     train_rows = [r for r in rows if "train/loss" in r]
     assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
     for key in ("train/grad_norm", "train/learning_rate", "train/param_norm",
-                "train/update_norm", "train/steps_per_sec", "train/accuracy"):
+                "train/update_norm", "train/steps_per_sec", "train/input_wait", "train/accuracy"):
         assert key in train_rows[-1], key
+    assert all(0.0 <= r["train/input_wait"] <= 1.0 for r in train_rows)
     assert "eval/accuracy" in rows[-1] and "eval/macro_f1" in rows[-1]
     assert summary["completed"] and summary["num_params"] > 0 and summary["flops_per_step"] > 0
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20"]
+
+
+def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path, monkeypatch):
+    """Each train row logs the share of the loop's wall time since the last row that it spent
+    waiting for its next batch: near 1 when every batch takes far longer to make than the
+    loop's own work, near 0 when the loop's own work (here slowed by a sleep) is the longer."""
+    from dl_arch.data.sources.points import PointSet
+    from dl_arch.train.progress import Progress
+
+    def waits(name):
+        config = load_config("configs/mlp_xor.py:smoke")
+        config.update(num_train_steps=20, log_every_steps=5, steps_per_call=1, progress="none",
+                      eval_every_steps=1000, checkpoint_every_steps=1000)
+        train_and_evaluate(config, str(tmp_path / name))
+        return [r["train/input_wait"] for r in read_metrics(str(tmp_path / name))
+                if "train/input_wait" in r]
+
+    make_batch, update = PointSet.make_batch, Progress.update
+    with monkeypatch.context() as patch:
+        patch.setattr(PointSet, "make_batch",
+                      lambda self, *a: (time.sleep(0.03), make_batch(self, *a))[1])
+        slow_input = waits("slow_input")
+    with monkeypatch.context() as patch:
+        patch.setattr(Progress, "update", lambda self, *a: (time.sleep(0.03), update(self, *a)))
+        slow_loop = waits("slow_loop")
+    assert len(slow_input) == len(slow_loop) == 4
+    assert min(slow_input) > 0.8 and max(slow_loop) < 0.2, (slow_input, slow_loop)
 
 
 def _params(workdir):

@@ -221,7 +221,7 @@ def _steps_of_each_kind(rows):
 
 
 def _comparable(rows):
-    return [{k: v for k, v in r.items() if k != "train/steps_per_sec"} for r in rows]
+    return [{k: v for k, v in r.items() if k not in loop.TIMING_METRICS} for r in rows]
 
 
 def test_kill_9_then_resume_logs_each_step_once_and_equals_an_uninterrupted_run(tmp_path,
