@@ -7,11 +7,11 @@ a query may attend, broadcastable to (B, N, T, S); build them with the helpers b
 
 `implementation` picks the kernel: "xla" (fused XLA, any backend), "cudnn" (flash
 attention on NVIDIA GPUs, bfloat16/float16), "auto" (the fastest available:
-`auto_implementation`), "naive"
-(explicit einsum + softmax, the reference path; also used whenever attention-probability
-dropout is active, because the fused kernels never materialise the probabilities) or
-"blocked" (the naive math for causal self-attention in blocks of queries, each against only
-the keys it can see: about half the FLOPs and score traffic; naive otherwise).
+`auto_implementation`), "naive" (explicit einsum + softmax, the reference path; also used
+whenever attention-probability dropout is active, because the fused kernels never
+materialise the probabilities) or "blocked" (the naive math for causal self-attention in
+blocks of queries, each against only the keys it can see: about half the FLOPs and score
+traffic; naive otherwise).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ log = logging.getLogger("dl_arch")
 
 
 def _backend() -> str:
+    """The default backend's name (a seam: tests stand in a GPU)."""
     return jax.default_backend()
 
 
