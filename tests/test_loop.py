@@ -2,6 +2,7 @@
 checkpoints."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -51,10 +52,12 @@ def test_workdir_contents(tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20"]
 
 
-def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path, monkeypatch):
+def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path, monkeypatch,
+                                                                         caplog):
     """Each train row logs the share of the loop's wall time since the last row that it spent
     waiting for its next batch: near 1 when every batch takes far longer to make than the
-    loop's own work, near 0 when the loop's own work (here slowed by a sleep) is the longer."""
+    loop's own work (and the run says once what would help), near 0 when the loop's own work
+    (here slowed by a sleep) is the longer."""
     from dl_arch.data.sources.points import PointSet
     from dl_arch.train.progress import Progress
 
@@ -67,15 +70,33 @@ def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path,
                 if "train/input_wait" in r]
 
     make_batch, update = PointSet.make_batch, Progress.update
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="dl_arch"):
         patch.setattr(PointSet, "make_batch",
                       lambda self, *a: (time.sleep(0.03), make_batch(self, *a))[1])
         slow_input = waits("slow_input")
-    with monkeypatch.context() as patch:
+    starving = [r.getMessage() for r in caplog.records if "waited for its next batch" in r.getMessage()]
+    assert len(starving) == 1 and "config.dataset.num_workers (now 0)" in starving[0]
+    caplog.clear()
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="dl_arch"):
         patch.setattr(Progress, "update", lambda self, *a: (time.sleep(0.03), update(self, *a)))
         slow_loop = waits("slow_loop")
+    assert "waited for its next batch" not in caplog.text
     assert len(slow_input) == len(slow_loop) == 4
-    assert min(slow_input) > 0.8 and max(slow_loop) < 0.2, (slow_input, slow_loop)
+    # past the first row, whose window also holds the loop's start
+    assert min(slow_input[1:]) > 0.8 and max(slow_loop[1:]) < 0.2, (slow_input, slow_loop)
+
+
+def test_progress_lines_show_the_last_logged_input_wait(caplog):
+    from dl_arch.train.progress import Progress
+
+    progress = Progress(total=100, start=0, mode="log", log_every=10)
+    with caplog.at_level(logging.INFO, logger="dl_arch"):
+        progress.update(10, 0.5)
+        progress.input_wait = 0.37
+        progress.update(20, 0.25)
+    first, second = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step")]
+    assert "input wait" not in first and first.endswith("loss 0.5000")
+    assert second.startswith("step 20/100") and second.endswith("loss 0.2500  input wait 37%")
 
 
 def _params(workdir):

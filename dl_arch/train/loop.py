@@ -42,6 +42,7 @@ from dl_arch.train import mesh as mesh_lib
 from dl_arch.train import metric_window
 from dl_arch.train.checkpoints import Checkpointer
 from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, chunking_note
+from dl_arch.train.input_wait import InputWait
 from dl_arch.train.preemption import Preempted, any_process, stop_requested
 from dl_arch.train.progress import Progress
 from dl_arch.train.run_config import save_config, warn_of_config_changes
@@ -52,9 +53,8 @@ from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
 
 RUN_AHEAD = 2  # calls the host may dispatch before the device has finished them
-# The train row's wall-clock figures: two runs of the same steps log them differently.
-# input_wait: the share of the loop's wall time since the last train row spent waiting for
-# the next batch (near 0: the input keeps up; near 1: the device waits for its input).
+# The train row's wall-clock figures (`InputWait` for the second): two runs of the same
+# steps log them differently.
 TIMING_METRICS = ("train/steps_per_sec", "train/input_wait")
 
 log = logging.getLogger("dl_arch")
@@ -257,9 +257,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         if step % config.log_every_steps == 0 or step == config.num_train_steps:
             row = {f"train/{k}": v for k, v in averager.pop().items()}
             row["train/steps_per_sec"] = progress.steps_per_sec(step)
-            now = time.perf_counter()
-            row["train/input_wait"] = input_wait["waited"] / max(now - input_wait["since"], 1e-9)
-            input_wait.update(waited=0.0, since=now)
+            row["train/input_wait"] = progress.input_wait = input_wait.row(step)
             writer.write_scalars(step, row)
         window = fresh_window()
 
@@ -292,13 +290,11 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
                          size=2)
     closers.append(batches.close)
     in_flight: collections.deque[jax.Array] = collections.deque()
-    input_wait = {"waited": 0.0, "since": time.perf_counter()}  # since the last train row
+    input_wait = InputWait(config.dataset.num_workers)
     step = start
     try:
         while step < config.num_train_steps:
-            asked = time.perf_counter()
-            length, batch = next(batches)
-            input_wait["waited"] += time.perf_counter() - asked
+            length, batch = input_wait.next(batches)
             state, window, ticket = executables[length](state, batch, window)
             step += length
             in_flight.append(ticket)

@@ -1,0 +1,42 @@
+"""`InputWait`: the share of the loop's time spent in `next(batches)`, and its one warning."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from dl_arch.train.input_wait import SLOW_INPUT, InputWait
+
+
+def _slow(seconds):
+    while True:
+        time.sleep(seconds)
+        yield 0
+
+
+def test_share_of_the_window_spent_waiting_and_one_warning_past_the_first_row(caplog):
+    wait = InputWait(num_workers=3)
+    batches = _slow(0.02)
+    with caplog.at_level(logging.WARNING, logger="dl_arch"):
+        for row in range(3):
+            for _ in range(3):
+                wait.next(batches)
+                time.sleep(0.002)  # the loop's own work: a tenth of each wait
+            share = wait.row(step=3 * (row + 1))
+            assert 0.75 < share < 1.0, share
+            warnings = [r.getMessage() for r in caplog.records]
+            # the first row's window also holds the loop's start: no warning from it alone
+            assert len(warnings) == (0 if row == 0 else 1), warnings
+    assert "up to step 6" in warnings[0] and "config.dataset.num_workers (now 3)" in warnings[0]
+
+
+def test_a_loop_busy_with_its_own_work_waits_little_and_is_not_warned(caplog):
+    wait = InputWait(num_workers=0)
+    batches = iter(range(100))
+    with caplog.at_level(logging.WARNING, logger="dl_arch"):
+        for row in range(3):
+            for _ in range(3):
+                wait.next(batches)
+                time.sleep(0.01)
+            assert wait.row(step=3 * (row + 1)) < SLOW_INPUT / 10
+    assert not caplog.records
