@@ -12,9 +12,10 @@ Rows, each timed in one process:
   `attention_impl="auto"` against the same step with XLA's attention;
 - a ResNet-18 train step (ImageNet stem, 224x224, batch 256, SGD) in bfloat16 against
   float32;
-- causal self-attention forward and backward in bfloat16 (B8 T2048, 12 heads of 64): the
-  layer's "auto" against "cudnn", "xla" and "naive" (a kernel this backend lacks is named,
-  not timed), and the output's largest difference from XLA's;
+- self-attention forward and backward in bfloat16 (B8 T2048, 12 heads of 64), causal and
+  under a padding mask: the layer's "auto" against "cudnn", "xla" and "naive" (a kernel this
+  backend lacks is named, not timed), and the output's largest difference from XLA's; the
+  masked rows say whether "auto" should take cuDNN there too;
 - the whole loop (`train_and_evaluate`) against its bare step for `lenet5_shapes` (grain
   workers 0 and 8) and `gpt_text` in the backend's default dtype: the share of the loop's
   time spent waiting for the next batch (its `train/input_wait`), and the device's idle
@@ -120,37 +121,44 @@ def resnet_rows(quick: bool) -> Iterable[Row]:
                                   + mfu_text(flops, s, quick))
 
 
-def attention_rows(quick: bool) -> Iterable[Row]:
-    """The layer's "auto" against each kernel, causal self-attention forward and backward
-    in bfloat16; a kernel this backend refuses is named with its error instead."""
-    from dl_arch.models.layers.attention import MultiHeadAttention, auto_implementation
+def attention_rows(quick: bool, padded: bool = False) -> Iterable[Row]:
+    """The layer's "auto" against each kernel, forward and backward in bfloat16: causal
+    self-attention (GPT's), or with `padded` bidirectional attention under a padding mask
+    (BERT's; a quarter of the keys padded in every other sequence), which "auto" leaves to
+    XLA on a GPU. A kernel this backend refuses is named with its error instead."""
+    from dl_arch.models.layers.attention import MultiHeadAttention, auto_implementation, padding_mask
 
     b, t, heads, dim = (2, 64, 4, 16) if quick else (8, 2048, 12, 64)
+    kind = "padding mask" if padded else "causal"
     x = jax.random.normal(jax.random.key(0), (b, t, heads * dim), jnp.bfloat16)
+    valid_BT = jnp.arange(t)[None, :] < jnp.where(jnp.arange(b) % 2 == 0, t, 3 * t // 4)[:, None]
+    mask = padding_mask(valid_BT) if padded else None
     layers = {name: MultiHeadAttention(heads, implementation=name, dtype=jnp.bfloat16)
               for name in ("auto", "cudnn", "xla", "naive")}
     params = jax.jit(layers["auto"].init)(jax.random.key(1), x)
-    picked = auto_implementation(True, causal_self=True, dtype=jnp.bfloat16)
-    yield _info("attention auto picks", f"{picked} (train, causal self-attention, bf16)")
+    picked = auto_implementation(True, causal_self=not padded, dtype=jnp.bfloat16, masked=padded)
+    yield _info(f"attention auto picks ({kind})", f"{picked} (train, self-attention, bf16)")
     runs, outputs = {}, {}
     for name, layer in layers.items():
-        forward = jax.jit(lambda p, x_, layer=layer: layer.apply(p, x_, causal=True, train=True))
-        grad = jax.jit(jax.grad(lambda p, x_, layer=layer: jnp.sum(
-            layer.apply(p, x_, causal=True, train=True).astype(jnp.float32) ** 2),
-            argnums=(0, 1)))
+        def apply(p, x_, layer=layer):
+            return layer.apply(p, x_, mask=mask, causal=not padded, train=True)
+
+        forward = jax.jit(apply)
+        grad = jax.jit(jax.grad(lambda p, x_, apply=apply: jnp.sum(
+            (apply(p, x_).astype(jnp.float32) * valid_BT[..., None]) ** 2), argnums=(0, 1)))
         try:
-            outputs[name] = np.asarray(forward(params, x).astype(jnp.float32))
+            outputs[name] = np.asarray(forward(params, x).astype(jnp.float32))[np.asarray(valid_BT)]
             jax.block_until_ready(grad(params, x))
         except Exception as error:  # noqa: BLE001 - a kernel this backend lacks is reported
-            yield _info(f"attention {name}", f"unavailable: {type(error).__name__}: "
-                                             f"{str(error).splitlines()[0][:120]}")
+            yield _info(f"attention {name} ({kind})", f"unavailable: {type(error).__name__}: "
+                                                       f"{str(error).splitlines()[0][:120]}")
             continue
         runs[name] = lambda grad=grad: grad(params, x)
     scale = float(np.abs(outputs["xla"]).max())
     for name in ("cudnn", "xla", "naive"):
-        if name in runs:
+        if name in runs:  # real (unpadded) queries compared: padded ones differ by kernel
             diff = float(np.abs(outputs["auto"] - outputs[name]).max()) / scale
-            yield compare(f"attention fwd+bwd bf16 B{b} T{t} {heads}x{dim} causal: auto vs {name}",
+            yield compare(f"attention fwd+bwd bf16 B{b} T{t} {heads}x{dim} {kind}: auto vs {name}",
                           runs["auto"], runs[name], name, quick,
                           extra=lambda s, diff=diff: f"max|auto-{name}|/max|xla|={diff:.1e}")
 
@@ -183,4 +191,5 @@ def rows(quick: bool) -> Iterable[Row]:
     yield from gpt_rows(quick)
     yield from resnet_rows(quick)
     yield from attention_rows(quick)
+    yield from attention_rows(quick, padded=True)
     yield from loop_rows(quick)

@@ -19,11 +19,15 @@ def test_device_rows_run_on_cpu_at_quick_sizes():
     for row in (gpt, resnet):
         assert "MFU=" in row.extra and "TFLOP/s=" in row.extra
     assert gpt.ref_name == "attention xla" and resnet.ref_name == "float32"
-    # on CPU "auto" takes the query blocks, and cuDNN is named as missing, not timed
-    assert rows["attention auto picks"].extra.startswith("blocked")
-    assert rows["attention cudnn"].extra.startswith("unavailable: RuntimeError: cuDNN")
-    kernels = sorted(row.ref_name for row in timed if row.name.startswith("attention fwd+bwd"))
-    assert kernels == ["naive", "xla"]
+    # on CPU "auto" takes the query blocks (causal) or the einsum path (a padding mask), and
+    # cuDNN is named as missing, not timed
+    assert rows["attention auto picks (causal)"].extra.startswith("blocked")
+    assert rows["attention auto picks (padding mask)"].extra.startswith("naive")
+    for kind in ("causal", "padding mask"):
+        assert rows[f"attention cudnn ({kind})"].extra.startswith("unavailable: RuntimeError: cuDNN")
+        kernels = sorted(row.ref_name for row in timed
+                         if row.name.startswith("attention fwd+bwd") and f" {kind}: " in row.name)
+        assert kernels == ["naive", "xla"], kind
     for row in timed:
         if row.name.startswith("attention fwd+bwd"):  # the same attention, bf16 rounding apart
             assert float(row.extra.split("=")[-1]) < 2e-2, row.line()
