@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops
+from dl_arch.train.summary import compiled_flops
 
 LOOP_CONFIGS = (("configs/lenet5_shapes.py", 0), ("configs/lenet5_shapes.py", 8),
                 ("configs/gpt_text.py", 0))
@@ -46,15 +47,13 @@ def _stepper(jitted: Callable, state: Any, *args: Any) -> tuple[Callable[[], Any
     """(run one step on the held state, the step's FLOPs): `jitted(state, *args) -> (state,
     loss)` compiled once, for both the timing and XLA's cost analysis."""
     compiled = jitted.lower(state, *args).compile()
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
     holder = {"state": state}
 
     def run():
         holder["state"], loss = compiled(holder["state"], *args)
         return loss
 
-    return run, float((cost or {}).get("flops", 0.0))
+    return run, compiled_flops(compiled) or 0.0
 
 
 def environment_row() -> Row:

@@ -15,6 +15,8 @@ from typing import Any
 
 import jax
 
+from dl_arch.train.summary import compiled_flops
+
 # PyTorch's OpenMP workers spin-wait after each parallel region (GNU default: 300k spins),
 # stealing the cores that XLA's next alternating measurement needs: our LSTM row measured
 # 133 ms beside torch vs 108 ms alone. A short spin keeps torch at its own speed (99 vs
@@ -100,10 +102,7 @@ def peak_matmul_flops(quick: bool = False) -> float:
 
 def step_flops(jitted: Callable, *args: Any) -> float:
     """FLOPs of one call of a jitted function, from XLA's cost analysis."""
-    cost = jitted.lower(*args).compile().cost_analysis()
-    if isinstance(cost, list):
-        cost = cost[0]
-    return float(cost.get("flops", 0.0)) if cost else 0.0
+    return compiled_flops(jitted.lower(*args).compile()) or 0.0
 
 
 def mfu_text(flops: float, seconds: float, quick: bool = False) -> str:

@@ -50,7 +50,8 @@ def segment_mask(q_segment_BT: Array, kv_segment_BS: Array | None = None) -> Arr
     return nn.make_attention_mask(q_segment_BT, kv_segment_BS, jnp.equal, dtype=jnp.bool_)
 
 
-CUDNN_DTYPES = (jnp.bfloat16, jnp.float16)  # the only inputs cuDNN's fused attention takes
+# the only inputs cuDNN's fused attention takes
+CUDNN_DTYPES = (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
 log = logging.getLogger("dl_arch")
 
 
@@ -75,9 +76,8 @@ def auto_implementation(train: bool, backend: str | None = None, *, causal_self:
     """
     backend = backend or _backend()
     if backend == "gpu":
-        unmasked_half = not masked and dtype is not None and any(
-            jnp.dtype(dtype) == jnp.dtype(d) for d in CUDNN_DTYPES)
-        return "cudnn" if unmasked_half else "auto"
+        half = dtype is not None and jnp.dtype(dtype) in CUDNN_DTYPES
+        return "cudnn" if half and not masked else "auto"
     if backend != "cpu":
         return "auto"
     if causal_self:
