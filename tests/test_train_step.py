@@ -10,6 +10,7 @@ import pytest
 
 from dl_arch.testing import load_config, overfit_one_batch
 from dl_arch.train.optimizers import OPTIMIZERS, build_optimizer, build_schedule
+from dl_arch.train.step import global_norm
 from dl_arch.train.trainer import Trainer
 
 
@@ -108,6 +109,18 @@ def test_logged_norms_equal_numpy_norms_of_gradients_updates_and_parameters():
     np.testing.assert_allclose(metrics["param_norm"], numpy_norm(new_state.params), rtol=1e-5)
     _, without = jax.jit(lambda s, b: step(s, b, norms=False))(state, batch)
     assert [float(without[k]) for k in ("grad_norm", "update_norm", "param_norm")] == [0.0] * 3
+
+
+def test_global_norm_equals_numpy_over_mixed_leaves():
+    rng = np.random.default_rng(0)
+    tree = {"kernel": rng.normal(size=(300, 40)), "bias": rng.normal(size=(40,)),
+            "conv": rng.normal(size=(3, 3, 4, 8)), "scale": np.float32(2.5),
+            "half": rng.normal(size=(7, 5)).astype(jnp.bfloat16)}
+    want = np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in tree.values()))
+    got = jax.jit(global_norm)(jax.tree_util.tree_map(jnp.asarray, tree))
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert float(global_norm({})) == 0.0
 
 
 def test_frozen_parameters_do_not_change():
