@@ -171,12 +171,13 @@ def loop_rows(quick: bool) -> Iterable[Row]:
     for spec, workers in configs:
         config = _config(spec, steps, workers)
         config.log_every_steps = 10 if quick else 50
-        loop, wait = loop_run(config)
+        loop, wait, busy = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
         yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers}",
                   1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the loop waited "
-                        f"for input {wait:.0%} of its time (train/input_wait), the device "
+                        f"for input {wait:.0%} of its time (train/input_wait) and its input "
+                        f"thread worked {busy:.0%} of it (train/input_busy), the device "
                         f"about {max(0.0, 1.0 - loop / bare):.0%} (1 - loop/bare)")
 
 

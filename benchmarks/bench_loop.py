@@ -59,12 +59,13 @@ def bare_steps_per_sec(config, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def loop_run(config) -> tuple[float, float]:
-    """(steps/s, input wait) of a whole run in steady state: from the first log row past a
-    tenth of the run (input workers started, buffers filled) to the last one. Each row's
-    `train/steps_per_sec` is the mean since the first step (timed after compilation), so
-    row k was written at k / rate_k seconds; the input wait is the mean of those rows'
-    `train/input_wait`, the share of the loop's time spent waiting for the next batch."""
+def loop_run(config) -> tuple[float, float, float]:
+    """(steps/s, input wait, input busy) of a whole run in steady state: from the first log
+    row past a tenth of the run (input workers started, buffers filled) to the last one. Each
+    row's `train/steps_per_sec` is the mean since the first step (timed after compilation), so
+    row k was written at k / rate_k seconds; the input wait and busy shares are the means of
+    those rows' `train/input_wait` (the share of the loop's time spent waiting for the next
+    batch) and `train/input_busy` (the input thread's CPU time over the same time)."""
     with tempfile.TemporaryDirectory() as workdir:
         train_and_evaluate(config, workdir)
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -73,19 +74,22 @@ def loop_run(config) -> tuple[float, float]:
     times = {k: k / r["train/steps_per_sec"] for k, r in train.items()}
     first = min(k for k in times if k >= config.num_train_steps // 10)
     last = max(times)
-    waits = [r["train/input_wait"] for k, r in train.items() if first < k <= last]
-    return (last - first) / (times[last] - times[first]), sum(waits) / len(waits)
+    steady = [r for k, r in train.items() if first < k <= last]
+    wait, busy = (sum(r[f"train/{m}"] for r in steady) / len(steady)
+                  for m in ("input_wait", "input_busy"))
+    return (last - first) / (times[last] - times[first]), wait, busy
 
 
 def rows(quick: bool):
     steps = 300 if quick else 2000
     for spec, workers, per_call, examples in CONFIGS:
         config = _config(spec, steps, workers, per_call, examples)
-        loop, wait = loop_run(config)
+        loop, wait, busy = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
         name = (f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size} "
                 f"workers={workers} steps_per_call={per_call}"
                 + (f" {examples} cached examples" if examples else ""))
         yield Row(name, 1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s "
-                        f"loop/bare={loop / bare:.2f} input_wait={wait:.0%}")
+                        f"loop/bare={loop / bare:.2f} input_wait={wait:.0%} "
+                        f"input_busy={busy:.0%}")

@@ -22,7 +22,7 @@ def test_share_of_the_window_spent_waiting_and_one_warning_past_the_first_row(ca
             for _ in range(3):
                 wait.next(batches)
                 time.sleep(0.002)  # the loop's own work: a tenth of each wait
-            share = wait.row(step=3 * (row + 1))
+            share = wait.row(step=3 * (row + 1))["input_wait"]
             assert 0.75 < share < 1.0, share
             warnings = [r.getMessage() for r in caplog.records]
             # the first row's window also holds the loop's start: no warning from it alone
@@ -38,5 +38,17 @@ def test_a_loop_busy_with_its_own_work_waits_little_and_is_not_warned(caplog):
             for _ in range(3):
                 wait.next(batches)
                 time.sleep(0.01)
-            assert wait.row(step=3 * (row + 1)) < SLOW_INPUT / 10
+            assert wait.row(step=3 * (row + 1))["input_wait"] < SLOW_INPUT / 10
     assert not caplog.records
+
+
+def test_input_busy_is_the_input_clock_over_the_window():
+    clock = {"seconds": 5.0}  # the prefetcher's CPU seconds before the loop starts
+    wait = InputWait(num_workers=0, busy_seconds=lambda: clock["seconds"])
+    time.sleep(0.05)
+    clock["seconds"] += 0.02
+    busy = wait.row(step=1)["input_busy"]
+    assert 0.02 / 0.08 < busy < 0.02 / 0.05, busy
+    time.sleep(0.05)
+    assert wait.row(step=2)["input_busy"] == 0.0  # nothing made since the last row
+    assert InputWait(num_workers=0).row(step=1)["input_busy"] == 0.0  # no clock: 0

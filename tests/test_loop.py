@@ -44,9 +44,11 @@ def test_workdir_contents(tmp_path):
     train_rows = [r for r in rows if "train/loss" in r]
     assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
     for key in ("train/grad_norm", "train/learning_rate", "train/param_norm",
-                "train/update_norm", "train/steps_per_sec", "train/input_wait", "train/accuracy"):
+                "train/update_norm", "train/steps_per_sec", "train/input_wait", "train/input_busy",
+                "train/accuracy"):
         assert key in train_rows[-1], key
     assert all(0.0 <= r["train/input_wait"] <= 1.0 for r in train_rows)
+    assert all(0.0 <= r["train/input_busy"] <= 1.05 for r in train_rows)  # CPU clock ticks
     assert "eval/accuracy" in rows[-1] and "eval/macro_f1" in rows[-1]
     assert summary["completed"] and summary["num_params"] > 0 and summary["flops_per_step"] > 0
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20"]
@@ -57,33 +59,43 @@ def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path,
     """Each train row logs the share of the loop's wall time since the last row that it spent
     waiting for its next batch: near 1 when every batch takes far longer to make than the
     loop's own work (and the run says once what would help), near 0 when the loop's own work
-    (here slowed by a sleep) is the longer."""
+    (here slowed by a sleep) is the longer. `input_busy`, the input thread's CPU time over
+    the same window, is near 1 when making a batch burns CPU and near 0 when it sleeps."""
     from dl_arch.data.sources.points import PointSet
     from dl_arch.train.progress import Progress
 
-    def waits(name):
+    def shares(name):
         config = load_config("configs/mlp_xor.py:smoke")
         config.update(num_train_steps=20, log_every_steps=5, steps_per_call=1, progress="none",
                       eval_every_steps=1000, checkpoint_every_steps=1000)
         train_and_evaluate(config, str(tmp_path / name))
-        return [r["train/input_wait"] for r in read_metrics(str(tmp_path / name))
-                if "train/input_wait" in r]
+        rows = [r for r in read_metrics(str(tmp_path / name)) if "train/input_wait" in r]
+        return [r["train/input_wait"] for r in rows], [r["train/input_busy"] for r in rows]
+
+    def burn(seconds):
+        start = time.thread_time()
+        while time.thread_time() - start < seconds:
+            pass
 
     make_batch, update = PointSet.make_batch, Progress.update
     with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="dl_arch"):
         patch.setattr(PointSet, "make_batch",
                       lambda self, *a: (time.sleep(0.03), make_batch(self, *a))[1])
-        slow_input = waits("slow_input")
+        slow_input, sleeping = shares("slow_input")
     starving = [r.getMessage() for r in caplog.records if "waited for its next batch" in r.getMessage()]
     assert len(starving) == 1 and "config.dataset.num_workers (now 0)" in starving[0]
     caplog.clear()
     with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="dl_arch"):
         patch.setattr(Progress, "update", lambda self, *a: (time.sleep(0.03), update(self, *a)))
-        slow_loop = waits("slow_loop")
+        slow_loop, _ = shares("slow_loop")
     assert "waited for its next batch" not in caplog.text
-    assert len(slow_input) == len(slow_loop) == 4
+    with monkeypatch.context() as patch:
+        patch.setattr(PointSet, "make_batch", lambda self, *a: (burn(0.03), make_batch(self, *a))[1])
+        _, burning = shares("burning_input")
+    assert len(slow_input) == len(slow_loop) == len(burning) == 4
     # past the first row, whose window also holds the loop's start
     assert min(slow_input[1:]) > 0.8 and max(slow_loop[1:]) < 0.2, (slow_input, slow_loop)
+    assert max(sleeping[1:]) < 0.2 and min(burning[1:]) > 0.6, (sleeping, burning)
 
 
 def test_progress_lines_show_the_last_logged_input_wait(caplog):

@@ -48,6 +48,29 @@ def test_every_batch_arrives_once_and_in_order():
     assert got == [i * 10 for i in range(200)]
 
 
+def test_busy_seconds_count_the_cpu_of_reading_and_placing_not_sleeps_or_a_full_queue():
+    def burn(seconds):
+        start = time.thread_time()
+        while time.thread_time() - start < seconds:
+            pass
+
+    def burning_place(i):
+        burn(0.01)
+        return i
+
+    prefetcher = Prefetcher(iter(range(10)), burning_place, size=2)
+    assert prefetcher.busy_seconds == 0.0
+    assert list(prefetcher) == list(range(10))
+    assert 0.1 <= prefetcher.busy_seconds < 0.2, prefetcher.busy_seconds
+    sleeping = Prefetcher(iter(range(10)), lambda i: (time.sleep(0.01), i)[1], size=2)
+    assert list(sleeping) == list(range(10)) and sleeping.busy_seconds < 0.02
+    full = Prefetcher(iter(range(100)), size=2)
+    next(full)
+    time.sleep(0.2)  # the thread waits on the full queue
+    assert full.busy_seconds < 0.02, full.busy_seconds
+    full.close()
+
+
 def test_read_ahead_is_bounded_by_the_queue_size():
     source = _Counting(100)
     prefetcher = Prefetcher(source, size=3)

@@ -53,9 +53,9 @@ from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
 
 RUN_AHEAD = 2  # calls the host may dispatch before the device has finished them
-# The train row's wall-clock figures (`InputWait` for the second): two runs of the same
+# The train row's wall-clock figures (`InputWait` for the last two): two runs of the same
 # steps log them differently.
-TIMING_METRICS = ("train/steps_per_sec", "train/input_wait")
+TIMING_METRICS = ("train/steps_per_sec", "train/input_wait", "train/input_busy")
 
 log = logging.getLogger("dl_arch")
 
@@ -257,7 +257,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         if step % config.log_every_steps == 0 or step == config.num_train_steps:
             row = {f"train/{k}": v for k, v in averager.pop().items()}
             row["train/steps_per_sec"] = progress.steps_per_sec(step)
-            row["train/input_wait"] = progress.input_wait = input_wait.row(step)
+            row.update({f"train/{k}": v for k, v in input_wait.row(step).items()})
+            progress.input_wait = row["train/input_wait"]
             writer.write_scalars(step, row)
         window = fresh_window()
 
@@ -290,7 +291,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
                          size=2)
     closers.append(batches.close)
     in_flight: collections.deque[jax.Array] = collections.deque()
-    input_wait = InputWait(config.dataset.num_workers)
+    input_wait = InputWait(config.dataset.num_workers, lambda: batches.busy_seconds)
     step = start
     try:
         while step < config.num_train_steps:
