@@ -48,7 +48,7 @@ def test_input_busy_is_the_input_clock_over_the_window():
     time.sleep(0.05)
     clock["seconds"] += 0.02
     busy = wait.row(step=1)["input_busy"]
-    assert 0.02 / 0.08 < busy < 0.02 / 0.05, busy
+    assert 0.02 / 0.5 < busy <= 0.02 / 0.05, busy  # 20 ms of CPU over at least 50 ms
     time.sleep(0.05)
     assert wait.row(step=2)["input_busy"] == 0.0  # nothing made since the last row
     assert InputWait(num_workers=0).row(step=1)["input_busy"] == 0.0  # no clock: 0

@@ -48,7 +48,8 @@ def test_workdir_contents(tmp_path):
                 "train/accuracy"):
         assert key in train_rows[-1], key
     assert all(0.0 <= r["train/input_wait"] <= 1.0 for r in train_rows)
-    assert all(0.0 <= r["train/input_busy"] <= 1.05 for r in train_rows)  # CPU clock ticks
+    # a read's CPU time counts when it ends, so a row may hold one begun before its window
+    assert all(0.0 <= r["train/input_busy"] <= 1.5 for r in train_rows)
     assert "eval/accuracy" in rows[-1] and "eval/macro_f1" in rows[-1]
     assert summary["completed"] and summary["num_params"] > 0 and summary["flops_per_step"] > 0
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20"]

@@ -20,7 +20,8 @@ class InputWait:
     - `input_busy`, the CPU time the input thread spent making batches (`busy_seconds`, the
       prefetcher's clock; grain's worker processes not counted): the host CPU the input takes
       even when no batch is late, which a step on the same cores loses, and near 1 a reader
-      thread about to fall behind.
+      thread about to fall behind. A read's CPU time counts when the read ends, so a row
+      can hold part of one begun in the row before (a share a little over 1).
     """
 
     def __init__(self, num_workers: int, busy_seconds: Callable[[], float] = lambda: 0.0):
