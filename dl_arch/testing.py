@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import jax
@@ -29,6 +30,14 @@ TEST_XLA_FLAGS = ("--xla_cpu_use_fusion_emitters=false --xla_backend_optimizatio
 # ... except the programs of the helpers below, which run one step many times: at -O0 the
 # 60-step scan of GoogLeNet-tiny ran 76.6 s against 5.1 s at -O1 (compile 3.9 s against 9.3 s).
 MANY_STEPS_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def burn_cpu(seconds: float) -> None:
+    """Keeps this thread busy for `seconds` of its own CPU time: input that costs CPU (a
+    sleep costs none), for the tests of the loop's input clock."""
+    start = time.thread_time()
+    while time.thread_time() - start < seconds:
+        pass
 
 
 def launch_process(args: list[str], devices: int = 1, **kwargs: Any) -> subprocess.Popen:

@@ -14,7 +14,7 @@ import pytest
 
 from dl_arch.config.errors import LossDiverged
 from dl_arch.config.resolve import resolve_config
-from dl_arch.testing import launch_process, load_config
+from dl_arch.testing import burn_cpu, launch_process, load_config
 from dl_arch.train.checkpoints import restore_raw_state
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.run_config import config_changes
@@ -73,11 +73,6 @@ def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path,
         rows = [r for r in read_metrics(str(tmp_path / name)) if "train/input_wait" in r]
         return [r["train/input_wait"] for r in rows], [r["train/input_busy"] for r in rows]
 
-    def burn(seconds):
-        start = time.thread_time()
-        while time.thread_time() - start < seconds:
-            pass
-
     make_batch, update = PointSet.make_batch, Progress.update
     with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="dl_arch"):
         patch.setattr(PointSet, "make_batch",
@@ -91,7 +86,7 @@ def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path,
         slow_loop, _ = shares("slow_loop")
     assert "waited for its next batch" not in caplog.text
     with monkeypatch.context() as patch:
-        patch.setattr(PointSet, "make_batch", lambda self, *a: (burn(0.03), make_batch(self, *a))[1])
+        patch.setattr(PointSet, "make_batch", lambda self, *a: (burn_cpu(0.03), make_batch(self, *a))[1])
         _, burning = shares("burning_input")
     assert len(slow_input) == len(slow_loop) == len(burning) == 4
     # past the first row, whose window also holds the loop's start

@@ -12,6 +12,7 @@ from etils import epath
 
 from dl_arch.data.pipeline import train_dataset
 from dl_arch.data.prefetch import Prefetcher
+from dl_arch.testing import burn_cpu
 from dl_arch.train import mesh as mesh_lib
 
 
@@ -49,13 +50,8 @@ def test_every_batch_arrives_once_and_in_order():
 
 
 def test_busy_seconds_count_the_cpu_of_reading_and_placing_not_sleeps_or_a_full_queue():
-    def burn(seconds):
-        start = time.thread_time()
-        while time.thread_time() - start < seconds:
-            pass
-
     def burning_place(i):
-        burn(0.01)
+        burn_cpu(0.01)
         return i
 
     prefetcher = Prefetcher(iter(range(10)), burning_place, size=2)
