@@ -23,10 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.harness import Row, compare, mfu_text
 from benchmarks.phases import phase_text
 from dl_arch.registry import MODELS
 from dl_arch.train.compile_options import model_jit
+from dl_arch.train.flops import step_flops
 
 
 def _torch_modules() -> Any:

@@ -21,10 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.harness import Row, compare, mfu_text
 from benchmarks.loop_step import loop_stepper
 from dl_arch.models.layers.nms import batched_nms
 from dl_arch.testing import load_config
+from dl_arch.train.flops import step_flops
 from dl_arch.train.trainer import Trainer
 
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops
-from dl_arch.train.summary import compiled_flops
+from dl_arch.train.flops import step_flops
 
 LOOP_CONFIGS = (("configs/lenet5_shapes.py", 0), ("configs/lenet5_shapes.py", 8),
                 ("configs/gpt_text.py", 0))
@@ -44,8 +44,9 @@ def _info(name: str, text: str) -> Row:
 
 
 def _stepper(jitted: Callable, state: Any, *args: Any) -> tuple[Callable[[], Any], float]:
-    """(run one step on the held state, the step's FLOPs): `jitted(state, *args) -> (state,
-    loss)` compiled once, for both the timing and XLA's cost analysis."""
+    """(run one step on the held state, the step's matmul and convolution FLOPs, counted
+    from its jaxpr: XLA's cost analysis misses cuBLAS and cuDNN calls on a GPU)."""
+    flops = step_flops(jitted, state, *args)
     compiled = jitted.lower(state, *args).compile()
     holder = {"state": state}
 
@@ -53,7 +54,7 @@ def _stepper(jitted: Callable, state: Any, *args: Any) -> tuple[Callable[[], Any
         holder["state"], loss = compiled(holder["state"], *args)
         return loss
 
-    return run, compiled_flops(compiled) or 0.0
+    return run, flops
 
 
 def environment_row() -> Row:

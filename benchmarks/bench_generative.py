@@ -15,10 +15,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.harness import Row, compare, mfu_text
 from benchmarks.loop_step import loop_stepper
 from benchmarks.phases import phase_text, trainer_loss
 from configs.base import base_config
+from dl_arch.train.flops import step_flops
 from dl_arch.train.trainer import Trainer
 
 

@@ -18,10 +18,11 @@ import os
 import jax
 import jax.numpy as jnp
 
-from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops, step_flops
+from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops
 from benchmarks.loop_step import loop_stepper
 from benchmarks.phases import phase_text, trainer_loss
 from dl_arch.testing import load_config
+from dl_arch.train.flops import step_flops
 from dl_arch.train.trainer import Trainer
 
 

@@ -22,11 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks.harness import Row, compare, mfu_text, step_flops
+from benchmarks.harness import Row, compare, mfu_text
 from benchmarks.phases import NO_LOSS, phase_text
 from dl_arch.models.layers.attention import MultiHeadAttention
 from dl_arch.models.transformer import GPT
 from dl_arch.tasks.generation import generate_cached, generate_uncached
+from dl_arch.train.flops import step_flops
 
 
 def _gpt(d: int, layers: int, heads: int, vocab: int, max_len: int) -> GPT:

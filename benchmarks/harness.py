@@ -15,8 +15,6 @@ from typing import Any
 
 import jax
 
-from dl_arch.train.summary import compiled_flops
-
 # PyTorch's OpenMP workers spin-wait after each parallel region (GNU default: 300k spins),
 # stealing the cores that XLA's next alternating measurement needs: our LSTM row measured
 # 133 ms beside torch vs 108 ms alone. A short spin keeps torch at its own speed (99 vs
@@ -98,11 +96,6 @@ def peak_matmul_flops(quick: bool = False) -> float:
     best = min(median_seconds(lambda: f(a), 5 if quick else 20))
     _PEAK_CACHE[key] = 2 * n**3 / best
     return _PEAK_CACHE[key]
-
-
-def step_flops(jitted: Callable, *args: Any) -> float:
-    """FLOPs of one call of a jitted function, from XLA's cost analysis."""
-    return compiled_flops(jitted.lower(*args).compile()) or 0.0
 
 
 def mfu_text(flops: float, seconds: float, quick: bool = False) -> str:

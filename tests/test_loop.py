@@ -239,9 +239,14 @@ def test_the_host_runs_at_most_run_ahead_steps_before_the_device(tmp_path, monke
                     return out
                 return step
 
+        class Traced:
+            def __init__(self, traced):
+                self.jaxpr = traced.jaxpr
+                self.lower = lambda: Lowered(traced.lower())
+
         class Shim:
-            def lower(self, *args):
-                return Lowered(jitted.lower(*args))
+            def trace(self, *args):
+                return Traced(jitted.trace(*args))
         return Shim()
 
     monkeypatch.setattr(Trainer, "loop_step", recording_loop_step)

@@ -42,12 +42,13 @@ from dl_arch.train import mesh as mesh_lib
 from dl_arch.train import metric_window
 from dl_arch.train.checkpoints import Checkpointer
 from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, chunking_note
+from dl_arch.train.flops import jaxpr_flops
 from dl_arch.train.input_wait import InputWait
 from dl_arch.train.preemption import Preempted, any_process, stop_requested
 from dl_arch.train.progress import Progress
 from dl_arch.train.run_config import save_config, warn_of_config_changes
 from dl_arch.train.state import TrainState
-from dl_arch.train.summary import compiled_flops, format_table, param_table, peak_memory_bytes
+from dl_arch.train.summary import format_table, param_table, peak_memory_bytes
 from dl_arch.train.trainer import Trainer, build_task
 from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
@@ -178,8 +179,9 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     log.info("model parameters:\n%s", format_table(param_table(state.params)))
     probe_window = jax.device_put(
         metric_window.fresh(trainer.metric_shapes(state, example_batch)), trainer.replicated)
-    compiled = trainer.loop_step(state_sharding).lower(state, example_batch,
-                                                        probe_window).compile()
+    traced = trainer.loop_step(state_sharding).trace(state, example_batch, probe_window)
+    flops = jaxpr_flops(traced.jaxpr)
+    compiled = traced.lower().compile()
     executables = {1: compiled}  # per chunk length: 1 and steps_per_call (`train.chunks`)
     note = chunking_note(config)
     if note:
@@ -190,9 +192,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
             state, jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(
                 (k,) + x.shape, x.dtype, sharding=stacked), example_batch),
             probe_window).compile()
-    flops = compiled_flops(compiled)
-    log.info("FLOPs per train step (XLA cost analysis): %s",
-             f"{flops:.4g}" if flops else "not reported by this backend")
+    log.info("FLOPs per train step (matmuls and convolutions, from the jaxpr): %.4g", flops)
     eval_fn = trainer.eval_step()
     evaluators = trainer.evaluators()
     if stop_requested(preempted, pcount):

@@ -30,19 +30,6 @@ def format_table(rows: list[tuple[str, int]]) -> str:
     return "\n".join(f"  {n:<{width}}  {c:>14,}" for n, c in rows)
 
 
-def compiled_flops(compiled: Any) -> float | None:
-    """FLOPs from XLA's cost analysis of a compiled function (None if unavailable)."""
-    try:
-        cost = compiled.cost_analysis()
-    except Exception:  # noqa: BLE001 - some backends do not implement it
-        return None
-    if isinstance(cost, list):
-        cost = cost[0] if cost else None
-    if not cost or "flops" not in cost:
-        return None
-    return float(cost["flops"])
-
-
 def peak_memory_bytes() -> int | None:
     """Peak device memory of device 0 where the backend reports it (GPU/TPU)."""
     try:
