@@ -14,12 +14,12 @@ Rows, each timed in one process:
   float32;
 - self-attention forward and backward in bfloat16 (B8 T2048, 12 heads of 64), causal and
   under a padding mask: the layer's "auto" against "cudnn", "xla" and "naive" (a kernel this
-  backend lacks is named, not timed), and the output's largest difference from XLA's; the
-  masked rows say whether "auto" should take cuDNN there too;
+  backend lacks is named, not timed), and the output's largest difference from XLA's;
 - the whole loop (`train_and_evaluate`) against its bare step for `lenet5_shapes` (grain
   workers 0 and 8) and `gpt_text` in the backend's default dtype: the share of the loop's
-  time spent waiting for the next batch (its `train/input_wait`), and the device's idle
-  share it implies, about 1 - loop/bare.
+  time spent waiting for the next batch (its `train/input_wait`), the device's idle
+  share it implies, about 1 - loop/bare, and how long one call of the step holds the host
+  (about the step's time where something in the step waits for the device).
 Without --quick on a CPU the rows are skipped: their sizes are accelerator sizes.
 """
 
@@ -124,8 +124,8 @@ def resnet_rows(quick: bool) -> Iterable[Row]:
 def attention_rows(quick: bool, padded: bool = False) -> Iterable[Row]:
     """The layer's "auto" against each kernel, forward and backward in bfloat16: causal
     self-attention (GPT's), or with `padded` bidirectional attention under a padding mask
-    (BERT's; a quarter of the keys padded in every other sequence), which "auto" leaves to
-    XLA on a GPU. A kernel this backend refuses is named with its error instead."""
+    (BERT's; a quarter of the keys padded in every other sequence). A kernel this backend
+    refuses is named with its error instead."""
     from dl_arch.models.layers.attention import MultiHeadAttention, auto_implementation, padding_mask
 
     b, t, heads, dim = (2, 64, 4, 16) if quick else (8, 2048, 12, 64)
@@ -136,7 +136,8 @@ def attention_rows(quick: bool, padded: bool = False) -> Iterable[Row]:
     layers = {name: MultiHeadAttention(heads, implementation=name, dtype=jnp.bfloat16)
               for name in ("auto", "cudnn", "xla", "naive")}
     params = jax.jit(layers["auto"].init)(jax.random.key(1), x)
-    picked = auto_implementation(True, causal_self=not padded, dtype=jnp.bfloat16, masked=padded)
+    picked = auto_implementation(True, causal_self=not padded, dtype=jnp.bfloat16, masked=padded,
+                                 masked_self=padded)
     yield _info(f"attention auto picks ({kind})", f"{picked} (train, self-attention, bf16)")
     runs, outputs = {}, {}
     for name, layer in layers.items():
@@ -165,7 +166,7 @@ def attention_rows(quick: bool, padded: bool = False) -> Iterable[Row]:
 
 def loop_rows(quick: bool) -> Iterable[Row]:
     """Loop against bare step in the backend's default dtype (bfloat16 on accelerators)."""
-    from benchmarks.bench_loop import _config, bare_steps_per_sec, loop_run
+    from benchmarks.bench_loop import _config, bare_steps_per_sec, call_seconds, loop_run
 
     steps = 40 if quick else 1000
     configs = LOOP_CONFIGS[:1] if quick else LOOP_CONFIGS
@@ -174,12 +175,15 @@ def loop_rows(quick: bool) -> Iterable[Row]:
         config.log_every_steps = 10 if quick else 50
         loop, wait, busy = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
+        call = call_seconds(config, min(steps, 200))
         yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers}",
                   1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the loop waited "
                         f"for input {wait:.0%} of its time (train/input_wait) and its input "
                         f"thread worked {busy:.0%} of it (train/input_busy), the device "
-                        f"about {max(0.0, 1.0 - loop / bare):.0%} (1 - loop/bare)")
+                        f"about {max(0.0, 1.0 - loop / bare):.0%} (1 - loop/bare); one call "
+                        f"of the step holds the host {call * 1e3:.2f} ms of its "
+                        f"{1e3 / bare:.2f} ms (near the step's: the call waits for the device)")
 
 
 def rows(quick: bool) -> Iterable[Row]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -57,6 +58,22 @@ def bare_steps_per_sec(config, steps: int) -> float:
         last = run()
     jax.block_until_ready(last)
     return steps / (time.perf_counter() - t0)
+
+
+def call_seconds(config, calls: int) -> float:
+    """Median host time inside one call of the loop step, calls back to back on one batch: a
+    call that only dispatches returns in microseconds, one that waits for the device (a
+    host round trip inside the step) takes about the step's time."""
+    trainer = Trainer(config)
+    run, _ = loop_stepper(trainer, trainer.first_batch())
+    jax.block_until_ready(run())
+    seconds = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        last = run()
+        seconds.append(time.perf_counter() - start)
+    jax.block_until_ready(last)
+    return statistics.median(seconds)
 
 
 def loop_run(config) -> tuple[float, float, float]:

@@ -61,23 +61,27 @@ def _backend() -> str:
 
 
 def auto_implementation(train: bool, backend: str | None = None, *, causal_self: bool = False,
-                        dtype: Any = None, masked: bool = False) -> str:
+                        dtype: Any = None, masked: bool = False, masked_self: bool = False
+                        ) -> str:
     """The kernel "auto" runs.
 
     - CPU: "blocked" for causal self-attention (forward and backward 1.4-1.9x faster than
       the einsum path, forward 1.2-2x faster than XLA's fused kernel), else the einsum path
       when training (1.0-1.7x faster than XLA's fused attention) and XLA's otherwise
       (docs/results/benchmarks.md).
-    - GPU: cuDNN's flash attention for bfloat16/float16 inputs without a mask (causal or
-      not), else XLA's. JAX's own choice (`implementation=None`) is always XLA's, whose
-      T x T scores cuDNN never stores. Where cuDNN refuses a call (no cuDNN, a GPU before
+    - GPU: cuDNN's fused attention for bfloat16/float16 inputs without a mask (causal or
+      not) or under a mask over self-attention (`masked_self`: padding or packed segments,
+      not a decoding cache), else XLA's. JAX's own choice (`implementation=None`) is always
+      XLA's, which stores the T x T scores. On an H200 (B8 T2048, 12 heads of 64, forward
+      and backward in bfloat16) cuDNN took 1.60 ms against XLA's 6.37 causal and 2.53 ms
+      against 5.92 under a padding mask. Where cuDNN refuses a call (no cuDNN, a GPU before
       Ampere, a head dim it lacks), the layer falls back to XLA's with a warning.
     - TPU and others: "auto", JAX's own choice.
     """
     backend = backend or _backend()
     if backend == "gpu":
         half = dtype is not None and jnp.dtype(dtype) in CUDNN_DTYPES
-        return "cudnn" if half and not masked else "auto"
+        return "cudnn" if half and (masked_self or not masked) else "auto"
     if backend != "cpu":
         return "auto"
     if causal_self:
@@ -246,8 +250,10 @@ class MultiHeadAttention(nn.Module):
         causal_self = causal and q_BTNH.shape[1] == k_BSKH.shape[1]
         implementation = self.implementation
         if implementation == "auto":
-            implementation = auto_implementation(train, causal_self=causal_self,
-                                                 dtype=q_BTNH.dtype, masked=mask is not None)
+            same_length = q_BTNH.shape[1] == k_BSKH.shape[1] and not self.decode
+            implementation = auto_implementation(
+                train, causal_self=causal_self, dtype=q_BTNH.dtype, masked=mask is not None,
+                masked_self=mask is not None and self_attention and same_length)
         if implementation in ("naive", "blocked") or use_dropout:
             drop = None
             if use_dropout:
