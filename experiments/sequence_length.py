@@ -18,7 +18,7 @@ Report: accuracy vs T, steps to solve, parameters; step time and memory vs T (lo
     python launch.py --experiment=experiments/sequence_length.py --workdir=runs/seqlen --parallel=2
     python launch.py --experiment=experiments/sequence_length.py:smoke --workdir=/tmp/seqlen
 
-Default size: 40 runs, 30 minutes with --parallel=2 on a 2-core CPU; report in
+Default size: 40 runs, 45 minutes with --parallel=2 on a 2-core CPU; report in
 docs/results/sequence_length.
 Options: smoke, seeds (count), steps, hidden, Ts and cost_Ts ('a/b/c'), tasks ('copy/adding').
 """
