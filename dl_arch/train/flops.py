@@ -8,7 +8,8 @@ same on every backend, so the count below is too: `dot_general` and `conv_genera
 at two FLOPs a multiply-add, a scan's body times its length, a `cond`'s costliest branch, a
 while loop's body once (its trip count is not known before it runs). Elementwise work is
 left out, as in the usual MFU figures; recomputation under `jax.checkpoint` is counted, since
-the device does it.
+the device does it. The count is the whole program's: on several devices, the global batch's
+(divide by the device count for one device's share).
 """
 
 from __future__ import annotations
