@@ -61,14 +61,17 @@ def bare_steps_per_sec(config, steps: int) -> float:
 
 
 def call_seconds(config, calls: int) -> float:
-    """Median host time inside one call of the loop step, calls back to back on one batch: a
-    call that only dispatches returns in microseconds, one that waits for the device (a
-    host round trip inside the step) takes about the step's time."""
+    """Median host time inside one call of the loop step, each made with nothing queued (the
+    previous step finished): a call that only dispatches returns in a fraction of the step,
+    one that waits for the device (a host round trip inside the step) takes most of it.
+    Calls made back to back would not tell: once the runtime's queue of dispatched work is
+    full, every call waits for an earlier one (on CPU from the first few calls)."""
     trainer = Trainer(config)
     run, _ = loop_stepper(trainer, trainer.first_batch())
-    jax.block_until_ready(run())
+    last = run()
     seconds = []
     for _ in range(calls):
+        jax.block_until_ready(last)
         start = time.perf_counter()
         last = run()
         seconds.append(time.perf_counter() - start)
