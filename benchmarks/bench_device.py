@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops
-from dl_arch.train.flops import step_flops
+from dl_arch.train.flops import jaxpr_flops
 
 LOOP_CONFIGS = (("configs/lenet5_shapes.py", 0), ("configs/lenet5_shapes.py", 8),
                 ("configs/gpt_text.py", 0))
@@ -46,8 +46,9 @@ def _info(name: str, text: str) -> Row:
 def _stepper(jitted: Callable, state: Any, *args: Any) -> tuple[Callable[[], Any], float]:
     """(run one step on the held state, the step's matmul and convolution FLOPs, counted
     from its jaxpr: XLA's cost analysis misses cuBLAS and cuDNN calls on a GPU)."""
-    flops = step_flops(jitted, state, *args)
-    compiled = jitted.lower(state, *args).compile()
+    traced = jitted.trace(state, *args)  # one trace for the count and the program
+    flops = jaxpr_flops(traced.jaxpr)
+    compiled = traced.lower().compile()
     holder = {"state": state}
 
     def run():

@@ -247,13 +247,14 @@ class MultiHeadAttention(nn.Module):
                 k_BSKH = apply_rope(k_BSKH, positions_BT, self.rope_base)
 
         use_dropout = train and self.attention_dropout > 0.0
-        causal_self = causal and q_BTNH.shape[1] == k_BSKH.shape[1]
+        same_length = q_BTNH.shape[1] == k_BSKH.shape[1]
+        causal_self = causal and same_length
         implementation = self.implementation
         if implementation == "auto":
-            same_length = q_BTNH.shape[1] == k_BSKH.shape[1] and not self.decode
             implementation = auto_implementation(
                 train, causal_self=causal_self, dtype=q_BTNH.dtype, masked=mask is not None,
-                masked_self=mask is not None and self_attention and same_length)
+                masked_self=(mask is not None and self_attention and same_length
+                             and not self.decode))
         if implementation in ("naive", "blocked") or use_dropout:
             drop = None
             if use_dropout:
