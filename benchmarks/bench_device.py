@@ -12,6 +12,9 @@ Rows, each timed in one process:
   `attention_impl="auto"` against the same step with XLA's attention;
 - a ResNet-18 train step (ImageNet stem, 224x224, batch 256, SGD) in bfloat16 against
   float32;
+- the embedding table's gradient in bfloat16 (`dl_arch.models.layers.embed.lookup`, summed in
+  float32) against XLA's gradient of `jnp.take` (summed in bfloat16) for Zipf-distributed
+  ids at `gpt_text`'s and GPT-2's sizes;
 - self-attention forward and backward in bfloat16 (B8 T2048, 12 heads of 64), causal and
   under a padding mask: the layer's "auto" against "cudnn", "xla" and "naive" (a kernel this
   backend lacks is named, not timed), and the output's largest difference from XLA's;
@@ -79,7 +82,7 @@ def _gpt_step(quick: bool, attention: str) -> tuple[Callable[[], Any], float, in
     model = GPT(vocab_size=vocab, emb_dim=d, num_layers=layers, num_heads=heads,
                 mlp_dim=4 * d, max_len=t, dropout_rate=0.0, attention_impl=attention,
                 dtype=jnp.bfloat16)
-    tokens = jax.random.randint(jax.random.key(0), (b, t + 1), 0, vocab)
+    tokens = zipf_ids(jax.random.key(0), vocab, (b, t + 1))  # text's skew, not uniform ids
     step, state, _ = _jax_train_step(model, tokens)
     return *_stepper(step, state), b * t
 
@@ -91,6 +94,28 @@ def gpt_rows(quick: bool) -> Iterable[Row]:
                   "attention xla", quick,
                   extra=lambda s: f"tokens/s={tokens / s:,.0f} TFLOP/s={flops / s / 1e12:.1f} "
                                   + mfu_text(flops, s, quick))
+
+
+def zipf_ids(key: jax.Array, vocab: int, shape: tuple[int, ...]) -> jax.Array:
+    """Ids with probability 1/(rank + 1), as words in text: many tokens share a few rows,
+    which is what makes a scatter-add gradient slow on a GPU (uniform ids hide it)."""
+    return jax.random.categorical(key, -jnp.log1p(jnp.arange(vocab, dtype=jnp.float32)),
+                                  shape=shape)
+
+
+def embedding_rows(quick: bool) -> Iterable[Row]:
+    """Our lookup's table gradient (float32 sum) against `jnp.take`'s, both in bfloat16."""
+    from dl_arch.models.layers.embed import lookup
+
+    sizes = ((256, 64, 16),) if quick else ((4096, 256, 128), (16384, 50304, 768))
+    for tokens, vocab, dim in sizes:
+        ids = zipf_ids(jax.random.key(0), vocab, (tokens,))
+        table = jax.random.normal(jax.random.key(1), (vocab, dim), jnp.bfloat16)
+        dy = jax.random.normal(jax.random.key(2), (tokens, dim), jnp.bfloat16)
+        grads = [jax.jit(jax.grad(lambda t, f=f: jnp.sum((f(t, ids) * dy).astype(jnp.float32))))
+                 for f in (lookup, lambda t, i: jnp.take(t, i, axis=0))]
+        yield compare(f"embedding gradient bf16 {tokens} Zipf ids into {vocab}x{dim}",
+                      lambda: grads[0](table), lambda: grads[1](table), "jnp.take", quick)
 
 
 def _resnet_step(quick: bool, dtype: Any) -> tuple[Callable[[], Any], float, int]:
@@ -196,6 +221,7 @@ def rows(quick: bool) -> Iterable[Row]:
     yield _info(f"peak matmul ({jax.default_backend()}, measured)", f"{peak / 1e12:,.2f} TFLOP/s")
     yield from gpt_rows(quick)
     yield from resnet_rows(quick)
+    yield from embedding_rows(quick)
     yield from attention_rows(quick)
     yield from attention_rows(quick, padded=True)
     yield from loop_rows(quick)

@@ -19,6 +19,8 @@ def test_device_rows_run_on_cpu_at_quick_sizes():
     for row in (gpt, resnet):
         assert "MFU=" in row.extra and "TFLOP/s=" in row.extra
     assert gpt.ref_name == "attention xla" and resnet.ref_name == "float32"
+    assert [row.ref_name for row in timed if row.name.startswith("embedding gradient")] == [
+        "jnp.take"]
     # on CPU "auto" takes the query blocks (causal) or the einsum path (a padding mask), and
     # cuDNN is named as missing, not timed
     assert rows["attention auto picks (causal)"].extra.startswith("blocked")

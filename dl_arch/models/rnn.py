@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.models.layers.embed import Embed
 from dl_arch.models.layers.recurrence import fused_recurrence, project_inputs
 from dl_arch.models.layers.rnn_cells import (
     ACTIVATIONS,
@@ -213,7 +214,7 @@ class RNNLanguageModel(nn.Module):
         if self.tie_embeddings and self.embed_dim != self.hidden_size:
             raise ConfigError("config.model.tie_embeddings needs embed_dim == hidden_size; "
                              f"got {self.embed_dim} and {self.hidden_size}")
-        self.embed = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
+        self.embed = Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
                               param_dtype=self.param_dtype)
         self.rnn = _stack(self)
         self.drop = nn.Dropout(self.dropout)
@@ -272,7 +273,7 @@ class RNNSequenceModel(nn.Module):
         if self.pool not in ("last", "mean", "per_step"):
             raise ConfigError(f"config.model.pool='{self.pool}'; use last | mean | per_step")
         if self.vocab_size > 0:
-            x_BTD = nn.Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
+            x_BTD = Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
                              param_dtype=self.param_dtype, name="embed")(inputs)
             x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
         else:

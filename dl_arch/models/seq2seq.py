@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.models.layers.embed import Embed, lookup
 from dl_arch.models.layers.rnn_cells import CELLS, cell_step, num_gates, state_hidden
 from dl_arch.models.rnn import RecurrentStack
 from dl_arch.registry import register_model
@@ -52,7 +53,7 @@ class Seq2SeqAttention(nn.Module):
         hid, ctx = self.hidden_size, 2 * self.hidden_size
         dense = lambda n, name: nn.Dense(n, dtype=self.dtype, param_dtype=self.param_dtype,
                                          name=name)
-        self.src_embed = nn.Embed(self.src_vocab_size, self.embed_dim, dtype=self.dtype,
+        self.src_embed = Embed(self.src_vocab_size, self.embed_dim, dtype=self.dtype,
                                   param_dtype=self.param_dtype)
         self.encoder = RecurrentStack(hid, self.encoder_layers, self.cell, bidirectional=True,
                                       dropout=self.dropout, dtype=self.dtype,
@@ -139,7 +140,7 @@ class Seq2SeqAttention(nn.Module):
         """Logits (B, T, V) for decoder inputs `tgt_in_BT` (BOS + targets[:-1])."""
         enc = self.encode(src_BS, src_lengths_B, train)
         w = self._decoder_weights()
-        e_BTE = self.drop(jnp.take(w["embed"], tgt_in_BT, axis=0), deterministic=not train)
+        e_BTE = self.drop(lookup(w["embed"], tgt_in_BT), deterministic=not train)
         xg_TBG = jnp.swapaxes(e_BTE, 0, 1) @ w["w_emb"] + w["b"][None, None, :]
 
         def step(state, xg_BG):

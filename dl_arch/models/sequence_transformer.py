@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.models.layers.attention import IMPLEMENTATIONS, causal_mask, padding_mask
+from dl_arch.models.layers.embed import Embed
 from dl_arch.models.layers.position import sinusoidal_encoding
 from dl_arch.models.layers.transformer_block import TransformerStack
 from dl_arch.registry import register_model
@@ -52,7 +53,7 @@ class SequenceTransformer(nn.Module):
             raise ConfigError(f"config.model.pool='{self.pool}'; use one of {POOLS}")
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         if self.vocab_size > 0:
-            x_BTD = nn.Embed(self.vocab_size, self.emb_dim, name="embed", **common)(inputs)
+            x_BTD = Embed(self.vocab_size, self.emb_dim, name="embed", **common)(inputs)
         else:
             x = inputs[..., None] if inputs.ndim == 2 else inputs
             x_BTD = nn.Dense(self.emb_dim, name="input_proj", **common)(x.astype(self.dtype))

@@ -28,6 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from dl_arch.models.layers.embed import Embed
 from dl_arch.models.transformer import COMMON_CHECKS, bert_sequence
 from dl_arch.registry import register_model
 
@@ -78,7 +79,7 @@ class BertSpanQA(nn.Module):
         extra_BTD = None
         if self.question_match:
             match_BT = question_word_mask(tokens_BT, token_types_BT)
-            extra_BTD = nn.Embed(2, self.hidden, embedding_init=nn.initializers.zeros,
+            extra_BTD = Embed(2, self.hidden, embedding_init=nn.initializers.zeros,
                                  name="match_embed", dtype=self.dtype,
                                  param_dtype=self.param_dtype)(match_BT.astype(jnp.int32))
         x_BTD, _ = bert_sequence(self, tokens_BT, token_types_BT, train, extra_BTD)

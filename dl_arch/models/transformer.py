@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from dl_arch.config.errors import ConfigError
 from dl_arch.models.cnn.common import check_images
 from dl_arch.models.layers.attention import IMPLEMENTATIONS, padding_mask, segment_mask
+from dl_arch.models.layers.embed import Embed
 from dl_arch.models.layers.position import LearnedPositionEmbedding, sinusoidal_encoding
 from dl_arch.models.layers.transformer_block import ACTIVATIONS, TransformerStack
 from dl_arch.registry import register_model
@@ -103,7 +104,7 @@ class EncoderDecoderTransformer(nn.Module):
         if self.position not in ("sinusoidal", "learned"):
             raise ConfigError(f"config.model.position='{self.position}' is unknown; "
                              "use 'sinusoidal' or 'learned'")
-        embed = lambda: nn.Embed(self.vocab_size, self.emb_dim,
+        embed = lambda: Embed(self.vocab_size, self.emb_dim,
                                  embedding_init=nn.initializers.normal(self.emb_dim**-0.5),
                                  dtype=self.dtype, param_dtype=self.param_dtype)
         self.target_embed = embed()
@@ -186,12 +187,12 @@ def bert_sequence(module: nn.Module, tokens_BT: Array, token_types_BT: Array | N
     if token_types_BT is None:
         token_types_BT = jnp.zeros_like(tokens_BT)
     positions_BT = jnp.broadcast_to(jnp.arange(t)[None], (b, t))
-    token_embed = nn.Embed(m.vocab_size, m.hidden, embedding_init=init, name="token_embed",
+    token_embed = Embed(m.vocab_size, m.hidden, embedding_init=init, name="token_embed",
                            **common)
     x_BTD = (token_embed(tokens_BT)
              + LearnedPositionEmbedding(m.max_len, m.hidden, init, name="position_embed",
                                         **common)(positions_BT)
-             + nn.Embed(m.type_vocab_size, m.hidden, embedding_init=init, name="type_embed",
+             + Embed(m.type_vocab_size, m.hidden, embedding_init=init, name="type_embed",
                         **common)(token_types_BT))
     if extra_BTD is not None:
         x_BTD = x_BTD + extra_BTD
@@ -318,7 +319,7 @@ class GPT(nn.Module):
             _check_length(t, self.max_len, "input")
         init = nn.initializers.normal(self.init_std)
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        token_embed = nn.Embed(self.vocab_size, self.emb_dim, embedding_init=init,
+        token_embed = Embed(self.vocab_size, self.emb_dim, embedding_init=init,
                                name="token_embed", **common)
         x_BTD = token_embed(tokens_BT)
         positions_BT = _DecodePosition(self.decode, name="decode_position")(b, t)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
+from dl_arch.models.layers.embed import lookup
 
 Array = jax.Array
 
@@ -39,7 +40,7 @@ class LearnedPositionEmbedding(nn.Module):
         """Returns (B, T, features)."""
         table = self.param("embedding", self.embedding_init,
                            (self.num_positions, self.features), self.param_dtype)
-        return jnp.take(table, positions_BT, axis=0).astype(self.dtype)
+        return lookup(table, positions_BT).astype(self.dtype)
 
 
 def apply_rope(x_BTNH: Array, positions_BT: Array, base: float = 10000.0) -> Array:
