@@ -215,7 +215,7 @@ class RNNLanguageModel(nn.Module):
             raise ConfigError("config.model.tie_embeddings needs embed_dim == hidden_size; "
                              f"got {self.embed_dim} and {self.hidden_size}")
         self.embed = Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
-                              param_dtype=self.param_dtype)
+                           param_dtype=self.param_dtype)
         self.rnn = _stack(self)
         self.drop = nn.Dropout(self.dropout)
         if not self.tie_embeddings:
@@ -274,7 +274,7 @@ class RNNSequenceModel(nn.Module):
             raise ConfigError(f"config.model.pool='{self.pool}'; use last | mean | per_step")
         if self.vocab_size > 0:
             x_BTD = Embed(self.vocab_size, self.embed_dim, dtype=self.dtype,
-                             param_dtype=self.param_dtype, name="embed")(inputs)
+                          param_dtype=self.param_dtype, name="embed")(inputs)
             x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
         else:
             if inputs.ndim == 2:

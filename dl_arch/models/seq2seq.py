@@ -54,7 +54,7 @@ class Seq2SeqAttention(nn.Module):
         dense = lambda n, name: nn.Dense(n, dtype=self.dtype, param_dtype=self.param_dtype,
                                          name=name)
         self.src_embed = Embed(self.src_vocab_size, self.embed_dim, dtype=self.dtype,
-                                  param_dtype=self.param_dtype)
+                               param_dtype=self.param_dtype)
         self.encoder = RecurrentStack(hid, self.encoder_layers, self.cell, bidirectional=True,
                                       dropout=self.dropout, dtype=self.dtype,
                                       param_dtype=self.param_dtype)

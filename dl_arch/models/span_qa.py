@@ -80,8 +80,8 @@ class BertSpanQA(nn.Module):
         if self.question_match:
             match_BT = question_word_mask(tokens_BT, token_types_BT)
             extra_BTD = Embed(2, self.hidden, embedding_init=nn.initializers.zeros,
-                                 name="match_embed", dtype=self.dtype,
-                                 param_dtype=self.param_dtype)(match_BT.astype(jnp.int32))
+                              name="match_embed", dtype=self.dtype,
+                              param_dtype=self.param_dtype)(match_BT.astype(jnp.int32))
         x_BTD, _ = bert_sequence(self, tokens_BT, token_types_BT, train, extra_BTD)
         self.sow("intermediates", "sequence", x_BTD)
         logits_BT2 = nn.Dense(2, kernel_init=nn.initializers.normal(self.init_std),

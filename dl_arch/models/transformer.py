@@ -105,8 +105,8 @@ class EncoderDecoderTransformer(nn.Module):
             raise ConfigError(f"config.model.position='{self.position}' is unknown; "
                              "use 'sinusoidal' or 'learned'")
         embed = lambda: Embed(self.vocab_size, self.emb_dim,
-                                 embedding_init=nn.initializers.normal(self.emb_dim**-0.5),
-                                 dtype=self.dtype, param_dtype=self.param_dtype)
+                              embedding_init=nn.initializers.normal(self.emb_dim**-0.5),
+                              dtype=self.dtype, param_dtype=self.param_dtype)
         self.target_embed = embed()
         if not self.share_embeddings:
             self.source_embed = embed()
@@ -188,12 +188,12 @@ def bert_sequence(module: nn.Module, tokens_BT: Array, token_types_BT: Array | N
         token_types_BT = jnp.zeros_like(tokens_BT)
     positions_BT = jnp.broadcast_to(jnp.arange(t)[None], (b, t))
     token_embed = Embed(m.vocab_size, m.hidden, embedding_init=init, name="token_embed",
-                           **common)
+                        **common)
     x_BTD = (token_embed(tokens_BT)
              + LearnedPositionEmbedding(m.max_len, m.hidden, init, name="position_embed",
                                         **common)(positions_BT)
              + Embed(m.type_vocab_size, m.hidden, embedding_init=init, name="type_embed",
-                        **common)(token_types_BT))
+                     **common)(token_types_BT))
     if extra_BTD is not None:
         x_BTD = x_BTD + extra_BTD
     x_BTD = nn.LayerNorm(m.layer_norm_eps, name="embed_norm", **common)(x_BTD)
@@ -320,7 +320,7 @@ class GPT(nn.Module):
         init = nn.initializers.normal(self.init_std)
         common = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         token_embed = Embed(self.vocab_size, self.emb_dim, embedding_init=init,
-                               name="token_embed", **common)
+                            name="token_embed", **common)
         x_BTD = token_embed(tokens_BT)
         positions_BT = _DecodePosition(self.decode, name="decode_position")(b, t)
         if self.position == "learned":
