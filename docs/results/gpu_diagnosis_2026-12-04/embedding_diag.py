@@ -2,26 +2,26 @@
 ResNet max-pool (select-and-scatter vs taps), gpt_text's step with the one-hot gradient,
 GPT-2-small's kernels, and who waits in the gpt_text loop's main thread.
 
-Kept as it ran on the lent H200 (as scratch_gpu/diag2.py, importing loop_diag.py as
-scratch_gpu.diag; log: embedding_diag.log). `embed_mod.ONE_HOT_MAX_ROWS` belonged to a first
-version of dl_arch/models/layers/embed.py whose gradient was a one-hot matmul for tables up
-to 4,096 rows off CPU; this run showed a float32 scatter to be faster, which replaced it.
-A record, not maintained code.
+Ran on the lent H200 as scratch_gpu/diag2.py (log: embedding_diag.log); from the repository
+root: `PYTHONPATH=. python3 docs/results/gpu_diagnosis_2026-12-04/embedding_diag.py [--quick]`.
+In that run the gpt_text section toggled `embed_mod.ONE_HOT_MAX_ROWS` of a first version of
+dl_arch/models/layers/embed.py (a one-hot matmul gradient for tables up to 4,096 rows off
+CPU), so the log's gpt_text rows are that version's; this run showed the float32 scatter
+faster, which replaced it, and the section now times the landed `lookup` against plain
+`jnp.take`. The section runner is loop_diag.py's. A record of how the figures were taken,
+not maintained code.
 """
 import cProfile
 import io
 import pstats
-import sys
 import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from loop_diag import QUICK, _config, bare_and_calls, loop_run, profiled, run_sections, say
 
 import dl_arch.models.layers.embed as embed_mod
-from scratch_gpu.diag import QUICK, _config, bare_and_calls, loop_run, profiled, say
-
-ONLY = next((a.split("=")[1] for a in sys.argv if a.startswith("--only=")), "")
 
 
 def timeit(fn, *args, n=20):
@@ -96,22 +96,25 @@ def pool_section():
 
 
 def gpt_text_section():
-    for rows in (0, embed_mod.ONE_HOT_MAX_ROWS):
-        saved = embed_mod.ONE_HOT_MAX_ROWS
-        embed_mod.ONE_HOT_MAX_ROWS = rows
+    """gpt_text's bare step (and loop) with XLA's bfloat16 gradient of the token table, then
+    with the landed `lookup` (float32 sum)."""
+    landed = embed_mod.lookup
+    for name, fn in (("jnp.take", lambda t, i: jnp.take(t, i, axis=0)), ("lookup", landed)):
+        embed_mod.lookup = fn  # what `Embed` calls
         config = _config("configs/gpt_text.py", 40 if QUICK else 400, 0)
+        config.log_every_steps = 10 if QUICK else 50
         rate, drained, back, run = bare_and_calls(config, 40 if QUICK else 400)
-        say(f"gpt_text one-hot rows<={rows}: bare={rate:.0f}/s call drained={drained * 1e3:.3f}"
+        say(f"gpt_text {name}: bare={rate:.0f}/s call drained={drained * 1e3:.3f}"
             f" ms back={back * 1e3:.3f} ms")
-        if rows:
+        if fn is landed:
             def calls(run=run):
                 for _ in range(20):
                     last = run()
                 return jax.block_until_ready(last)
-            profiled(calls, "gpt_text one-hot", skip_frac=0.0, top=8)
+            profiled(calls, "gpt_text lookup", skip_frac=0.0, top=8)
             loop, wait, busy = loop_run(config)
             say(f"   loop={loop:.0f}/s loop/bare={loop / rate:.2f} wait={wait:.0%}")
-        embed_mod.ONE_HOT_MAX_ROWS = saved
+    embed_mod.lookup = landed
 
 
 def gpt2_section():
@@ -141,15 +144,5 @@ def loop_callers_section():
 
 if __name__ == "__main__":
     say("backend", jax.default_backend(), jax.__version__)
-    sections = {"emb": emb_section, "gpt_text": gpt_text_section, "pool": pool_section,
-                "gpt2": gpt2_section, "callers": loop_callers_section}
-    for key, fn in sections.items():
-        if ONLY and key not in ONLY.split(","):
-            continue
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001
-            import traceback
-            traceback.print_exc()
-            say(f"section {key} failed: {e}")
-    say("done")
+    run_sections({"emb": emb_section, "gpt_text": gpt_text_section, "pool": pool_section,
+                  "gpt2": gpt2_section, "callers": loop_callers_section})

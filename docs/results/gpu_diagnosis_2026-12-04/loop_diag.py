@@ -2,8 +2,11 @@
 does the loop's main thread go, what does the device timeline show; plus ResNet-18's kernels and
 the padded-attention rows. Scratch: prints as it goes; `--quick` for a CPU dry run.
 
-Kept as it ran on the lent H200 (as scratch_gpu/diag.py, `python3 scratch_gpu/diag.py`;
-log: loop_diag.log). A record, not maintained code.
+Ran on the lent H200 as scratch_gpu/diag.py (log: loop_diag.log); from the repository
+root: `PYTHONPATH=. python3 docs/results/gpu_diagnosis_2026-12-04/loop_diag.py [--quick]`.
+Since the run its section runner moved into `run_sections` (shared with
+embedding_diag.py) and the command-buffer subprocess finds this file through PYTHONPATH.
+A record of how the figures were taken, not maintained code.
 """
 import cProfile
 import glob
@@ -191,7 +194,9 @@ def cmdbuf_section():
     flags = os.environ.get("XLA_FLAGS", "")
     for value in ("FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,CONDITIONAL,WHILE",):
         env = dict(os.environ, XLA_FLAGS=f"{flags} --xla_gpu_enable_command_buffer={value}")
-        code = ("import sys; sys.argv=['x']+%r; import scratch_gpu.diag as d; "
+        here = os.path.dirname(os.path.abspath(__file__))  # this file, importable there
+        env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")])
+        code = ("import sys; sys.argv=['x']+%r; import loop_diag as d; "
                 "c=d._config('configs/gpt_text.py', 40 if d.QUICK else 800, 0); "
                 "r,dr,bb,_=d.bare_and_calls(c, 40 if d.QUICK else 800); "
                 "d.say(f'cmdbuf gpt_text bare={r:.0f}/s call drained={dr*1e3:.3f} ms "
@@ -202,10 +207,9 @@ def cmdbuf_section():
         print(p.stdout[-1500:], p.stderr[-1500:], flush=True)
 
 
-if __name__ == "__main__":
-    say("backend", jax.default_backend(), jax.__version__, jax.devices()[0].device_kind)
-    sections = {"loop": loop_section, "attention": attention_section,
-                "resnet": resnet_section, "cmdbuf": cmdbuf_section}
+def run_sections(sections: dict) -> None:
+    """Each section in order (those named by --only=a,b if given), a failure printed and
+    the next one run: one device call must not lose the rest to one error."""
     for key, fn in sections.items():
         if ONLY and key not in ONLY.split(","):
             continue
@@ -216,3 +220,9 @@ if __name__ == "__main__":
             traceback.print_exc()
             say(f"section {key} failed: {e}")
     say("done")
+
+
+if __name__ == "__main__":
+    say("backend", jax.default_backend(), jax.__version__, jax.devices()[0].device_kind)
+    run_sections({"loop": loop_section, "attention": attention_section,
+                  "resnet": resnet_section, "cmdbuf": cmdbuf_section})
