@@ -19,7 +19,7 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from loop_diag import QUICK, _config, bare_and_calls, loop_run, profiled, run_sections, say
+from loop_diag import QUICK, _config, bare_and_calls, loop_run, profile_calls, run_sections, say
 
 import dl_arch.models.layers.embed as embed_mod
 
@@ -107,11 +107,7 @@ def gpt_text_section():
         say(f"gpt_text {name}: bare={rate:.0f}/s call drained={drained * 1e3:.3f}"
             f" ms back={back * 1e3:.3f} ms")
         if fn is landed:
-            def calls(run=run):
-                for _ in range(20):
-                    last = run()
-                return jax.block_until_ready(last)
-            profiled(calls, "gpt_text lookup", skip_frac=0.0, top=8)
+            profile_calls(run, 20, "gpt_text lookup", top=8)
             loop, wait, busy = loop_run(config)
             say(f"   loop={loop:.0f}/s loop/bare={loop / rate:.2f} wait={wait:.0%}")
     embed_mod.lookup = landed
@@ -123,11 +119,7 @@ def gpt2_section():
     s = timeit(run, n=5)
     say(f"gpt2-small bf16 step {s * 1e3:.2f} ms {flops / s / 1e12:.1f} TFLOP/s")
 
-    def three():
-        for _ in range(3):
-            last = run()
-        return jax.block_until_ready(last)
-    profiled(three, "gpt2-small", skip_frac=0.0, top=20)
+    profile_calls(run, 3, "gpt2-small", top=20)
 
 
 def loop_callers_section():

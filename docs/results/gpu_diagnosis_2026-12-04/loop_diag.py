@@ -121,6 +121,15 @@ def profiled(fn, label, **kw):
     return out
 
 
+def profile_calls(run, count, label, top):
+    """The device timeline of `count` back-to-back calls of `run`."""
+    def calls():
+        for _ in range(count):
+            last = run()
+        return jax.block_until_ready(last)
+    return profiled(calls, label, skip_frac=0.0, top=top)
+
+
 def loop_section():
     cases = [("configs/gpt_text.py", 0), ("configs/lenet5_shapes.py", 8)]
     steps = {"configs/gpt_text.py": 40 if QUICK else 800,
@@ -134,11 +143,7 @@ def loop_section():
             config.log_every_steps = 10 if QUICK else 50
             rate, drained, back, run = bare_and_calls(config, n)
             if name == "cond":  # the device timeline of bare calls
-                def calls(run=run):
-                    for _ in range(20):
-                        last = run()
-                    return jax.block_until_ready(last)
-                profiled(calls, f"{short} bare cond", skip_frac=0.0, top=6)
+                profile_calls(run, 20, f"{short} bare cond", top=6)
             if name == "always":
                 say(f"{short:14s} {name:6s} bare={rate:7.0f}/s call drained={drained * 1e3:6.3f} "
                     f"ms back-to-back={back * 1e3:6.3f} ms")
@@ -174,11 +179,7 @@ def resnet_section():
     s = (time.perf_counter() - t0) / 10
     say(f"resnet bf16 step {s * 1e3:.2f} ms flops {flops:.3e} -> {flops / s / 1e12:.1f} TFLOP/s")
 
-    def five():
-        for _ in range(5):
-            last = run()
-        return jax.block_until_ready(last)
-    profiled(five, "resnet18 bf16", skip_frac=0.0, top=25)
+    profile_calls(run, 5, "resnet18 bf16", top=25)
 
 
 def attention_section():
