@@ -18,8 +18,9 @@ Rows, each timed in one process:
 - self-attention forward and backward in bfloat16 (B8 T2048, 12 heads of 64), causal and
   under a padding mask: the layer's "auto" against "cudnn", "xla" and "naive" (a kernel this
   backend lacks is named, not timed), and the output's largest difference from XLA's;
-- the whole loop (`train_and_evaluate`) against its bare step for `lenet5_shapes` (grain
-  workers 0 and 8) and `gpt_text` in the backend's default dtype: the share of the loop's
+- the whole loop (`train_and_evaluate`) against its bare step (one step a call) for
+  `lenet5_shapes` (grain workers 0 and 8) and `gpt_text` in the backend's default dtype,
+  one step a call and several (`steps_per_call`): the share of the loop's
   time spent waiting for the next batch (its `train/input_wait`), the device's idle
   share it implies, about 1 - loop/bare, and how long one call of the step holds the host
   (on a GPU the host's time to launch the step's kernels: 2 ms for `gpt_text`'s 630; near
@@ -39,8 +40,10 @@ import numpy as np
 from benchmarks.harness import Row, compare, mfu_text, peak_matmul_flops
 from dl_arch.train.flops import jaxpr_flops
 
-LOOP_CONFIGS = (("configs/lenet5_shapes.py", 0), ("configs/lenet5_shapes.py", 8),
-                ("configs/gpt_text.py", 0))
+# (config, grain worker processes, optimiser steps per call)
+LOOP_CONFIGS = (("configs/lenet5_shapes.py", 0, 1), ("configs/lenet5_shapes.py", 8, 1),
+                ("configs/lenet5_shapes.py", 8, 10), ("configs/gpt_text.py", 0, 1),
+                ("configs/gpt_text.py", 0, 5))
 
 
 def _info(name: str, text: str) -> Row:
@@ -197,13 +200,14 @@ def loop_rows(quick: bool) -> Iterable[Row]:
 
     steps = 40 if quick else 1000
     configs = LOOP_CONFIGS[:1] if quick else LOOP_CONFIGS
-    for spec, workers in configs:
-        config = _config(spec, steps, workers)
+    for spec, workers, per_call in configs:
+        config = _config(spec, steps, workers, per_call)
         config.log_every_steps = 10 if quick else 50
         loop, wait, busy = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
         call = call_seconds(config, min(steps, 200))
-        yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers}",
+        yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers} "
+                  f"steps_per_call={per_call}",
                   1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the loop waited "
                         f"for input {wait:.0%} of its time (train/input_wait) and its input "
