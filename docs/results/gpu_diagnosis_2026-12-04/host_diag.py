@@ -101,6 +101,37 @@ def detector_section():
     profile_calls(run, 20, "detector_shapes bf16", top=12)
 
 
+def gpt_rates_section():
+    """gpt_text's bare step (one a call) and its loop at five steps a call."""
+    n = 10 if QUICK else 400
+    rate, drained, back, _ = bare_and_calls(_config("configs/gpt_text.py", n, 0), n)
+    config = _config("configs/gpt_text.py", 20 if QUICK else 1000, 0, 5)
+    config.log_every_steps = 10 if QUICK else 50
+    loop, wait, _ = loop_run(config)
+    say(f"gpt_text bare={rate:.0f}/s call drained={drained * 1e3:.3f} ms back={back * 1e3:.3f} "
+        f"ms; loop at 5 steps a call={loop:.0f}/s ({loop / rate:.2f}x bare) wait={wait:.0%}")
+
+
+COMMAND_BUFFERS = ("default", "", "FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,CONDITIONAL,WHILE")
+
+
+def launch_section():
+    """gpt_rates under XLA's default CUDA graphs, none, and graphs holding control flow
+    (each in a subprocess: XLA_FLAGS are read once)."""
+    import subprocess
+    for value in COMMAND_BUFFERS:
+        env = dict(os.environ)
+        if value != "default":
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_gpu_enable_command_buffer={value}"
+        argv = [sys.executable, os.path.abspath(__file__), "--only=gpt_rates"]
+        p = subprocess.run(argv + (["--quick"] if QUICK else []), env=env, capture_output=True,
+                           text=True, timeout=90)
+        say(f"command buffers {value!r}: rc={p.returncode}")
+        print("\n".join(line for line in p.stdout.splitlines() if "gpt_text" in line)[-1500:],
+              p.stderr[-600:] if p.returncode else "", flush=True)
+
+
 if __name__ == "__main__":
     say("backend", jax.default_backend(), jax.__version__, jnp.zeros(1).dtype)
-    run_sections({"host": host_section, "detector": detector_section})
+    run_sections({"host": host_section, "launch": launch_section, "gpt_rates": gpt_rates_section,
+                  "detector": detector_section})
