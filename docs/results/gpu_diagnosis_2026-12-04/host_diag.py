@@ -5,8 +5,10 @@ From the repository root: `PYTHONPATH=. python3 docs/results/gpu_diagnosis_2026-
 [--quick] [--only=host,detector]`. cProfile sees only the thread that enables it; this
 samples every thread's Python stack (`sys._current_frames`) each millisecond during a whole
 loop run and prints, per thread, the functions found most often anywhere on its stack (the
-share of samples a function was running or waiting under) and the innermost frames. A record
-of how figures were taken, not maintained code.
+share of samples a function was running or waiting under) and the innermost frames. Ran on
+the lent H200 in stop 51 (logs in stop51/: host_diag.log, launch.log, detector.log; the
+launch section's third variant and the detector section were cut by their timeouts). A
+record of how figures were taken, not maintained code.
 """
 import os
 import sys
