@@ -107,22 +107,28 @@ def zipf_ids(key: jax.Array, vocab: int, shape: tuple[int, ...]) -> jax.Array:
                                   shape=shape)
 
 
-def embedding_rows(quick: bool) -> Iterable[Row]:
-    """Our lookup's table gradient (float32 sum) against `jnp.take`'s, both in bfloat16."""
+def embedding_gradients(tokens: int, vocab: int, dim: int
+                        ) -> tuple[tuple[Callable, Callable], tuple[jax.Array, ...]]:
+    """((ours, `jnp.take`'s) jitted table gradients in bfloat16, their arguments: table, Zipf
+    ids, cotangent). Ids and cotangent are arguments, not constants closed over: XLA folded
+    the whole constant gradient at compile time once (4096 ids into 256x128)."""
     from dl_arch.models.layers.embed import lookup
 
+    ids = zipf_ids(jax.random.key(0), vocab, (tokens,))
+    table = jax.random.normal(jax.random.key(1), (vocab, dim), jnp.bfloat16)
+    dy = jax.random.normal(jax.random.key(2), (tokens, dim), jnp.bfloat16)
+    ours, take = (jax.jit(jax.grad(lambda t, i, d, f=f: jnp.sum((f(t, i) * d).astype(jnp.float32))))
+                  for f in (lookup, lambda t, i: jnp.take(t, i, axis=0)))
+    return (ours, take), (table, ids, dy)
+
+
+def embedding_rows(quick: bool) -> Iterable[Row]:
+    """Our lookup's table gradient (float32 sum) against `jnp.take`'s, both in bfloat16."""
     sizes = ((256, 64, 16),) if quick else ((4096, 256, 128), (16384, 50304, 768))
     for tokens, vocab, dim in sizes:
-        ids = zipf_ids(jax.random.key(0), vocab, (tokens,))
-        table = jax.random.normal(jax.random.key(1), (vocab, dim), jnp.bfloat16)
-        dy = jax.random.normal(jax.random.key(2), (tokens, dim), jnp.bfloat16)
-        # ids and cotangent are arguments: closed over, they are constants XLA may fold the
-        # whole gradient into at compile time (it did at 4096x256x128)
-        grads = [jax.jit(jax.grad(lambda t, i, d, f=f: jnp.sum((f(t, i) * d).astype(jnp.float32))))
-                 for f in (lookup, lambda t, i: jnp.take(t, i, axis=0))]
+        (ours, take), args = embedding_gradients(tokens, vocab, dim)
         yield compare(f"embedding gradient bf16 {tokens} Zipf ids into {vocab}x{dim}",
-                      lambda: grads[0](table, ids, dy), lambda: grads[1](table, ids, dy),
-                      "jnp.take", quick)
+                      lambda: ours(*args), lambda: take(*args), "jnp.take", quick)
 
 
 def _resnet_step(quick: bool, dtype: Any) -> tuple[Callable[[], Any], float, int]:

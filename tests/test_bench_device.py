@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from benchmarks import bench_device
 
 
@@ -41,3 +43,15 @@ def test_device_rows_run_on_cpu_at_quick_sizes():
 def test_full_sizes_are_skipped_on_cpu():
     names = [row.name for row in bench_device.rows(quick=False)]
     assert names == ["environment", "device rows"]
+
+
+@pytest.mark.parametrize("tokens, vocab, dim", [(256, 64, 16), (4096, 256, 128)])
+def test_embedding_row_times_a_program_of_its_ids(tokens, vocab, dim):
+    """Both timed gradients take the ids and the cotangent as inputs of the compiled program:
+    closed over as constants, XLA folded the whole gradient at `gpt_text`'s size on a GPU,
+    and the row timed nothing."""
+    grads, args = bench_device.embedding_gradients(tokens, vocab, dim)
+    for grad in grads:
+        hlo = grad.lower(*args).compile().as_text()
+        layout = hlo[hlo.index("entry_computation_layout={("):].split(")->")[0]
+        assert f"s32[{tokens}]" in layout and f"bf16[{tokens},{dim}]" in layout, layout
