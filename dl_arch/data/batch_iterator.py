@@ -15,13 +15,13 @@ from typing import Any
 import grain
 
 from dl_arch.data.batching import Batch
-from dl_arch.data.loader import LoadStreamBatch
+from dl_arch.data.loader import KeepKeys, LoadStreamBatch
 
 
 class BatchIterator(grain.DatasetIterator):
     """Batches `0 .. length - 1` of `load`, in order."""
 
-    def __init__(self, load: LoadStreamBatch, length: int):
+    def __init__(self, load: LoadStreamBatch | KeepKeys, length: int):
         super().__init__(())
         self._load, self._length, self._next = load, int(length), 0
 
@@ -46,7 +46,7 @@ class BatchIterator(grain.DatasetIterator):
 class InProcessBatches:
     """`iter()` gives a fresh `BatchIterator` (what `train_dataset` returns without workers)."""
 
-    def __init__(self, load: LoadStreamBatch, length: int):
+    def __init__(self, load: LoadStreamBatch | KeepKeys, length: int):
         self._load, self._length = load, int(length)
 
     def __iter__(self) -> BatchIterator:

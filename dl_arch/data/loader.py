@@ -121,6 +121,23 @@ class LoadStreamBatch:
         return _split_rows(rows, count)
 
 
+class KeepKeys:
+    """`LoadStreamBatch` whose batches hold only `keys`: the others are dropped where the
+    batch is made, before a worker process hands it over or the loop places it."""
+
+    def __init__(self, load: LoadStreamBatch, keys: tuple[str, ...]):
+        self.load, self.keys = load, tuple(keys)
+
+    def __call__(self, batch_index: int) -> Batch:
+        return self._kept(self.load(batch_index))
+
+    def many(self, first: int, count: int) -> Batch:
+        return self._kept(self.load.many(first, count))
+
+    def _kept(self, batch: Batch) -> Batch:
+        return {k: batch[k] for k in self.keys}
+
+
 def _split_rows(batch: Any, count: int) -> Any:
     """[count * B, ...] arrays (nested dicts) -> [count, B, ...]."""
     if isinstance(batch, dict):

@@ -24,7 +24,7 @@ from dl_arch.config.fields import Field, Fields
 from dl_arch.data.batch_iterator import InProcessBatches
 from dl_arch.data.batching import Batch, example_at
 from dl_arch.data.cache import maybe_cached
-from dl_arch.data.loader import LoadBatch, LoadStreamBatch, Preprocess, load_batch
+from dl_arch.data.loader import KeepKeys, LoadBatch, LoadStreamBatch, Preprocess, load_batch
 from dl_arch.data.sources.procedural import INFINITE
 from dl_arch.data.stream_indices import StreamIndices
 from dl_arch.data.tfds_source import TFDS_DATASET_FIELDS, is_tfds, tfds_dataset
@@ -100,9 +100,10 @@ def _train_batches(dataset_config: Any, seed: int, global_batch: int, preprocess
 
 
 def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
-                  process_index: int = 0, process_count: int = 1
-                  ) -> grain.IterDataset | InProcessBatches:
-    """The training stream of this process's local batches (call `iter()` on it).
+                  process_index: int = 0, process_count: int = 1,
+                  keys: tuple[str, ...] | None = None) -> grain.IterDataset | InProcessBatches:
+    """The training stream of this process's local batches (call `iter()` on it), holding
+    only `keys` if given (the loop passes those its step reads: `train.batch_keys`).
 
     The example *indices* are shuffled, repeated, sharded and batched as grain's chain does
     (`StreamIndices`, a batch at a time); `LoadBatch` then reads
@@ -113,6 +114,8 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
     """
     dataset_config, load, length = _train_batches(dataset_config, seed, global_batch,
                                                   preprocess, process_index, process_count)
+    if keys is not None:
+        load = KeepKeys(load, keys)
     workers = int(dataset_config.num_workers)
     if workers == 0:
         return InProcessBatches(load, length)

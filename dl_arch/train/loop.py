@@ -40,6 +40,7 @@ from dl_arch.evaluators.base import EvalContext, write_report
 from dl_arch.tasks.base import Task
 from dl_arch.train import mesh as mesh_lib
 from dl_arch.train import metric_window
+from dl_arch.train.batch_keys import probe_step
 from dl_arch.train.checkpoints import Checkpointer
 from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, chunking_note
 from dl_arch.train.flops import jaxpr_flops
@@ -147,10 +148,16 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     trainer = Trainer(config, mesh)
     task = trainer.task
     pcount = jax.process_count()
-    train_iter = iter(trainer.train_dataset())
-    example_batch = trainer.first_batch()
-    abstract_sharded = trainer.abstract_state(example_batch)
+    first_batch = trainer.first_batch()
+    abstract_sharded = trainer.abstract_state(first_batch)
     state_sharding = trainer.state_sharding(abstract_sharded)
+    # the keys the step never reads are dropped where training batches are loaded
+    metric_shapes, unread = probe_step(trainer.step_fn(), abstract_sharded, first_batch)
+    example_batch = {k: v for k, v in first_batch.items() if k not in unread}
+    if unread:
+        log.info("the train step reads no %s: dropped from the training batches",
+                 ", ".join(unread))
+    train_iter = iter(trainer.train_dataset(keys=tuple(example_batch) if unread else None))
 
     ckpt = Checkpointer(workdir, config.max_checkpoints_to_keep)
     closers.append(ckpt.close)
@@ -174,11 +181,10 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         return {"preempted": True, "step": start}
     save_config(config, workdir)
     if restored is None:
-        state = trainer.init_state(example_batch)
+        state = trainer.init_state(first_batch)
 
     log.info("model parameters:\n%s", format_table(param_table(state.params)))
-    probe_window = jax.device_put(
-        metric_window.fresh(trainer.metric_shapes(state, example_batch)), trainer.replicated)
+    probe_window = jax.device_put(metric_window.fresh(metric_shapes), trainer.replicated)
     traced = trainer.loop_step(state_sharding).trace(state, example_batch, probe_window)
     flops = jaxpr_flops(traced.jaxpr)
     compiled = traced.lower().compile()
@@ -210,7 +216,6 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     averager = metric_window.Averager.from_state(loop_state.get("averager"))
     first_losses: dict[str, float] = dict(loop_state.get("first_losses") or {})
     final_metrics: dict[str, Any] = {}
-    metric_shapes = trainer.metric_shapes(state, example_batch)
     last_loss: float | None = None
 
     def fresh_window() -> dict[str, Any]:

@@ -71,9 +71,10 @@ class Trainer:
         return (c.dataset, c.seed, c.batch_size, self.task.preprocess, jax.process_index(),
                 jax.process_count())
 
-    def train_dataset(self) -> Any:
-        """This process's stream of local training batches (`iter()` it; checkpointable)."""
-        return train_dataset(*self._stream_args())
+    def train_dataset(self, keys: tuple[str, ...] | None = None) -> Any:
+        """This process's stream of local training batches (`iter()` it; checkpointable),
+        holding only `keys` if given."""
+        return train_dataset(*self._stream_args(), keys=keys)
 
     def first_batch(self) -> dict[str, jax.Array]:
         """The run's first global training batch, checked against the task's needs (read
