@@ -4,6 +4,7 @@ waits for its input.
 
     python -m benchmarks.run --only device            # on a GPU or TPU: the sizes below
     python -m benchmarks.run --only device --quick    # tiny sizes, any backend (the tests)
+    python -m benchmarks.run --only device --sections loop,embedding   # some of the rows
 
 Rows, each timed in one process:
 - the backend, its devices and the library versions (the numbers depend on them);
@@ -226,16 +227,28 @@ def loop_rows(quick: bool) -> Iterable[Row]:
                         f"{1e3 / bare:.2f} ms (near the step's: the host cannot run ahead)")
 
 
-def rows(quick: bool) -> Iterable[Row]:
+def _attention_both(quick: bool) -> Iterable[Row]:
+    yield from attention_rows(quick)
+    yield from attention_rows(quick, padded=True)
+
+
+# the run's parts, in order; `--sections` picks some (a lent GPU's minutes are few)
+SECTIONS: dict[str, Callable[[bool], Iterable[Row]]] = {
+    "gpt": gpt_rows, "resnet": resnet_rows, "embedding": embedding_rows,
+    "attention": _attention_both, "loop": loop_rows}
+
+
+def rows(quick: bool, sections: Iterable[str] = ()) -> Iterable[Row]:
+    """The environment and peak rows, then every section (or those named in `sections`)."""
+    sections = tuple(sections)
+    if not set(sections) <= set(SECTIONS):
+        raise ValueError(f"sections {sections}: bench_device has {tuple(SECTIONS)}")
     yield environment_row()
     if jax.default_backend() == "cpu" and not quick:
         yield _info("device rows", "skipped: accelerator sizes; --quick runs them small here")
         return
     peak = peak_matmul_flops(quick)
     yield _info(f"peak matmul ({jax.default_backend()}, measured)", f"{peak / 1e12:,.2f} TFLOP/s")
-    yield from gpt_rows(quick)
-    yield from resnet_rows(quick)
-    yield from embedding_rows(quick)
-    yield from attention_rows(quick)
-    yield from attention_rows(quick, padded=True)
-    yield from loop_rows(quick)
+    for name, section in SECTIONS.items():
+        if not sections or name in sections:
+            yield from section(quick)

@@ -55,3 +55,19 @@ def test_embedding_row_times_a_program_of_its_ids(tokens, vocab, dim):
         hlo = grad.lower(*args).compile().as_text()
         layout = hlo[hlo.index("entry_computation_layout={("):].split(")->")[0]
         assert f"s32[{tokens}]" in layout and f"bf16[{tokens},{dim}]" in layout, layout
+
+
+def test_sections_pick_the_rows_a_run_times(capsys):
+    from benchmarks import run
+
+    run.main(["--only", "device", "--quick", "--sections", "embedding"])
+    names = [line.split("  ")[0] for line in capsys.readouterr().out.splitlines()]
+    assert names[:2] == ["environment", "peak matmul (cpu, measured)"]
+    assert len(names) == 3 and names[2].startswith("embedding gradient bf16"), names
+    for argv, message in ((["--only", "device", "--sections", "lop"], "--sections lop: "
+                           "benchmarks.bench_device has gpt, resnet, embedding, attention, loop"),
+                          (["--only", "mlp", "--sections", "loop"],
+                           "--sections: benchmarks.bench_mlp has no sections")):
+        with pytest.raises(SystemExit):
+            run.main(argv)
+        assert message in capsys.readouterr().err
