@@ -24,7 +24,7 @@ Rows, each timed in one process:
   one step a call and several (`steps_per_call`): the share of the loop's
   time spent waiting for the next batch (its `train/input_wait`), the device's idle
   share it implies, about 1 - loop/bare, and how long one call of the step holds the host
-  (on a GPU the host's time to launch the step's kernels: 2 ms for `gpt_text`'s 630; near
+  (on a GPU the host's time to launch the step's kernels: 2.4-3.2 ms for `gpt_text`'s; near
   the step's time, the host cannot run ahead of the device).
 Without --quick on a CPU the rows are skipped: their sizes are accelerator sizes.
 """
