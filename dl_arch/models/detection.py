@@ -33,6 +33,7 @@ from dl_arch.models.cnn.common import (
 )
 from dl_arch.models.cnn.resnet import ResNet, resnet_trunk
 from dl_arch.models.layers.boxes import make_anchors
+from dl_arch.models.layers.resize import resize_nearest
 from dl_arch.registry import MODELS, register_model
 
 
@@ -209,8 +210,7 @@ class SingleShotDetector(nn.Module):
         if self.fpn:
             for i in range(len(levels) - 2, -1, -1):  # coarse to fine
                 fine = levels[i]
-                up = jax.image.resize(levels[i + 1], fine.shape[:3] + levels[i + 1].shape[3:],
-                                      "nearest")
+                up = resize_nearest(levels[i + 1], *fine.shape[1:3])
                 levels[i] = fine + up
             levels = [self._conv(self.head_width, f"smooth{i}")(p) for i, p in enumerate(levels)]
         top = levels[-1]
