@@ -3,8 +3,8 @@
 A dataset can give more than a task reads: `shapes` gives a classifier the detection fields
 `boxes` and `box_labels` too. Every array of a training batch costs, at every step, a
 transfer out of grain's worker processes and a placement on the devices (two grain workers
-hand over about 570 batches a second of four small arrays, 710 of two, on a 2-core CPU), so
-the loop drops the keys its step never reads where batches are loaded. A key counts as read
+hand over about a fifth more batches a second of two small arrays than of four, on a 2-core
+CPU), so the loop drops the keys its step never reads where batches are loaded. A key counts as read
 when any of its leaves is an input of an equation of the traced step or one of its outputs;
 nothing is dropped when the jaxpr's inputs do not line up with the arguments' leaves. (The
 tasks that test a key's presence, `"weights" in batch`, read it when it is there, so a

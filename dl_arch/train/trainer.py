@@ -25,6 +25,7 @@ from dl_arch.data.pipeline import first_train_batch, train_dataset
 from dl_arch.registry import TASKS
 from dl_arch.tasks.base import ALL, Task
 from dl_arch.train import mesh as mesh_lib
+from dl_arch.train.batch_keys import probe_step
 from dl_arch.train.compile_options import model_jit, run_once_compiler_options
 from dl_arch.train.optimizers import build_optimizer
 from dl_arch.train.paths import check_patterns
@@ -202,8 +203,9 @@ class Trainer:
         return model_jit(fn, out_shardings=out, donate_argnums=(0, 2))
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
-        """Shapes of the train metrics one step returns (nothing is computed)."""
-        return jax.eval_shape(self.step_fn(), state, batch)[1]
+        """Shapes of the train metrics one step returns (nothing is computed; the trace the
+        loop also reads its unread batch keys from, `train.batch_keys.probe_step`)."""
+        return probe_step(self.step_fn(), state, batch)[0]
 
     def eval_step(self) -> Callable[[TrainState, dict], dict]:
         """The jitted eval step: the task's (sum, count) pairs for one padded batch."""
