@@ -20,8 +20,8 @@ from dl_arch.train import metric_window
 def loop_stepper(trainer: Any, batch: dict, state: Any = None, per_call: int = 1
                  ) -> tuple[Callable[[], Any], dict[str, Any]]:
     """(run, held): `run()` makes one call of the loop step on `batch` (of `loop_chunk` over
-    `per_call` copies of it), the state and metric window donated and replaced in `held`,
-    and returns the window's last values (what to wait on). `held` also has the jitted
+    `per_call` copies of it), the state donated, both it and the metric window replaced in
+    `held`, and returns the window's stats (what to wait on). `held` also has the jitted
     `step` and the placed `batch` it is called with, for its FLOPs or its HLO."""
     state = trainer.init_state(batch) if state is None else state
     window = jax.device_put(metric_window.fresh(trainer.metric_shapes(state, batch)),
@@ -34,6 +34,6 @@ def loop_stepper(trainer: Any, batch: dict, state: Any = None, per_call: int = 1
 
     def run() -> Any:
         held["state"], held["window"], _ = step(held["state"], batch, held["window"])
-        return held["window"].last
+        return held["window"].stats
 
     return run, held

@@ -82,6 +82,16 @@ def test_cross_entropy_matches_numpy():
                                smoothed, rtol=1e-5)
 
 
+def test_cross_entropy_gradient_is_softmax_minus_one_hot():
+    """The one-hot form's gradient w.r.t. the logits, against its numpy closed form."""
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 4)).astype(np.float32) * 2
+    labels = rng.integers(0, 4, size=6)
+    got = jax.grad(lambda z: cross_entropy(z, jnp.asarray(labels)).mean())(jnp.asarray(logits))
+    want = np.exp(_np_log_softmax(logits)) - np.eye(4)[labels]
+    np.testing.assert_allclose(got, want / 6, rtol=1e-5, atol=1e-7)
+
+
 def test_top_k_and_per_class_scores():
     logits = jnp.asarray([[0.1, 0.5, 0.4], [0.9, 0.04, 0.06], [0.2, 0.3, 0.5]])
     labels = jnp.asarray([2, 1, 0])

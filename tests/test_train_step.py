@@ -9,8 +9,8 @@ import optax
 import pytest
 
 from dl_arch.testing import load_config, overfit_one_batch
+from dl_arch.train import step as step_lib
 from dl_arch.train.optimizers import OPTIMIZERS, build_optimizer, build_schedule
-from dl_arch.train.step import global_norm
 from dl_arch.train.trainer import Trainer
 
 
@@ -111,16 +111,24 @@ def test_logged_norms_equal_numpy_norms_of_gradients_updates_and_parameters():
     assert [float(without[k]) for k in ("grad_norm", "update_norm", "param_norm")] == [0.0] * 3
 
 
-def test_global_norm_equals_numpy_over_mixed_leaves():
+@pytest.mark.parametrize("fused", [True, False])
+def test_global_norms_equal_numpy_over_mixed_leaves(fused, monkeypatch):
+    """Both paths (one reduction over the stacked trees; one per tree) give each tree's norm."""
+    monkeypatch.setattr(step_lib, "FUSED_NORMS_MAX_SIZE", 1 << 20 if fused else 0)
     rng = np.random.default_rng(0)
     tree = {"kernel": rng.normal(size=(300, 40)), "bias": rng.normal(size=(40,)),
             "conv": rng.normal(size=(3, 3, 4, 8)), "scale": np.float32(2.5),
             "half": rng.normal(size=(7, 5)).astype(jnp.bfloat16)}
-    want = np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in tree.values()))
-    got = jax.jit(global_norm)(jax.tree_util.tree_map(jnp.asarray, tree))
+    trees = [jax.tree_util.tree_map(lambda x, k=k: np.asarray(x, np.float32) * k, tree)
+             for k in (1.0, -0.5, 3.0)]
+    trees[0]["half"] = tree["half"]
+    want = [np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in t.values()))
+            for t in trees]
+    got = jax.jit(step_lib.global_norms)(*jax.tree_util.tree_map(jnp.asarray, trees))
+    chex.assert_shape(got, (3,))
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    assert float(global_norm({})) == 0.0
+    np.testing.assert_array_equal(step_lib.global_norms({}, {}), [0.0, 0.0])
 
 
 def test_frozen_parameters_do_not_change():

@@ -33,23 +33,30 @@ def _is_norm(key: str) -> bool:
     return key.rsplit("/", 1)[-1] in NORMS
 
 
+# The rows of `Window.stats`, `Window.marks` and `Window.flags`.
+SUMS, COUNTS, LAST = 0, 1, 2
+FIRST, BAD, GROWN = 0, 1, 2
+HAS_FIRST, BAD_STEP, GROWN_STEP = 0, 1, 2
+
+
 @flax.struct.dataclass
 class Window:
-    """The device arrays of a window, one vector per kind over the metrics `names` (losses
-    `losses`): a few arrays instead of one per metric and kind, which every step would
-    pass in, update one by one and pass out (a tiny model's step paid a third more)."""
+    """The device arrays of a window: three arrays, each stacking what one kind of metric
+    keeps. Every array is an output of each step, and on CPU each costs the step a kernel
+    of its own: `mlp_xor`'s loop step took 67 µs against 81 with one array per field, and
+    more before that with one per metric and kind (docs/results/benchmarks.md)."""
 
     names: tuple[str, ...] = flax.struct.field(pytree_node=False)
     losses: tuple[str, ...] = flax.struct.field(pytree_node=False)
-    sums: Any  # f32 [len(names)]: sum over the window's steps (norms: their logging steps)
-    counts: Any  # f32 [len(names)]: steps summed
-    last: Any  # f32 [len(names)]: the last step's values
-    first: Any  # f32 [len(losses)]: the run's first losses (once `has_first`)
-    has_first: Any  # bool []
-    bad_step: Any  # i32 []: first step with a non-finite loss (-1: none)
-    bad: Any  # f32 [len(losses)]: that step's losses
-    grown_step: Any  # i32 []: first step whose loss grew past the factor (-1: none)
-    grown: Any  # f32 [len(losses)]: that step's losses
+    # f32 [3, len(names)]: rows SUMS (over the window's steps; norms: their logging
+    # steps), COUNTS (steps summed) and LAST (the last step's values)
+    stats: Any
+    # f32 [3, len(losses)]: rows FIRST (the run's first losses, once HAS_FIRST), BAD (the
+    # losses of the first step with a non-finite loss) and GROWN (of the first step whose
+    # loss grew past the divergence factor)
+    marks: Any
+    # i32 [3]: HAS_FIRST (0 or 1), BAD_STEP and GROWN_STEP (those steps; -1: none)
+    flags: Any
 
 
 def fresh(metric_shapes: dict[str, Any], first: dict[str, float] | None = None) -> Window:
@@ -58,13 +65,11 @@ def fresh(metric_shapes: dict[str, Any], first: dict[str, float] | None = None) 
     names = tuple(metric_shapes)
     losses = tuple(k for k in names if _is_loss(k))
     first = first or {}
-    zeros = np.zeros(len(names), np.float32)
-    return Window(
-        names=names, losses=losses, sums=zeros.copy(), counts=zeros.copy(), last=zeros.copy(),
-        first=np.array([first[k] if k in first else 0.0 for k in losses], np.float32),
-        has_first=np.bool_(all(k in first for k in losses) and bool(losses)),
-        bad_step=np.int32(-1), bad=np.zeros(len(losses), np.float32),
-        grown_step=np.int32(-1), grown=np.zeros(len(losses), np.float32))
+    marks = np.zeros((3, len(losses)), np.float32)
+    marks[FIRST] = [first[k] if k in first else 0.0 for k in losses]
+    has_first = all(k in first for k in losses) and bool(losses)
+    return Window(names=names, losses=losses, stats=np.zeros((3, len(names)), np.float32),
+                  marks=marks, flags=np.array([has_first, -1, -1], np.int32))
 
 
 def add(window: Window, metrics: dict[str, jax.Array], step: jax.Array, norms: jax.Array,
@@ -75,22 +80,22 @@ def add(window: Window, metrics: dict[str, jax.Array], step: jax.Array, norms: j
     is_norm = np.array([_is_norm(k) for k in window.names])
     counted = jnp.where(is_norm, norms, True)
     losses = values[np.array([window.names.index(k) for k in window.losses], np.int32)]
-    first = jnp.where(window.has_first, window.first, losses)
+    stats, marks, flags = window.stats, window.marks, window.flags
+    first = jnp.where(flags[HAS_FIRST] > 0, marks[FIRST], losses)
     bad = jnp.any(~jnp.isfinite(losses))
     grown = jnp.bool_(False)
     if divergence_factor > 0:
         grown = jnp.any((first != 0) & (jnp.abs(losses) > divergence_factor * jnp.abs(first)))
         grown &= ~bad
-    new_bad = (window.bad_step < 0) & bad
-    new_grown = (window.grown_step < 0) & grown
+    new_bad = (flags[BAD_STEP] < 0) & bad
+    new_grown = (flags[GROWN_STEP] < 0) & grown
     return window.replace(
-        sums=window.sums + jnp.where(counted, values, 0.0),
-        counts=window.counts + counted.astype(jnp.float32),
-        last=values, first=first, has_first=jnp.bool_(True),
-        bad_step=jnp.where(new_bad, step, window.bad_step).astype(jnp.int32),
-        bad=jnp.where(new_bad, losses, window.bad),
-        grown_step=jnp.where(new_grown, step, window.grown_step).astype(jnp.int32),
-        grown=jnp.where(new_grown, losses, window.grown))
+        stats=jnp.stack([stats[SUMS] + jnp.where(counted, values, 0.0),
+                         stats[COUNTS] + counted.astype(jnp.float32), values]),
+        marks=jnp.stack([first, jnp.where(new_bad, losses, marks[BAD]),
+                         jnp.where(new_grown, losses, marks[GROWN])]),
+        flags=jnp.stack([jnp.int32(1), jnp.where(new_bad, step, flags[BAD_STEP]),
+                         jnp.where(new_grown, step, flags[GROWN_STEP])]).astype(jnp.int32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,13 +115,14 @@ class Reading:
 def read(window: Window) -> Reading:
     """Pulls the window to the host (one transfer for all of its arrays)."""
     w = jax.device_get(window)
-    by_name = {kind: dict(zip(window.names, getattr(w, kind).tolist(), strict=True))
-               for kind in ("sums", "counts", "last")}
-    by_loss = {kind: dict(zip(window.losses, getattr(w, kind).tolist(), strict=True))
-               for kind in ("first", "bad", "grown")}
-    if not bool(w.has_first):
+    by_name = {kind: dict(zip(window.names, w.stats[row].tolist(), strict=True))
+               for kind, row in (("sums", SUMS), ("counts", COUNTS), ("last", LAST))}
+    by_loss = {kind: dict(zip(window.losses, w.marks[row].tolist(), strict=True))
+               for kind, row in (("first", FIRST), ("bad", BAD), ("grown", GROWN))}
+    if not w.flags[HAS_FIRST]:
         by_loss["first"] = {}
-    return Reading(bad_step=int(w.bad_step), grown_step=int(w.grown_step), **by_name, **by_loss)
+    return Reading(bad_step=int(w.flags[BAD_STEP]), grown_step=int(w.flags[GROWN_STEP]),
+                   **by_name, **by_loss)
 
 
 class Averager:

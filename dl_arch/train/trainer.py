@@ -174,9 +174,8 @@ class Trainer:
         return step
 
     def loop_step(self, sharding: Any = None) -> Callable:
-        """The loop's jitted step (`loop_step_fn`). State and window are donated; the
-        ticket (not donated) is what the loop waits on to bound how far the host runs
-        ahead of the device."""
+        """The loop's jitted step (`loop_step_fn`). The state is donated; the ticket is what
+        the loop waits on to bound how far the host runs ahead of the device."""
         return self._jit_loop(self.loop_step_fn(), sharding)
 
     def loop_chunk(self, sharding: Any = None) -> Callable:
@@ -197,10 +196,12 @@ class Trainer:
         return self._jit_loop(chunk, sharding)
 
     def _jit_loop(self, fn: Callable, sharding: Any) -> Callable:
-        """`fn(state, batch, window) -> (state, window, ticket)` jitted, state and window
-        donated, the state placed by `sharding` (None: as jit decides)."""
+        """`fn(state, batch, window) -> (state, window, ticket)` jitted, the state donated
+        and placed by `sharding` (None: as jit decides). The window is not donated: its
+        few numbers gain nothing from reusing their buffers, and donated, XLA:CPU copied
+        them before each step (kernels a tiny model's step pays for; benchmarks.md)."""
         out = None if sharding is None else (sharding, self.replicated, self.replicated)
-        return model_jit(fn, out_shardings=out, donate_argnums=(0, 2))
+        return model_jit(fn, out_shardings=out, donate_argnums=(0,))
 
     def metric_shapes(self, state: TrainState, batch: dict) -> dict[str, Any]:
         """Shapes of the train metrics one step returns (nothing is computed; the trace the
