@@ -90,8 +90,8 @@ NORMS = ("grad_norm", "update_norm", "param_norm")  # per phase, computed when `
 
 # Up to this many numbers a tree, `global_norms` sums the squares of all trees in one
 # reduction; above it, one per tree. Measured on a 2-core CPU (docs/results/benchmarks.md):
-# the one reduction takes 13 µs against 50 for three trees of 762 numbers, but 140 against
-# 61 µs at 77k numbers and 1.2 against 0.19 ms at 0.85M (`mlp_shapes`).
+# the one reduction takes 12 µs against 56 for three trees of 762 numbers, but 146 against
+# 62 µs at 77k numbers and 1.05 against 0.18 ms at 0.85M (`mlp_shapes`).
 FUSED_NORMS_MAX_SIZE = 1 << 14
 
 
@@ -107,8 +107,8 @@ def global_norms(*trees: Any) -> jax.Array:
     """The l2 norm of each of the trees, which have the same sizes (a gradient, its update,
     the parameters), as one f32 vector. Small trees are summed in one reduction over their
     stacked squares: on CPU each reduction is a kernel of its own, and XLA splits the
-    reduction of a concatenation into one per leaf. `mlp_xor`'s loop step took 49 µs
-    against 63 with one reduction per tree, though the norms run at logging steps only.
+    reduction of a concatenation into one per leaf. `mlp_xor`'s loop step took 49-52 µs
+    against 61-63 with one reduction per tree, though the norms run at logging steps only.
     Large trees get one reduction each, which XLA vectorises better."""
     if not jax.tree_util.tree_leaves(trees):
         return jnp.zeros((len(trees),), jnp.float32)
