@@ -218,3 +218,30 @@ def test_one_process_placement_equals_assembling_from_process_local_parts():
         reference = jax.make_array_from_process_local_data(sharding, local[k])
         assert v.sharding == reference.sharding and v.dtype == reference.dtype
         np.testing.assert_array_equal(np.asarray(v), np.asarray(reference))
+
+
+def test_on_one_cpu_device_the_step_takes_host_arrays_with_the_same_result():
+    """`to_step_input` leaves a batch in host arrays on one CPU device (strings dropped);
+    the loop's compiled step gives bit for bit the same state from them as from the placed
+    batch."""
+    import jax
+
+    from dl_arch.testing import load_config
+    from dl_arch.train import metric_window
+    from dl_arch.train.trainer import Trainer
+
+    trainer = Trainer(load_config("configs/mlp_xor.py:smoke"))
+    local = next(iter(trainer.train_dataset()))
+    local["text"] = np.array(["a"] * len(local["label"]))
+    host = mesh_lib.to_step_input(local, trainer.mesh)
+    assert set(host) == {"inputs", "label"}
+    assert all(type(v) is np.ndarray for v in host.values())
+    placed = mesh_lib.to_global(local, trainer.mesh)
+    state = trainer.init_state(placed)
+    window = metric_window.fresh(trainer.metric_shapes(state, placed))
+    step = trainer.loop_step().lower(state, placed, window).compile()
+    copy = lambda tree: jax.tree_util.tree_map(np.array, tree)  # noqa: E731 - donated
+    from_host, from_placed = step(copy(state), host, window), step(copy(state), placed, window)
+    for a, b in zip(jax.tree_util.tree_leaves(from_host), jax.tree_util.tree_leaves(from_placed),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -289,10 +289,12 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
         writer.flush()
         return metrics
 
-    # chunks of steps (one step each unless config.steps_per_call > 1), each placed on the
-    # devices by the prefetch thread
+    # chunks of steps (one step each unless config.steps_per_call > 1), each made ready for
+    # the step (placed on the devices; on one CPU device, left to the step's call) by the
+    # prefetch thread
     batches = Prefetcher(ChunkedBatches(train_iter, chunk_lengths(start, config)),
-                         lambda c: (c[0], mesh_lib.to_global(c[1], mesh, stacked=c[0] > 1)),
+                         lambda c: (c[0], mesh_lib.to_step_input(c[1], mesh,
+                                                                 stacked=c[0] > 1)),
                          size=2)
     closers.append(batches.close)
     in_flight: collections.deque[jax.Array] = collections.deque()
