@@ -125,8 +125,8 @@ def test_global_norms_equal_numpy_over_mixed_leaves(fused, monkeypatch):
     want = [np.sqrt(sum(np.sum(np.asarray(x, np.float64) ** 2) for x in t.values()))
             for t in trees]
     got = jax.jit(step_lib.global_norms)(*jax.tree_util.tree_map(jnp.asarray, trees))
-    chex.assert_shape(got, (3,))
-    assert got.dtype == jnp.float32
+    chex.assert_shape(got, [()] * 3)
+    assert all(g.dtype == jnp.float32 for g in got)
     np.testing.assert_allclose(got, want, rtol=1e-6)
     np.testing.assert_array_equal(step_lib.global_norms({}, {}), [0.0, 0.0])
 

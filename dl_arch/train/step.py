@@ -103,29 +103,32 @@ def _squares(tree: Any) -> jax.Array:
                             for x in jax.tree_util.tree_leaves(tree)])
 
 
-def global_norms(*trees: Any) -> jax.Array:
+def global_norms(*trees: Any) -> tuple[jax.Array, ...]:
     """The l2 norm of each of the trees, which have the same sizes (a gradient, its update,
-    the parameters), as one f32 vector. Small trees are summed in one reduction over their
-    stacked squares: on CPU each reduction is a kernel of its own, and XLA splits the
+    the parameters): one f32 scalar a tree. Small trees are summed in one reduction over
+    their stacked squares: on CPU each reduction is a kernel of its own, and XLA splits the
     reduction of a concatenation into one per leaf. `mlp_xor`'s loop step took 49-52 µs
     against 61-63 with one reduction per tree, though the norms run at logging steps only.
-    Large trees get one reduction each, which XLA vectorises better."""
+    Large trees get one reduction each, which XLA vectorises better. (Returned as a vector,
+    those reductions made XLA:CPU's legacy emitters at LLVM -O1 use gigabytes compiling
+    U-Net's loop step: tests/test_segmentation_training.py.)"""
     if not jax.tree_util.tree_leaves(trees):
-        return jnp.zeros((len(trees),), jnp.float32)
+        return tuple(jnp.zeros((), jnp.float32) for _ in trees)
     rows = [_squares(t) for t in trees]
     if rows[0].size <= FUSED_NORMS_MAX_SIZE:
-        return jnp.sqrt(jnp.sum(jnp.stack(rows), axis=1))
-    return jnp.sqrt(jnp.stack([jnp.sum(r) for r in rows]))
+        norms = jnp.sqrt(jnp.sum(jnp.stack(rows), axis=1))
+        return tuple(norms[i] for i in range(len(trees)))
+    return tuple(jnp.sqrt(jnp.sum(r)) for r in rows)
 
 
 def _norms(wanted: bool | jax.Array, *trees: Any) -> tuple[jax.Array, ...]:
     """The global l2 norm of each tree, or zeros when not `wanted` (only one branch runs)."""
+    def zeros():
+        return tuple(jnp.zeros((), jnp.float32) for _ in trees)
+
     if isinstance(wanted, bool):
-        norms = global_norms(*trees) if wanted else jnp.zeros((len(trees),), jnp.float32)
-    else:
-        norms = jax.lax.cond(wanted, lambda: global_norms(*trees),
-                             lambda: jnp.zeros((len(trees),), jnp.float32))
-    return tuple(norms[i] for i in range(len(trees)))
+        return global_norms(*trees) if wanted else zeros()
+    return jax.lax.cond(wanted, lambda: global_norms(*trees), zeros)
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task,
