@@ -28,7 +28,7 @@ from dl_arch.tasks.supervised import SupervisedTask
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
     """Per-example softmax cross-entropy in float32, with optional label smoothing. The
     labels are one-hot rather than gathered: a gather's gradient is a scatter, four kernels
-    on CPU that a tiny classifier's step paid 17-18 µs for (`mlp_xor`; benchmarks.md)."""
+    on CPU that a tiny classifier's step paid 13-26 µs for (`mlp_xor`; benchmarks.md)."""
     logits = logits.astype(jnp.float32)
     targets = jax.nn.one_hot(labels, logits.shape[-1])
     if label_smoothing:

@@ -43,7 +43,7 @@ HAS_FIRST, BAD_STEP, GROWN_STEP = 0, 1, 2
 class Window:
     """The device arrays of a window: three arrays, each stacking what one kind of metric
     keeps. Every array is an output of each step, and on CPU each costs the step a kernel
-    of its own: `mlp_xor`'s loop step took 49-52 µs against 62-63 with one array per field,
+    of its own: `mlp_xor`'s loop step took 47-50 µs against 56-58 with one array per field,
     and more before that with one per metric and kind (docs/results/benchmarks.md)."""
 
     names: tuple[str, ...] = flax.struct.field(pytree_node=False)

@@ -107,8 +107,8 @@ def global_norms(*trees: Any) -> tuple[jax.Array, ...]:
     """The l2 norm of each of the trees, which have the same sizes (a gradient, its update,
     the parameters): one f32 scalar a tree. Small trees are summed in one reduction over
     their stacked squares: on CPU each reduction is a kernel of its own, and XLA splits the
-    reduction of a concatenation into one per leaf. `mlp_xor`'s loop step took 49-52 µs
-    against 61-63 with one reduction per tree, though the norms run at logging steps only.
+    reduction of a concatenation into one per leaf. `mlp_xor`'s loop step took 47-50 µs
+    against 60-61 with one reduction per tree, though the norms run at logging steps only.
     Large trees get one reduction each, which XLA vectorises better. (Returned as a vector,
     those reductions made XLA:CPU's legacy emitters at LLVM -O1 use gigabytes compiling
     U-Net's loop step: tests/test_segmentation_training.py.)"""

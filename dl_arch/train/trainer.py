@@ -199,7 +199,7 @@ class Trainer:
         """`fn(state, batch, window) -> (state, window, ticket)` jitted, the state donated
         and placed by `sharding` (None: as jit decides). The window is not donated: its
         few numbers gain nothing from reusing their buffers, and donated, XLA:CPU copied
-        them before each step (`mlp_xor`'s step paid 16-19 µs for them; benchmarks.md)."""
+        them before each step (`mlp_xor`'s step paid 14-26 µs for them; benchmarks.md)."""
         out = None if sharding is None else (sharding, self.replicated, self.replicated)
         return model_jit(fn, out_shardings=out, donate_argnums=(0,))
 
