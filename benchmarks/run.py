@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 import benchmarks
+from dl_arch.train.host_memory import keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="comma-separated sections of the modules that have them "
                              "(device: gpt, resnet, embedding, attention, loop)")
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as every run of the loop does (dl_arch.train.host_memory)
     only = set(filter(None, args.only.split(",")))
     sections = tuple(filter(None, args.sections.split(",")))
     names = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__)

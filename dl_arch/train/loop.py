@@ -44,6 +44,7 @@ from dl_arch.train.batch_keys import probe_step
 from dl_arch.train.checkpoints import Checkpointer
 from dl_arch.train.chunks import ChunkedBatches, chunk_lengths, chunking_note
 from dl_arch.train.flops import jaxpr_flops
+from dl_arch.train.host_memory import keep_freed_memory
 from dl_arch.train.input_wait import InputWait
 from dl_arch.train.preemption import Preempted, any_process, stop_requested
 from dl_arch.train.progress import Progress
@@ -103,6 +104,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     from the start: before the first step it returns {"preempted": True} having saved nothing.
     """
     t_start = time.time()
+    keep_freed_memory()  # each step's temporaries reused, not mapped afresh (host_memory)
     config = resolve_config(config)
     os.makedirs(workdir, exist_ok=True)
     with WorkdirLock(workdir, active=jax.process_index() == 0), Preempted() as preempted:

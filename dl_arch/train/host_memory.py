@@ -1,0 +1,46 @@
+"""Host memory that a step frees stays with the process, so the next step reuses it.
+
+XLA:CPU allocates each step's temporary buffers with the C library's `malloc` and frees them
+when the step ends. glibc maps a large block fresh from the kernel (and gives the top of
+its heap back) when the block passes its mmap and trim thresholds, which it moves as the
+process runs: a step whose temporaries sit near those thresholds then pays for page faults
+and zeroed pages every step, or not, by chance of the process's history. LeNet-5's loop
+step on `shapes` (about 10 MiB of temporaries) took 5.1-6.5 ms in six processes against
+2.7-3.9 ms with the thresholds fixed (docs/results/benchmarks.md). Fixed here: blocks up to
+32 MiB (glibc's largest mmap threshold) come from the heap, and up to 128 MiB of freed heap
+is kept rather than trimmed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20
+TRIM_THRESHOLD = 128 << 20
+
+_done = False
+
+
+def keep_freed_memory() -> bool:
+    """Fixes glibc's mmap and trim thresholds for this process (once; later calls do
+    nothing); whether they are set. Elsewhere than Linux with glibc there is no `mallopt`
+    and nothing changes."""
+    global _done
+    if _done:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return _done
