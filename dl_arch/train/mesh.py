@@ -70,4 +70,3 @@ def to_step_input(local_batch: dict[str, Any], mesh: Mesh, stacked: bool = False
             and mesh.devices.flat[0].platform == "cpu"):
         return _numeric(local_batch)
     return to_global(local_batch, mesh, stacked)
-
