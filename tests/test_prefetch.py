@@ -170,7 +170,7 @@ def test_set_state_drops_the_read_ahead_and_repositions():
 def test_grain_checkpoints_save_and_restore_the_prefetcher(tmp_path):
     """The loop saves the prefetcher itself with grain's handler and restores into a new one."""
     mesh = mesh_lib.make_mesh()
-    place = lambda b: mesh_lib.to_global(b, mesh)  # noqa: E731 - what the loop passes
+    place = lambda b: mesh_lib.to_step_input(b, mesh)  # noqa: E731 - what the loop passes
     plain = _stream()
     expected = [next(plain)["inputs"] for _ in range(10)]
     first = Prefetcher(_stream(), place, size=3)

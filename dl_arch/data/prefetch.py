@@ -1,6 +1,6 @@
 """Batches placed on the devices ahead of the step, by a background thread with a bounded queue.
 
-    batches = Prefetcher(train_iter, lambda b: mesh_lib.to_global(b, mesh), size=2)
+    batches = Prefetcher(train_iter, lambda b: mesh_lib.to_step_input(b, mesh), size=2)
     batch = next(batches)          # already on the devices
     ckpt.save(step, state, batches)  # the position after the last batch *consumed*
 

@@ -77,7 +77,7 @@ def evaluate(config: ml_collections.ConfigDict, task: Task, state: TrainState, e
     totals, first = None, None
     for local in eval_split(config, task):
         first = first if first is not None else local
-        out = eval_fn(state, mesh_lib.to_global(local, mesh))
+        out = eval_fn(state, mesh_lib.to_step_input(local, mesh))
         totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
     if totals is None:
         return {}, None

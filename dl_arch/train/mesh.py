@@ -61,11 +61,11 @@ def _numeric(local_batch: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def to_step_input(local_batch: dict[str, Any], mesh: Mesh, stacked: bool = False
                   ) -> dict[str, Any]:
-    """A batch as the loop hands it to its compiled step: `to_global`'s arrays, except on
-    one CPU device, where it stays in host arrays and the step's call places it. There the
-    call does in C++ what `jax.device_put` does in Python: `mlp_xor`'s batch took the call
-    8 µs more against 50-130 µs for `device_put` (docs/results/benchmarks.md), a tiny
-    model's whole step."""
+    """A batch as the loop hands it to its compiled train and eval steps: `to_global`'s
+    arrays, except on one CPU device, where it stays in host arrays and the step's call
+    places it. There the call does in C++ what `jax.device_put` does in Python: `mlp_xor`'s
+    batch took the call 8 µs more against 50-130 µs for `device_put`
+    (docs/results/benchmarks.md), a tiny model's whole step."""
     if (jax.process_count() == 1 and mesh.devices.size == 1
             and mesh.devices.flat[0].platform == "cpu"):
         return _numeric(local_batch)
