@@ -213,7 +213,7 @@ def loop_rows(quick: bool) -> Iterable[Row]:
     for spec, workers, per_call in configs:
         config = _config(spec, steps, workers, per_call)
         config.log_every_steps = 10 if quick else 50
-        loop, wait, busy = loop_run(config)
+        loop, wait, busy, host_cpu = loop_run(config)
         bare = bare_steps_per_sec(config, steps)
         call = call_seconds(config, min(steps, 200))
         yield Row(f"loop vs bare step: {spec.split('/')[-1][:-3]} workers={workers} "
@@ -221,7 +221,8 @@ def loop_rows(quick: bool) -> Iterable[Row]:
                   1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s; the loop waited "
                         f"for input {wait:.0%} of its time (train/input_wait) and its input "
-                        f"thread worked {busy:.0%} of it (train/input_busy), the device "
+                        f"thread worked {busy:.0%} of it (train/input_busy), the host's "
+                        f"processes kept {host_cpu:.1f} cores busy (train/host_cpu), the device "
                         f"about {max(0.0, 1.0 - loop / bare):.0%} (1 - loop/bare); one call "
                         f"of the step holds the host {call * 1e3:.2f} ms of its "
                         f"{1e3 / bare:.2f} ms (near the step's: the host cannot run ahead)")

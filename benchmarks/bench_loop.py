@@ -6,6 +6,12 @@ evaluation and checkpoints only at the end, compilation and the first tenth of t
 excluded) against the same loop step (one step per call) called back to back on one
 device-resident batch. A ratio of 1.0 means the loop costs nothing beside the step; with
 `steps_per_call` > 1 the loop can pass it, since the bare step pays a launch per step.
+
+Both sides' host CPU is read too (`train/host_cpu`, `HostCpu`: cores kept busy, input workers
+included), so a row also gives the CPU a step costs in the loop and bare, and the ratio the
+host's cores allow: the bare step's time over the loop's CPU per step spread over every
+core. A loop that reaches that bound spends nothing beyond the work its steps and batches
+need; the rest of its gap is the machine's.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import statistics
 import tempfile
 import time
+from typing import NamedTuple
 
 import jax
 
@@ -22,6 +29,7 @@ from benchmarks.harness import Row
 from benchmarks.loop_step import loop_stepper
 from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import load_config
+from dl_arch.train.host_cpu import HostCpu, available_cores
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.trainer import Trainer
 
@@ -48,16 +56,22 @@ def _config(spec: str, steps: int, workers: int = 0, steps_per_call: int = 1,
     return config
 
 
-def bare_steps_per_sec(config, steps: int) -> float:
-    """The loop's own jitted step (metric window included) on one batch, back to back."""
+def bare_run(config, steps: int) -> tuple[float, float]:
+    """(steps/s, cores busy) of the loop's own jitted step (metric window included) on one
+    batch, back to back."""
     trainer = Trainer(config)
     run, _ = loop_stepper(trainer, trainer.first_batch())
     jax.block_until_ready(run())
+    host = HostCpu()
     t0 = time.perf_counter()
     for _ in range(steps):
         last = run()
     jax.block_until_ready(last)
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), host.cores_busy()
+
+
+def bare_steps_per_sec(config, steps: int) -> float:
+    return bare_run(config, steps)[0]
 
 
 def call_seconds(config, calls: int) -> float:
@@ -79,13 +93,21 @@ def call_seconds(config, calls: int) -> float:
     return statistics.median(seconds)
 
 
-def loop_run(config) -> tuple[float, float, float]:
-    """(steps/s, input wait, input busy) of a whole run in steady state: from the first log
-    row past a tenth of the run (input workers started, buffers filled) to the last one. Each
-    row's `train/steps_per_sec` is the mean since the first step (timed after compilation), so
-    row k was written at k / rate_k seconds; the input wait and busy shares are the means of
+class LoopFigures(NamedTuple):
+    steps_per_sec: float
+    input_wait: float
+    input_busy: float
+    host_cpu: float
+
+
+def loop_run(config) -> LoopFigures:
+    """(steps/s, input wait, input busy, host CPU) of a whole run in steady state: from the
+    first log row past a tenth of the run (input workers started, buffers filled) to the last
+    one. Each row's `train/steps_per_sec` is the mean since the first step (timed after
+    compilation), so row k was written at k / rate_k seconds; the other three are the means of
     those rows' `train/input_wait` (the share of the loop's time spent waiting for the next
-    batch) and `train/input_busy` (the input thread's CPU time over the same time)."""
+    batch), `train/input_busy` (the input thread's CPU time over the same time) and
+    `train/host_cpu` (the cores the process and its input workers kept busy)."""
     with tempfile.TemporaryDirectory() as workdir:
         train_and_evaluate(config, workdir)
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -95,21 +117,32 @@ def loop_run(config) -> tuple[float, float, float]:
     first = min(k for k in times if k >= config.num_train_steps // 10)
     last = max(times)
     steady = [r for k, r in train.items() if first < k <= last]
-    wait, busy = (sum(r[f"train/{m}"] for r in steady) / len(steady)
-                  for m in ("input_wait", "input_busy"))
-    return (last - first) / (times[last] - times[first]), wait, busy
+    wait, busy, cpu = (sum(r[f"train/{m}"] for r in steady) / len(steady)
+                       for m in ("input_wait", "input_busy", "host_cpu"))
+    return LoopFigures((last - first) / (times[last] - times[first]), wait, busy, cpu)
+
+
+def core_bound(loop: LoopFigures, bare: float, cores: int) -> float:
+    """The loop-to-bare ratio the host's cores allow: the loop's CPU a step (its step, its
+    input, its own work) spread over every core, against the bare step's wall time."""
+    return min(1.0, cores * loop.steps_per_sec / (bare * loop.host_cpu))
 
 
 def rows(quick: bool):
     steps = 300 if quick else 2000
     for spec, workers, per_call, examples in CONFIGS:
         config = _config(spec, steps, workers, per_call, examples)
-        loop, wait, busy = loop_run(config)
-        bare = bare_steps_per_sec(config, steps)
+        figures = loop_run(config)
+        loop = figures.steps_per_sec
+        bare, bare_cpu = bare_run(config, steps)
+        cores = available_cores()
         name = (f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size} "
                 f"workers={workers} steps_per_call={per_call}"
                 + (f" {examples} cached examples" if examples else ""))
         yield Row(name, 1.0 / loop, 1.0 / bare, "bare step",
                   extra=f"loop={loop:.0f} steps/s bare={bare:.0f} steps/s "
-                        f"loop/bare={loop / bare:.2f} input_wait={wait:.0%} "
-                        f"input_busy={busy:.0%}")
+                        f"loop/bare={loop / bare:.2f} input_wait={figures.input_wait:.0%} "
+                        f"input_busy={figures.input_busy:.0%} "
+                        f"cpu/step loop={1e3 * figures.host_cpu / loop:.3g} ms "
+                        f"bare={1e3 * bare_cpu / bare:.3g} ms "
+                        f"core_bound={core_bound(figures, bare, cores):.2f} ({cores} cores)")

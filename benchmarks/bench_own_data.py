@@ -72,7 +72,7 @@ def rows(quick: bool):
             for workers in (0, 2):
                 config = _config(path, workers, steps)
                 rate = examples_per_sec(config, 20 if quick else 60)
-                loop, wait, busy = loop_run(config)
+                loop, wait, busy = loop_run(config)[:3]
                 bare = bare_steps_per_sec(config, steps)
                 yield Row(f"own data: lenet5 {name} workers={workers}", 1.0 / loop, 1.0 / bare,
                           "bare step", extra=f"stream={rate:,.0f} ex/s loop={loop:.0f} steps/s "

@@ -37,7 +37,7 @@ def test_device_rows_run_on_cpu_at_quick_sizes():
             assert float(row.extra.split("=")[-1]) < 2e-2, row.line()
     loop = next(row for name, row in rows.items() if name.startswith("loop vs bare step"))
     assert loop.ref_name == "bare step" and "waited for input" in loop.extra
-    assert "(train/input_busy)" in loop.extra
+    assert "(train/input_busy)" in loop.extra and "(train/host_cpu)" in loop.extra
 
 
 def test_full_sizes_are_skipped_on_cpu():

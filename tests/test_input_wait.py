@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from dl_arch.train.input_wait import SLOW_INPUT, InputWait
+from dl_arch.testing import burn_cpu
+from dl_arch.train.input_wait import SATURATED, SLOW_INPUT, InputWait
 
 
 def _slow(seconds):
@@ -52,3 +53,31 @@ def test_input_busy_is_the_input_clock_over_the_window():
     time.sleep(0.05)
     assert wait.row(step=2)["input_busy"] == 0.0  # nothing made since the last row
     assert InputWait(num_workers=0).row(step=1)["input_busy"] == 0.0  # no clock: 0
+
+
+def _warning_with_host_cpu(monkeypatch, caplog, cores_busy: float, cores: int) -> str:
+    """The slow-input warning of a run whose host kept `cores_busy` of `cores` busy."""
+    wait = InputWait(num_workers=2, cores=cores)
+    monkeypatch.setattr(wait.host, "cores_busy", lambda: cores_busy)
+    batches = _slow(0.02)
+    with caplog.at_level(logging.WARNING, logger="dl_arch"):
+        for row in range(2):
+            wait.next(batches)
+            assert wait.row(step=row + 1)["host_cpu"] == cores_busy
+    (warning,) = [r.getMessage() for r in caplog.records]
+    caplog.clear()
+    return warning
+
+
+def test_slow_input_on_a_busy_host_is_told_that_more_workers_would_not_help(monkeypatch,
+                                                                            caplog):
+    busy = _warning_with_host_cpu(monkeypatch, caplog, SATURATED * 2, cores=2)
+    assert "cores are all busy (host_cpu=1.8)" in busy and "more cores" in busy
+    idle = _warning_with_host_cpu(monkeypatch, caplog, 0.5, cores=2)
+    assert "all busy" not in idle and "more config.dataset.num_workers (now 2)" in idle
+
+
+def test_host_cpu_counts_the_loops_own_work():
+    wait = InputWait(num_workers=0)
+    burn_cpu(0.2)  # the loop busy on the CPU
+    assert 0.3 < wait.row(step=1)["host_cpu"] <= wait.cores + 0.1

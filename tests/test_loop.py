@@ -16,6 +16,7 @@ from dl_arch.config.errors import LossDiverged
 from dl_arch.config.resolve import resolve_config
 from dl_arch.testing import burn_cpu, launch_process, load_config
 from dl_arch.train.checkpoints import restore_raw_state
+from dl_arch.train.host_cpu import available_cores
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.run_config import config_changes
 from dl_arch.train.writers import read_metrics
@@ -45,11 +46,13 @@ def test_workdir_contents(tmp_path):
     assert [r["step"] for r in train_rows] == [5, 10, 15, 20]
     for key in ("train/grad_norm", "train/learning_rate", "train/param_norm",
                 "train/update_norm", "train/steps_per_sec", "train/input_wait", "train/input_busy",
-                "train/accuracy"):
+                "train/host_cpu", "train/accuracy"):
         assert key in train_rows[-1], key
     assert all(0.0 <= r["train/input_wait"] <= 1.0 for r in train_rows)
     # a read's CPU time counts when it ends, so a row may hold one begun before its window
     assert all(0.0 <= r["train/input_busy"] <= 1.5 for r in train_rows)
+    # the loop's own thread is busy for much of each row, and no more cores than there are
+    assert all(0.1 < r["train/host_cpu"] <= available_cores() + 0.2 for r in train_rows)
     assert "eval/accuracy" in rows[-1] and "eval/macro_f1" in rows[-1]
     assert summary["completed"] and summary["num_params"] > 0 and summary["flops_per_step"] > 0
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["20"]

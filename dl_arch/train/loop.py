@@ -56,9 +56,10 @@ from dl_arch.train.workdir_lock import WorkdirLock
 from dl_arch.train.writers import MetricWriter, truncate_metrics
 
 RUN_AHEAD = 2  # calls the host may dispatch before the device has finished them
-# The train row's wall-clock figures (`InputWait` for the last two): two runs of the same
+# The train row's wall-clock figures (`InputWait` for the last three): two runs of the same
 # steps log them differently.
-TIMING_METRICS = ("train/steps_per_sec", "train/input_wait", "train/input_busy")
+TIMING_METRICS = ("train/steps_per_sec", "train/input_wait", "train/input_busy",
+                  "train/host_cpu")
 
 log = logging.getLogger("dl_arch")
 

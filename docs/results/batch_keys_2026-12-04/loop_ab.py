@@ -20,7 +20,7 @@ if __name__ == "__main__":
         for rnd in range(3):
             for name, fn in (("dropped", PROBE), ("kept", keep_all)):
                 loop.probe_step = fn
-                rate, wait, busy = loop_run(_config(spec, 800, 2))
+                rate, wait, busy = loop_run(_config(spec, 800, 2))[:3]
                 res[name].append(rate)
                 print(spec, rnd, name, f"{rate:.1f} steps/s wait={wait:.0%} busy={busy:.0%}",
                       flush=True)

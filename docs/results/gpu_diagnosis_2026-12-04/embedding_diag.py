@@ -108,7 +108,7 @@ def gpt_text_section():
             f" ms back={back * 1e3:.3f} ms")
         if fn is landed:
             profile_calls(run, 20, "gpt_text lookup", top=8)
-            loop, wait, busy = loop_run(config)
+            loop, wait, busy = loop_run(config)[:3]
             say(f"   loop={loop:.0f}/s loop/bare={loop / rate:.2f} wait={wait:.0%}")
     embed_mod.lookup = landed
 

@@ -85,7 +85,7 @@ def host_section():
         config = _config(spec, steps, workers, per_call)
         config.log_every_steps = 10 if QUICK else 50
         with Sampler() as sampler:
-            loop, wait, busy = loop_run(config)
+            loop, wait, busy = loop_run(config)[:3]
         say(f"{spec} workers={workers} steps_per_call={per_call}: loop={loop:.0f}/s "
             f"wait={wait:.0%} busy={busy:.0%}")
         sampler.report()
@@ -109,7 +109,7 @@ def gpt_rates_section():
     rate, drained, back, _ = bare_and_calls(_config("configs/gpt_text.py", n, 0), n)
     config = _config("configs/gpt_text.py", 20 if QUICK else 1000, 0, 5)
     config.log_every_steps = 10 if QUICK else 50
-    loop, wait, _ = loop_run(config)
+    loop, wait, _ = loop_run(config)[:3]
     say(f"gpt_text bare={rate:.0f}/s call drained={drained * 1e3:.3f} ms back={back * 1e3:.3f} "
         f"ms; loop at 5 steps a call={loop:.0f}/s ({loop / rate:.2f}x bare) wait={wait:.0%}")
 

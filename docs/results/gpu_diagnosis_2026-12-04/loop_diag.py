@@ -148,7 +148,7 @@ def loop_section():
                 say(f"{short:14s} {name:6s} bare={rate:7.0f}/s call drained={drained * 1e3:6.3f} "
                     f"ms back-to-back={back * 1e3:6.3f} ms")
                 continue
-            loop, wait, busy = loop_run(config)
+            loop, wait, busy = loop_run(config)[:3]
             say(f"{short:14s} {name:6s} bare={rate:7.0f}/s call drained={drained * 1e3:6.3f} ms "
                 f"back-to-back={back * 1e3:6.3f} ms loop={loop:7.0f}/s loop/bare={loop / rate:.2f}"
                 f" wait={wait:.0%} busy={busy:.0%}")

@@ -1,0 +1,21 @@
+"""`bench_loop.core_bound`: the loop-to-bare ratio a host's cores allow."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.bench_loop import LoopFigures, core_bound
+
+
+def _loop(steps_per_sec: float, host_cpu: float) -> LoopFigures:
+    return LoopFigures(steps_per_sec, input_wait=0.0, input_busy=0.0, host_cpu=host_cpu)
+
+
+def test_core_bound_spreads_the_loops_cpu_a_step_over_every_core():
+    # 100 steps/s on 2 busy cores: 20 ms of CPU a step, 10 ms on 2 cores, against a 5 ms
+    # bare step: the cores allow half the bare rate
+    assert core_bound(_loop(100.0, 2.0), bare=200.0, cores=2) == pytest.approx(0.5)
+    # the same loop on 8 cores could run at the bare step's rate: the bound is 1
+    assert core_bound(_loop(100.0, 2.0), bare=200.0, cores=8) == 1.0
+    # a loop at the bound: 2 ms of CPU a step against a 1.2 ms bare step on 1 core
+    assert core_bound(_loop(500.0, 1.0), bare=1.0 / 1.2e-3, cores=1) == pytest.approx(0.6)
