@@ -7,8 +7,9 @@ augmentation), the byte-level `text` windows (the GPT config) and a TFDS source
 (`tfds:mnist` under `tfds.testing.mock_data`, LeNet-5's MNIST preprocessing), each with
 `num_workers` 0 and 2: seconds per local batch of `train_dataset` (ours) against the
 per-example grain pipeline it replaced (source -> shuffle -> repeat -> random_map(preprocess)
--> batch, kept here only as the reference), both with the same read options, so the ratio
-is the cost of per-example reading. Both give the same batches
+-> batch, kept here only as the reference), both read the same way (in the calling thread,
+or in `pipeline.in_workers`' processes), so the ratio is the cost of per-example reading.
+Both give the same batches
 (tests/test_pipeline_batches.py). `ex/s` is examples per second.
 """
 
@@ -48,10 +49,10 @@ def per_example_dataset(dataset_config: Any, seed: int, batch: int,
         ds = ds.repeat(None)
     ds = ds.random_map(lambda ex, rng: preprocess(standardize(dict(ex)), rng, True),
                        seed=seed + 1)
-    ds = ds.batch(batch, drop_remainder=True).to_iter_dataset(pipeline.READ_OPTIONS)
+    ds = ds.batch(batch, drop_remainder=True)
     if c.num_workers > 0:
-        ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=c.num_workers))
-    return ds
+        return pipeline.in_workers(ds, c.num_workers)
+    return ds.to_iter_dataset(pipeline.READ_OPTIONS)
 
 
 def seconds_per_batch(ds: grain.IterDataset, count: int, warmup: int) -> float:

@@ -6,7 +6,14 @@ import pytest
 import tensorflow_datasets as tfds
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.data.pipeline import dataset_fields, eval_batches, first_train_batch, make_source, train_dataset
+from dl_arch.data.pipeline import (
+    WORKER_OPTIONS,
+    dataset_fields,
+    eval_batches,
+    first_train_batch,
+    make_source,
+    train_dataset,
+)
 from dl_arch.data.sources.shapes import SHAPE_NAMES, shape_mask
 from dl_arch.registry import DATASETS
 from dl_arch.testing import load_config
@@ -148,16 +155,24 @@ def _double_image(ex, rng, train):
     return dict(ex, image=ex["image"] * 2)
 
 
-def test_worker_processes_give_the_same_stream_and_resume():
-    c = _dataset_config(name="shapes")
-    plain = iter(train_dataset(c, 0, 4, _double_image))
+@pytest.mark.parametrize("batch,image_size", [(4, 16), (48, 48)])
+def test_worker_processes_give_the_same_stream_and_resume(batch, image_size):
+    """Small arrays come from the workers pickled, those of 1 MiB and more (48 RGB images
+    of 48x48: 1.3 MiB) in shared memory (`pipeline.WORKER_OPTIONS`): the same batches."""
+    c = _dataset_config(name="shapes", image_size=image_size)
+    plain = iter(train_dataset(c, 0, batch, _double_image))
     c.num_workers = 1
-    workers = iter(train_dataset(c, 0, 4, _double_image))
+    workers = iter(train_dataset(c, 0, batch, _double_image))
     for _ in range(3):
-        np.testing.assert_array_equal(next(workers)["image"], next(plain)["image"])
+        expected = next(plain)
+        got = next(workers)
+        assert got.keys() == expected.keys()
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+    assert (expected["image"].nbytes >= WORKER_OPTIONS.min_shm_size) == (batch == 48)
     state = workers.get_state()
     expected = next(workers)["image"]
-    resumed = iter(train_dataset(c, 0, 4, _double_image))
+    resumed = iter(train_dataset(c, 0, batch, _double_image))
     resumed.set_state(state)
     np.testing.assert_array_equal(next(resumed)["image"], expected)
 

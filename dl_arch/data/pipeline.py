@@ -42,9 +42,15 @@ PIPELINE_FIELDS: Fields = {
                         "@register_dataset sources can then be named ('': none)"),
 }
 
-# Batches read ahead by a thread in each grain worker process (grain's defaults, 16 threads
-# and 500 elements, were meant for single examples: 500 whole batches held in memory).
-READ_OPTIONS = grain.ReadOptions(num_threads=1, prefetch_buffer_size=2)
+# Each grain worker process reads its batches in its own thread: its output buffer and the
+# loop's prefetch queue already read ahead, and a reading thread cost the worker 0.2-0.3 ms
+# of CPU a `lenet5_shapes` batch (grain's defaults, 16 threads and 500 elements, were meant
+# for single examples: 500 whole batches held in memory).
+READ_OPTIONS = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+# A worker hands arrays under 1 MiB to the loop pickled through grain's queue, larger ones in
+# shared memory: a shared-memory segment per array (made, registered, opened, unlinked)
+# costs both processes more than a pickle below that size (docs/results/benchmarks.md).
+WORKER_OPTIONS = grain.experimental.DatasetOptions(min_shm_size=1 << 20)
 
 
 def dataset_fields(name: str, task_fields: Fields | None = None) -> Fields:
@@ -123,8 +129,14 @@ def train_dataset(dataset_config: Any, seed: int, global_batch: int, preprocess:
 
     if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (library use, notebooks)
         flags.FLAGS.mark_as_parsed()
-    return grain.MapDataset.range(length).map(load).to_iter_dataset(READ_OPTIONS).mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=workers))
+    return in_workers(grain.MapDataset.range(length).map(load), workers)
+
+
+def in_workers(batches: grain.MapDataset, workers: int) -> grain.IterDataset:
+    """`batches` read by `workers` grain worker processes (`READ_OPTIONS`, `WORKER_OPTIONS`)."""
+    batches = grain.experimental.WithOptionsIterDataset(batches.to_iter_dataset(READ_OPTIONS),
+                                                        WORKER_OPTIONS)
+    return batches.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers))
 
 
 def first_train_batch(dataset_config: Any, seed: int, global_batch: int, preprocess: Preprocess,
