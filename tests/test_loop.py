@@ -65,8 +65,12 @@ def test_input_wait_is_the_share_of_the_loop_spent_waiting_for_batches(tmp_path,
     loop's own work (and the run says once what would help), near 0 when the loop's own work
     (here slowed by a sleep) is the longer. `input_busy`, the input thread's CPU time over
     the same window, is near 1 when making a batch burns CPU and near 0 when it sleeps."""
+    from dl_arch.data import batch_iterator
     from dl_arch.data.sources.points import PointSet
     from dl_arch.train.progress import Progress
+
+    # each batch made alone, so each pays the slowed `make_batch` (not a block of them)
+    monkeypatch.setattr(batch_iterator, "BLOCK_BYTES", 0)
 
     def shares(name):
         config = load_config("configs/mlp_xor.py:smoke")

@@ -34,6 +34,7 @@ import numpy as np
 
 from dl_arch.config.errors import ConfigError, LossDiverged
 from dl_arch.config.resolve import resolve_config
+from dl_arch.data.batch_iterator import batch_bytes, block_size
 from dl_arch.data.pipeline import eval_batches
 from dl_arch.data.prefetch import Prefetcher
 from dl_arch.evaluators.base import EvalContext, write_report
@@ -294,11 +295,12 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
 
     # chunks of steps (one step each unless config.steps_per_call > 1), each made ready for
     # the step (placed on the devices; on one CPU device, left to the step's call) by the
-    # prefetch thread
+    # prefetch thread, two ahead, or a whole block of small batches more (`block_size`)
+    local_bytes = batch_bytes(example_batch) // pcount
     batches = Prefetcher(ChunkedBatches(train_iter, chunk_lengths(start, config)),
                          lambda c: (c[0], mesh_lib.to_step_input(c[1], mesh,
                                                                  stacked=c[0] > 1)),
-                         size=2)
+                         size=1 + block_size(local_bytes))
     closers.append(batches.close)
     in_flight: collections.deque[jax.Array] = collections.deque()
     input_wait = InputWait(config.dataset.num_workers, lambda: batches.busy_seconds)

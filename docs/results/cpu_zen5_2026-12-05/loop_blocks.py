@@ -1,0 +1,47 @@
+"""The loop with small batches read in blocks (stop 54) against one at a time, one process.
+
+    PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/loop_blocks.py
+
+`benchmarks.bench_loop`'s rows (its `_config` and `loop_run`, workers 0), alternated for 3
+rounds: as landed (`batch_iterator.BLOCK_BYTES` 64 KiB: batches under it read 16 at a time,
+the prefetch queue a block deeper) against `BLOCK_BYTES` 0 (every batch read alone, the
+queue 2 deep, as before). The bare step (`bench_loop.bare_run`) once per row, after.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from benchmarks import bench_loop
+from dl_arch.data import batch_iterator
+from dl_arch.train.host_memory import keep_freed_memory
+
+ROWS = (("configs/mlp_xor.py", 1, 3000), ("configs/mlp_xor.py", 16, 3000),
+        ("configs/lstm_adding.py", 1, 300), ("configs/lenet5_shapes.py", 1, 300))
+WAYS = {"blocks": batch_iterator.BLOCK_BYTES, "one at a time": 0}
+
+
+def main() -> None:
+    keep_freed_memory()
+    for spec, per_call, steps in ROWS:
+        config = bench_loop._config(spec, steps, 0, per_call)
+        runs = {way: [] for way in WAYS}
+        for _ in range(3):  # whole runs, each giving its own steady-state figures
+            for way, limit in WAYS.items():
+                batch_iterator.BLOCK_BYTES = limit
+                runs[way].append(bench_loop.loop_run(config))
+        batch_iterator.BLOCK_BYTES = WAYS["blocks"]
+        bare, bare_cpu = bench_loop.bare_run(config, steps)
+        print(f"{spec.split('/')[-1][:-3]} steps_per_call={per_call}: bare step {bare:.0f} "
+              f"steps/s")
+        for way, r in runs.items():
+            rate = statistics.median(f.steps_per_sec for f in r)
+            print(f"  {way:13s} {rate:7.0f} steps/s ({rate / bare:.2f}x bare), runs "
+                  f"{[round(f.steps_per_sec) for f in r]}, input wait "
+                  f"{[round(f.input_wait, 2) for f in r]}, input busy "
+                  f"{[round(f.input_busy, 2) for f in r]}, host_cpu "
+                  f"{[round(f.host_cpu, 2) for f in r]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
