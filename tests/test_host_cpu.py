@@ -40,7 +40,7 @@ def test_own_cpu_matches_getrusage_and_sleep_is_idle():
 
 @linux_proc
 def test_a_childs_cpu_is_counted_while_it_lives_as_the_os_counts_it_when_it_ends():
-    host = HostCpu()
+    host = HostCpu(relist_s=0.0)  # lists the children at every reading
     before = os.times()
     child = subprocess.Popen([sys.executable, "-c", _BURN, "0.4"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
@@ -66,3 +66,18 @@ def test_a_childs_cpu_is_counted_while_it_lives_as_the_os_counts_it_when_it_ends
 def test_available_cores_is_the_affinity():
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     assert available_cores() == (expected or os.cpu_count())
+
+
+@linux_proc
+def test_children_are_listed_at_most_every_relist_s_and_not_at_all_when_off():
+    early = HostCpu(relist_s=3600.0)  # lists the children now, before this one starts
+    child = subprocess.Popen([sys.executable, "-c", _BURN, "0.1"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "burnt\n"
+        assert early.children_seconds() == 0.0  # not listed again within the hour
+        assert HostCpu(children=False).children_seconds() == 0.0
+        assert HostCpu(relist_s=3600.0).children_seconds() >= 0.08  # listed at its start
+    finally:
+        child.stdin.close()
+        child.wait()

@@ -49,18 +49,28 @@ def process_seconds(pid: int) -> float | None:
 
 
 class HostCpu:
-    """CPU seconds of this process and its children; `cores_busy()` those spent since the
-    previous call (or the start) over the wall time between, so 1.0 is one core kept busy.
-    A child's CPU is read while it lives, so one that ends between two calls loses its last
-    part."""
+    """CPU seconds of this process and, with `children`, of its child processes;
+    `cores_busy()` those spent since the previous call (or the start) over the wall time
+    between, so 1.0 is one core kept busy. A child's CPU is read while it lives, so one that
+    ends between two calls loses its last part. The children are listed again at most every
+    `relist_s` seconds (listing reads a file per thread, and a run has dozens of threads); a
+    child found later counts its CPU since it started then."""
 
-    def __init__(self) -> None:
+    def __init__(self, children: bool = True, relist_s: float = 1.0) -> None:
+        self._count_children, self._relist_s = children, relist_s
         self._children: dict[int, float] = {}  # pid -> CPU seconds at its last read
+        self._pids: list[int] = []
+        self._listed = -float("inf")
         self._since, self._seconds = time.perf_counter(), self.seconds()
 
     def children_seconds(self) -> float:
-        """CPU seconds of every child seen so far, each as last read."""
-        for pid in child_pids():
+        """CPU seconds of every child seen so far, each as last read (0 without
+        `children`)."""
+        if not self._count_children:
+            return 0.0
+        if time.perf_counter() - self._listed >= self._relist_s:
+            self._pids, self._listed = child_pids(), time.perf_counter()
+        for pid in self._pids:
             seconds = process_seconds(pid)
             if seconds is not None:
                 self._children[pid] = seconds

@@ -37,7 +37,7 @@ class InputWait:
         self.num_workers, self._busy_seconds = num_workers, busy_seconds
         self.cores = cores or available_cores()
         self.waited, self.since, self.busy = 0.0, time.perf_counter(), busy_seconds()
-        self.host = HostCpu()
+        self.host = HostCpu(children=num_workers > 0)  # only grain's workers are expected
         self.rows, self.warned = 0, False
 
     def next(self, batches: Iterator[Any]) -> Any:
