@@ -29,7 +29,7 @@ def _own_seconds() -> float:
 
 
 def test_own_cpu_matches_getrusage_and_sleep_is_idle():
-    host = HostCpu()
+    host = HostCpu(children=False)  # this process alone, as getrusage(RUSAGE_SELF) counts
     time.sleep(0.2)
     assert host.cores_busy() < 0.2  # a sleeping process keeps no core busy
     before, start = _own_seconds(), host.seconds()
@@ -40,15 +40,18 @@ def test_own_cpu_matches_getrusage_and_sleep_is_idle():
 
 @linux_proc
 def test_a_childs_cpu_is_counted_while_it_lives_as_the_os_counts_it_when_it_ends():
+    """The child's reading against the OS's account once it is waited for; the sum over
+    children against that reading (other children of this process, such as an earlier
+    test's workers, may add to the sum, never take from it)."""
     host = HostCpu(relist_s=0.0)  # lists the children at every reading
-    before = os.times()
+    others, before = host.children_seconds(), os.times()
     child = subprocess.Popen([sys.executable, "-c", _BURN, "0.4"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "burnt\n"
         assert child.pid in child_pids()
-        seen = host.children_seconds()
-        assert seen == pytest.approx(process_seconds(child.pid), abs=0.02)
+        summed = host.children_seconds()
+        seen = process_seconds(child.pid)
     finally:
         child.stdin.close()
         child.wait()
@@ -59,7 +62,8 @@ def test_a_childs_cpu_is_counted_while_it_lives_as_the_os_counts_it_when_it_ends
                  + after.children_system - before.children_system)
     # /proc counts in clock ticks (10 ms): two ticks of slack
     assert 0.38 <= seen <= reference + 0.02 and reference - seen < 0.1, (seen, reference)
-    assert host.children_seconds() == seen  # an ended child keeps its last reading
+    assert summed - others >= seen - 0.02, (summed, others, seen)
+    assert host.children_seconds() >= summed  # an ended child keeps its last reading
     assert process_seconds(child.pid) is None
 
 
