@@ -34,12 +34,6 @@ def block_size(batch_bytes: int) -> int:
     return BLOCK_BATCHES if batch_bytes < BLOCK_BYTES else 1
 
 
-def _leaves(batch: Any) -> list[Any]:
-    if isinstance(batch, dict):
-        return [leaf for v in batch.values() for leaf in _leaves(v)]
-    return [batch]
-
-
 def _concatenate(a: Any, b: Any) -> Any:
     """Two stacked (possibly nested) batches joined along their leading axis."""
     if isinstance(a, dict):
@@ -74,29 +68,29 @@ class BatchIterator(grain.DatasetIterator):
         first, self._next = self._next, self._next + count
         if count == 1:
             return self._single(first)
-        held = self._held(first, count)
-        if held is None:
+        have, held = self._held(first, count)
+        if not have:
             return self._load.many(first, count)
-        have = len(next(iter(_leaves(held))))
         if have == count:
             return held
         return _concatenate(held, self._load.many(first + have, count - have))
 
-    def _held(self, first: int, count: int) -> Batch | None:
-        """Batches `first ..` of the last block, at most `count`, stacked (None: it holds
-        no batch `first`)."""
+    def _held(self, first: int, count: int) -> tuple[int, Batch | None]:
+        """(how many, stacked) of batches `first ..` that the last block holds, at most
+        `count` ((0, None): it holds no batch `first`)."""
         if self._block is None:
-            return None
-        start, held, rows = self._block
-        if not start <= first < start + held:
-            return None
-        return example_at(rows, slice(first - start, min(first - start + count, held)))
+            return 0, None
+        start, size, rows = self._block
+        if not start <= first < start + size:
+            return 0, None
+        end = min(first + count, start + size)
+        return end - first, example_at(rows, slice(first - start, end - start))
 
     def _single(self, index: int) -> Batch:
         """Batch `index`, from the block read last if it holds it, else from a new block
         (the first batch alone: its size says whether blocks pay)."""
-        held = self._held(index, 1)
-        if held is not None:
+        have, held = self._held(index, 1)
+        if have:
             return example_at(held, 0)
         if not self._block_size:
             batch = self._load(index)

@@ -42,10 +42,10 @@ PIPELINE_FIELDS: Fields = {
                         "@register_dataset sources can then be named ('': none)"),
 }
 
-# Each grain worker process reads its batches in its own thread: its output buffer and the
-# loop's prefetch queue already read ahead, and a reading thread cost the worker 0.2-0.3 ms
-# of CPU a `lenet5_shapes` batch (grain's defaults, 16 threads and 500 elements, were meant
-# for single examples: 500 whole batches held in memory).
+# Each grain worker process reads its batches in its main thread, with no reading thread:
+# its output buffer and the loop's prefetch queue already read ahead, and a reading thread
+# cost the worker 0.2-0.3 ms of CPU a `lenet5_shapes` batch (grain's defaults, 16 threads
+# and 500 elements, were meant for single examples: 500 whole batches held in memory).
 READ_OPTIONS = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
 # A worker hands arrays under 1 MiB to the loop pickled through grain's queue, larger ones in
 # shared memory: a shared-memory segment per array (made, registered, opened, unlinked)

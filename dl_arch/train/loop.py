@@ -295,7 +295,8 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
 
     # chunks of steps (one step each unless config.steps_per_call > 1), each made ready for
     # the step (placed on the devices; on one CPU device, left to the step's call) by the
-    # prefetch thread, two ahead, or a whole block of small batches more (`block_size`)
+    # prefetch thread: two ahead, or for small batches, read in blocks, a block and one more
+    # (`block_size`), so that a block's read overlaps the steps of the one before
     local_bytes = batch_bytes(example_batch) // pcount
     batches = Prefetcher(ChunkedBatches(train_iter, chunk_lengths(start, config)),
                          lambda c: (c[0], mesh_lib.to_step_input(c[1], mesh,
