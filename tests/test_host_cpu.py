@@ -74,14 +74,19 @@ def test_available_cores_is_the_affinity():
 
 @linux_proc
 def test_children_are_listed_at_most_every_relist_s_and_not_at_all_when_off():
+    """Readings from before a child started, with no relisting since, miss its CPU. (The
+    test process may have other children, an earlier test's, mostly idle: hence the
+    differences.)"""
     early = HostCpu(relist_s=3600.0)  # lists the children now, before this one starts
-    child = subprocess.Popen([sys.executable, "-c", _BURN, "0.1"], stdin=subprocess.PIPE,
+    others = early.children_seconds()
+    child = subprocess.Popen([sys.executable, "-c", _BURN, "0.3"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "burnt\n"
-        assert early.children_seconds() == 0.0  # not listed again within the hour
+        assert early.children_seconds() - others < 0.15  # not listed again within the hour
         assert HostCpu(children=False).children_seconds() == 0.0
-        assert HostCpu(relist_s=3600.0).children_seconds() >= 0.08  # listed at its start
+        listed = HostCpu(relist_s=3600.0)  # listed at its start, with the child
+        assert listed.children_seconds() - others >= process_seconds(child.pid) - 0.02
     finally:
         child.stdin.close()
         child.wait()
