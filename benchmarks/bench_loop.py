@@ -123,6 +123,20 @@ def loop_run(config) -> LoopFigures:
     return LoopFigures((last - first) / (times[last] - times[first]), wait, busy, cpu)
 
 
+def runs_line(runs: list[LoopFigures], bare: float) -> str:
+    """Several runs of one loop in a line: their median steps/s against the bare step's
+    rate `bare`, then each run's figures (for the results scripts' A/Bs)."""
+    rate = statistics.median(f.steps_per_sec for f in runs)
+
+    def each(value, digits: int = 2) -> list[float]:
+        return [round(value(f), digits) for f in runs]
+
+    return (f"{rate:.0f} steps/s ({rate / bare:.2f}x bare), runs "
+            f"{each(lambda f: f.steps_per_sec, 0)}, input wait {each(lambda f: f.input_wait)}, "
+            f"input busy {each(lambda f: f.input_busy)}, host_cpu {each(lambda f: f.host_cpu)}, "
+            f"CPU a step {each(lambda f: 1e3 * f.host_cpu / f.steps_per_sec)} ms")
+
+
 def core_bound(loop: LoopFigures, bare: float, cores: int) -> float:
     """The loop-to-bare ratio the host's cores allow: the loop's CPU a step (its step, its
     input, its own work) spread over every core, against the bare step's wall time."""

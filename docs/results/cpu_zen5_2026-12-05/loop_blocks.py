@@ -5,12 +5,10 @@
 `benchmarks.bench_loop`'s rows (its `_config` and `loop_run`, workers 0), alternated for 3
 rounds: as landed (`batch_iterator.BLOCK_BYTES` 64 KiB: batches under it read 16 at a time,
 the prefetch queue a block deeper) against `BLOCK_BYTES` 0 (every batch read alone, the
-queue 2 deep, as before). The bare step (`bench_loop.bare_run`) once per row, after.
+queue 2 deep, as before). The bare step (`bench_loop.bare_steps_per_sec`) once per row, after.
 """
 
 from __future__ import annotations
-
-import statistics
 
 from benchmarks import bench_loop
 from dl_arch.data import batch_iterator
@@ -31,17 +29,11 @@ def main() -> None:
                 batch_iterator.BLOCK_BYTES = limit
                 runs[way].append(bench_loop.loop_run(config))
         batch_iterator.BLOCK_BYTES = WAYS["blocks"]
-        bare, bare_cpu = bench_loop.bare_run(config, steps)
+        bare = bench_loop.bare_steps_per_sec(config, steps)
         print(f"{spec.split('/')[-1][:-3]} steps_per_call={per_call}: bare step {bare:.0f} "
               f"steps/s")
         for way, r in runs.items():
-            rate = statistics.median(f.steps_per_sec for f in r)
-            print(f"  {way:13s} {rate:7.0f} steps/s ({rate / bare:.2f}x bare), runs "
-                  f"{[round(f.steps_per_sec) for f in r]}, input wait "
-                  f"{[round(f.input_wait, 2) for f in r]}, input busy "
-                  f"{[round(f.input_busy, 2) for f in r]}, host_cpu "
-                  f"{[round(f.host_cpu, 2) for f in r]}", flush=True)
-
+            print(f"  {way:13s} {bench_loop.runs_line(r, bare)}", flush=True)
 
 if __name__ == "__main__":
     main()

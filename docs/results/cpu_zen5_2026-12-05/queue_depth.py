@@ -10,7 +10,6 @@ alternated for 3 rounds in one process (`benchmarks.bench_loop`'s `_config` and 
 
 from __future__ import annotations
 
-import statistics
 import time
 
 from benchmarks import bench_loop
@@ -52,11 +51,7 @@ def main() -> None:
     bare = bench_loop.bare_steps_per_sec(config, 3000)
     print(f"mlp_xor, batches slowed by 1 µs an example, one step a call; bare step {bare:.0f}")
     for way, r in runs.items():
-        rate = statistics.median(f.steps_per_sec for f in r)
-        print(f"  {way:15s} {rate:6.0f} steps/s ({rate / bare:.2f}x bare), runs "
-              f"{[round(f.steps_per_sec) for f in r]}, input wait "
-              f"{[round(f.input_wait, 2) for f in r]}", flush=True)
-
+        print(f"  {way:15s} {bench_loop.runs_line(r, bare)}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -113,13 +113,7 @@ def loop() -> None:
     bare, bare_cpu = bench_loop.bare_run(config, 600)
     print(f"bare step: {bare:.0f} steps/s, CPU {1e3 * bare_cpu / bare:.2f} ms a step")
     for way, r in runs.items():
-        rate = statistics.median(f.steps_per_sec for f in r)
-        print(f"{way}: {rate:.0f} steps/s ({rate / bare:.2f}x bare), runs "
-              f"{[round(f.steps_per_sec) for f in r]}, CPU a step "
-              f"{[round(1e3 * f.host_cpu / f.steps_per_sec, 2) for f in r]} ms, host_cpu "
-              f"{[round(f.host_cpu, 2) for f in r]}, input wait "
-              f"{[round(f.input_wait, 2) for f in r]}", flush=True)
-
+        print(f"{way}: {bench_loop.runs_line(r, bare)}", flush=True)
 
 def main() -> None:
     keep_freed_memory()
