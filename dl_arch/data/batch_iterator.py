@@ -18,34 +18,19 @@ from __future__ import annotations
 from typing import Any
 
 import grain
-import numpy as np
 
-from dl_arch.data.batching import Batch, example_at
+from dl_arch.data.batching import Batch, batch_bytes, concatenate_batches, example_at
 from dl_arch.data.loader import KeepKeys, LoadStreamBatch
 
 BLOCK_BYTES = 64 << 10  # batches smaller than this are read in blocks ...
 BLOCK_BATCHES = 16  # ... of this many
 
 
-def block_size(batch_bytes: int) -> int:
-    """Batches one read takes at once, for batches of `batch_bytes`: `BLOCK_BATCHES` under
+def block_size(nbytes: int) -> int:
+    """Batches one read takes at once, for batches of `nbytes` bytes: `BLOCK_BATCHES` under
     `BLOCK_BYTES`, else 1. A consumer that reads ahead should hold a whole block beside
     what it holds anyway, or it waits for each block's read (the loop's prefetch queue)."""
-    return BLOCK_BATCHES if batch_bytes < BLOCK_BYTES else 1
-
-
-def _concatenate(a: Any, b: Any) -> Any:
-    """Two stacked (possibly nested) batches joined along their leading axis."""
-    if isinstance(a, dict):
-        return {k: _concatenate(a[k], b[k]) for k in a}
-    return np.concatenate([a, b])
-
-
-def batch_bytes(batch: Any) -> int:
-    """Bytes of a (possibly nested) batch's arrays."""
-    if isinstance(batch, dict):
-        return sum(batch_bytes(v) for v in batch.values())
-    return int(getattr(batch, "nbytes", 0))
+    return BLOCK_BATCHES if nbytes < BLOCK_BYTES else 1
 
 
 class BatchIterator(grain.DatasetIterator):
@@ -73,7 +58,7 @@ class BatchIterator(grain.DatasetIterator):
             return self._load.many(first, count)
         if have == count:
             return held
-        return _concatenate(held, self._load.many(first + have, count - have))
+        return concatenate_batches([held, self._load.many(first + have, count - have)])
 
     def _held(self, first: int, count: int) -> tuple[int, Batch | None]:
         """(how many, stacked) of batches `first ..` that the last block holds, at most

@@ -25,6 +25,21 @@ def stack_examples(examples: Sequence[Any]) -> Any:
     return np.stack(examples)
 
 
+def concatenate_batches(batches: Sequence[Any]) -> Any:
+    """Batches (dicts, possibly nested) joined along their leading axis."""
+    first = batches[0]
+    if isinstance(first, dict):
+        return {k: concatenate_batches([b[k] for b in batches]) for k in first}
+    return np.concatenate(batches)
+
+
+def batch_bytes(batch: Any) -> int:
+    """Bytes of a (possibly nested) batch's arrays, numpy or jax, or of one example."""
+    if isinstance(batch, dict):
+        return sum(batch_bytes(v) for v in batch.values())
+    return int(batch.nbytes if hasattr(batch, "nbytes") else np.asarray(batch).nbytes)
+
+
 def example_at(batch: Any, index: Any) -> Any:
     """Row `index` of every array of a (possibly nested) batch: one example, or a sub-batch
     when `index` is an array of indices."""

@@ -13,23 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from dl_arch.data.batching import Batch, example_at, get_batch
+from dl_arch.data.batching import Batch, batch_bytes, concatenate_batches, example_at, get_batch
 from dl_arch.data.sources.procedural import INFINITE, ProceduralSource
 
 CACHE_BYTES = 256 << 20  # largest split materialised in memory (per process)
 _BUILD_CHUNK = 2048  # examples generated per call while materialising
-
-
-def _concatenate(parts: list[Any]) -> Any:
-    if isinstance(parts[0], dict):
-        return {k: _concatenate([p[k] for p in parts]) for k in parts[0]}
-    return np.concatenate(parts)
-
-
-def _nbytes(tree: Any) -> int:
-    if isinstance(tree, dict):
-        return sum(_nbytes(v) for v in tree.values())
-    return int(np.asarray(tree).nbytes)
 
 
 class CachedSource:
@@ -51,7 +39,7 @@ class CachedSource:
             n = len(self.source)
             parts = [get_batch(self.source, np.arange(i, min(i + _BUILD_CHUNK, n)))
                      for i in range(0, n, _BUILD_CHUNK)]
-            self._arrays = _concatenate(parts)
+            self._arrays = concatenate_batches(parts)
         return self._arrays
 
     def __getitem__(self, index: int) -> Batch:
@@ -73,6 +61,6 @@ def maybe_cached(source: Any, limit_bytes: int = CACHE_BYTES) -> Any:
     n = len(source)
     if not isinstance(source, ProceduralSource) or n >= INFINITE or n == 0:
         return source
-    if _nbytes(source[0]) * n > limit_bytes:
+    if batch_bytes(source[0]) * n > limit_bytes:
         return source
     return CachedSource(source)

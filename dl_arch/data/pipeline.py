@@ -22,7 +22,7 @@ import numpy as np
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field, Fields
 from dl_arch.data.batch_iterator import InProcessBatches
-from dl_arch.data.batching import Batch, example_at
+from dl_arch.data.batching import Batch, concatenate_batches, example_at
 from dl_arch.data.cache import maybe_cached
 from dl_arch.data.loader import KeepKeys, LoadBatch, LoadStreamBatch, Preprocess, load_batch
 from dl_arch.data.sources.procedural import INFINITE
@@ -187,8 +187,5 @@ def eval_batches(dataset_config: Any, seed: int, global_batch: int, preprocess: 
 
 def _padded(rows: Batch | None, template: Batch, count: int) -> Batch:
     """`rows` (None: no rows) followed by `count` copies of the one-row batch `template`."""
-    if isinstance(template, dict):
-        return {k: _padded(None if rows is None else rows[k], v, count)
-                for k, v in template.items()}
-    pad = np.repeat(template, count, axis=0)
-    return pad if rows is None else np.concatenate([rows, pad])
+    pad = example_at(template, np.zeros(count, np.int64))
+    return pad if rows is None else concatenate_batches([rows, pad])

@@ -34,7 +34,8 @@ import numpy as np
 
 from dl_arch.config.errors import ConfigError, LossDiverged
 from dl_arch.config.resolve import resolve_config
-from dl_arch.data.batch_iterator import batch_bytes, block_size
+from dl_arch.data.batch_iterator import block_size
+from dl_arch.data.batching import batch_bytes
 from dl_arch.data.pipeline import eval_batches
 from dl_arch.data.prefetch import Prefetcher
 from dl_arch.evaluators.base import EvalContext, write_report

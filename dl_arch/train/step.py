@@ -113,7 +113,7 @@ def global_norms(*trees: Any) -> tuple[jax.Array, ...]:
     those reductions made XLA:CPU's legacy emitters at LLVM -O1 use gigabytes compiling
     U-Net's loop step: tests/test_segmentation_training.py.)"""
     if not jax.tree_util.tree_leaves(trees):
-        return tuple(jnp.zeros((), jnp.float32) for _ in trees)
+        return _zero_norms(len(trees))
     rows = [_squares(t) for t in trees]
     if rows[0].size <= FUSED_NORMS_MAX_SIZE:
         norms = jnp.sqrt(jnp.sum(jnp.stack(rows), axis=1))
@@ -121,14 +121,16 @@ def global_norms(*trees: Any) -> tuple[jax.Array, ...]:
     return tuple(jnp.sqrt(jnp.sum(r)) for r in rows)
 
 
+def _zero_norms(count: int) -> tuple[jax.Array, ...]:
+    """`count` zero norms: what a step that skips the norms logs."""
+    return tuple(jnp.zeros((), jnp.float32) for _ in range(count))
+
+
 def _norms(wanted: bool | jax.Array, *trees: Any) -> tuple[jax.Array, ...]:
     """The global l2 norm of each tree, or zeros when not `wanted` (only one branch runs)."""
-    def zeros():
-        return tuple(jnp.zeros((), jnp.float32) for _ in trees)
-
     if isinstance(wanted, bool):
-        return global_norms(*trees) if wanted else zeros()
-    return jax.lax.cond(wanted, lambda: global_norms(*trees), zeros)
+        return global_norms(*trees) if wanted else _zero_norms(len(trees))
+    return jax.lax.cond(wanted, lambda: global_norms(*trees), lambda: _zero_norms(len(trees)))
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, task: Task,
