@@ -1,6 +1,10 @@
 """Metric writers: `metrics.jsonl` for scripts, TensorBoard event files for people.
 
 Only process 0 writes. Scalars go to both; images (HWC uint8) and texts go to TensorBoard.
+A row's scalars go to TensorBoard as one event (a summary of several values, as TensorFlow's
+merged summaries were): tensorboardX writes each event through a queue and checksums it in
+Python, about 40 µs an event, so one event a scalar cost a 12-metric train row about 0.5 ms
+of the loop's host time (docs/results/benchmarks.md, "TensorBoard's events").
 
 After a resume from step S the rows past S (logged by the interrupted run after its last
 checkpoint) are dropped from metrics.jsonl before training continues (`truncate_metrics`), so
@@ -37,6 +41,16 @@ def _tensorboardx_writer() -> Any:
     return SummaryWriter
 
 
+def _tensorboard_scalars(metrics: dict[str, Any]) -> Any:
+    """The scalars of `metrics` as one tensorboardX `Summary` of simple values, tagged with
+    their metrics.jsonl names; None if there are none."""
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in metrics.items()
+              if np.ndim(v) == 0]
+    return Summary(value=values) if values else None
+
+
 def _jsonable(v: Any) -> Any:
     v = np.asarray(v)
     if v.ndim == 0:
@@ -66,10 +80,9 @@ class MetricWriter:
         row = {"step": int(step), **{k: _jsonable(v) for k, v in metrics.items()}}
         self._jsonl.write(json.dumps(row) + "\n")
         self._jsonl.flush()
-        if self._tb is not None:
-            for k, v in metrics.items():
-                if np.ndim(v) == 0:
-                    self._tb.add_scalar(k, float(v), int(step))
+        summary = _tensorboard_scalars(metrics) if self._tb is not None else None
+        if summary is not None:
+            self._tb.file_writer.add_summary(summary, int(step))
 
     def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
         if self.active and self._tb is not None:
