@@ -6,6 +6,9 @@ evaluation and checkpoints only at the end, compilation and the first tenth of t
 excluded) against the same loop step (one step per call) called back to back on one
 device-resident batch. A ratio of 1.0 means the loop costs nothing beside the step; with
 `steps_per_call` > 1 the loop can pass it, since the bare step pays a launch per step.
+Loop and bare runs alternate (three rounds, one with --quick) and each figure is their
+median: the bare step alone moved 2.5x between two runs a minute apart in one process on
+the 2-core EPYC (docs/results/benchmarks.md, "TensorBoard's events").
 
 Both sides' host CPU is read too (`train/host_cpu`, `HostCpu`: cores kept busy, input workers
 included), so a row also gives the CPU a step costs in the loop and bare, and the ratio the
@@ -33,11 +36,17 @@ from dl_arch.train.host_cpu import HostCpu, available_cores
 from dl_arch.train.loop import train_and_evaluate
 from dl_arch.train.trainer import Trainer
 
-# (config, grain worker processes, steps per call, training examples: 0 = the config's)
-CONFIGS = (("configs/mlp_xor.py", 0, 1, 0), ("configs/mlp_xor.py", 0, 16, 0),
-           ("configs/mlp_xor.py", 0, 1, 8192), ("configs/mlp_xor.py", 0, 16, 8192),
-           ("configs/lenet5_shapes.py", 0, 1, 0), ("configs/lenet5_shapes.py", 2, 1, 0),
-           ("configs/lstm_adding.py", 0, 1, 0))
+# (config, grain worker processes, steps per call, training examples: 0 = the config's,
+#  steps a run: full, quick): each run long enough to hold several log rows past its first
+#  tenth (`mlp_xor` runs 5,000-25,000 steps/s, `lstm_adding` about 45)
+CONFIGS = (("configs/mlp_xor.py", 0, 1, 0, 20000, 5000),
+           ("configs/mlp_xor.py", 0, 16, 0, 20000, 5000),
+           ("configs/mlp_xor.py", 0, 1, 8192, 20000, 5000),
+           ("configs/mlp_xor.py", 0, 16, 8192, 20000, 5000),
+           ("configs/lenet5_shapes.py", 0, 1, 0, 2000, 300),
+           ("configs/lenet5_shapes.py", 2, 1, 0, 2000, 300),
+           ("configs/lstm_adding.py", 0, 1, 0, 1000, 200))
+ROUNDS = {False: 3, True: 1}  # loop runs, each followed by a bare run, per row (full, quick)
 
 
 def _config(spec: str, steps: int, workers: int = 0, steps_per_call: int = 1,
@@ -143,13 +152,22 @@ def core_bound(loop: LoopFigures, bare: float, cores: int) -> float:
     return min(1.0, cores * loop.steps_per_sec / (bare * loop.host_cpu))
 
 
+def medians(runs: list[LoopFigures]) -> LoopFigures:
+    """Each figure's median over several runs of one loop."""
+    return LoopFigures(*(statistics.median(column) for column in zip(*runs)))
+
+
 def rows(quick: bool):
-    steps = 300 if quick else 2000
-    for spec, workers, per_call, examples in CONFIGS:
+    for spec, workers, per_call, examples, full, short in CONFIGS:
+        steps = short if quick else full
         config = _config(spec, steps, workers, per_call, examples)
-        figures = loop_run(config)
+        loops, bares = [], []
+        for _ in range(ROUNDS[quick]):  # alternated, so that a slow spell hits both sides
+            loops.append(loop_run(config))
+            bares.append(bare_run(config, steps))
+        figures = medians(loops)
         loop = figures.steps_per_sec
-        bare, bare_cpu = bare_run(config, steps)
+        bare, bare_cpu = (statistics.median(column) for column in zip(*bares))
         cores = available_cores()
         name = (f"loop vs bare step: {os.path.basename(spec)[:-3]} b{config.batch_size} "
                 f"workers={workers} steps_per_call={per_call}"
@@ -160,4 +178,5 @@ def rows(quick: bool):
                         f"input_busy={figures.input_busy:.0%} "
                         f"cpu/step loop={1e3 * figures.host_cpu / loop:.3g} ms "
                         f"bare={1e3 * bare_cpu / bare:.3g} ms "
-                        f"core_bound={core_bound(figures, bare, cores):.2f} ({cores} cores)")
+                        f"core_bound={core_bound(figures, bare, cores):.2f} ({cores} cores) "
+                        f"medians of {len(loops)} alternated runs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench_loop import LoopFigures, core_bound
+from benchmarks.bench_loop import LoopFigures, core_bound, medians
 
 
 def _loop(steps_per_sec: float, host_cpu: float) -> LoopFigures:
@@ -19,3 +19,9 @@ def test_core_bound_spreads_the_loops_cpu_a_step_over_every_core():
     assert core_bound(_loop(100.0, 2.0), bare=200.0, cores=8) == 1.0
     # a loop at the bound: 2 ms of CPU a step against a 1.2 ms bare step on 1 core
     assert core_bound(_loop(500.0, 1.0), bare=1.0 / 1.2e-3, cores=1) == pytest.approx(0.6)
+
+
+def test_medians_take_each_figure_over_the_runs():
+    runs = [LoopFigures(100.0, 0.1, 0.5, 1.0), LoopFigures(300.0, 0.3, 0.2, 1.8),
+            LoopFigures(200.0, 0.2, 0.9, 1.2)]
+    assert medians(runs) == LoopFigures(200.0, 0.2, 0.5, 1.2)

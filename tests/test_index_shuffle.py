@@ -5,7 +5,7 @@ import grain.experimental
 import numpy as np
 import pytest
 
-from dl_arch.data.index_shuffle import block_bits, index_shuffle, round_keys
+from dl_arch.data.index_shuffle import _walked_by_table, block_bits, index_shuffle, round_keys
 
 
 @pytest.mark.parametrize("max_index", [1, 2, 6, 19, 999, 65535, 65536, 65537, 2**20,
@@ -19,6 +19,27 @@ def test_equals_grain(max_index, seed, rounds):
     expected = [grain.experimental.index_shuffle(int(i), max_index=max_index, seed=seed,
                                                  rounds=rounds) for i in index]
     np.testing.assert_array_equal(index_shuffle(index, max_index, seed, rounds), expected)
+
+
+def _grain(index, max_index: int, seed: int, rounds: int) -> list[int]:
+    return [grain.experimental.index_shuffle(int(i), max_index=max_index, seed=seed,
+                                             rounds=rounds) for i in index]
+
+
+@pytest.mark.parametrize("max_index", [1, 6, 999, 8191, 20000, 32767])
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+@pytest.mark.parametrize("rounds", [4, 8])
+def test_a_whole_small_range_walked_by_table_equals_grain(max_index, seed, rounds):
+    """Most of a range of 16-bit blocks (a shuffled epoch) walks by pointer doubling on the
+    block's cipher table; index for index it is grain's, the whole range and a part of it."""
+    index = np.arange(max_index + 1)
+    np.testing.assert_array_equal(index_shuffle(index, max_index, seed, rounds),
+                                  _grain(index, max_index, seed, rounds))
+    part = np.random.default_rng(max_index).choice(max_index + 1, min(max_index + 1, 50),
+                                                    replace=False)
+    keys = round_keys(seed, rounds)
+    np.testing.assert_array_equal(_walked_by_table(part, max_index, keys, 8),
+                                  _grain(part, max_index, seed, rounds))
 
 
 def test_a_permutation_of_the_range():

@@ -6,6 +6,13 @@ even bit length of `max_index`, at least 16), keyed by `std::seed_seq{seed}`, re
 ("cycle walking") until the result is <= max_index. It is one C++ call per index, about
 5 µs from Python; a training batch needs one per example. `index_shuffle` here runs the
 same cipher on uint64 arrays, equal to grain's index for index (tested against it).
+
+A range of up to 2^16 indices still takes 16-bit blocks, so each index walks 2^16 / range
+passes on average (8 for 8,192 examples, 60 for 1,100) and a whole range costs 2^16 cipher
+evaluations in many shrinking passes. Asked for most of a range of up to 2^15 (a shuffled
+epoch of a small dataset), `index_shuffle` instead enciphers every block value once and
+walks by pointer doubling on that table: 16 gathers at most, 2-14x faster; past 2^15 the
+walks are short and the passes win (docs/results/benchmarks.md, "Small datasets' shuffles").
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import numpy as np
 _MIN_BLOCK_BITS = 16  # grain's smallest cipher block
 _MASK32 = 0xFFFFFFFF
 _MAX_WALK = 64  # expected cipher passes per index above which grain's own call is faster
+_TABLE_RANGE = 1 << 15  # ranges up to this are walked on their block's cipher table when
+# most of them is asked (2+ passes an index on average in the 16-bit block)
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,12 +95,14 @@ def index_shuffle(index: np.ndarray, max_index: int, seed: int, rounds: int = 4)
     if max_index == 0:
         return np.zeros_like(index)
     word = block_bits(int(max_index)) // 2
+    keys = round_keys(int(seed) & _MASK32, int(rounds))
+    if max_index < _TABLE_RANGE and 2 * index.size > max_index + 1:
+        return _walked_by_table(index, int(max_index), keys, word)
     if (1 << 2 * word) > _MAX_WALK * (max_index + 1):
         # a tiny range walks thousands of passes per index: grain's C++ call is faster
         return np.array([grain.experimental.index_shuffle(
             i, max_index=int(max_index), seed=int(seed), rounds=int(rounds))
             for i in index.tolist()], np.int64).reshape(index.shape)
-    keys = round_keys(int(seed) & _MASK32, int(rounds))
     dtype = _NATIVE.get(word, np.uint64)
     mask = np.uint64((1 << word) - 1)  # grain's word bitsets drop any higher bit
     value = index.astype(np.uint64)
@@ -104,3 +115,21 @@ def index_shuffle(index: np.ndarray, max_index: int, seed: int, rounds: int = 4)
         value[todo] = block
         todo = todo[block > np.uint64(max_index)]
     return value.astype(np.int64)
+
+
+def _walked_by_table(index: np.ndarray, max_index: int, keys: tuple[int, ...], word: int
+                     ) -> np.ndarray:
+    """`index_shuffle` of `index` from the cipher of every value of the block at once. A walk
+    from value y stops at y if y <= max_index, else steps to its cipher; that step applied
+    2^k times is k squarings of its table, so every index's walk ends within 2 * word of
+    them, however long it is."""
+    value = np.arange(1 << 2 * word, dtype=np.int32)
+    dtype, mask = _NATIVE.get(word, np.uint64), (1 << word) - 1
+    left, right = _encrypt((value >> word).astype(dtype), (value & mask).astype(dtype), keys,
+                           word)
+    cipher = (left.astype(np.int32) << word) | right.astype(np.int32)
+    walk = np.where(value <= max_index, value, cipher)  # one step of every walk
+    first = cipher[index]
+    while walk[first].max() > max_index:
+        walk = walk[walk]
+    return walk[first].astype(np.int64)
