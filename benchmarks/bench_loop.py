@@ -8,7 +8,7 @@ device-resident batch. A ratio of 1.0 means the loop costs nothing beside the st
 `steps_per_call` > 1 the loop can pass it, since the bare step pays a launch per step.
 Loop and bare runs alternate (three rounds, one with --quick) and each figure is their
 median: the bare step alone moved 2.5x between two runs a minute apart in one process on
-the 2-core EPYC (docs/results/benchmarks.md, "TensorBoard's events").
+the 2-core EPYC (docs/results/benchmarks.md, "The loop rows' rounds").
 
 Both sides' host CPU is read too (`train/host_cpu`, `HostCpu`: cores kept busy, input workers
 included), so a row also gives the CPU a step costs in the loop and bare, and the ratio the
