@@ -24,7 +24,8 @@ import os
 import statistics
 import tempfile
 import time
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 
@@ -144,6 +145,26 @@ def runs_line(runs: list[LoopFigures], bare: float) -> str:
             f"{each(lambda f: f.steps_per_sec, 0)}, input wait {each(lambda f: f.input_wait)}, "
             f"input busy {each(lambda f: f.input_busy)}, host_cpu {each(lambda f: f.host_cpu)}, "
             f"CPU a step {each(lambda f: 1e3 * f.host_cpu / f.steps_per_sec)} ms")
+
+
+def alternated_runs(config, ways: dict[str, Callable[[], Any]], rounds: int = 3
+                    ) -> dict[str, list[LoopFigures]]:
+    """Whole runs of `config` for each of `ways`, in turn for `rounds` rounds in one process
+    (`ways[name]()` sets that way up before each of its runs), so that a slow spell of the
+    machine hits every way alike: the results scripts' A/Bs."""
+    runs: dict[str, list[LoopFigures]] = {way: [] for way in ways}
+    for _ in range(rounds):
+        for way, set_up in ways.items():
+            set_up()
+            runs[way].append(loop_run(config))
+    return runs
+
+
+def ab_lines(title: str, runs: dict[str, list[LoopFigures]], bare: float) -> str:
+    """`title` with the bare step's rate, then a `runs_line` for each way."""
+    width = max(map(len, runs))
+    return "\n".join([f"{title}: bare step {bare:.0f} steps/s"]
+                     + [f"  {way:{width}s} {runs_line(r, bare)}" for way, r in runs.items()])
 
 
 def core_bound(loop: LoopFigures, bare: float, cores: int) -> float:

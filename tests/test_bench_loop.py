@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks import bench_loop
 from benchmarks.bench_loop import LoopFigures, core_bound, medians
 
 
@@ -25,3 +26,21 @@ def test_medians_take_each_figure_over_the_runs():
     runs = [LoopFigures(100.0, 0.1, 0.5, 1.0), LoopFigures(300.0, 0.3, 0.2, 1.8),
             LoopFigures(200.0, 0.2, 0.9, 1.2)]
     assert medians(runs) == LoopFigures(200.0, 0.2, 0.5, 1.2)
+
+
+def test_alternated_runs_set_each_way_up_before_each_of_its_runs(monkeypatch):
+    """The ways take turns, round by round, each run made under its own set-up."""
+    current, order = {"way": None}, []
+
+    def fake_run(config):
+        order.append(current["way"])
+        return _loop(100.0 * len(order), 1.0)
+
+    monkeypatch.setattr(bench_loop, "loop_run", fake_run)
+    ways = {name: (lambda name=name: current.update(way=name)) for name in ("a", "b")}
+    runs = bench_loop.alternated_runs(None, ways, rounds=3)
+    assert order == ["a", "b"] * 3
+    assert [f.steps_per_sec for f in runs["a"]] == [100.0, 300.0, 500.0]
+    lines = bench_loop.ab_lines("title", runs, bare=400.0).splitlines()
+    assert lines[0] == "title: bare step 400 steps/s"
+    assert lines[1].startswith("  a 300 steps/s (0.75x bare)")

@@ -10,6 +10,8 @@ queue 2 deep, as before). The bare step (`bench_loop.bare_steps_per_sec`) once p
 
 from __future__ import annotations
 
+import functools
+
 from benchmarks import bench_loop
 from dl_arch.data import batch_iterator
 from dl_arch.train.host_memory import keep_freed_memory
@@ -23,17 +25,14 @@ def main() -> None:
     keep_freed_memory()
     for spec, per_call, steps in ROWS:
         config = bench_loop._config(spec, steps, 0, per_call)
-        runs = {way: [] for way in WAYS}
-        for _ in range(3):  # whole runs, each giving its own steady-state figures
-            for way, limit in WAYS.items():
-                batch_iterator.BLOCK_BYTES = limit
-                runs[way].append(bench_loop.loop_run(config))
+        runs = bench_loop.alternated_runs(config, {
+            way: functools.partial(setattr, batch_iterator, "BLOCK_BYTES", limit)
+            for way, limit in WAYS.items()})
         batch_iterator.BLOCK_BYTES = WAYS["blocks"]
         bare = bench_loop.bare_steps_per_sec(config, steps)
-        print(f"{spec.split('/')[-1][:-3]} steps_per_call={per_call}: bare step {bare:.0f} "
-              f"steps/s")
-        for way, r in runs.items():
-            print(f"  {way:13s} {bench_loop.runs_line(r, bare)}", flush=True)
+        print(bench_loop.ab_lines(f"{spec.split('/')[-1][:-3]} steps_per_call={per_call}",
+                                  runs, bare), flush=True)
+
 
 if __name__ == "__main__":
     main()

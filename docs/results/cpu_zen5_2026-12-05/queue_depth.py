@@ -10,6 +10,7 @@ alternated for 3 rounds in one process (`benchmarks.bench_loop`'s `_config` and 
 
 from __future__ import annotations
 
+import functools
 import time
 
 from benchmarks import bench_loop
@@ -42,16 +43,13 @@ def main() -> None:
     prefetch.Prefetcher.__init__ = lambda self, *a, **k: QueueOf.init(self, *a, **k)
     config = bench_loop._config("configs/mlp_xor.py", 3000, 0, 1)
     ways = {"as landed (17)": 0, "queue of 2": 2}
-    runs = {way: [] for way in ways}
-    for _ in range(3):
-        for way, size in ways.items():
-            QueueOf.size = size
-            runs[way].append(bench_loop.loop_run(config))
+    runs = bench_loop.alternated_runs(config, {
+        way: functools.partial(setattr, QueueOf, "size", size) for way, size in ways.items()})
     QueueOf.size = 0
     bare = bench_loop.bare_steps_per_sec(config, 3000)
-    print(f"mlp_xor, batches slowed by 1 µs an example, one step a call; bare step {bare:.0f}")
-    for way, r in runs.items():
-        print(f"  {way:15s} {bench_loop.runs_line(r, bare)}", flush=True)
+    print(bench_loop.ab_lines("mlp_xor, batches slowed by 1 µs an example, one step a call",
+                              runs, bare), flush=True)
+
 
 if __name__ == "__main__":
     main()

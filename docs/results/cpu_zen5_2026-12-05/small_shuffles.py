@@ -14,6 +14,7 @@ against `index_shuffle._TABLE_RANGE` 0 (the walk, as before). The bare step
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
@@ -52,17 +53,13 @@ def main() -> None:
               flush=True)
     for per_call, examples in ROWS:
         config = bench_loop._config("configs/mlp_xor.py", 20000, 0, per_call, examples)
-        runs = {way: [] for way in WAYS}
-        for _ in range(3):
-            for way, bits in WAYS.items():
-                index_shuffle._TABLE_RANGE = bits
-                runs[way].append(bench_loop.loop_run(config))
+        runs = bench_loop.alternated_runs(config, {
+            way: functools.partial(setattr, index_shuffle, "_TABLE_RANGE", bits)
+            for way, bits in WAYS.items()})
         index_shuffle._TABLE_RANGE = WAYS["table"]
         bare = bench_loop.bare_steps_per_sec(config, 20000)
-        print(f"mlp_xor steps_per_call={per_call}, {examples} cached examples: bare step "
-              f"{bare:.0f} steps/s")
-        for way, r in runs.items():
-            print(f"  {way:5s} {bench_loop.runs_line(r, bare)}", flush=True)
+        print(bench_loop.ab_lines(f"mlp_xor steps_per_call={per_call}, {examples} cached "
+                                  f"examples", runs, bare), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ scalar (as before). The bare step (`bench_loop.bare_steps_per_sec`) once per row
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 
@@ -64,17 +65,13 @@ def main() -> None:
             print(f"writer alone, {way}: {_writer_alone()}", flush=True)
     for spec, per_call, steps in ROWS:
         config = bench_loop._config(spec, steps, 0, per_call)
-        runs = {way: [] for way in WAYS}
-        for _ in range(3):  # whole runs, each giving its own steady-state figures
-            for way, method in WAYS.items():
-                writers.MetricWriter.write_scalars = method
-                runs[way].append(bench_loop.loop_run(config))
+        runs = bench_loop.alternated_runs(config, {
+            way: functools.partial(setattr, writers.MetricWriter, "write_scalars", method)
+            for way, method in WAYS.items()})
         writers.MetricWriter.write_scalars = WAYS["one event a row"]
         bare = bench_loop.bare_steps_per_sec(config, steps)
-        print(f"{spec.split('/')[-1][:-3]} steps_per_call={per_call}: bare step {bare:.0f} "
-              f"steps/s")
-        for way, r in runs.items():
-            print(f"  {way:18s} {bench_loop.runs_line(r, bare)}", flush=True)
+        print(bench_loop.ab_lines(f"{spec.split('/')[-1][:-3]} steps_per_call={per_call}",
+                                  runs, bare), flush=True)
 
 
 if __name__ == "__main__":
