@@ -11,7 +11,7 @@ A range of up to 2^16 indices still takes 16-bit blocks, so each index walks 2^1
 passes on average (8 for 8,192 examples, 60 for 1,100) and a whole range costs 2^16 cipher
 evaluations in many shrinking passes. Asked for most of a range of up to 2^15 (a shuffled
 epoch of a small dataset), `index_shuffle` instead enciphers every block value once and
-walks by pointer doubling on that table: 16 gathers at most, 2-14x faster; past 2^15 the
+walks by pointer doubling on that table: 16 squarings at most, 2-16x faster; past 2^15 the
 walks are short and the passes win (docs/results/benchmarks.md, "Small datasets' shuffles").
 """
 
