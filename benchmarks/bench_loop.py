@@ -8,7 +8,7 @@ device-resident batch. A ratio of 1.0 means the loop costs nothing beside the st
 `steps_per_call` > 1 the loop can pass it, since the bare step pays a launch per step.
 Loop and bare runs alternate (three rounds, one with --quick) and each side's fastest run
 is reported (timeit's rule: a slower run also measured something else): the bare step alone
-moved 2.5x between two runs a minute apart in one process on the 2-core EPYC, and its slow
+read 8,794-24,541 steps/s in five timings in one process on the 2-core EPYC, and its slow
 readings caught two of three runs of a row, so medians kept them (docs/results/
 benchmarks.md, "The loop rows' rounds").
 
