@@ -88,6 +88,17 @@ def _encrypt(left: np.ndarray, right: np.ndarray, keys: tuple[int, ...], word: i
     return left, right
 
 
+def _encipher(block: np.ndarray, keys: tuple[int, ...], word: int) -> np.ndarray:
+    """The cipher of every block value (`2 * word` bits used, in `block`'s integer dtype):
+    its word halves through the rounds, joined again."""
+    kind = block.dtype.type
+    mask = kind((1 << word) - 1)  # grain's word bitsets drop any higher bit
+    dtype = _NATIVE.get(word, np.uint64)
+    left, right = _encrypt(((block >> kind(word)) & mask).astype(dtype),
+                           (block & mask).astype(dtype), keys, word)
+    return (left.astype(block.dtype) << kind(word)) | right.astype(block.dtype)
+
+
 def index_shuffle(index: np.ndarray, max_index: int, seed: int, rounds: int = 4) -> np.ndarray:
     """`grain.experimental.index_shuffle(i, max_index, seed, rounds)` for every `i` of
     `index` (int64 array, each in [0, max_index]); one seed for all."""
@@ -103,15 +114,10 @@ def index_shuffle(index: np.ndarray, max_index: int, seed: int, rounds: int = 4)
         return np.array([grain.experimental.index_shuffle(
             i, max_index=int(max_index), seed=int(seed), rounds=int(rounds))
             for i in index.tolist()], np.int64).reshape(index.shape)
-    dtype = _NATIVE.get(word, np.uint64)
-    mask = np.uint64((1 << word) - 1)  # grain's word bitsets drop any higher bit
     value = index.astype(np.uint64)
     todo = np.arange(len(value))
     while len(todo):  # cycle walking: encrypt again until inside [0, max_index]
-        block = value[todo]
-        left, right = _encrypt(((block >> np.uint64(word)) & mask).astype(dtype),
-                               (block & mask).astype(dtype), keys, word)
-        block = (left.astype(np.uint64) << np.uint64(word)) | right.astype(np.uint64)
+        block = _encipher(value[todo], keys, word)
         value[todo] = block
         todo = todo[block > np.uint64(max_index)]
     return value.astype(np.int64)
@@ -123,11 +129,8 @@ def _walked_by_table(index: np.ndarray, max_index: int, keys: tuple[int, ...], w
     from value y stops at y if y <= max_index, else steps to its cipher; that step applied
     2^k times is k squarings of its table, so every index's walk ends within 2 * word of
     them, however long it is."""
-    value = np.arange(1 << 2 * word, dtype=np.int32)
-    dtype, mask = _NATIVE.get(word, np.uint64), (1 << word) - 1
-    left, right = _encrypt((value >> word).astype(dtype), (value & mask).astype(dtype), keys,
-                           word)
-    cipher = (left.astype(np.int32) << word) | right.astype(np.int32)
+    value = np.arange(1 << 2 * word, dtype=np.int32)  # int32 tables: faster gathers
+    cipher = _encipher(value, keys, word)
     walk = np.where(value <= max_index, value, cipher)  # one step of every walk
     first = cipher[index]
     while walk[first].max() > max_index:

@@ -80,8 +80,7 @@ class MetricWriter:
         row = {"step": int(step), **{k: _jsonable(v) for k, v in metrics.items()}}
         self._jsonl.write(json.dumps(row) + "\n")
         self._jsonl.flush()
-        summary = _tensorboard_scalars(metrics) if self._tb is not None else None
-        if summary is not None:
+        if self._tb is not None and (summary := _tensorboard_scalars(metrics)) is not None:
             self._tb.file_writer.add_summary(summary, int(step))
 
     def write_images(self, step: int, images: dict[str, np.ndarray]) -> None:
