@@ -118,6 +118,9 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("absl", "jax._src", "orbax", "grain"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from dl_arch.train.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before JAX's first computation, so XLA's threads share its arena
     overrides = _parse(argv)
 
     if FLAGS.print_config:

@@ -7,16 +7,13 @@ Rows time forward + backward (gradients of sum(h^2) w.r.t. every weight) of one 
 (batch 32, T 256, 128 -> 256), smaller with --quick. speedup > 1: ours is faster. The
 compile rows time `jit(...).lower().compile()` of the same layer with a rolled `lax.scan`
 (ours) against a fully unrolled loop (reference) as T grows: the scan stays flat.
-The "warm malloc" rows repeat the PyTorch comparison after telling glibc to keep freed memory
-(`mallopt`): by default every PyTorch backward pays page faults on fresh buffers, which a
-caching allocator (jemalloc, tcmalloc, or this setting) removes. XLA is unaffected.
+Under `benchmarks.run` both sides reuse freed host memory (`dl_arch.train.host_memory`), as
+a caching allocator would; by default glibc maps their large buffers afresh at each call.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import time
 from collections.abc import Iterator
 
@@ -69,54 +66,25 @@ def rows(quick: bool) -> Iterator[Row]:
     """Forward+backward rows for LSTM and GRU, then compile-time rows."""
     yield from speed_rows(quick)
     yield from compile_rows(quick)
-    with keep_freed_memory() as kept:  # process-wide: last, and undone afterwards
-        if kept:
-            yield from speed_rows(quick, flax=False, suffix=" warm malloc")
 
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
-GLIBC_DEFAULT_THRESHOLD = 128 * 1024
-
-
-@contextlib.contextmanager
-def keep_freed_memory() -> Iterator[bool]:
-    """glibc: serve large blocks from the heap and never trim it, so freed pages are reused
-    without page faults (what a caching allocator does); yields False without glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        kept = bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
-                    and libc.mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1))
-    except (OSError, AttributeError):
-        yield False
-        return
-    try:
-        yield kept
-    finally:
-        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
-        libc.mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
-        libc.malloc_trim(0)
-
-
-def speed_rows(quick: bool, flax: bool = True, suffix: str = "") -> Iterator[Row]:
+def speed_rows(quick: bool) -> Iterator[Row]:
     """Forward+backward time of our layers vs Flax and PyTorch."""
     b, t, d, h = (16, 64, 32, 64) if quick else (32, 256, 128, 256)
     x = jax.random.normal(jax.random.key(0), (b, t, d))
     x_np = np.asarray(x)
     for cell in ("lstm", "gru"):
         ours, p_ours, loss = _ours(cell, x, h)
-        phases = None  # the same layer in both rows: split once, after the first row
-        if flax:
-            ref, p_ref = _flax(cell, x, h)
-            flax_name = "flax_OptimizedLSTMCell" if cell == "lstm" else "flax_GRUCell"
-            row = compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs flax", lambda: ours(p_ours, x),
-                          lambda: ref(p_ref, x), flax_name, quick)
-            phases = phase_text(loss, lambda: (p_ours, x), None, quick)
-            row.extra = phases
-            yield row
-        row = compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs torch{suffix}",
-                      lambda: ours(p_ours, x),
+        ref, p_ref = _flax(cell, x, h)
+        flax_name = "flax_OptimizedLSTMCell" if cell == "lstm" else "flax_GRUCell"
+        row = compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs flax", lambda: ours(p_ours, x),
+                      lambda: ref(p_ref, x), flax_name, quick)
+        phases = phase_text(loss, lambda: (p_ours, x), None, quick)  # once: same layer
+        row.extra = phases
+        yield row
+        row = compare(f"{cell} fwd+bwd B{b} T{t} {d}->{h} vs torch", lambda: ours(p_ours, x),
                       _torch(cell, x_np, h), f"torch.nn.{cell.upper()}", quick)
-        row.extra = phases or phase_text(loss, lambda: (p_ours, x), None, quick)
+        row.extra = phases
         yield row
 
 

@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent_pid", type=int, default=0,
                         help="die when this process (the sweep) exits; 0: live on")
     args = parser.parse_args(argv)
+    from dl_arch.train.host_memory import keep_freed_memory
+
+    keep_freed_memory()  # before any other thread allocates (its watchdog, XLA's)
     if args.parent_pid:
         die_with_parent(args.parent_pid)  # before the slow imports below
     from dl_arch.experiments.runner import execute_run

@@ -7,8 +7,14 @@ process runs: a step whose temporaries sit near those thresholds then pays for p
 and zeroed pages every step, or not, by chance of the process's history. LeNet-5's loop
 step on `shapes` (about 10 MiB of temporaries) took 5.1-6.5 ms in six processes against
 2.7-3.9 ms with the thresholds fixed (docs/results/benchmarks.md). Fixed here: blocks up to
-32 MiB (glibc's largest mmap threshold) come from the heap, and up to 128 MiB of freed heap
-is kept rather than trimmed.
+1 GiB come from the heap, and up to 1 GiB of freed heap is kept rather than trimmed.
+
+glibc gives each thread an arena of its own, whose heaps hold at most 64 MiB: a larger block
+allocated on another thread is mapped afresh whatever the thresholds. XLA:CPU allocates a
+step's buffers on the thread that runs it, a thread of its own under asynchronous dispatch,
+so CPU steps are dispatched synchronously here: a 103 MB output was written in 4.5 ms
+instead of 25 ms. JAX reads that option when it makes its CPU client, so call this before
+JAX's first computation, as `launch.py` and `benchmarks.run` do (figures: benchmarks.md).
 """
 
 from __future__ import annotations
@@ -17,19 +23,21 @@ import ctypes
 import ctypes.util
 import sys
 
+import jax
+
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 32 << 20
-TRIM_THRESHOLD = 128 << 20
+MMAP_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 1 << 30
 
 _done = False
 
 
 def keep_freed_memory() -> bool:
-    """Fixes glibc's mmap and trim thresholds for this process (once; later calls do
-    nothing); whether they are set. Elsewhere than Linux with glibc there is no `mallopt`
-    and nothing changes."""
+    """Fixes glibc's mmap and trim thresholds for this process and dispatches CPU steps on
+    the calling thread (once; later calls do nothing); whether they are set. Elsewhere than
+    Linux with glibc there is no `mallopt` and nothing changes."""
     global _done
     if _done:
         return True
@@ -43,4 +51,6 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
                  and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    if _done:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
     return _done
