@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from dl_arch.train.host_memory import keep_freed_memory
 
-    keep_freed_memory()  # before JAX's first computation, so XLA's threads share its arena
+    keep_freed_memory()  # before JAX makes its CPU client (host_memory)
     overrides = _parse(argv)
 
     if FLAGS.print_config:

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from dl_arch.train.host_memory import keep_freed_memory
 
-    keep_freed_memory()  # before any other thread allocates (its watchdog, XLA's)
+    keep_freed_memory()  # before JAX makes its CPU client (host_memory)
     if args.parent_pid:
         die_with_parent(args.parent_pid)  # before the slow imports below
     from dl_arch.experiments.runner import execute_run

@@ -3,25 +3,22 @@ with glibc's thresholds at 1 GiB. argv: async | sync."""
 
 import ctypes
 import sys
-import time
 
 libc = ctypes.CDLL("libc.so.6")
 print(libc.mallopt(-3, 1 << 30), libc.mallopt(-1, 1 << 30))
 import jax  # noqa: E402  (after mallopt, as keep_freed_memory does)
 import jax.numpy as jnp  # noqa: E402
 
+from benchmarks.harness import block, median_seconds  # noqa: E402
+
 if sys.argv[1] == "sync":
     jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 
 def bench(f, *a, n=9):
-    jax.block_until_ready(f(*a))
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*a))
-        ts.append(time.perf_counter() - t)
-    return min(ts) * 1e3
+    """Fastest of n warmed-up calls, ms."""
+    block(f(*a))
+    return min(median_seconds(lambda: f(*a), n)) * 1e3
 
 
 x = jnp.ones((32, 112, 112, 64))

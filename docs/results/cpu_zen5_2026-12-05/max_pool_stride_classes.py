@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
+from benchmarks.harness import block, median_seconds
 from dl_arch.models.cnn.common import max_pool
 
 torch.set_num_threads(2)
@@ -116,13 +117,9 @@ pool_b.defvjp(_fb, _bb)
 
 
 def bench(f, *a, n=7):
-    jax.block_until_ready(f(*a))
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*a))
-        ts.append(time.perf_counter() - t)
-    return min(ts) * 1e3
+    """Fastest of n warmed-up calls, ms."""
+    block(f(*a))
+    return min(median_seconds(lambda: f(*a), n)) * 1e3
 
 
 B, HW, C = (32, 112, 64) if len(sys.argv) < 2 else tuple(map(int, sys.argv[1:4]))
