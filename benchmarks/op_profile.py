@@ -8,6 +8,9 @@ per-op trace events on (`--xla_cpu_enable_xprof_traceme`, added to XLA_FLAGS her
 starts), sums each op's time over the profiled steps and prints the most expensive ops with
 their share of the step. An op is named as XLA's HLO names it (`convolution.3`, `fusion.12`,
 `dot.5`); `--hlo` prints each top op's HLO text so a fusion can be read. CPU only.
+It keeps JAX's asynchronous CPU dispatch, under which the trace names the ops (dispatched
+synchronously, as `keep_freed_memory` does for the loop and `benchmarks.run`, most of a step
+shows as the executable's own time), so its step times are above `benchmarks.run`'s.
 """
 
 from __future__ import annotations

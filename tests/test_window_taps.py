@@ -1,8 +1,9 @@
 """Layers over window taps: `window_conv`, nn.Conv's convolution with CPU shortcuts (depthwise,
 few input channels, transposed, the input gradient with few channels; against XLA's
 convolution, values and gradients, the depthwise one and the input gradient against numpy
-loops), and the max-pool (against XLA's reduce-window and
-select-and-scatter, ties included)."""
+loops), the max-pool (against XLA's reduce-window and
+select-and-scatter, ties included), and `keep_in_memory` (exact; the backward's transposed
+copies of a convolution input read one array)."""
 
 import re
 
@@ -12,8 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dl_arch.models.cnn import taps
 from dl_arch.models.cnn.taps import (
     _input_grad_by_taps,
+    keep_in_memory,
     max_pool_by_taps,
     upsampling_conv,
     window_conv,
@@ -165,3 +168,66 @@ def test_upsampling_conv_is_the_stride_2_transposed_conv_with_its_gradients(size
     for a, b in zip(jax.tree_util.tree_leaves(grads(ours)), jax.tree_util.tree_leaves(grads(theirs)),
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("first", [1.5, np.nan, np.inf, -np.inf, -0.0])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_keep_in_memory_is_exact_with_its_gradient(first, dtype):
+    """x / 1 is x bit for bit whatever the element its 1 is made from (NaN and inf too).
+    No subnormals here: XLA:CPU flushes them to zero in any elementwise op, ReLU included."""
+    x = jnp.asarray([[first, -0.0, 1e-30, -3.25e38, np.nan], [np.inf, -np.inf, 7.0, 0.0, 1.0]],
+                    dtype)
+    kept = jax.jit(keep_in_memory)(x)
+    assert kept.dtype == x.dtype
+    np.testing.assert_array_equal(np.asarray(kept, np.float32), np.asarray(x, np.float32))
+    assert np.array_equal(np.signbit(np.asarray(kept, np.float32)),
+                          np.signbit(np.asarray(x, np.float32)))
+    g = jnp.arange(10, dtype=dtype).reshape(2, 5) - 4.5
+    grad = jax.jit(jax.grad(lambda v: jnp.sum(keep_in_memory(v) * g).astype(jnp.float32)))(
+        jnp.where(jnp.isfinite(x), x, 0))
+    np.testing.assert_array_equal(np.asarray(grad, np.float32), np.asarray(g, np.float32))
+    assert keep_in_memory(jnp.zeros((0, 3))).shape == (0, 3)
+    integers = jnp.arange(6)
+    assert keep_in_memory(integers) is integers
+
+
+def _transposed_input_reads(hlo: str, shape: str, size: int) -> list[int]:
+    """For each transposing fusion that writes `shape` (a convolution input laid out for
+    the kernel gradient), how many of its operands have at least `size` elements."""
+    sizes = {}
+    for name, dims in re.findall(r"%([\w.\-]+) = \w+\[([\d,]*)\]", hlo):
+        sizes[name] = int(np.prod([int(d) for d in dims.split(",") if d]))
+    fusions = re.findall(r"%[\w.\-]*transpose[\w.\-]* = " + re.escape(shape)
+                         + r"\{[\d,]*\} fusion\((.*?)\), kind", hlo)
+    return [sum(sizes.get(a, 0) >= size for a in re.findall(r"%([\w.\-]+)", args))
+            for args in fusions]
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="an XLA:CPU fusion decision")
+def test_convolution_inputs_are_kept_in_memory_for_the_backward_transposes(monkeypatch):
+    """Two residual blocks of convolution, scale and ReLU, then a convolution: XLA's
+    kernel-gradient transposes of each convolution input of `KEEP_MIN_BYTES` or more read
+    that one array. Smaller inputs, or `keep_in_memory` as identity, and XLA recomputes the
+    blocks inside them, which is what it works around (if the last check fails, XLA stopped
+    doing so and the helper can go)."""
+    x, k, s = jnp.ones((8, 16, 16, 16)), jnp.ones((3, 3, 16, 16)), jnp.ones((16,))
+
+    def conv(a, kernel):
+        nhwc = jax.lax.conv_dimension_numbers(a.shape, kernel.shape, ("NHWC", "HWIO", "NHWC"))
+        return window_conv(a, kernel, (1, 1), ((1, 1), (1, 1)), dimension_numbers=nhwc)
+
+    def loss(k1, k2):
+        z = jax.nn.relu(conv(x, k1) * s[None, None, None] + x)
+        z = jax.nn.relu(conv(z, k1) * s[None, None, None] + z)
+        return jnp.sum(conv(z, k2) ** 2)
+
+    def reads():
+        hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(k, k).compile().as_text()
+        return _transposed_input_reads(hlo, "f32[16,16,16,8]", x.size)
+
+    assert max(reads()) >= 2  # below KEEP_MIN_BYTES (128 KiB here): recomputed
+    monkeypatch.setattr(taps, "KEEP_MIN_BYTES", x.nbytes)
+    kept = reads()
+    assert kept and max(kept) == 1, kept
+    monkeypatch.setattr(taps, "keep_in_memory", lambda a: a)
+    assert max(reads()) >= 2

@@ -45,7 +45,8 @@ class BasicBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, kernel_init=conv_init)
+                                 param_dtype=self.param_dtype, kernel_init=conv_init,
+                                 conv_general_dilated=window_conv)
         norm = functools.partial(batch_norm, train, self.dtype, self.param_dtype)
         y = conv(self.features, (3, 3), self.strides, padding=1, name="conv1")(x)
         y = nn.relu(norm(name="bn1")(y))
@@ -68,7 +69,8 @@ class Bottleneck(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, kernel_init=conv_init)
+                                 param_dtype=self.param_dtype, kernel_init=conv_init,
+                                 conv_general_dilated=window_conv)
         norm = functools.partial(batch_norm, train, self.dtype, self.param_dtype)
         y = nn.relu(norm(name="bn1")(conv(self.features, (1, 1), name="conv1")(x)))
         y = conv(self.features, (3, 3), self.strides, padding=self.dilation,
@@ -84,9 +86,10 @@ def _shortcut(block: BasicBlock | Bottleneck, x: jax.Array, train: bool) -> jax.
     out = block.features * block.expansion
     if block.strides == 1 and x.shape[-1] == out:
         return x
+    # called inside the block's compact __call__
     x = nn.Conv(out, (1, 1), block.strides, use_bias=False, dtype=block.dtype,
                 param_dtype=block.param_dtype, kernel_init=conv_init,
-                name="downsample_conv")(x)  # called inside block's compact __call__
+                conv_general_dilated=window_conv, name="downsample_conv")(x)
     return batch_norm(train, block.dtype, block.param_dtype, name="downsample_bn")(x)
 
 

@@ -174,6 +174,30 @@ def _cpu_conv_bwd(strides, padding, dilation, on_taps, input_grad_on_taps, resid
 _cpu_conv.defvjp(_cpu_conv_fwd, _cpu_conv_bwd)
 
 
+def keep_in_memory(x: jax.Array) -> jax.Array:
+    """x, unchanged, but written to memory once instead of recomputed in each of its consumers.
+
+    XLA:CPU fuses an array's cheap elementwise producers into every consumer that can take
+    them. A convolution's backward pass reads its input through a transposed copy, and in
+    ResNet-18 each such copy re-ran BatchNorm, ReLU and the residual sums of up to three
+    blocks (`python -m benchmarks.op_profile resnet18`). XLA does not duplicate a division,
+    so x / 1, with a 1 it cannot fold, stops that. It changes no value (x / 1 == x, NaN and
+    inf included; subnormals flush to zero, as in every elementwise op of XLA:CPU), nor the
+    gradient.
+    """
+    if x.size == 0 or not jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    s = jax.lax.stop_gradient(x.reshape(-1)[0])
+    # exactly 1 whatever s is (NaN and inf too), but a value XLA only knows at run time
+    one = jnp.where(s == s, jnp.clip(s, -1, 1), 0) * 0 + 1
+    return x / one
+
+
+# the smallest convolution input that `window_conv` keeps in memory on CPU: below it the
+# extra pass cost more than the recomputation (a tiny detector's step 5% slower)
+KEEP_MIN_BYTES = 1 << 20
+
+
 def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
                 lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
                 feature_group_count: int = 1, precision: Any = None) -> jax.Array:
@@ -189,15 +213,20 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
       6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied).
-    Elsewhere, and on GPU and TPU, it is XLA's convolution.
+    Elsewhere, and on GPU and TPU, it is XLA's convolution; on CPU an input of at least
+    `KEEP_MIN_BYTES` goes through `keep_in_memory` first, so that the backward pass's
+    transposed copy of it reads one array (ResNet-18's b128 train step: 1.6 -> 1.2 s).
     """
     def xla(x, k):
         return jax.lax.conv_general_dilated(x, k, window_strides, padding, lhs_dilation,
                                             rhs_dilation, dimension_numbers,
                                             feature_group_count, precision=precision)
 
+    def xla_on_cpu(x, k):
+        return xla(x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k)
+
     if lhs.ndim != 4 or tuple(rhs_dilation or (1, 1)) != (1, 1):
-        return xla(lhs, rhs)
+        return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
     nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
     strides = tuple(int(s) for s in window_strides)
     dilation = (1, 1) if lhs_dilation is None else tuple(int(d) for d in lhs_dilation)
@@ -211,7 +240,7 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                     and dilation == strides == (1, 1))
     if (not (depthwise or on_taps or transposed or grad_on_taps)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
-        return xla(lhs, rhs)
+        return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
     if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
