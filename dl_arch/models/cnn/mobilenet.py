@@ -43,8 +43,7 @@ class InvertedResidual(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, kernel_init=conv_init,
-                                 conv_general_dilated=window_conv)
+                                 param_dtype=self.param_dtype, kernel_init=conv_init)
         norm = functools.partial(batch_norm, train, self.dtype, self.param_dtype)
         in_ch = x.shape[-1]
         hidden = int(round(in_ch * self.expansion))
@@ -52,7 +51,7 @@ class InvertedResidual(nn.Module):
         if self.expansion != 1:
             y = nn.relu6(norm(name="expand_bn")(conv(hidden, (1, 1), name="expand_conv")(y)))
         y = conv(hidden, (3, 3), self.strides, padding=1, feature_group_count=hidden,
-                 name="depthwise_conv")(y)
+                 conv_general_dilated=window_conv, name="depthwise_conv")(y)
         y = nn.relu6(norm(name="depthwise_bn")(y))
         y = norm(name="project_bn")(conv(self.features, (1, 1), name="project_conv")(y))
         if self.strides == 1 and in_ch == self.features:
@@ -99,8 +98,7 @@ class MobileNetV2(nn.Module):
         small = self.stem == "small"
         wm = self.width_multiplier
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, kernel_init=conv_init,
-                                 conv_general_dilated=window_conv)
+                                 param_dtype=self.param_dtype, kernel_init=conv_init)
         norm = functools.partial(batch_norm, train, self.dtype, self.param_dtype)
         x = jnp.asarray(x_BHWC, self.dtype)
         x = conv(make_divisible(32 * wm), (3, 3), 1 if small else 2, padding=1,

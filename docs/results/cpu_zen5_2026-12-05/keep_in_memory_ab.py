@@ -1,0 +1,73 @@
+"""A/B (stop 57): one train step with `taps.keep_in_memory` applied to CPU convolution inputs
+of at least T bytes, for each T given, in one process; prints ms a step per round.
+
+    PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/keep_in_memory_ab.py TARGET T1,T2,...
+
+TARGET is `model:batch` (a registry CNN, small stem, 32x32 images, the SGD step of
+`benchmarks.bench_cnn`) or a config file (its loop step, as `benchmarks.bench_loop` times
+it). T = 1e18 keeps nothing (the code before the change); 1048576 is `KEEP_MIN_BYTES`.
+"""
+
+import os
+import sys
+
+from dl_arch.train.host_memory import keep_freed_memory
+
+keep_freed_memory()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.harness import block, median_seconds  # noqa: E402
+from dl_arch.models.cnn import taps  # noqa: E402
+
+KEEP = taps.keep_in_memory
+
+
+def build(target):
+    """`run()`: one step of the target on its state, returning the loss (the loop step: its
+    metrics, the first of them printed)."""
+    if target.endswith(".py"):
+        from benchmarks.loop_step import loop_stepper
+        from dl_arch.testing import load_config
+        from dl_arch.train.trainer import Trainer
+
+        trainer = Trainer(load_config(target))
+        return loop_stepper(trainer, trainer.first_batch())[0]
+    from benchmarks.bench_cnn import our_sgd_step
+    from dl_arch.registry import MODELS
+
+    name, batch = target.split(":")
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.standard_normal((int(batch), 32, 32, 3), np.float32))
+    labels = jnp.asarray(rng.integers(0, 10, int(batch)).astype(np.int32))
+    fields = {"dropout_rate": 0.0} if "mobilenet" in name else {}
+    return our_sgd_step(MODELS.get(name)(num_classes=10, stem="small", **fields), images,
+                        labels)[0]
+
+
+def main():
+    target, thresholds = sys.argv[1], [float(t) for t in sys.argv[2].split(",")]
+    runs, sizes = {}, set()
+    for t in thresholds:
+        def keep(x, t=t):
+            sizes.add(x.nbytes)
+            return KEEP(x) if x.nbytes >= t else x
+
+        taps.keep_in_memory = keep
+        # the threshold is read through keep_in_memory here: window_conv's own check is off
+        taps.KEEP_MIN_BYTES = 0
+        run = build(target)
+        losses = [round(float(jnp.ravel(jax.tree.leaves(run())[0])[0]), 6) for _ in range(2)]
+        print(f"T={t:g}", "losses", losses, flush=True)
+        runs[f"T={t:g}"] = run
+    print("conv inputs (MiB):", sorted(round(s / 2**20, 2) for s in sizes))
+    n = 9 if target.endswith(".py") else 3
+    for _ in range(int(os.environ.get("ROUNDS", 3))):
+        print(target, " | ".join(f"{k} {min(median_seconds(lambda r=r: block(r()), n)) * 1e3:.1f}"
+                                 for k, r in runs.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
