@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from dl_arch.config.errors import ConfigError
 from dl_arch.config.fields import Field
-from dl_arch.models.cnn.taps import upsampling_conv
+from dl_arch.models.cnn.taps import upsampling_conv, window_conv
 from dl_arch.registry import register_model
 
 DCGAN_INIT = nn.initializers.normal(0.02)
@@ -135,7 +135,8 @@ class Discriminator(nn.Module):
         for i in range(self.num_stages):
             h = self._layer(nn.Conv(self.features * 2**i, k, strides=(2, 2), padding="SAME",
                                     use_bias=bias, kernel_init=DCGAN_INIT, dtype=self.dtype,
-                                    param_dtype=self.param_dtype, name=f"conv_{i}"), h, train)
+                                    param_dtype=self.param_dtype, conv_general_dilated=window_conv,
+                                    name=f"conv_{i}"), h, train)
             if i > 0 and self.norm == "batch":
                 h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                  epsilon=1e-5, dtype=self.dtype, param_dtype=self.param_dtype,

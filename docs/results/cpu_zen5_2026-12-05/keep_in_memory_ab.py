@@ -4,8 +4,9 @@ of at least T bytes, for each T given, in one process; prints ms a step per roun
     PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/keep_in_memory_ab.py TARGET T1,T2,...
 
 TARGET is `model:batch` (a registry CNN, small stem, 32x32 images, the SGD step of
-`benchmarks.bench_cnn`) or a config file (its loop step, as `benchmarks.bench_loop` times
-it). T = 1e18 keeps nothing (the code before the change); 1048576 is `KEEP_MIN_BYTES`.
+`benchmarks.bench_cnn`), `dcgan:SIZE` (`benchmarks.bench_generative`'s DCGAN row at 32 or
+64) or a config file (its loop step, as `benchmarks.bench_loop` times it).
+T = 1e18 keeps nothing (the code before the change); 1048576 is `KEEP_MIN_BYTES`.
 """
 
 import os
@@ -35,6 +36,12 @@ def build(target):
 
         trainer = Trainer(load_config(target))
         return loop_stepper(trainer, trainer.first_batch())[0]
+    if target.startswith("dcgan:"):
+        from benchmarks.bench_generative import _dcgan_config, _ours
+
+        size = int(target.split(":")[1])
+        images = np.random.default_rng(0).uniform(size=(64, size, size, 3)).astype(np.float32)
+        return _ours(_dcgan_config(size, 3, 64, 3 if size == 32 else 4, 64), images)[0]
     from benchmarks.bench_cnn import our_sgd_step
     from dl_arch.registry import MODELS
 
