@@ -46,13 +46,22 @@ def parse_options(arg: str | None, **defaults):
     return ml_collections.ConfigDict(opts)
 
 
+# what a bool option also takes from the command line (`smoke=1`, `pretrain=false`)
+BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
 def _typed_option(key: str, value, default):
-    """`value` checked against the type of the option's default (ints may stand for floats)."""
+    """`value` checked against the type of the option's default (ints may stand for floats;
+    1/0 and true/false, yes/no, on/off for bools)."""
     if default is None or isinstance(default, str):
         return value if default is None else str(value)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.lower() in BOOL_WORDS:
+            return BOOL_WORDS[value.lower()]
     elif isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -61,8 +70,10 @@ def _typed_option(key: str, value, default):
             return float(value)
     elif isinstance(value, type(default)):
         return value
-    raise ConfigError(f"config option {key}={value!r} must be a {type(default).__name__} "
-                      f"like its default {default!r}")
+    kind = "bool (True/False or 1/0)" if isinstance(default, bool) else type(default).__name__
+    article = "an" if kind[0] in "aeiou" else "a"
+    raise ConfigError(f"config option {key}={value!r} must be {article} {kind} like its "
+                      f"default {default!r}")
 
 
 def base_config() -> ml_collections.ConfigDict:
