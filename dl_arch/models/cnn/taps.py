@@ -4,7 +4,8 @@ XLA's CPU backend runs a grouped convolution, a max-pool's select-and-scatter gr
 convolution of an input with one to three channels and a transposed convolution's kernel
 gradient 3-50x slower than the same arithmetic on k*k strided slices, which it fuses into a
 few loops or products (`python -m benchmarks.bench_cnn`, the window-layer rows). The layers
-here use these on CPU and XLA's own ops on GPU and TPU.
+here use these on CPU and XLA's own ops on GPU and TPU. `window_conv` is also where a CPU
+convolution's input is kept in memory for its backward pass (`keep_in_memory`).
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                 lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
                 feature_group_count: int = 1, precision: Any = None) -> jax.Array:
     """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls)
-    with three CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
+    with four CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
     - a depthwise convolution (one group per channel) runs on taps (XLA's grouped convolution
       was 9x slower forward + backward at MobileNet's 32x56x56x144);
     - a stride-1 forward with at most `FEW_CHANNELS` input channels runs on taps (XLA ran
