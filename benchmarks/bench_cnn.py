@@ -14,7 +14,6 @@ double as the reference implementations in tests/test_torchvision_import.py.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -277,7 +276,6 @@ def rows(quick: bool) -> Iterable[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    for r in rows(parser.parse_args().quick):
-        print(r.line(), flush=True)
+    from benchmarks.run import main_for
+
+    main_for("cnn")

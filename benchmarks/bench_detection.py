@@ -14,7 +14,6 @@ Rows:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable
 
 import jax
@@ -105,7 +104,6 @@ def rows(quick: bool) -> Iterable[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    for r in rows(parser.parse_args().quick):
-        print(r.line(), flush=True)
+    from benchmarks.run import main_for
+
+    main_for("detection")

@@ -13,7 +13,6 @@ a caching allocator would; by default glibc maps their large buffers afresh at e
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Iterator
 
@@ -104,13 +103,7 @@ def compile_rows(quick: bool) -> Iterator[Row]:
                   "unrolled", "phases: n/a (a compile-time row)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for row in rows(args.quick):
-        print(row.line(), flush=True)
-
-
 if __name__ == "__main__":
-    main()
+    from benchmarks.run import main_for
+
+    main_for("rnn")

@@ -13,7 +13,6 @@ and temporary memory of a GPT train step as the sequence length doubles.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable
 
 import flax.linen as nn
@@ -215,8 +214,6 @@ def rows(quick: bool) -> Iterable[Row]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    for r in rows(args.quick):
-        print(r.line(), flush=True)
+    from benchmarks.run import main_for
+
+    main_for("transformer")

@@ -50,5 +50,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
 
 
+def main_for(family: str) -> None:
+    """`python -m benchmarks.bench_<family> [--quick]`: that module's rows, run as
+    `--only <family>` so that they get a full run's setup (freed host memory kept)."""
+    main(["--only", family, *sys.argv[1:]])
+
+
 if __name__ == "__main__":
     main()
