@@ -12,7 +12,7 @@ from typing import Any
 import ml_collections
 
 from dl_arch.config.errors import ConfigError
-from dl_arch.config.fields import suggest
+from dl_arch.config.fields import BOOL_WORDS, suggest
 from dl_arch.train.optimizers import OPTIMIZER_FIELDS
 from dl_arch.train.trainer_fields import TRAINER_FIELDS
 
@@ -44,10 +44,6 @@ def parse_options(arg: str | None, **defaults):
                 value = raw.strip()
         opts[key] = _typed_option(key, value, default)
     return ml_collections.ConfigDict(opts)
-
-
-# what a bool option also takes from the command line (`smoke=1`, `pretrain=false`)
-BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
 
 
 def _typed_option(key: str, value, default):

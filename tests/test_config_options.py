@@ -1,10 +1,12 @@
 """`configs.base.parse_options`: the text after the colon in `--config=configs/x.py:...`,
-each value typed by its option's default, bad ones refused in one line."""
+each value typed by its option's default, bad ones refused in one line; bools read the same
+words as a config field's command-line text."""
 
 import pytest
 
 from configs.base import parse_options
 from dl_arch.config.errors import ConfigError
+from dl_arch.config.fields import Field
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -31,3 +33,15 @@ def test_bad_options_fail_in_one_line_naming_the_option(text, message):
     with pytest.raises(ConfigError, match=message) as error:
         parse_options(text, steps=100)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text,expected", [("true", True), ("On", True), ("1", True),
+                                           ("no", False), ("off", False), ("0", False)])
+def test_a_bool_field_reads_the_same_words(text, expected):
+    assert Field(False, "a flag").parse(text, "model.flag") is expected
+    assert parse_options(f"smoke={text}").smoke is expected
+
+
+def test_a_bool_field_refuses_other_text_in_one_line():
+    with pytest.raises(ConfigError, match=r"config.model.flag='maybe' is not a boolean"):
+        Field(False, "a flag").parse("maybe", "model.flag")

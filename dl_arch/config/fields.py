@@ -88,9 +88,9 @@ class Field:
                 value = _unquote(text)  # a string keeps its whitespace (a prompt of "\n")
             elif t is bool:
                 low = raw.lower()
-                if low not in _BOOLS:
+                if low not in BOOL_WORDS:
                     raise ConfigError(f"config.{path}={raw!r} is not a boolean; use true or false")
-                value = _BOOLS[low]
+                value = BOOL_WORDS[low]
             elif t is int:
                 value = _literal(raw)
             elif t is float:
@@ -164,7 +164,9 @@ class Field:
             raise ConfigError(f"config.{path}={value!r} is out of range: {self.describe()}")
 
 
-_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# command-line words for a bool: config fields and config files' options both read them
+BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+              "false": False, "0": False, "no": False, "off": False}
 
 
 def _coerce_bool(value: Any, path: str) -> bool:
