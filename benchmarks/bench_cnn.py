@@ -125,6 +125,52 @@ def _torch_modules() -> Any:
     return torch, ResNet, LeNet5
 
 
+def _torch_mobilenet_v2(torch: Any) -> Any:
+    """Our MobileNetV2 (CIFAR stem: stem and second group at stride 1; width 1.0, no dropout)
+    in PyTorch, for the step benchmark: the same layers, counts and strides."""
+    from torch import nn as tnn
+
+    from dl_arch.models.cnn.mobilenet import MOBILENET_V2_SETTINGS
+
+    def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
+                relu6: bool = True) -> Any:
+        layers = [tnn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+                  tnn.BatchNorm2d(cout)]
+        return tnn.Sequential(*layers, *([tnn.ReLU6()] if relu6 else []))
+
+    class InvertedResidual(tnn.Module):
+        def __init__(self, cin: int, cout: int, stride: int, expansion: int):
+            super().__init__()
+            hidden = cin * expansion
+            self.layers = tnn.Sequential(
+                *([conv_bn(cin, hidden, 1)] if expansion != 1 else []),
+                conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                conv_bn(hidden, cout, 1, relu6=False))
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            y = self.layers(x)
+            return x + y if self.residual else y
+
+    class MobileNetV2(tnn.Module):
+        def __init__(self, num_classes: int):
+            super().__init__()
+            blocks, cin = [conv_bn(3, 32, 3)], 32
+            for g, (t, c, n, s) in enumerate(MOBILENET_V2_SETTINGS):
+                for i in range(n):
+                    blocks.append(InvertedResidual(cin, c, (1 if g == 1 else s) if i == 0 else 1,
+                                                   t))
+                    cin = c
+            blocks.append(conv_bn(cin, 1280, 1))
+            self.features = tnn.Sequential(*blocks)
+            self.fc = tnn.Linear(1280, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.mean(self.features(x), dim=(2, 3)))
+
+    return MobileNetV2
+
+
 def torch_reference_models() -> tuple[Any, Any, Any]:
     """(torch, ResNet, LeNet5): the PyTorch reference classes (torchvision key layout)."""
     return _torch_modules()
@@ -260,8 +306,8 @@ def _window_rows(torch: Any, quick: bool) -> Iterable[Row]:
 
 
 def rows(quick: bool) -> Iterable[Row]:
-    """resnet18 (small stem, 32x32) and lenet5 (28x28) train steps vs PyTorch; two window
-    layers alone."""
+    """resnet18 and mobilenet_v2 (small stem, 32x32) and lenet5 (28x28) train steps vs
+    PyTorch; two window layers alone."""
     torch, TorchResNet, TorchLeNet5 = _torch_modules()
     torch.manual_seed(0)
     batch = 32 if quick else 128
@@ -272,6 +318,10 @@ def rows(quick: bool) -> Iterable[Row]:
     lenet = MODELS.get("lenet5")(num_classes=10, stem="small")
     yield _row("cnn/lenet5 28x28 train step b=128", lenet, TorchLeNet5(10, small=True), torch,
                128, 28, 1, 10, quick)
+    batch = 8 if quick else 32
+    mobilenet = MODELS.get("mobilenet_v2")(num_classes=10, stem="small", dropout_rate=0.0)
+    yield _row(f"cnn/mobilenet_v2 small-stem 32x32 train step b={batch}", mobilenet,
+               _torch_mobilenet_v2(torch)(10), torch, batch, 32, 3, 10, quick)
     yield from _window_rows(torch, quick)
 
 

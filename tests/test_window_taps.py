@@ -1,7 +1,7 @@
 """Layers over window taps: `window_conv`, nn.Conv's convolution with CPU shortcuts (depthwise,
 few input channels, transposed, the input gradient with few channels; against XLA's
-convolution, values and gradients, the depthwise one and the input gradient against numpy
-loops), the max-pool (against XLA's reduce-window and
+convolution, values and gradients, the depthwise one, its kernel gradient and the input
+gradient against numpy loops), the max-pool (against XLA's reduce-window and
 select-and-scatter, ties included), and `keep_in_memory` (exact; the backward's transposed
 copies of a convolution input read one array)."""
 
@@ -53,9 +53,11 @@ def _window_conv(groups):
     return conv
 
 
+@pytest.mark.parametrize("min_channels", [0, 10**9], ids=["kernel_grad_by_groups", "autodiff"])
 @pytest.mark.parametrize("size,stride,pad", [(3, 1, 1), (3, 2, 1), (5, 2, 2), (3, 1, 0)])
 def test_depthwise_window_conv_equals_the_grouped_convolution_and_numpy_with_gradients(
-        size, stride, pad):
+        size, stride, pad, min_channels, monkeypatch):
+    monkeypatch.setattr(taps, "DEPTHWISE_GRAD_MIN_CHANNELS", min_channels)
     x = jax.random.normal(jax.random.key(0), (2, 9, 8, 5))
     k = jax.random.normal(jax.random.key(1), (size, size, 1, 5))
     padding = ((pad, pad), (pad, pad))
@@ -72,6 +74,55 @@ def test_depthwise_window_conv_equals_the_grouped_convolution_and_numpy_with_gra
     np.testing.assert_allclose(v_taps, v_groups, rtol=1e-5, atol=1e-4)  # a sum of 250 terms
     for a, b in zip(g_taps, g_groups, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _numpy_depthwise_kernel_grad(x_BHWC, dy_BHWC, size, stride, pad):
+    """The definition: dk[u, v, 0, c] = sum over b, i, j of x_padded[b, i*s + u, j*s + v, c]
+    * dy[b, i, j, c], in float64."""
+    xp = np.pad(np.asarray(x_BHWC, np.float64), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    dy = np.asarray(dy_BHWC, np.float64)
+    out_h, out_w = dy.shape[1:3]
+    dk = np.zeros((size, size, 1, xp.shape[-1]))
+    for u in range(size):
+        for v in range(size):
+            window = xp[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride]
+            dk[u, v, 0] = np.einsum("bijc,bijc->c", window, dy)
+    return dk
+
+
+@pytest.mark.parametrize("width,stride,chunk_bytes", [
+    (16, 1, 1 << 30),  # 16 output columns: groups of 8, the batch in one chunk
+    (14, 2, 1 << 30),  # 7 columns: one group of 7
+    (13, 1, 2000),     # 13 columns (prime): groups of 1; chunks of one example
+    (12, 1, 5000),     # 12 columns: groups of 6; chunks of two examples
+])
+def test_depthwise_kernel_grad_by_groups_and_chunks_matches_numpy(width, stride, chunk_bytes,
+                                                                  monkeypatch):
+    monkeypatch.setattr(taps, "DEPTHWISE_GRAD_CHUNK_BYTES", chunk_bytes)
+    x = jax.random.normal(jax.random.key(0), (4, 5, width, 6))
+    out_w = (width + 2 - 3) // stride + 1
+    dy = jax.random.normal(jax.random.key(1), (4, (5 + 2 - 3) // stride + 1, out_w, 6))
+    padding = ((1, 1), (1, 1))
+    dk = jax.jit(taps._depthwise_kernel_grad, static_argnums=(2, 3, 4))(
+        x, dy, (3, 3, 1, 6), (stride, stride), padding)
+    np.testing.assert_allclose(dk, _numpy_depthwise_kernel_grad(x, dy, 3, stride, 1),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_depthwise_kernel_grad_of_bfloat16_sums_in_float32(monkeypatch):
+    """A bfloat16 layer's kernel gradient is the float32 sum of its bfloat16 products, rounded
+    once: within a bfloat16 rounding of the float64 definition."""
+    monkeypatch.setattr(taps, "DEPTHWISE_GRAD_MIN_CHANNELS", 0)
+    x = jax.random.normal(jax.random.key(0), (8, 16, 16, 4), jnp.bfloat16)
+    k = jax.random.normal(jax.random.key(1), (3, 3, 1, 4), jnp.bfloat16)
+    conv = _window_conv(4)
+    dy = jax.random.normal(jax.random.key(2), (8, 16, 16, 4), jnp.bfloat16)
+    _, back = jax.vjp(lambda k: conv(x, k, (1, 1), ((1, 1), (1, 1))), k)
+    (dk,) = jax.jit(back)(dy)
+    assert dk.dtype == jnp.bfloat16
+    want = _numpy_depthwise_kernel_grad(np.asarray(x, np.float32), np.asarray(dy, np.float32),
+                                        3, 1, 1)
+    np.testing.assert_allclose(np.asarray(dk, np.float64), want, rtol=2 ** -8, atol=1e-2)
 
 
 @pytest.mark.parametrize("window,stride,padding", [(3, 1, ((1, 1), (1, 1))),
@@ -231,3 +282,31 @@ def test_convolution_inputs_are_kept_in_memory_for_the_backward_transposes(monke
     assert kept and max(kept) == 1, kept
     monkeypatch.setattr(taps, "keep_in_memory", lambda a: a)
     assert max(reads()) >= 2
+
+
+def test_mobilenet_gradients_are_the_same_with_either_depthwise_kernel_gradient(monkeypatch):
+    """The whole model's gradients, every depthwise layer on `_depthwise_kernel_grad` against
+    every one on autodiff's."""
+    from dl_arch.registry import MODELS
+
+    model = MODELS.get("mobilenet_v2_tiny")(num_classes=3, stem="small", dropout_rate=0.0)
+    x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
+    variables = model.init(jax.random.key(1), x)
+
+    def grads():
+        def loss(params):
+            out, _ = model.apply({**variables, "params": params}, x, train=True,
+                                 mutable=["batch_stats"])
+            return jnp.sum(jnp.sin(out))
+        return jax.jit(jax.grad(loss))(variables["params"])
+
+    monkeypatch.setattr(taps, "DEPTHWISE_GRAD_MIN_CHANNELS", 0)
+    by_groups = grads()
+    monkeypatch.setattr(taps, "DEPTHWISE_GRAD_MIN_CHANNELS", 10**9)
+    autodiff = grads()
+    depthwise_kernels = 0
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(by_groups),
+                            jax.tree.leaves(autodiff), strict=True):
+        depthwise_kernels += "depthwise" in jax.tree_util.keystr(path)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+    assert depthwise_kernels > 0

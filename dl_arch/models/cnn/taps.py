@@ -82,6 +82,76 @@ def _depthwise_by_taps(x_BHWC, kernel, strides, padding):
     return out
 
 
+# the fewest channels whose depthwise kernel gradient is `_depthwise_kernel_grad`'s: below
+# it, autodiff's (MobileNetV2 at width 0.35, 16-48 channels at 32x32, was 5% slower with
+# every layer on it; see docs/results/benchmarks.md, "The depthwise kernel gradient")
+DEPTHWISE_GRAD_MIN_CHANNELS = 128
+DEPTHWISE_GRAD_GROUP = 8  # the most output columns one elementwise pass sums per tap
+DEPTHWISE_GRAD_CHUNK_BYTES = 8 << 20  # the batch is summed in chunks of at most this input
+
+
+def _depthwise_kernel_grad(x_BHWC: jax.Array, dy_BHWC: jax.Array,
+                           kernel_shape: tuple[int, ...], strides: tuple[int, int],
+                           padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+    """d loss / d kernel of `_depthwise_by_taps`: for each tap, the sum over batch and
+    positions of its input slice times the output gradient, accumulated in float32.
+
+    Autodiff writes each tap's input slice to memory for YNNPACK's reduction, which takes no
+    slices: eight full-size copies a layer. Here one elementwise pass per tap reads the
+    slice in place and adds the products of up to `DEPTHWISE_GRAD_GROUP` neighbouring output
+    columns, and one reduction sums what is left. A `lax.scan` over batch chunks of at most
+    `DEPTHWISE_GRAD_CHUNK_BYTES` keeps the nine passes' reads in cache, and gives them the
+    input and output gradient as arrays rather than recomputing their producers nine times.
+    """
+    kh, kw, _, channels = kernel_shape
+    batch, _, out_w, _ = dy_BHWC.shape
+    group = max(g for g in range(1, DEPTHWISE_GRAD_GROUP + 1) if out_w % g == 0)
+    per_example = x_BHWC.nbytes // batch
+    chunk = max(c for c in range(1, batch + 1)
+                if batch % c == 0 and (c * per_example <= DEPTHWISE_GRAD_CHUNK_BYTES or c == 1))
+
+    def chunk_grad(x, dy):
+        x, dy = x.astype(jnp.float32), dy.astype(jnp.float32)
+        per_tap = []
+        for tap in window_taps(x, (kh, kw), strides, padding):
+            column_sums = tap[:, :, 0::group] * dy[:, :, 0::group]
+            for r in range(1, group):
+                column_sums = column_sums + tap[:, :, r::group] * dy[:, :, r::group]
+            per_tap.append(column_sums)
+        return jnp.stack(per_tap, axis=3).sum(axis=(0, 1, 2))
+
+    def split(a):
+        return a.reshape(batch // chunk, chunk, *a.shape[1:])
+
+    grad, _ = jax.lax.scan(lambda total, xs: (total + chunk_grad(*xs), None),
+                           jnp.zeros((kh * kw, channels), jnp.float32),
+                           (split(x_BHWC), split(dy_BHWC)))
+    return grad.reshape(kh, kw, 1, channels)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_with_kernel_grad(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                                padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+    """`_depthwise_by_taps` whose kernel gradient is `_depthwise_kernel_grad` (the input
+    gradient stays autodiff's: one fused pass)."""
+    return _depthwise_by_taps(x_BHWC, kernel, strides, padding)
+
+
+def _depthwise_fwd(x_BHWC, kernel, strides, padding):
+    return _depthwise_by_taps(x_BHWC, kernel, strides, padding), (x_BHWC, kernel)
+
+
+def _depthwise_bwd(strides, padding, residuals, dy):
+    x_BHWC, kernel = residuals
+    _, back = jax.vjp(lambda x: _depthwise_by_taps(x, kernel, strides, padding), x_BHWC)
+    (dx,) = back(dy)
+    dk = _depthwise_kernel_grad(x_BHWC, dy, kernel.shape, strides, padding)
+    return dx, dk.astype(kernel.dtype)
+
+
+_depthwise_with_kernel_grad.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
 FEW_CHANNELS = 3  # the most input channels whose convolution forward runs on taps
 
 
@@ -205,7 +275,8 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls)
     with four CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
     - a depthwise convolution (one group per channel) runs on taps (XLA's grouped convolution
-      was 9x slower forward + backward at MobileNet's 32x56x56x144);
+      was 9x slower forward + backward at MobileNet's 32x56x56x144), its kernel gradient from
+      `_depthwise_kernel_grad` with `DEPTHWISE_GRAD_MIN_CHANNELS` channels or more;
     - a stride-1 forward with at most `FEW_CHANNELS` input channels runs on taps (XLA ran
       LeNet-5's one-channel convolution at 2 GFLOP/s; ResNet's 7x7 stride-2 stem lost on taps:
       2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), its gradients XLA's;
@@ -246,7 +317,9 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     if depthwise:
-        cpu = lambda x, k: _depthwise_by_taps(x, k, strides, pads)  # noqa: E731
+        by_taps = (_depthwise_with_kernel_grad if lhs.shape[-1] >= DEPTHWISE_GRAD_MIN_CHANNELS
+                   else _depthwise_by_taps)
+        cpu = lambda x, k: by_taps(x, k, strides, pads)  # noqa: E731
     else:
         cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps,  # noqa: E731
                                      grad_on_taps)

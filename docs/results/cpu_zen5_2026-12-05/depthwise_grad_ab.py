@@ -1,0 +1,64 @@
+"""A/B (stop 58): one train step with the depthwise kernel gradient of
+`taps._depthwise_kernel_grad` for layers of at least M channels, for each M given, in one
+process; prints ms a step per round.
+
+    PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/depthwise_grad_ab.py TARGET M1,M2,...
+
+TARGET as in keep_in_memory_ab.py (`model:batch`, `dcgan:SIZE` or a config file), or
+`layer:BxHxWxC:S` (one depthwise 3x3 layer of stride S, forward and both gradients, as the
+benchmark's depthwise row times it). M = 1e9 is autodiff's gradient everywhere (the code
+before the change); 128 is `DEPTHWISE_GRAD_MIN_CHANNELS`.
+"""
+
+import os
+import sys
+
+from dl_arch.train.host_memory import keep_freed_memory
+
+keep_freed_memory()
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.harness import block, median_seconds  # noqa: E402
+from dl_arch.models.cnn import taps  # noqa: E402
+from dl_arch.train.compile_options import model_jit  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from keep_in_memory_ab import build as build_step  # noqa: E402
+
+
+def build(target):
+    """`run()` of the target; a layer's returns its two gradients."""
+    if not target.startswith("layer:"):
+        return build_step(target)
+    _, dims, stride = target.split(":")
+    b, h, w, c = (int(d) for d in dims.split("x"))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((b, h, w, c), np.float32))
+    conv = nn.Conv(c, (3, 3), strides=int(stride), padding=1, feature_group_count=c,
+                   use_bias=False, conv_general_dilated=taps.window_conv)
+    k = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
+    grad = model_jit(jax.grad(lambda x, k: jnp.sum(conv.apply({"params": {"kernel": k}}, x) ** 2),
+                              argnums=(0, 1)))
+    return lambda: grad(x, k)
+
+
+def main():
+    target, settings = sys.argv[1], [float(m) for m in sys.argv[2].split(",")]
+    runs = {}
+    for m in settings:
+        taps.DEPTHWISE_GRAD_MIN_CHANNELS = m  # read when the step is traced
+        run = build(target)
+        out = jax.tree.leaves(run())[-1]
+        print(f"M={m:g}", "first output", round(float(jnp.ravel(out)[0]), 4), flush=True)
+        runs[f"M={m:g}"] = run
+    n = 9 if target.endswith(".py") else 3
+    for _ in range(int(os.environ.get("ROUNDS", 3))):
+        print(target, " | ".join(f"{k} {min(median_seconds(lambda r=r: block(r()), n)) * 1e3:.1f}"
+                                 for k, r in runs.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
