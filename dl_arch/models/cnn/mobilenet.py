@@ -42,8 +42,11 @@ class InvertedResidual(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        # window_conv: the depthwise convolution on taps, and on CPU the 1x1 convolutions'
+        # large inputs kept in memory for their kernel gradients (taps.keep_in_memory)
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
-                                 param_dtype=self.param_dtype, kernel_init=conv_init)
+                                 param_dtype=self.param_dtype, kernel_init=conv_init,
+                                 conv_general_dilated=window_conv)
         norm = functools.partial(batch_norm, train, self.dtype, self.param_dtype)
         in_ch = x.shape[-1]
         hidden = int(round(in_ch * self.expansion))
@@ -51,7 +54,7 @@ class InvertedResidual(nn.Module):
         if self.expansion != 1:
             y = nn.relu6(norm(name="expand_bn")(conv(hidden, (1, 1), name="expand_conv")(y)))
         y = conv(hidden, (3, 3), self.strides, padding=1, feature_group_count=hidden,
-                 conv_general_dilated=window_conv, name="depthwise_conv")(y)
+                 name="depthwise_conv")(y)
         y = nn.relu6(norm(name="depthwise_bn")(y))
         y = norm(name="project_bn")(conv(self.features, (1, 1), name="project_conv")(y))
         if self.strides == 1 and in_ch == self.features:
