@@ -22,12 +22,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmarks.harness import block, median_seconds  # noqa: E402
 from dl_arch.models.cnn import taps  # noqa: E402
 from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keep_in_memory_ab import build as build_step  # noqa: E402
+from keep_in_memory_ab import print_rounds  # noqa: E402
 
 
 def build(target):
@@ -54,10 +54,7 @@ def main():
         out = jax.tree.leaves(run())[-1]
         print(f"M={m:g}", "first output", round(float(jnp.ravel(out)[0]), 4), flush=True)
         runs[f"M={m:g}"] = run
-    n = 9 if target.endswith(".py") else 3
-    for _ in range(int(os.environ.get("ROUNDS", 3))):
-        print(target, " | ".join(f"{k} {min(median_seconds(lambda r=r: block(r()), n)) * 1e3:.1f}"
-                                 for k, r in runs.items()), flush=True)
+    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
 
 
 if __name__ == "__main__":

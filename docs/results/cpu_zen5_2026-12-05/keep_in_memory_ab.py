@@ -70,10 +70,14 @@ def main():
         print(f"T={t:g}", "losses", losses, flush=True)
         runs[f"T={t:g}"] = run
     print("conv inputs (MiB):", sorted(round(s / 2**20, 2) for s in sizes))
-    n = 9 if target.endswith(".py") else 3
+    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
+
+
+def print_rounds(label, runs, n):
+    """ROUNDS (3) rounds of every run in turn: the best of n-call medians, ms a call."""
     for _ in range(int(os.environ.get("ROUNDS", 3))):
-        print(target, " | ".join(f"{k} {min(median_seconds(lambda r=r: block(r()), n)) * 1e3:.1f}"
-                                 for k, r in runs.items()), flush=True)
+        print(label, " | ".join(f"{k} {min(median_seconds(lambda r=r: block(r()), n)) * 1e3:.1f}"
+                                for k, r in runs.items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,10 @@ keep_freed_memory()
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from benchmarks.harness import block, median_seconds  # noqa: E402
 from dl_arch.models.cnn import mobilenet, taps  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from keep_in_memory_ab import build  # noqa: E402
+from keep_in_memory_ab import build, print_rounds  # noqa: E402
 
 
 def xla_for_1x1(lhs, rhs, *args, **kwargs):
@@ -40,9 +39,7 @@ def main():
             first = round(float(jnp.ravel(jax.tree.leaves(run())[0])[0]), 5)
             print(target, mode, "first output", first, flush=True)
             runs[f"{target} {mode}"] = run
-    for _ in range(int(os.environ.get("ROUNDS", 3))):
-        print(" | ".join(f"{k} {min(median_seconds(lambda r=r: block(r()), 5)) * 1e3:.1f}"
-                         for k, r in runs.items()), flush=True)
+    print_rounds("", runs, 5)
 
 
 if __name__ == "__main__":
