@@ -6,11 +6,14 @@ its heap back) when the block passes its mmap and trim thresholds, which it move
 process runs: a step whose temporaries sit near those thresholds then pays for page faults
 and zeroed pages every step, or not, by chance of the process's history. LeNet-5's loop
 step on `shapes` (about 10 MiB of temporaries) took 5.1-6.5 ms in six processes against
-2.7-3.9 ms with the thresholds fixed (docs/results/benchmarks.md). Fixed here: blocks up to
-1 GiB come from the heap, and up to 1 GiB of freed heap is kept rather than trimmed.
+2.7-3.9 ms with the thresholds fixed (docs/results/benchmarks.md). Fixed here: no block is
+mapped on its own (`M_MMAP_MAX` 0: every one comes from the heap) and the heap is never
+trimmed, so a process keeps the most memory it has held. Bounded thresholds (1 GiB each,
+until stop 58) still mapped a step's temporaries afresh every step once they passed 1 GiB:
+MobileNetV2's b128 step faulted in 3 GiB a step and ran 1.7-2.6 s instead of 1.0 s.
 
 glibc gives each thread an arena of its own, whose heaps hold at most 64 MiB: a larger block
-allocated on another thread is mapped afresh whatever the thresholds. XLA:CPU allocates a
+allocated on another thread is mapped afresh whatever the settings. XLA:CPU allocates a
 step's buffers on the thread that runs it, a thread of its own under asynchronous dispatch,
 so CPU steps are dispatched synchronously here: a 103 MB output was written in 4.5 ms
 instead of 25 ms. JAX reads that option when it makes its CPU client, so call this before
@@ -25,19 +28,19 @@ import sys
 
 import jax
 
-# glibc's mallopt parameters (malloc.h)
+# glibc's mallopt parameters (malloc.h) and the values set here
 M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 1 << 30
-TRIM_THRESHOLD = 1 << 30
+M_MMAP_MAX = -4
+NEVER_TRIM = -1  # mallopt(3): a trim threshold of -1 turns trimming off
+NO_MMAP = 0  # at most this many blocks mapped on their own: none
 
 _done = False
 
 
 def keep_freed_memory() -> bool:
-    """Fixes glibc's mmap and trim thresholds for this process and dispatches CPU steps on
-    the calling thread (once; later calls do nothing); whether they are set. Elsewhere than
-    Linux with glibc there is no `mallopt` and nothing changes."""
+    """Makes glibc serve every block from the heap and never trim it, for this process, and
+    dispatches CPU steps on the calling thread (once; later calls do nothing); whether they
+    are set. Elsewhere than Linux with glibc there is no `mallopt` and nothing changes."""
     global _done
     if _done:
         return True
@@ -49,8 +52,7 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-                 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _done = bool(mallopt(M_MMAP_MAX, NO_MMAP) and mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
     if _done:
         jax.config.update("jax_cpu_enable_async_dispatch", False)
     return _done
