@@ -4,14 +4,15 @@
 
 MODE: old (stop 53: thresholds 32 / 128 MiB, asynchronous dispatch), arena (thresholds
 1 GiB and every thread in glibc's main arena; lost) or sync (thresholds 1 GiB and
-synchronous CPU dispatch: what `keep_freed_memory` does now). Set before JAX's first
-computation; `run.main`'s own call then does nothing.
+synchronous CPU dispatch: what `keep_freed_memory` did from stop 56 to stop 58, which
+replaced the thresholds by no mapped blocks and no trimming; see no_mmap_ab.py). Set before
+JAX's first computation; `run.main`'s own call then does nothing.
 """
 
 import ctypes
 import sys
 
-M_ARENA_MAX = -8  # malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # malloc.h
 
 if __name__ == "__main__":
     mode = sys.argv[1]
@@ -19,8 +20,8 @@ if __name__ == "__main__":
 
     libc = ctypes.CDLL("libc.so.6")
     mmap, trim = (32 << 20, 128 << 20) if mode == "old" else (1 << 30, 1 << 30)
-    assert libc.mallopt(host_memory.M_MMAP_THRESHOLD, mmap)
-    assert libc.mallopt(host_memory.M_TRIM_THRESHOLD, trim)
+    assert libc.mallopt(M_MMAP_THRESHOLD, mmap)
+    assert libc.mallopt(M_TRIM_THRESHOLD, trim)
     if mode == "arena":
         assert libc.mallopt(M_ARENA_MAX, 1)
     host_memory._done = True
