@@ -149,7 +149,8 @@ def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, st
     (1, 5, 1, 2), (3, 7, 2, 3), (3, 3, 1, 1), (1, 5, 1, 0),  # forward on taps
     (8, 4, 2, 1), (3, 3, 2, "VALID"), (3, 4, 2, "SAME"),  # XLA's (many inputs), taps
     (6, 5, 1, 0), (8, 3, 1, "VALID"), (2, 4, 1, 0),  # input gradient on taps
-    (9, 5, 1, 0), (6, 5, 1, 2)])  # XLA's: too many channels, padded
+    (9, 5, 1, 0), (6, 5, 1, 2),  # XLA's: too many channels, padded
+    (8, 1, 2, 0), (5, 1, 3, "SAME"), (4, 1, 2, 1)])  # strided 1x1: its input's tap
 def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
     x = jax.random.normal(jax.random.key(4), (2, 11, 10, channels))
     k = jax.random.normal(jax.random.key(5), (size, size, channels, 4))
@@ -163,6 +164,38 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
     grads = lambda f: jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * g), argnums=(0, 1)))(x, k)
     for a, b in zip(grads(ours), grads(theirs), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("strides,pad", [((2, 2), 0), ((1, 2), 0), ((3, 1), 1)])
+def test_strided_pointwise_conv_matches_numpy_without_strided_xla_convolutions(strides, pad):
+    """A strided 1x1 convolution is its input's strided tap times the kernel, in float64
+    numpy, with both gradients (finite differences of that form are exact for a linear
+    map, so its transpose is checked as the gradient); on CPU the compiled gradient
+    program has no strided, input-dilated or kernel-dilated convolution left (XLA's
+    kernel gradient of a strided 1x1 convolution was 5x slower)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 9, 8, 6)).astype(np.float32)
+    k = rng.standard_normal((1, 1, 6, 5)).astype(np.float32)
+    padding = ((pad, pad), (pad, pad))
+    nhwc = ("NHWC", "HWIO", "NHWC")
+    ours = lambda x, k: window_conv(x, k, strides, padding, dimension_numbers=nhwc)
+    xp = np.pad(x.astype(np.float64), ((0, 0), padding[0], padding[1], (0, 0)))
+    tap = xp[:, ::strides[0], ::strides[1]]
+    want = tap @ k[0, 0].astype(np.float64)
+    np.testing.assert_allclose(jax.jit(ours)(x, k), want, rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal(want.shape)
+    dx, dk = jax.jit(jax.grad(lambda x, k: jnp.sum(ours(x, k) * g), argnums=(0, 1)))(x, k)
+    want_dxp = np.zeros_like(xp)
+    want_dxp[:, ::strides[0], ::strides[1]] = g @ k[0, 0].T.astype(np.float64)
+    want_dx = want_dxp[:, pad:pad + x.shape[1], pad:pad + x.shape[2]]
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dk[0, 0], np.einsum("bhwc,bhwo->co", tap, g), rtol=1e-5,
+                               atol=1e-5)
+    hlo = jax.jit(jax.grad(lambda x, k: jnp.sum(ours(x, k) ** 2), argnums=(0, 1))).lower(
+        x, k).compile().as_text()
+    convolutions = [line for line in hlo.splitlines() if " convolution(" in line]
+    assert convolutions and not any(re.search(r"stride=|lhs_dilate|rhs_dilate", line)
+                                    for line in convolutions), convolutions
 
 
 @pytest.mark.parametrize("channels,padding,convolutions", [

@@ -273,7 +273,7 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                 lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
                 feature_group_count: int = 1, precision: Any = None) -> jax.Array:
     """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls)
-    with four CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
+    with five CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
     - a depthwise convolution (one group per channel) runs on taps (XLA's grouped convolution
       was 9x slower forward + backward at MobileNet's 32x56x56x144), its kernel gradient from
       `_depthwise_kernel_grad` with `DEPTHWISE_GRAD_MIN_CHANNELS` channels or more;
@@ -284,18 +284,25 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
       gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step);
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
-      6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied).
+      6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied);
+    - a strided 1x1 convolution (ResNet's downsampling shortcut) is the strided slice of its
+      input, then a stride-1 1x1 convolution (XLA takes the strided one's kernel gradient as
+      a kernel-dilated convolution: forward + backward 15.6 -> 7.6 ms at ResNet-18's
+      128x32x32x64 -> 128).
     Elsewhere, and on GPU and TPU, it is XLA's convolution; on CPU an input of at least
     `KEEP_MIN_BYTES` goes through `keep_in_memory` first, so that the backward pass's
     transposed copy of it reads one array (ResNet-18's b128 train step: 1.6 -> 1.2 s).
     """
-    def xla(x, k):
-        return jax.lax.conv_general_dilated(x, k, window_strides, padding, lhs_dilation,
+    def xla_at(x, k, strides, pads):
+        return jax.lax.conv_general_dilated(x, k, strides, pads, lhs_dilation,
                                             rhs_dilation, dimension_numbers,
                                             feature_group_count, precision=precision)
 
-    def xla_on_cpu(x, k):
-        return xla(x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k)
+    def xla_on_cpu_at(x, k, strides, pads):
+        return xla_at(x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k, strides, pads)
+
+    xla = functools.partial(xla_at, strides=window_strides, pads=padding)
+    xla_on_cpu = functools.partial(xla_on_cpu_at, strides=window_strides, pads=padding)
 
     if lhs.ndim != 4 or tuple(rhs_dilation or (1, 1)) != (1, 1):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
@@ -310,13 +317,19 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                                       and all(tuple(p) == (0, 0) for p in padding))
     grad_on_taps = (plain and rhs.shape[2] <= FEW_CHANNELS_INPUT_GRAD and unpadded
                     and dilation == strides == (1, 1))
-    if (not (depthwise or on_taps or transposed or grad_on_taps)
+    strided_pointwise = (plain and tuple(rhs.shape[:2]) == (1, 1) and strides != (1, 1)
+                         and dilation == (1, 1))
+    if (not (depthwise or on_taps or transposed or grad_on_taps or strided_pointwise)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
     if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-    if depthwise:
+    if strided_pointwise:
+        def cpu(x, k):  # the strided input's one tap, then a stride-1 1x1 convolution
+            return xla_on_cpu_at(window_taps(x, (1, 1), strides, pads)[0], k, (1, 1),
+                                 ((0, 0), (0, 0)))
+    elif depthwise:
         by_taps = (_depthwise_with_kernel_grad if lhs.shape[-1] >= DEPTHWISE_GRAD_MIN_CHANNELS
                    else _depthwise_by_taps)
         cpu = lambda x, k: by_taps(x, k, strides, pads)  # noqa: E731
