@@ -285,24 +285,21 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
       6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied);
-    - a strided 1x1 convolution (ResNet's downsampling shortcut) is the strided slice of its
-      input, then a stride-1 1x1 convolution (XLA takes the strided one's kernel gradient as
-      a kernel-dilated convolution: forward + backward 15.6 -> 7.6 ms at ResNet-18's
-      128x32x32x64 -> 128).
+    - a 1x1 convolution is a matrix product of its input's (strided) tap: XLA's kernel
+      gradient of a strided one is a kernel-dilated convolution (forward + backward 15.6 ->
+      7.6 ms at ResNet-18's 128x32x32x64 -> 128), and its convolution's gradients go through
+      transposed copies (MobileNetV2's b32 step 209-211 -> 199-201 ms).
     Elsewhere, and on GPU and TPU, it is XLA's convolution; on CPU an input of at least
     `KEEP_MIN_BYTES` goes through `keep_in_memory` first, so that the backward pass's
     transposed copy of it reads one array (ResNet-18's b128 train step: 1.6 -> 1.2 s).
     """
-    def xla_at(x, k, strides, pads):
-        return jax.lax.conv_general_dilated(x, k, strides, pads, lhs_dilation,
+    def xla(x, k):
+        return jax.lax.conv_general_dilated(x, k, window_strides, padding, lhs_dilation,
                                             rhs_dilation, dimension_numbers,
                                             feature_group_count, precision=precision)
 
-    def xla_on_cpu_at(x, k, strides, pads):
-        return xla_at(x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k, strides, pads)
-
-    xla = functools.partial(xla_at, strides=window_strides, pads=padding)
-    xla_on_cpu = functools.partial(xla_on_cpu_at, strides=window_strides, pads=padding)
+    def xla_on_cpu(x, k):
+        return xla(x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k)
 
     if lhs.ndim != 4 or tuple(rhs_dilation or (1, 1)) != (1, 1):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
@@ -317,18 +314,15 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                                       and all(tuple(p) == (0, 0) for p in padding))
     grad_on_taps = (plain and rhs.shape[2] <= FEW_CHANNELS_INPUT_GRAD and unpadded
                     and dilation == strides == (1, 1))
-    strided_pointwise = (plain and tuple(rhs.shape[:2]) == (1, 1) and strides != (1, 1)
-                         and dilation == (1, 1))
-    if (not (depthwise or on_taps or transposed or grad_on_taps or strided_pointwise)
+    pointwise = plain and tuple(rhs.shape[:2]) == (1, 1) and dilation == (1, 1)
+    if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
     if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
         padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
     pads = tuple((int(lo), int(hi)) for lo, hi in padding)
-    if strided_pointwise:
-        def cpu(x, k):  # the strided input's one tap, then a stride-1 1x1 convolution
-            return xla_on_cpu_at(window_taps(x, (1, 1), strides, pads)[0], k, (1, 1),
-                                 ((0, 0), (0, 0)))
+    if pointwise:
+        cpu = lambda x, k: _pointwise_as_product(x, k, strides, pads, precision)  # noqa: E731
     elif depthwise:
         by_taps = (_depthwise_with_kernel_grad if lhs.shape[-1] >= DEPTHWISE_GRAD_MIN_CHANNELS
                    else _depthwise_by_taps)
@@ -337,6 +331,19 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
         cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps,  # noqa: E731
                                      grad_on_taps)
     return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=xla)
+
+
+def _pointwise_as_product(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                          padding: tuple[tuple[int, int], ...], precision: Any) -> jax.Array:
+    """A 1x1 convolution as one matrix product of its input's tap (the strided, padded
+    slice it reads; the input itself at stride 1 without padding) with the kernel's
+    [C, F] matrix, so that both gradients are products too."""
+    tap = (x_BHWC if strides == (1, 1) and not any(map(any, padding))
+           else window_taps(x_BHWC, (1, 1), strides, padding)[0])
+    batch, height, width, channels = tap.shape
+    out = jax.lax.dot_general(tap.reshape(-1, channels), kernel[0, 0],
+                              (((1,), (0,)), ((), ())), precision=precision)
+    return out.reshape(batch, height, width, kernel.shape[-1])
 
 
 def upsampling_conv(features: int, size: int, **conv_fields: Any) -> nn.Conv:

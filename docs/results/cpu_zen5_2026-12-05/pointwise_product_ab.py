@@ -1,12 +1,15 @@
-"""A/B (stop 59): one train step with ResNet's strided 1x1 convolutions as XLA's strided
-convolution (the code before) and as `window_conv` now runs them on CPU (the input's strided
-tap, then a stride-1 1x1 convolution), in one process; prints ms a step per round.
+"""A/B (stop 59): one train step with every 1x1 convolution of ResNet and MobileNetV2 as
+XLA's convolution (the code before; its input kept in memory on CPU, as `window_conv` keeps
+every large input) and as `window_conv` now runs it on CPU (one matrix product of the
+input's strided tap), in one process; prints ms a step per round.
 
-    PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/strided_pointwise_ab.py TARGET
+    PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/pointwise_product_ab.py TARGET
 
-TARGET as in keep_in_memory_ab.py (`model:batch` for a registry CNN), or
-`layer:BxHxWxC:COUT` (one 1x1 stride-2 convolution, forward and both gradients of
+TARGET as in keep_in_memory_ab.py (`model:batch` for a registry CNN, or a config file), or
+`layer:BxHxWxC:COUT:S` (one 1x1 convolution of stride S, forward and both gradients of
 sum(y^2)/2, as `benchmarks.bench_conv_kernels` times it).
+(`strided_pointwise_ab_first.log`: a first version, strided 1x1 layers only, as a slice and
+then XLA's stride-1 convolution, against XLA's strided one.)
 """
 
 import os
@@ -20,7 +23,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dl_arch.models.cnn import resnet, taps  # noqa: E402
+from dl_arch.models.cnn import mobilenet, resnet, taps  # noqa: E402
 from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -29,9 +32,8 @@ from keep_in_memory_ab import print_rounds  # noqa: E402
 
 
 def before(lhs, rhs, window_strides, padding, *args, **kwargs):
-    """window_conv as it was for strided 1x1 kernels: XLA's strided convolution of the input
-    (kept in memory on CPU, as `window_conv` keeps every large input)."""
-    if tuple(rhs.shape[:2]) != (1, 1) or tuple(window_strides) == (1, 1):
+    """window_conv as it was for 1x1 kernels: XLA's convolution."""
+    if tuple(rhs.shape[:2]) != (1, 1) or kwargs.get("feature_group_count", 1) != 1:
         return taps.window_conv(lhs, rhs, window_strides, padding, *args, **kwargs)
 
     def xla(x, k):
@@ -44,18 +46,20 @@ def before(lhs, rhs, window_strides, padding, *args, **kwargs):
 
 
 def build(target, conv):
-    """`run()` of the target with `conv` as ResNet's (or the layer's) convolution."""
-    resnet.window_conv = conv  # read when the model is applied (traced)
+    """`run()` of the target with `conv` as ResNet's and MobileNetV2's (or the layer's)
+    convolution."""
+    resnet.window_conv = mobilenet.window_conv = conv  # read when a model is traced
     if not target.startswith("layer:"):
         return build_step(target)
-    _, dims, cout = target.split(":")
+    _, dims, cout, stride = target.split(":")
     b, h, w, c = (int(d) for d in dims.split("x"))
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
     k = jnp.asarray(rng.standard_normal((1, 1, c, int(cout)), np.float32) * 0.05)
 
     def loss(x, k):
-        y = conv(x, k, (2, 2), ((0, 0), (0, 0)), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = conv(x, k, (int(stride),) * 2, ((0, 0), (0, 0)),
+                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return jnp.sum(y * y) * 0.5
 
     grad = model_jit(jax.grad(loss, argnums=(0, 1)))
@@ -65,12 +69,12 @@ def build(target, conv):
 def main():
     target = sys.argv[1]
     runs = {}
-    for name, conv in (("before", before), ("tap", taps.window_conv)):
+    for name, conv in (("conv", before), ("product", taps.window_conv)):
         run = build(target, conv)
         losses = [round(float(jnp.ravel(jax.tree.leaves(run())[0])[0]), 6) for _ in range(2)]
         print(name, "losses", losses, flush=True)
         runs[name] = run
-    print_rounds(target, runs, 3)
+    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
 
 
 if __name__ == "__main__":
