@@ -49,7 +49,7 @@ def build(target):
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.standard_normal((int(batch), 32, 32, 3), np.float32))
     labels = jnp.asarray(rng.integers(0, 10, int(batch)).astype(np.int32))
-    fields = {"dropout_rate": 0.0} if "mobilenet" in name else {}
+    fields = {"dropout_rate": 0.0} if name.startswith(("mobilenet", "googlenet")) else {}
     return our_sgd_step(MODELS.get(name)(num_classes=10, stem="small", **fields), images,
                         labels)[0]
 
