@@ -166,6 +166,67 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def _conv_input_grad_numpy(x_shape, kernel, dy, strides, padding):
+    """d sum(conv(x) * dy) / dx of a strided, padded convolution in float64: each output
+    position sends dy times its weights back to the input pixels its window read."""
+    (sh, sw), ((lo_h, hi_h), (lo_w, hi_w)) = strides, padding
+    kh, kw = kernel.shape[:2]
+    b, h, w, c = x_shape
+    dxp = np.zeros((b, h + lo_h + hi_h, w + lo_w + hi_w, c))
+    k64, dy64 = kernel.astype(np.float64), dy.astype(np.float64)
+    for i in range(dy.shape[1]):
+        for j in range(dy.shape[2]):
+            dxp[:, i * sh:i * sh + kh, j * sw:j * sw + kw] += np.einsum(
+                "bo,uvco->buvc", dy64[:, i, j], k64)
+    return dxp[:, lo_h:lo_h + h, lo_w:lo_w + w]
+
+
+@pytest.mark.parametrize("x_hw,kernel_hw,strides,padding", [
+    ((8, 8), (4, 4), (2, 2), ((1, 1), (1, 1))),  # DCGAN's discriminator layer
+    ((6, 9), (2, 3), (2, 3), ((0, 0), (0, 0))),  # patches, unequal strides
+    ((7, 5), (4, 2), (2, 2), ((2, 1), (1, 0))),  # uneven padding
+    ((9, 9), (3, 3), (3, 3), ((0, 0), (0, 0)))])
+def test_input_grad_by_phases_matches_numpy(x_hw, kernel_hw, strides, padding):
+    rng = np.random.default_rng(7)
+    x_shape = (2, *x_hw, 3)
+    kernel = rng.standard_normal((*kernel_hw, 3, 4)).astype(np.float32)
+    out_hw = [(n + lo + hi - k) // s + 1
+              for n, (lo, hi), k, s in zip(x_hw, padding, kernel_hw, strides)]
+    dy = rng.standard_normal((2, *out_hw, 4)).astype(np.float32)
+    got = jax.jit(taps._input_grad_by_phases, static_argnums=(0, 3, 4))(
+        x_shape, kernel, dy, strides, padding)
+    np.testing.assert_allclose(got, _conv_input_grad_numpy(x_shape, kernel, dy, strides, padding),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_strided_conv_takes_its_input_gradient_by_phases_from_the_column_size(monkeypatch):
+    """Where XLA's column buffer would reach `PHASES_MIN_COLUMN_BYTES` (lowered here), the
+    compiled gradient has no input-dilated convolution and equals XLA's; a kernel the
+    stride does not divide (3x3 at stride 2) keeps XLA's input gradient."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 8, 8, 5)).astype(np.float32)
+    nhwc = ("NHWC", "HWIO", "NHWC")
+
+    def grads_and_hlo(kernel_side):
+        k = rng.standard_normal((kernel_side, kernel_side, 5, 6)).astype(np.float32)
+        g = rng.standard_normal((2, 4, 4, 6)).astype(np.float32)
+        loss = lambda conv: lambda x, k: jnp.sum(conv(x, k, (2, 2), "SAME",  # noqa: E731
+                                                      dimension_numbers=nhwc) * g)
+        ours = jax.jit(jax.grad(loss(window_conv), argnums=(0, 1)))
+        theirs = jax.jit(jax.grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1)))
+        for a, b in zip(ours(x, k), theirs(x, k), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        return ours.lower(x, k).compile().as_text()
+
+    column_bytes = taps._input_grad_column_bytes(x.shape, (4, 4, 5, 6), (2, 2),
+                                                 ((1, 1), (1, 1)), 4)
+    assert column_bytes == 2 * 4 * 4 * 4 * 4 * 5 * 4
+    assert "lhs_dilate" in grads_and_hlo(4)  # under the default threshold: XLA's
+    monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES", column_bytes)
+    assert "lhs_dilate" not in grads_and_hlo(4)
+    assert "lhs_dilate" in grads_and_hlo(3)
+
+
 @pytest.mark.parametrize("strides,pad", [((1, 1), 0), ((2, 2), 0), ((1, 2), 0), ((3, 1), 1)])
 def test_pointwise_conv_is_a_product_matching_numpy(strides, pad):
     """A 1x1 convolution is its input's (strided, padded) tap times the kernel, in float64

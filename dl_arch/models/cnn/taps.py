@@ -187,6 +187,31 @@ def _input_grad_by_taps(x_BHWC: jax.Array, kernel: jax.Array, dy_BHWF: jax.Array
     return dx
 
 
+def _input_grad_by_phases(x_shape: tuple[int, ...], kernel: jax.Array, dy_BHWF: jax.Array,
+                          strides: tuple[int, int],
+                          padding: tuple[tuple[int, int], ...]) -> jax.Array:
+    """d loss / d input of a strided convolution whose kernel and padded input divide by the
+    stride: with the input's sh x sw phases side by side in channels (space to depth) it is
+    a stride-1 convolution with a kernel sh x sw times smaller, whose input gradient XLA
+    computes as a plain convolution; the phases are then put back in place. XLA's own
+    input gradient of a strided convolution is an input-dilated one, whose CPU kernel
+    (Eigen's transposed convolution) maps a new column buffer of 64 MiB at every call
+    (DCGAN's 64x32x32x64 -> 128 4x4 layer: 40.7 -> 11.3 ms)."""
+    (sh, sw), ((lo_h, hi_h), (lo_w, hi_w)) = strides, padding
+    kh, kw, channels, features = kernel.shape
+    batch, height, width, _ = x_shape
+    rows, cols = (height + lo_h + hi_h) // sh, (width + lo_w + hi_w) // sw
+    phased_kernel = kernel.reshape(kh // sh, sh, kw // sw, sw, channels, features).transpose(
+        0, 2, 1, 3, 4, 5).reshape(kh // sh, kw // sw, sh * sw * channels, features)
+    phased_conv = lambda x: jax.lax.conv_general_dilated(  # noqa: E731
+        x, phased_kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    (dx,) = jax.linear_transpose(phased_conv, jax.ShapeDtypeStruct(
+        (batch, rows, cols, sh * sw * channels), dy_BHWF.dtype))(dy_BHWF)
+    dx = dx.reshape(batch, rows, cols, sh, sw, channels).transpose(0, 1, 3, 2, 4, 5).reshape(
+        batch, rows * sh, cols * sw, channels)
+    return dx[:, lo_h:lo_h + height, lo_w:lo_w + width]
+
+
 def _kernel_grad_of_dilated_input(x_BHWC, dy, kernel_shape, dilation, padding):
     """d loss / d kernel of a stride-1 convolution of the `dilation`-dilated input (a
     transposed convolution), one product per tap without the dilation's zeros: tap (u, v)
@@ -217,18 +242,18 @@ def _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
-def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad_on_taps):
+def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad):
     if on_taps:
         return _conv_by_taps(x_BHWC, kernel, strides, padding)
     return _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation)
 
 
-def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad_on_taps):
-    out = _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad_on_taps)
+def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad):
+    out = _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad)
     return out, (x_BHWC, kernel)
 
 
-def _cpu_conv_bwd(strides, padding, dilation, on_taps, input_grad_on_taps, residuals, dy):
+def _cpu_conv_bwd(strides, padding, dilation, on_taps, input_grad, residuals, dy):
     x_BHWC, kernel = residuals
     # XLA's own gradient convolutions; their forward is not computed (nor, under jit, an
     # input gradient replaced below)
@@ -237,8 +262,10 @@ def _cpu_conv_bwd(strides, padding, dilation, on_taps, input_grad_on_taps, resid
     dx, dk = back(dy)
     if dilation != (1, 1):
         dk = _kernel_grad_of_dilated_input(x_BHWC, dy, kernel.shape, dilation, padding)
-    if input_grad_on_taps:
+    if input_grad == "taps":
         dx = _input_grad_by_taps(x_BHWC, kernel, dy)
+    elif input_grad == "phases":
+        dx = _input_grad_by_phases(x_BHWC.shape, kernel, dy, strides, padding)
     return dx.astype(x_BHWC.dtype), dk.astype(kernel.dtype)
 
 
@@ -267,13 +294,31 @@ def keep_in_memory(x: jax.Array) -> jax.Array:
 # the smallest convolution input that `window_conv` keeps in memory on CPU: below it the
 # extra pass cost more than the recomputation (a tiny detector's step 5% slower)
 KEEP_MIN_BYTES = 1 << 20
+# A strided convolution's input gradient is taken by phases on CPU from this size of XLA's
+# column buffer up: there a pool thread maps the buffer afresh at every call (glibc maps
+# any block over 64 MiB outside the main heap) and faults it in; below it, the phases lost
+# as often as they won (docs/results/benchmarks.md, stop 59).
+PHASES_MIN_COLUMN_BYTES = 64 << 20
+
+
+def _input_grad_column_bytes(x_shape: Sequence[int], kernel_shape: Sequence[int],
+                             strides: tuple[int, int], padding: Sequence[tuple[int, int]],
+                             itemsize: int) -> int:
+    """Bytes of the column buffer of XLA:CPU's input gradient of a strided convolution
+    (Eigen's transposed convolution): every output position times the kernel's
+    kh * kw * C_in weights, in float32 or wider."""
+    batch, height, width, _ = x_shape
+    kh, kw, channels, _ = kernel_shape
+    out_h, out_w = ((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(
+        (height, width), padding, (kh, kw), strides))
+    return batch * out_h * out_w * kh * kw * channels * max(itemsize, 4)
 
 
 def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
                 lhs_dilation: Any = None, rhs_dilation: Any = None, dimension_numbers: Any = None,
                 feature_group_count: int = 1, precision: Any = None) -> jax.Array:
     """`lax.conv_general_dilated` (the signature `nn.Conv(conv_general_dilated=...)` calls)
-    with five CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
+    with six CPU shortcuts for channels-last 2-D convolutions without kernel dilation:
     - a depthwise convolution (one group per channel) runs on taps (XLA's grouped convolution
       was 9x slower forward + backward at MobileNet's 32x56x56x144), its kernel gradient from
       `_depthwise_kernel_grad` with `DEPTHWISE_GRAD_MIN_CHANNELS` channels or more;
@@ -285,10 +330,13 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
       6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied);
+    - a strided convolution whose kernel and padded input divide by the stride (DCGAN's 4x4
+      stride-2 layers) takes its input gradient by phases (`_input_grad_by_phases`) where
+      XLA's would map a column buffer of `PHASES_MIN_COLUMN_BYTES` afresh at every call;
     - a 1x1 convolution is a matrix product of its input's (strided) tap: XLA's kernel
       gradient of a strided one is a kernel-dilated convolution (forward + backward 15.6 ->
       7.6 ms at ResNet-18's 128x32x32x64 -> 128), and its convolution's gradients go through
-      transposed copies (MobileNetV2's b32 step 209-211 -> 199-201 ms).
+      transposed copies (MobileNetV2's b32 step 250-252 -> 230-231 ms).
     Elsewhere, and on GPU and TPU, it is XLA's convolution; on CPU an input of at least
     `KEEP_MIN_BYTES` goes through `keep_in_memory` first, so that the backward pass's
     transposed copy of it reads one array (ResNet-18's b128 train step: 1.6 -> 1.2 s).
@@ -315,7 +363,15 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     grad_on_taps = (plain and rhs.shape[2] <= FEW_CHANNELS_INPUT_GRAD and unpadded
                     and dilation == strides == (1, 1))
     pointwise = plain and tuple(rhs.shape[:2]) == (1, 1) and dilation == (1, 1)
-    if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise)
+    grad_by_phases = False
+    if plain and dilation == (1, 1) and strides != (1, 1):
+        resolved = (jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
+                    if isinstance(padding, str) else padding)
+        grad_by_phases = (all(k % s == 0 and (n + sum(p)) % s == 0 for k, s, n, p in zip(
+            rhs.shape[:2], strides, lhs.shape[1:3], resolved)) and _input_grad_column_bytes(
+                lhs.shape, rhs.shape, strides, resolved, lhs.dtype.itemsize)
+            >= PHASES_MIN_COLUMN_BYTES)
+    if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise or grad_by_phases)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
     if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
@@ -327,9 +383,13 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
         by_taps = (_depthwise_with_kernel_grad if lhs.shape[-1] >= DEPTHWISE_GRAD_MIN_CHANNELS
                    else _depthwise_by_taps)
         cpu = lambda x, k: by_taps(x, k, strides, pads)  # noqa: E731
+    elif grad_by_phases:
+        cpu = lambda x, k: _cpu_conv(  # noqa: E731
+            x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k, strides, pads, dilation,
+            False, "phases")
     else:
         cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps,  # noqa: E731
-                                     grad_on_taps)
+                                     "taps" if grad_on_taps else "xla")
     return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=xla)
 
 

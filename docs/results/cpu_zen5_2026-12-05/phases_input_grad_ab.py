@@ -1,0 +1,64 @@
+"""A/B (stop 59): one train step with the input gradient of strided convolutions taken by
+phases (`taps._input_grad_by_phases`) where Eigen's column buffer would reach T bytes, for
+each T given, in one process; prints ms a step per round.
+
+    PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/phases_input_grad_ab.py TARGET T1,T2,...
+
+TARGET as in keep_in_memory_ab.py (`dcgan:SIZE`, `model:batch` or a config file), or
+`layer:BxHxWxC:COUT:K` (one KxK stride-2 convolution, padded as "SAME", forward and both
+gradients of sum(y * g)). T = 1e18 is XLA's input gradient everywhere (the code before);
+67108864 (64 MiB) is `PHASES_MIN_COLUMN_BYTES`; 0 takes every convolution the rule allows.
+"""
+
+import os
+import sys
+
+from dl_arch.train.host_memory import keep_freed_memory
+
+keep_freed_memory()
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dl_arch.models.cnn import taps  # noqa: E402
+from dl_arch.train.compile_options import model_jit  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from keep_in_memory_ab import build as build_step  # noqa: E402
+from keep_in_memory_ab import print_rounds  # noqa: E402
+
+
+def build(target):
+    """`run()` of the target; a layer's returns its two gradients."""
+    if not target.startswith("layer:"):
+        return build_step(target)
+    _, dims, cout, k = target.split(":")
+    b, h, w, c = (int(d) for d in dims.split("x"))
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
+    conv = nn.Conv(int(cout), (int(k),) * 2, strides=2, padding="SAME", use_bias=False,
+                   conv_general_dilated=taps.window_conv)
+    kernel = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
+    g = jnp.asarray(rng.standard_normal(conv.apply({"params": {"kernel": kernel}}, x).shape,
+                                        np.float32))
+    grad = model_jit(jax.grad(
+        lambda x, k: jnp.sum(conv.apply({"params": {"kernel": k}}, x) * g), argnums=(0, 1)))
+    return lambda: grad(x, kernel)
+
+
+def main():
+    target, settings = sys.argv[1], [float(t) for t in sys.argv[2].split(",")]
+    runs = {}
+    for t in settings:
+        taps.PHASES_MIN_COLUMN_BYTES = t  # read when the step is traced
+        run = build(target)
+        out = jax.tree.leaves(run())[0]
+        print(f"T={t:g}", "first output", round(float(jnp.ravel(out)[0]), 5), flush=True)
+        runs[f"T={t:g}"] = run
+    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
+
+
+if __name__ == "__main__":
+    main()
