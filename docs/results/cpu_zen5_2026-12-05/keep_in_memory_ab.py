@@ -3,7 +3,7 @@ of at least T bytes, for each T given, in one process; prints ms a step per roun
 
     PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/keep_in_memory_ab.py TARGET T1,T2,...
 
-TARGET is `model:batch` (a registry CNN, small stem, 32x32 images, the SGD step of
+TARGET is `model:batch` (a registry CNN, small stem, 32x32 images (LeNet-5: 28x28), the SGD step of
 `benchmarks.bench_cnn`), `dcgan:SIZE` (`benchmarks.bench_generative`'s DCGAN row at 32 or
 64) or a config file (its loop step, as `benchmarks.bench_loop` times it).
 T = 1e18 keeps nothing (the code before the change); 1048576 is `KEEP_MIN_BYTES`.
@@ -47,7 +47,8 @@ def build(target):
 
     name, batch = target.split(":")
     rng = np.random.default_rng(0)
-    images = jnp.asarray(rng.standard_normal((int(batch), 32, 32, 3), np.float32))
+    hw, ch = (28, 1) if name.startswith("lenet") else (32, 3)
+    images = jnp.asarray(rng.standard_normal((int(batch), hw, hw, ch), np.float32))
     labels = jnp.asarray(rng.integers(0, 10, int(batch)).astype(np.int32))
     fields = {"dropout_rate": 0.0} if name.startswith(("mobilenet", "googlenet")) else {}
     return our_sgd_step(MODELS.get(name)(num_classes=10, stem="small", **fields), images,
