@@ -20,14 +20,13 @@ keep_freed_memory()
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from dl_arch.models.cnn import taps  # noqa: E402
 from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keep_in_memory_ab import build as build_step  # noqa: E402
-from keep_in_memory_ab import print_rounds  # noqa: E402
+from keep_in_memory_ab import compare_settings, layer_input  # noqa: E402
 
 
 def build(target):
@@ -35,8 +34,8 @@ def build(target):
     if not target.startswith("layer:"):
         return build_step(target)
     _, dims, stride = target.split(":")
-    b, h, w, c = (int(d) for d in dims.split("x"))
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((b, h, w, c), np.float32))
+    _, x = layer_input(dims)
+    c = x.shape[-1]
     conv = nn.Conv(c, (3, 3), strides=int(stride), padding=1, feature_group_count=c,
                    use_bias=False, conv_general_dilated=taps.window_conv)
     k = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
@@ -46,15 +45,9 @@ def build(target):
 
 
 def main():
-    target, settings = sys.argv[1], [float(m) for m in sys.argv[2].split(",")]
-    runs = {}
-    for m in settings:
-        taps.DEPTHWISE_GRAD_MIN_CHANNELS = m  # read when the step is traced
-        run = build(target)
-        out = jax.tree.leaves(run())[-1]
-        print(f"M={m:g}", "first output", round(float(jnp.ravel(out)[0]), 4), flush=True)
-        runs[f"M={m:g}"] = run
-    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
+    settings = [float(m) for m in sys.argv[2].split(",")]
+    compare_settings(sys.argv[1], [(f"M={m:g}", m) for m in settings],
+                     lambda m: setattr(taps, "DEPTHWISE_GRAD_MIN_CHANNELS", m), build)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,26 @@ def main():
     print_rounds(target, runs, 9 if target.endswith(".py") else 3)
 
 
+def compare_settings(target, settings, apply, build_run):
+    """For each (name, value) of `settings`: `apply(value)` (read when the step is traced),
+    then `build_run(target)`; prints the first output of each run once, then the rounds."""
+    runs = {}
+    for name, value in settings:
+        apply(value)
+        run = build_run(target)
+        out = jax.tree.leaves(run())[0]
+        print(name, "first output", round(float(jnp.ravel(out)[0]), 5), flush=True)
+        runs[name] = run
+    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
+
+
+def layer_input(dims):
+    """(rng, x): a standard normal float32 input of shape `BxHxWxC`, seeded 0."""
+    rng = np.random.default_rng(0)
+    return rng, jnp.asarray(rng.standard_normal(tuple(int(d) for d in dims.split("x")),
+                                                np.float32))
+
+
 def print_rounds(label, runs, n):
     """ROUNDS (3) rounds of every run in turn: the best of n-call medians, ms a call."""
     for _ in range(int(os.environ.get("ROUNDS", 3))):

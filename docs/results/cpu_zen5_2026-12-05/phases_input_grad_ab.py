@@ -27,7 +27,7 @@ from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keep_in_memory_ab import build as build_step  # noqa: E402
-from keep_in_memory_ab import print_rounds  # noqa: E402
+from keep_in_memory_ab import compare_settings, layer_input  # noqa: E402
 
 
 def build(target):
@@ -35,9 +35,7 @@ def build(target):
     if not target.startswith("layer:"):
         return build_step(target)
     _, dims, cout, k = target.split(":")
-    b, h, w, c = (int(d) for d in dims.split("x"))
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
+    rng, x = layer_input(dims)
     conv = nn.Conv(int(cout), (int(k),) * 2, strides=2, padding="SAME", use_bias=False,
                    conv_general_dilated=taps.window_conv)
     kernel = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
@@ -49,15 +47,9 @@ def build(target):
 
 
 def main():
-    target, settings = sys.argv[1], [float(t) for t in sys.argv[2].split(",")]
-    runs = {}
-    for t in settings:
-        taps.PHASES_MIN_COLUMN_BYTES = t  # read when the step is traced
-        run = build(target)
-        out = jax.tree.leaves(run())[0]
-        print(f"T={t:g}", "first output", round(float(jnp.ravel(out)[0]), 5), flush=True)
-        runs[f"T={t:g}"] = run
-    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
+    thresholds = [float(t) for t in sys.argv[2].split(",")]
+    compare_settings(sys.argv[1], [(f"T={t:g}", t) for t in thresholds],
+                     lambda t: setattr(taps, "PHASES_MIN_COLUMN_BYTES", t), build)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keep_in_memory_ab import build as build_step  # noqa: E402
-from keep_in_memory_ab import print_rounds  # noqa: E402
+from keep_in_memory_ab import compare_settings, layer_input  # noqa: E402
 
 
 def before(lhs, rhs, window_strides, padding, *args, **kwargs):
@@ -45,17 +45,19 @@ def before(lhs, rhs, window_strides, padding, *args, **kwargs):
     return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=xla)
 
 
-def build(target, conv):
-    """`run()` of the target with `conv` as ResNet's and MobileNetV2's (or the layer's)
-    convolution."""
+def use(conv):
+    """`conv` as ResNet's and MobileNetV2's (and the layer's) convolution."""
     resnet.window_conv = mobilenet.window_conv = conv  # read when a model is traced
+
+
+def build(target):
+    """`run()` of the target."""
+    conv = resnet.window_conv
     if not target.startswith("layer:"):
         return build_step(target)
     _, dims, cout, stride = target.split(":")
-    b, h, w, c = (int(d) for d in dims.split("x"))
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
-    k = jnp.asarray(rng.standard_normal((1, 1, c, int(cout)), np.float32) * 0.05)
+    rng, x = layer_input(dims)
+    k = jnp.asarray(rng.standard_normal((1, 1, x.shape[-1], int(cout)), np.float32) * 0.05)
 
     def loss(x, k):
         y = conv(x, k, (int(stride),) * 2, ((0, 0), (0, 0)),
@@ -67,14 +69,7 @@ def build(target, conv):
 
 
 def main():
-    target = sys.argv[1]
-    runs = {}
-    for name, conv in (("conv", before), ("product", taps.window_conv)):
-        run = build(target, conv)
-        losses = [round(float(jnp.ravel(jax.tree.leaves(run())[0])[0]), 6) for _ in range(2)]
-        print(name, "losses", losses, flush=True)
-        runs[name] = run
-    print_rounds(target, runs, 9 if target.endswith(".py") else 3)
+    compare_settings(sys.argv[1], [("conv", before), ("product", taps.window_conv)], use, build)
 
 
 if __name__ == "__main__":
