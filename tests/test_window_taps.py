@@ -257,6 +257,31 @@ def test_pointwise_conv_is_a_product_matching_numpy(strides, pad):
     assert re.search(r" dot\(|__ynn_fusion", hlo)
 
 
+@pytest.mark.parametrize("kernel_side,stride", [(1, 1), (1, 2), (4, 2)])
+def test_bfloat16_products_and_phases_stay_bfloat16_and_match_float32(kernel_side, stride,
+                                                                     monkeypatch):
+    """A bfloat16 layer through the 1x1 product or the input gradient by phases keeps its
+    dtype and agrees with the float32 layer within bfloat16 rounding."""
+    monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES", 0)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 8, 8, 16)).astype(np.float32)
+    k = (rng.standard_normal((kernel_side, kernel_side, 16, 8)) / 4).astype(np.float32)
+    padding = ((1, 1), (1, 1)) if kernel_side == 4 else ((0, 0), (0, 0))
+    nhwc = ("NHWC", "HWIO", "NHWC")
+
+    def grads(dtype):
+        def loss(x, k):
+            y = window_conv(x, k, (stride, stride), padding, dimension_numbers=nhwc)
+            assert y.dtype == dtype
+            return jnp.sum(y.astype(jnp.float32) ** 2)
+        return jax.jit(jax.grad(loss, argnums=(0, 1)))(x.astype(dtype), k.astype(dtype))
+
+    for low, high in zip(grads(jnp.bfloat16), grads(jnp.float32), strict=True):
+        assert low.dtype == jnp.bfloat16
+        scale = float(jnp.max(jnp.abs(high)))
+        np.testing.assert_allclose(np.asarray(low, np.float32), high, atol=0.05 * scale)
+
+
 @pytest.mark.parametrize("channels,padding,convolutions", [
     (6, "VALID", 1), (8, ((0, 0), (0, 0)), 1), (9, "VALID", 2), (6, "SAME", 2)])
 def test_input_gradient_leaves_xla_only_for_few_channels_without_padding(
