@@ -183,8 +183,11 @@ def _conv_input_grad_numpy(x_shape, kernel, dy, strides, padding):
 
 @pytest.mark.parametrize("x_hw,kernel_hw,strides,padding", [
     ((8, 8), (4, 4), (2, 2), ((1, 1), (1, 1))),  # DCGAN's discriminator layer
+    ((8, 8), (3, 3), (2, 2), ((1, 1), (1, 1))),  # ResNet's downsampling 3x3
+    ((11, 10), (7, 7), (2, 2), ((3, 3), (3, 3))),  # ResNet's ImageNet stem, odd height
     ((6, 9), (2, 3), (2, 3), ((0, 0), (0, 0))),  # patches, unequal strides
     ((7, 5), (4, 2), (2, 2), ((2, 1), (1, 0))),  # uneven padding
+    ((10, 9), (5, 3), (3, 2), ((2, 0), (0, 2))),  # a kernel the stride does not divide
     ((9, 9), (3, 3), (3, 3), ((0, 0), (0, 0)))])
 def test_input_grad_by_phases_matches_numpy(x_hw, kernel_hw, strides, padding):
     rng = np.random.default_rng(7)
@@ -201,13 +204,12 @@ def test_input_grad_by_phases_matches_numpy(x_hw, kernel_hw, strides, padding):
 
 def test_strided_conv_takes_its_input_gradient_by_phases_from_the_column_size(monkeypatch):
     """Where XLA's column buffer would reach `PHASES_MIN_COLUMN_BYTES` (lowered here), the
-    compiled gradient has no input-dilated convolution and equals XLA's; a kernel the
-    stride does not divide (3x3 at stride 2) keeps XLA's input gradient."""
+    compiled gradient has no input-dilated convolution, and it equals XLA's either way."""
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 8, 8, 5)).astype(np.float32)
     nhwc = ("NHWC", "HWIO", "NHWC")
 
-    def grads_and_hlo(kernel_side):
+    def hlo_checked(kernel_side):
         k = rng.standard_normal((kernel_side, kernel_side, 5, 6)).astype(np.float32)
         g = rng.standard_normal((2, 4, 4, 6)).astype(np.float32)
         loss = lambda conv: lambda x, k: jnp.sum(conv(x, k, (2, 2), "SAME",  # noqa: E731
@@ -218,13 +220,15 @@ def test_strided_conv_takes_its_input_gradient_by_phases_from_the_column_size(mo
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         return ours.lower(x, k).compile().as_text()
 
-    column_bytes = taps._input_grad_column_bytes(x.shape, (4, 4, 5, 6), (2, 2),
-                                                 ((1, 1), (1, 1)), 4)
-    assert column_bytes == 2 * 4 * 4 * 4 * 4 * 5 * 4
-    assert "lhs_dilate" in grads_and_hlo(4)  # under the default threshold: XLA's
-    monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES", column_bytes)
-    assert "lhs_dilate" not in grads_and_hlo(4)
-    assert "lhs_dilate" in grads_and_hlo(3)
+    column_3x3 = taps._input_grad_column_bytes(x.shape, (3, 3, 5, 6), (2, 2),
+                                               ((0, 1), (0, 1)), 4)
+    assert column_3x3 == 2 * 4 * 4 * 3 * 3 * 5 * 4
+    assert "lhs_dilate" in hlo_checked(4)  # under the default threshold: XLA's
+    monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES", column_3x3 + 1)
+    assert "lhs_dilate" in hlo_checked(3)
+    assert "lhs_dilate" not in hlo_checked(4)  # 4x4: 16/9 the columns of 3x3
+    monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES", column_3x3)
+    assert "lhs_dilate" not in hlo_checked(3)
 
 
 @pytest.mark.parametrize("strides,pad", [((1, 1), 0), ((2, 2), 0), ((1, 2), 0), ((3, 1), 1)])

@@ -187,29 +187,45 @@ def _input_grad_by_taps(x_BHWC: jax.Array, kernel: jax.Array, dy_BHWF: jax.Array
     return dx
 
 
+def _strided_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                            padding: tuple[tuple[int, int], ...]) -> jax.Array:
+    """A strided convolution as the sum over its stride phases of stride-1 convolutions:
+    phase (a, b) takes every sh-th row from a and every sw-th column from b of the padded
+    input, and the kernel's taps of that phase (kernel[a::sh, b::sw]); the same products as
+    the strided convolution, none with zeros."""
+    (sh, sw), ((lo_h, _), (lo_w, _)) = strides, padding
+    kh, kw = kernel.shape[:2]
+    _, height, width, _ = x_BHWC.shape
+    out_h, out_w = ((n + sum(p) - k) // s + 1 for n, p, k, s in zip(
+        (height, width), padding, (kh, kw), strides))
+    # rows and columns of the padded input the phases read: at most the padding given
+    rows, cols = sh * (out_h + (kh - 1) // sh), sw * (out_w + (kw - 1) // sw)
+    x = jax.lax.pad(x_BHWC, jnp.zeros((), x_BHWC.dtype),
+                    ((0, 0, 0), (lo_h, rows - lo_h - height, 0),
+                     (lo_w, cols - lo_w - width, 0), (0, 0, 0)))
+    out = None
+    for a in range(min(sh, kh)):
+        for b in range(min(sw, kw)):
+            taps = kernel[a::sh, b::sw]
+            phase = x[:, a::sh, b::sw][:, :out_h + taps.shape[0] - 1, :out_w + taps.shape[1] - 1]
+            term = jax.lax.conv_general_dilated(phase, taps, (1, 1), "VALID",
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            out = term if out is None else out + term
+    return out
+
+
 def _input_grad_by_phases(x_shape: tuple[int, ...], kernel: jax.Array, dy_BHWF: jax.Array,
                           strides: tuple[int, int],
                           padding: tuple[tuple[int, int], ...]) -> jax.Array:
-    """d loss / d input of a strided convolution whose kernel and padded input divide by the
-    stride: with the input's sh x sw phases side by side in channels (space to depth) it is
-    a stride-1 convolution with a kernel sh x sw times smaller, whose input gradient XLA
-    computes as a plain convolution; the phases are then put back in place. XLA's own
-    input gradient of a strided convolution is an input-dilated one, whose CPU kernel
-    (Eigen's transposed convolution) maps a new column buffer of 64 MiB at every call
-    (DCGAN's 64x32x32x64 -> 128 4x4 layer: 40.7 -> 11.3 ms)."""
-    (sh, sw), ((lo_h, hi_h), (lo_w, hi_w)) = strides, padding
-    kh, kw, channels, features = kernel.shape
-    batch, height, width, _ = x_shape
-    rows, cols = (height + lo_h + hi_h) // sh, (width + lo_w + hi_w) // sw
-    phased_kernel = kernel.reshape(kh // sh, sh, kw // sw, sw, channels, features).transpose(
-        0, 2, 1, 3, 4, 5).reshape(kh // sh, kw // sw, sh * sw * channels, features)
-    phased_conv = lambda x: jax.lax.conv_general_dilated(  # noqa: E731
-        x, phased_kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    (dx,) = jax.linear_transpose(phased_conv, jax.ShapeDtypeStruct(
-        (batch, rows, cols, sh * sw * channels), dy_BHWF.dtype))(dy_BHWF)
-    dx = dx.reshape(batch, rows, cols, sh, sw, channels).transpose(0, 1, 3, 2, 4, 5).reshape(
-        batch, rows * sh, cols * sw, channels)
-    return dx[:, lo_h:lo_h + height, lo_w:lo_w + width]
+    """d loss / d input of a strided convolution, as the transpose of its phase form
+    (`_strided_conv_by_phases`): stride-1 input gradients, each phase's put back in place.
+    XLA's own is an input-dilated convolution, whose CPU kernel (Eigen's transposed
+    convolution) maps a new column buffer of 64 MiB at every call (DCGAN's 64x32x32x64 ->
+    128 4x4 layer: 40.7 -> 11.3 ms)."""
+    (dx,) = jax.linear_transpose(
+        lambda x: _strided_conv_by_phases(x, kernel, strides, padding),
+        jax.ShapeDtypeStruct(x_shape, dy_BHWF.dtype))(dy_BHWF)
+    return dx
 
 
 def _kernel_grad_of_dilated_input(x_BHWC, dy, kernel_shape, dilation, padding):
@@ -330,9 +346,9 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
       6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied);
-    - a strided convolution whose kernel and padded input divide by the stride (DCGAN's 4x4
-      stride-2 layers) takes its input gradient by phases (`_input_grad_by_phases`) where
-      XLA's would map a column buffer of `PHASES_MIN_COLUMN_BYTES` afresh at every call;
+    - a strided convolution takes its input gradient by phases (`_input_grad_by_phases`)
+      where XLA's would map a column buffer of `PHASES_MIN_COLUMN_BYTES` afresh at every
+      call (DCGAN's 4x4 and ResNet-18's first 3x3 stride-2 layers at their batches);
     - a 1x1 convolution is a matrix product of its input's (strided) tap: XLA's kernel
       gradient of a strided one is a kernel-dilated convolution (forward + backward 15.6 ->
       7.6 ms at ResNet-18's 128x32x32x64 -> 128), and its convolution's gradients go through
@@ -364,12 +380,11 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
                     and dilation == strides == (1, 1))
     pointwise = plain and tuple(rhs.shape[:2]) == (1, 1) and dilation == (1, 1)
     grad_by_phases = False
-    if plain and dilation == (1, 1) and strides != (1, 1):
+    if plain and dilation == (1, 1) and strides != (1, 1) and not pointwise:
         resolved = (jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
                     if isinstance(padding, str) else padding)
-        grad_by_phases = (all(k % s == 0 and (n + sum(p)) % s == 0 for k, s, n, p in zip(
-            rhs.shape[:2], strides, lhs.shape[1:3], resolved)) and _input_grad_column_bytes(
-                lhs.shape, rhs.shape, strides, resolved, lhs.dtype.itemsize)
+        grad_by_phases = (min(min(p) for p in resolved) >= 0 and _input_grad_column_bytes(
+            lhs.shape, rhs.shape, strides, resolved, lhs.dtype.itemsize)
             >= PHASES_MIN_COLUMN_BYTES)
     if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise or grad_by_phases)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):

@@ -7,7 +7,10 @@ each T given, in one process; prints ms a step per round.
 TARGET as in keep_in_memory_ab.py (`dcgan:SIZE`, `model:batch` or a config file), or
 `layer:BxHxWxC:COUT:K` (one KxK stride-2 convolution, padded as "SAME", forward and both
 gradients of sum(y * g)). T = 1e18 is XLA's input gradient everywhere (the code before);
-67108864 (64 MiB) is `PHASES_MIN_COLUMN_BYTES`; 0 takes every convolution the rule allows.
+67108864 (64 MiB) is `PHASES_MIN_COLUMN_BYTES`; 0 takes every strided convolution.
+`phases_input_grad_ab.log`: the first version (a space-to-depth form, for kernels the stride
+divides); `phases_input_grad_general_ab.log`: the phase form for every strided convolution,
+with the page faults a step (`ru_minflt`, scratch script) under each threshold.
 """
 
 import os
