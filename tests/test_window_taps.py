@@ -202,6 +202,70 @@ def test_input_grad_by_phases_matches_numpy(x_hw, kernel_hw, strides, padding):
                                rtol=1e-5, atol=1e-5)
 
 
+def _dilated_conv_numpy(x, kernel, padding, dilation):
+    """A stride-1 convolution of the dilated, padded input, in float64 loops."""
+    (dh, dw), ((lo_h, hi_h), (lo_w, hi_w)) = dilation, padding
+    b, h, w, c = x.shape
+    xd = np.zeros((b, (h - 1) * dh + 1, (w - 1) * dw + 1, c))
+    xd[:, ::dh, ::dw] = x
+    xp = np.pad(xd, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+    kh, kw = kernel.shape[:2]
+    out = np.zeros((b, xp.shape[1] - kh + 1, xp.shape[2] - kw + 1, kernel.shape[-1]))
+    for u in range(kh):
+        for v in range(kw):
+            out += xp[:, u:u + out.shape[1], v:v + out.shape[2]] @ kernel[u, v].astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("x_hw,kernel_hw,padding,dilation", [
+    ((4, 4), (4, 4), ((2, 2), (2, 2)), (2, 2)),  # DCGAN's generator layer
+    ((5, 4), (3, 3), ((1, 2), (1, 2)), (2, 2)),
+    ((5, 6), (2, 2), ((1, 1), (1, 1)), (2, 2)),
+    ((5, 6), (5, 3), ((0, 3), (2, 1)), (3, 2)),  # unequal dilations, uneven padding
+    ((3, 3), (1, 1), ((0, 1), (0, 1)), (2, 2)),
+    ((4, 4), (3, 3), ((0, 0), (0, 0)), (2, 3))])
+def test_dilated_conv_by_phases_matches_numpy(x_hw, kernel_hw, padding, dilation):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, *x_hw, 3)).astype(np.float32)
+    kernel = rng.standard_normal((*kernel_hw, 3, 4)).astype(np.float32)
+    got = jax.jit(taps._dilated_conv_by_phases, static_argnums=(2, 3))(x, kernel, padding,
+                                                                      dilation)
+    np.testing.assert_allclose(got, _dilated_conv_numpy(x, kernel, padding, dilation),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_transposed_conv_runs_its_forward_by_phases_from_the_column_size(monkeypatch):
+    """The upsampling layer's compiled forward has no input-dilated convolution once its
+    column buffer reaches `PHASES_MIN_COLUMN_BYTES` (lowered here), and its values and
+    both gradients equal XLA's either way."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 4, 6)).astype(np.float32)
+    layer = upsampling_conv(5, 4, use_bias=False)
+    kernel = rng.standard_normal((4, 4, 6, 5)).astype(np.float32)
+    nhwc = ("NHWC", "HWIO", "NHWC")
+
+    def programs():
+        def run(conv):
+            return lambda x, k: conv(x, k, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2),
+                                     dimension_numbers=nhwc)
+        ours, theirs = run(window_conv), run(jax.lax.conv_general_dilated)
+        np.testing.assert_allclose(jax.jit(ours)(x, kernel), jax.jit(theirs)(x, kernel),
+                                   rtol=1e-5, atol=1e-5)
+        g = rng.standard_normal((2, 8, 8, 5)).astype(np.float32)
+        grads = lambda f: jax.jit(jax.grad(  # noqa: E731
+            lambda x, k: jnp.sum(f(x, k) * g), argnums=(0, 1)))
+        for a, b in zip(grads(ours)(x, kernel), grads(theirs)(x, kernel), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        return jax.jit(ours).lower(x, kernel).compile().as_text()
+
+    # the convolution DCGAN's 4x4 upsampling layer hands `window_conv`
+    assert layer.input_dilation == 2 and layer.padding == ((2, 2), (2, 2))
+    assert "lhs_dilate" in programs()
+    monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES",
+                        taps._dilated_conv_column_bytes(2 * 4 * 4, (4, 4), 5, 4))
+    assert "lhs_dilate" not in programs()
+
+
 def test_strided_conv_takes_its_input_gradient_by_phases_from_the_column_size(monkeypatch):
     """Where XLA's column buffer would reach `PHASES_MIN_COLUMN_BYTES` (lowered here), the
     compiled gradient has no input-dilated convolution, and it equals XLA's either way."""
@@ -220,8 +284,7 @@ def test_strided_conv_takes_its_input_gradient_by_phases_from_the_column_size(mo
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         return ours.lower(x, k).compile().as_text()
 
-    column_3x3 = taps._input_grad_column_bytes(x.shape, (3, 3, 5, 6), (2, 2),
-                                               ((0, 1), (0, 1)), 4)
+    column_3x3 = taps._dilated_conv_column_bytes(2 * 4 * 4, (3, 3), 5, 4)  # dy's pixels
     assert column_3x3 == 2 * 4 * 4 * 3 * 3 * 5 * 4
     assert "lhs_dilate" in hlo_checked(4)  # under the default threshold: XLA's
     monkeypatch.setattr(taps, "PHASES_MIN_COLUMN_BYTES", column_3x3 + 1)

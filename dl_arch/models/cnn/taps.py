@@ -214,6 +214,46 @@ def _strided_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple
     return out
 
 
+def _dilated_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array,
+                            padding: tuple[tuple[int, int], ...],
+                            dilation: tuple[int, int]) -> jax.Array:
+    """A stride-1 convolution of the `dilation`-dilated input (a transposed convolution) as
+    one stride-1 convolution of the undilated input per output phase: output rows r, r + d,
+    ... meet input pixels only through the kernel's taps u = (lo - r) mod d, u + d, ...;
+    each phase's output is then put in place (a pad with interior padding) and summed. The
+    same products, none with the dilation's zeros."""
+    per_axis = []
+    for n, (lo, hi), k, d in zip(x_BHWC.shape[1:3], padding, kernel.shape[:2], dilation):
+        out = (n - 1) * d + 1 + lo + hi - k + 1
+        phases = []
+        for r in range(min(d, out)):
+            count, first = len(range(r, out, d)), (lo - r) % d
+            taps = len(range(first, k, d))
+            offset = (r + first - lo) // d  # input row of output row r's first tap
+            phases.append((r, count, first, taps, offset))
+        per_axis.append((out, d, phases))
+    (out_h, d_h, rows), (out_w, d_w, cols) = per_axis
+    zero = jnp.zeros((), x_BHWC.dtype)
+    y = None
+    for r, count_h, first_h, taps_h, off_h in rows:
+        for c, count_w, first_w, taps_w, off_w in cols:
+            if not (taps_h and taps_w):
+                continue
+            x = jax.lax.pad(x_BHWC, zero, (
+                (0, 0, 0), (-off_h, off_h + count_h + taps_h - 1 - x_BHWC.shape[1], 0),
+                (-off_w, off_w + count_w + taps_w - 1 - x_BHWC.shape[2], 0), (0, 0, 0)))
+            phase = jax.lax.conv_general_dilated(
+                x, kernel[first_h::d_h, first_w::d_w], (1, 1), "VALID",
+                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            placed = jax.lax.pad(phase, zero, (
+                (0, 0, 0), (r, out_h - 1 - r - d_h * (count_h - 1), d_h - 1),
+                (c, out_w - 1 - c - d_w * (count_w - 1), d_w - 1), (0, 0, 0)))
+            y = placed if y is None else y + placed
+    if y is None:
+        y = jnp.zeros((x_BHWC.shape[0], out_h, out_w, kernel.shape[-1]), x_BHWC.dtype)
+    return y
+
+
 def _input_grad_by_phases(x_shape: tuple[int, ...], kernel: jax.Array, dy_BHWF: jax.Array,
                           strides: tuple[int, int],
                           padding: tuple[tuple[int, int], ...]) -> jax.Array:
@@ -258,18 +298,20 @@ def _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
-def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad):
-    if on_taps:
+def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, forward, input_grad):
+    if forward == "taps":
         return _conv_by_taps(x_BHWC, kernel, strides, padding)
+    if forward == "phases":
+        return _dilated_conv_by_phases(x_BHWC, kernel, padding, dilation)
     return _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation)
 
 
-def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad):
-    out = _cpu_conv(x_BHWC, kernel, strides, padding, dilation, on_taps, input_grad)
+def _cpu_conv_fwd(x_BHWC, kernel, strides, padding, dilation, forward, input_grad):
+    out = _cpu_conv(x_BHWC, kernel, strides, padding, dilation, forward, input_grad)
     return out, (x_BHWC, kernel)
 
 
-def _cpu_conv_bwd(strides, padding, dilation, on_taps, input_grad, residuals, dy):
+def _cpu_conv_bwd(strides, padding, dilation, forward, input_grad, residuals, dy):
     x_BHWC, kernel = residuals
     # XLA's own gradient convolutions; their forward is not computed (nor, under jit, an
     # input gradient replaced below)
@@ -310,24 +352,20 @@ def keep_in_memory(x: jax.Array) -> jax.Array:
 # the smallest convolution input that `window_conv` keeps in memory on CPU: below it the
 # extra pass cost more than the recomputation (a tiny detector's step 5% slower)
 KEEP_MIN_BYTES = 1 << 20
-# A strided convolution's input gradient is taken by phases on CPU from this size of XLA's
-# column buffer up: there a pool thread maps the buffer afresh at every call (glibc maps
-# any block over 64 MiB outside the main heap) and faults it in; below it, the phases lost
-# as often as they won (docs/results/benchmarks.md, stop 59).
+# On CPU a convolution of a dilated input (a transposed convolution, or XLA's input gradient
+# of a strided one) runs by phases from this size of XLA's column buffer up: there a pool
+# thread maps the buffer afresh at every call (glibc maps any block over 64 MiB outside the
+# main heap) and faults it in; below it, the phases lost as often as they won
+# (docs/results/benchmarks.md, stop 59).
 PHASES_MIN_COLUMN_BYTES = 64 << 20
 
 
-def _input_grad_column_bytes(x_shape: Sequence[int], kernel_shape: Sequence[int],
-                             strides: tuple[int, int], padding: Sequence[tuple[int, int]],
-                             itemsize: int) -> int:
-    """Bytes of the column buffer of XLA:CPU's input gradient of a strided convolution
-    (Eigen's transposed convolution): every output position times the kernel's
-    kh * kw * C_in weights, in float32 or wider."""
-    batch, height, width, _ = x_shape
-    kh, kw, channels, _ = kernel_shape
-    out_h, out_w = ((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(
-        (height, width), padding, (kh, kw), strides))
-    return batch * out_h * out_w * kh * kw * channels * max(itemsize, 4)
+def _dilated_conv_column_bytes(pixels: int, kernel_hw: Sequence[int], features: int,
+                               itemsize: int) -> int:
+    """Bytes of the column buffer of XLA:CPU's convolution of a dilated input (Eigen's
+    transposed convolution): a row per pixel of the undilated input, kh * kw * features
+    columns, in float32 or wider."""
+    return pixels * kernel_hw[0] * kernel_hw[1] * features * max(itemsize, 4)
 
 
 def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], padding: Any,
@@ -342,7 +380,9 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
       LeNet-5's one-channel convolution at 2 GFLOP/s; ResNet's 7x7 stride-2 stem lost on taps:
       2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), its gradients XLA's;
     - a stride-1 convolution of a dilated input (a transposed convolution) takes its kernel
-      gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step);
+      gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step),
+      and its forward by phases (`_dilated_conv_by_phases`) where XLA's would map a column
+      buffer of `PHASES_MIN_COLUMN_BYTES` afresh at every call;
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
       6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied);
@@ -383,9 +423,14 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     if plain and dilation == (1, 1) and strides != (1, 1) and not pointwise:
         resolved = (jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
                     if isinstance(padding, str) else padding)
-        grad_by_phases = (min(min(p) for p in resolved) >= 0 and _input_grad_column_bytes(
-            lhs.shape, rhs.shape, strides, resolved, lhs.dtype.itemsize)
+        out_h, out_w = ((n + sum(p) - k) // s + 1 for n, p, k, s in zip(
+            lhs.shape[1:3], resolved, rhs.shape[:2], strides))
+        grad_by_phases = (min(min(p) for p in resolved) >= 0 and _dilated_conv_column_bytes(
+            lhs.shape[0] * out_h * out_w, rhs.shape[:2], rhs.shape[2], lhs.dtype.itemsize)
             >= PHASES_MIN_COLUMN_BYTES)
+    forward_by_phases = transposed and min(map(min, padding)) >= 0 and _dilated_conv_column_bytes(
+        lhs.shape[0] * lhs.shape[1] * lhs.shape[2], rhs.shape[:2], rhs.shape[3],
+        lhs.dtype.itemsize) >= PHASES_MIN_COLUMN_BYTES
     if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise or grad_by_phases)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
@@ -401,9 +446,10 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     elif grad_by_phases:
         cpu = lambda x, k: _cpu_conv(  # noqa: E731
             x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k, strides, pads, dilation,
-            False, "phases")
+            "xla", "phases")
     else:
-        cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, on_taps,  # noqa: E731
+        forward = "taps" if on_taps else "phases" if forward_by_phases else "xla"
+        cpu = lambda x, k: _cpu_conv(x, k, strides, pads, dilation, forward,  # noqa: E731
                                      "taps" if grad_on_taps else "xla")
     return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=xla)
 

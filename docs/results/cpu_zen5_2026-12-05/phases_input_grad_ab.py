@@ -1,16 +1,19 @@
-"""A/B (stop 59): one train step with the input gradient of strided convolutions taken by
-phases (`taps._input_grad_by_phases`) where Eigen's column buffer would reach T bytes, for
-each T given, in one process; prints ms a step per round.
+"""A/B (stop 59): one train step with the convolutions of a dilated input that XLA:CPU runs
+as Eigen's transposed convolution (a strided convolution's input gradient, a transposed
+convolution's forward) taken by phases (`taps._input_grad_by_phases`,
+`taps._dilated_conv_by_phases`) where their column buffer would reach T bytes, for each T
+given, in one process; prints ms a step per round.
 
     PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/phases_input_grad_ab.py TARGET T1,T2,...
 
 TARGET as in keep_in_memory_ab.py (`dcgan:SIZE`, `model:batch` or a config file), or
 `layer:BxHxWxC:COUT:K` (one KxK stride-2 convolution, padded as "SAME", forward and both
-gradients of sum(y * g)). T = 1e18 is XLA's input gradient everywhere (the code before);
-67108864 (64 MiB) is `PHASES_MIN_COLUMN_BYTES`; 0 takes every strided convolution.
-`phases_input_grad_ab.log`: the first version (a space-to-depth form, for kernels the stride
-divides); `phases_input_grad_general_ab.log`: the phase form for every strided convolution,
-with the page faults a step (`ru_minflt`, scratch script) under each threshold.
+gradients of sum(y * g)). T = 1e18 is XLA everywhere (the code before); 67108864 (64 MiB) is
+`PHASES_MIN_COLUMN_BYTES`; 0 takes every such convolution.
+Logs: `phases_input_grad_ab.log` (the first version: strided input gradients only, in a
+space-to-depth form for kernels the stride divides), `_general_ab.log` (the phase form for
+every strided input gradient, with the page faults a step), `_final_ab.log` (transposed
+convolutions' forwards as well).
 """
 
 import os
