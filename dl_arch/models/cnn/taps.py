@@ -217,41 +217,21 @@ def _strided_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple
 def _dilated_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array,
                             padding: tuple[tuple[int, int], ...],
                             dilation: tuple[int, int]) -> jax.Array:
-    """A stride-1 convolution of the `dilation`-dilated input (a transposed convolution) as
-    one stride-1 convolution of the undilated input per output phase: output rows r, r + d,
-    ... meet input pixels only through the kernel's taps u = (lo - r) mod d, u + d, ...;
-    each phase's output is then put in place (a pad with interior padding) and summed. The
-    same products, none with the dilation's zeros."""
-    per_axis = []
-    for n, (lo, hi), k, d in zip(x_BHWC.shape[1:3], padding, kernel.shape[:2], dilation):
-        out = (n - 1) * d + 1 + lo + hi - k + 1
-        phases = []
-        for r in range(min(d, out)):
-            count, first = len(range(r, out, d)), (lo - r) % d
-            taps = len(range(first, k, d))
-            offset = (r + first - lo) // d  # input row of output row r's first tap
-            phases.append((r, count, first, taps, offset))
-        per_axis.append((out, d, phases))
-    (out_h, d_h, rows), (out_w, d_w, cols) = per_axis
-    zero = jnp.zeros((), x_BHWC.dtype)
-    y = None
-    for r, count_h, first_h, taps_h, off_h in rows:
-        for c, count_w, first_w, taps_w, off_w in cols:
-            if not (taps_h and taps_w):
-                continue
-            x = jax.lax.pad(x_BHWC, zero, (
-                (0, 0, 0), (-off_h, off_h + count_h + taps_h - 1 - x_BHWC.shape[1], 0),
-                (-off_w, off_w + count_w + taps_w - 1 - x_BHWC.shape[2], 0), (0, 0, 0)))
-            phase = jax.lax.conv_general_dilated(
-                x, kernel[first_h::d_h, first_w::d_w], (1, 1), "VALID",
-                dimension_numbers=("NHWC", "HWIO", "NHWC"))
-            placed = jax.lax.pad(phase, zero, (
-                (0, 0, 0), (r, out_h - 1 - r - d_h * (count_h - 1), d_h - 1),
-                (c, out_w - 1 - c - d_w * (count_w - 1), d_w - 1), (0, 0, 0)))
-            y = placed if y is None else y + placed
-    if y is None:
-        y = jnp.zeros((x_BHWC.shape[0], out_h, out_w, kernel.shape[-1]), x_BHWC.dtype)
-    return y
+    """A stride-1 convolution of the `dilation`-dilated input (a transposed convolution,
+    padded by at most the kernel's size - 1) as the transpose of the strided convolution it
+    is the input gradient of: `_strided_conv_by_phases` with the kernel flipped and its
+    channels swapped, at stride `dilation`, padded by kernel size - 1 - padding. Each output
+    phase is then one stride-1 convolution of the undilated input, with no zeros."""
+    kh, kw, channels, features = kernel.shape
+    batch, height, width, _ = x_BHWC.shape
+    (lo_h, hi_h), (lo_w, hi_w) = padding
+    out_shape = (batch, (height - 1) * dilation[0] + lo_h + hi_h - kh + 2,
+                 (width - 1) * dilation[1] + lo_w + hi_w - kw + 2, features)
+    flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+    strided = lambda y: _strided_conv_by_phases(  # noqa: E731
+        y, flipped, dilation, ((kh - 1 - lo_h, kh - 1 - hi_h), (kw - 1 - lo_w, kw - 1 - hi_w)))
+    (out,) = jax.linear_transpose(strided, jax.ShapeDtypeStruct(out_shape, x_BHWC.dtype))(x_BHWC)
+    return out
 
 
 def _input_grad_by_phases(x_shape: tuple[int, ...], kernel: jax.Array, dy_BHWF: jax.Array,
@@ -428,7 +408,9 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
         grad_by_phases = (min(min(p) for p in resolved) >= 0 and _dilated_conv_column_bytes(
             lhs.shape[0] * out_h * out_w, rhs.shape[:2], rhs.shape[2], lhs.dtype.itemsize)
             >= PHASES_MIN_COLUMN_BYTES)
-    forward_by_phases = transposed and min(map(min, padding)) >= 0 and _dilated_conv_column_bytes(
+    forward_by_phases = transposed and all(
+        0 <= p <= k - 1 for (lo, hi), k in zip(padding, rhs.shape[:2]) for p in (lo, hi)
+    ) and _dilated_conv_column_bytes(
         lhs.shape[0] * lhs.shape[1] * lhs.shape[2], rhs.shape[:2], rhs.shape[3],
         lhs.dtype.itemsize) >= PHASES_MIN_COLUMN_BYTES
     if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise or grad_by_phases)
