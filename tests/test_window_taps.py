@@ -223,6 +223,7 @@ def _dilated_conv_numpy(x, kernel, padding, dilation):
     ((5, 6), (2, 2), ((1, 1), (1, 1)), (2, 2)),
     ((5, 6), (5, 3), ((0, 3), (2, 1)), (3, 2)),  # unequal dilations, uneven padding
     ((3, 3), (1, 1), ((0, 1), (0, 1)), (2, 2)),
+    ((4, 5), (3, 3), ((3, 4), (5, 2)), (2, 2)),  # padded past kernel size - 1
     ((4, 4), (3, 3), ((0, 0), (0, 0)), (2, 3))])
 def test_dilated_conv_by_phases_matches_numpy(x_hw, kernel_hw, padding, dilation):
     rng = np.random.default_rng(10)

@@ -217,11 +217,11 @@ def _strided_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple
 def _dilated_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array,
                             padding: tuple[tuple[int, int], ...],
                             dilation: tuple[int, int]) -> jax.Array:
-    """A stride-1 convolution of the `dilation`-dilated input (a transposed convolution,
-    padded by at most the kernel's size - 1) as the transpose of the strided convolution it
-    is the input gradient of: `_strided_conv_by_phases` with the kernel flipped and its
-    channels swapped, at stride `dilation`, padded by kernel size - 1 - padding. Each output
-    phase is then one stride-1 convolution of the undilated input, with no zeros."""
+    """A stride-1 convolution of the `dilation`-dilated input (a transposed convolution) as
+    the transpose of the strided convolution it is the input gradient of:
+    `_strided_conv_by_phases` with the kernel flipped and its channels swapped, at stride
+    `dilation`, padded by kernel size - 1 - padding (negative: cropped). Each output phase is
+    then one stride-1 convolution of the undilated input, with no zeros."""
     kh, kw, channels, features = kernel.shape
     batch, height, width, _ = x_BHWC.shape
     (lo_h, hi_h), (lo_w, hi_w) = padding
@@ -385,40 +385,39 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
     def xla_on_cpu(x, k):
         return xla(x if x.nbytes < KEEP_MIN_BYTES else keep_in_memory(x), k)
 
-    if lhs.ndim != 4 or tuple(rhs_dilation or (1, 1)) != (1, 1):
+    dilation = (1, 1) if lhs_dilation is None else tuple(int(d) for d in lhs_dilation)
+    if (lhs.ndim != 4 or tuple(rhs_dilation or (1, 1)) != (1, 1)
+            or (isinstance(padding, str) and dilation != (1, 1))):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
     nhwc = jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
     strides = tuple(int(s) for s in window_strides)
-    dilation = (1, 1) if lhs_dilation is None else tuple(int(d) for d in lhs_dilation)
+    # "SAME" / "VALID" as lax resolves them (no input dilation), if the layout is NHWC/HWIO
+    pads = tuple((int(lo), int(hi)) for lo, hi in (
+        jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
+        if isinstance(padding, str) else padding))
     depthwise = feature_group_count == lhs.shape[-1] == rhs.shape[-1] > 1 and dilation == (1, 1)
     plain = feature_group_count == 1
     on_taps = plain and rhs.shape[2] <= FEW_CHANNELS and dilation == strides == (1, 1)
-    transposed = plain and dilation != (1, 1) and strides == (1, 1) and not isinstance(padding, str)
-    unpadded = padding == "VALID" or (not isinstance(padding, str)
-                                      and all(tuple(p) == (0, 0) for p in padding))
-    grad_on_taps = (plain and rhs.shape[2] <= FEW_CHANNELS_INPUT_GRAD and unpadded
-                    and dilation == strides == (1, 1))
+    transposed = plain and dilation != (1, 1) and strides == (1, 1)
+    grad_on_taps = (plain and rhs.shape[2] <= FEW_CHANNELS_INPUT_GRAD
+                    and not any(map(any, pads)) and dilation == strides == (1, 1))
     pointwise = plain and tuple(rhs.shape[:2]) == (1, 1) and dilation == (1, 1)
-    grad_by_phases = False
-    if plain and dilation == (1, 1) and strides != (1, 1) and not pointwise:
-        resolved = (jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
-                    if isinstance(padding, str) else padding)
-        out_h, out_w = ((n + sum(p) - k) // s + 1 for n, p, k, s in zip(
-            lhs.shape[1:3], resolved, rhs.shape[:2], strides))
-        grad_by_phases = (min(min(p) for p in resolved) >= 0 and _dilated_conv_column_bytes(
-            lhs.shape[0] * out_h * out_w, rhs.shape[:2], rhs.shape[2], lhs.dtype.itemsize)
-            >= PHASES_MIN_COLUMN_BYTES)
-    forward_by_phases = transposed and all(
-        0 <= p <= k - 1 for (lo, hi), k in zip(padding, rhs.shape[:2]) for p in (lo, hi)
-    ) and _dilated_conv_column_bytes(
+    # XLA:CPU runs both of these as a convolution of a dilated input (Eigen's transposed
+    # convolution): a strided convolution's input gradient (of the output gradient's pixels)
+    # and a transposed convolution's forward (of its input's)
+    out_h, out_w = ((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(
+        lhs.shape[1:3], pads, rhs.shape[:2], strides))
+    phases_allowed = min(map(min, pads)) >= 0
+    grad_by_phases = (plain and dilation == (1, 1) and strides != (1, 1) and not pointwise
+                      and phases_allowed and _dilated_conv_column_bytes(
+                          lhs.shape[0] * out_h * out_w, rhs.shape[:2], rhs.shape[2],
+                          lhs.dtype.itemsize) >= PHASES_MIN_COLUMN_BYTES)
+    forward_by_phases = (transposed and phases_allowed and _dilated_conv_column_bytes(
         lhs.shape[0] * lhs.shape[1] * lhs.shape[2], rhs.shape[:2], rhs.shape[3],
-        lhs.dtype.itemsize) >= PHASES_MIN_COLUMN_BYTES
+        lhs.dtype.itemsize) >= PHASES_MIN_COLUMN_BYTES)
     if (not (depthwise or on_taps or transposed or grad_on_taps or pointwise or grad_by_phases)
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers) != nhwc):
         return jax.lax.platform_dependent(lhs, rhs, cpu=xla_on_cpu, default=xla)
-    if isinstance(padding, str):  # "SAME" / "VALID" as lax resolves them (no input dilation)
-        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
-    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
     if pointwise:
         cpu = lambda x, k: _pointwise_as_product(x, k, strides, pads, precision)  # noqa: E731
     elif depthwise:
