@@ -42,8 +42,8 @@ class InvertedResidual(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        # window_conv: the depthwise convolution on taps, and on CPU the 1x1 convolutions'
-        # large inputs kept in memory for their kernel gradients (taps.keep_in_memory)
+        # window_conv: on CPU the depthwise convolution on taps and the 1x1 convolutions as
+        # matrix products
         conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype,
                                  param_dtype=self.param_dtype, kernel_init=conv_init,
                                  conv_general_dilated=window_conv)
