@@ -18,15 +18,12 @@ from dl_arch.train.host_memory import keep_freed_memory
 keep_freed_memory()
 
 import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from dl_arch.models.cnn import taps  # noqa: E402
-from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keep_in_memory_ab import build as build_step  # noqa: E402
-from keep_in_memory_ab import compare_settings, layer_input  # noqa: E402
+from keep_in_memory_ab import compare_taps_constant, conv_layer_grads, layer_input  # noqa: E402
 
 
 def build(target):
@@ -38,16 +35,11 @@ def build(target):
     c = x.shape[-1]
     conv = nn.Conv(c, (3, 3), strides=int(stride), padding=1, feature_group_count=c,
                    use_bias=False, conv_general_dilated=taps.window_conv)
-    k = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
-    grad = model_jit(jax.grad(lambda x, k: jnp.sum(conv.apply({"params": {"kernel": k}}, x) ** 2),
-                              argnums=(0, 1)))
-    return lambda: grad(x, k)
+    return conv_layer_grads(conv, x)
 
 
 def main():
-    settings = [float(m) for m in sys.argv[2].split(",")]
-    compare_settings(sys.argv[1], [(f"M={m:g}", m) for m in settings],
-                     lambda m: setattr(taps, "DEPTHWISE_GRAD_MIN_CHANNELS", m), build)
+    compare_taps_constant("DEPTHWISE_GRAD_MIN_CHANNELS", "M", build)
 
 
 if __name__ == "__main__":

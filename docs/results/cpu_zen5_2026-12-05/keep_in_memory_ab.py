@@ -87,11 +87,34 @@ def compare_settings(target, settings, apply, build_run):
     print_rounds(target, runs, 9 if target.endswith(".py") else 3)
 
 
+def compare_taps_constant(name, label, build_run):
+    """`compare_settings` over the values of `taps.<name>` listed in argv[2] (comma-separated),
+    on the target argv[1]; each run is labelled `label=value`."""
+    values = [float(v) for v in sys.argv[2].split(",")]
+    compare_settings(sys.argv[1], [(f"{label}={v:g}", v) for v in values],
+                     lambda v: setattr(taps, name, v), build_run)
+
+
 def layer_input(dims):
     """(rng, x): a standard normal float32 input of shape `BxHxWxC`, seeded 0."""
     rng = np.random.default_rng(0)
     return rng, jnp.asarray(rng.standard_normal(tuple(int(d) for d in dims.split("x")),
                                                 np.float32))
+
+
+def conv_layer_grads(conv, x, rng=None):
+    """`run()` of a Flax conv layer's input and kernel gradients at x, of sum(y * g) with g
+    standard normal from `rng`, or of sum(y ** 2) without it."""
+    from dl_arch.train.compile_options import model_jit
+
+    kernel = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
+    apply = lambda k, x: conv.apply({"params": {"kernel": k}}, x)  # noqa: E731
+    g = None if rng is None else jnp.asarray(
+        rng.standard_normal(apply(kernel, x).shape, np.float32))
+    grad = model_jit(jax.grad(
+        lambda x, k: jnp.sum(apply(k, x) ** 2 if g is None else apply(k, x) * g),
+        argnums=(0, 1)))
+    return lambda: grad(x, kernel)
 
 
 def print_rounds(label, runs, n):

@@ -24,16 +24,12 @@ from dl_arch.train.host_memory import keep_freed_memory
 keep_freed_memory()
 
 import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 from dl_arch.models.cnn import taps  # noqa: E402
-from dl_arch.train.compile_options import model_jit  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from keep_in_memory_ab import build as build_step  # noqa: E402
-from keep_in_memory_ab import compare_settings, layer_input  # noqa: E402
+from keep_in_memory_ab import compare_taps_constant, conv_layer_grads, layer_input  # noqa: E402
 
 
 def build(target):
@@ -44,18 +40,11 @@ def build(target):
     rng, x = layer_input(dims)
     conv = nn.Conv(int(cout), (int(k),) * 2, strides=2, padding="SAME", use_bias=False,
                    conv_general_dilated=taps.window_conv)
-    kernel = jax.jit(conv.init)(jax.random.key(0), x)["params"]["kernel"]
-    g = jnp.asarray(rng.standard_normal(conv.apply({"params": {"kernel": kernel}}, x).shape,
-                                        np.float32))
-    grad = model_jit(jax.grad(
-        lambda x, k: jnp.sum(conv.apply({"params": {"kernel": k}}, x) * g), argnums=(0, 1)))
-    return lambda: grad(x, kernel)
+    return conv_layer_grads(conv, x, rng)
 
 
 def main():
-    thresholds = [float(t) for t in sys.argv[2].split(",")]
-    compare_settings(sys.argv[1], [(f"T={t:g}", t) for t in thresholds],
-                     lambda t: setattr(taps, "PHASES_MIN_COLUMN_BYTES", t), build)
+    compare_taps_constant("PHASES_MIN_COLUMN_BYTES", "T", build)
 
 
 if __name__ == "__main__":
