@@ -32,29 +32,32 @@ def test_chunks_cover_the_run_and_end_at_every_step_where_the_host_acts(k):
     config = _schedule(k)
     lengths = list(chunk_lengths(0, config))
     ends = np.cumsum(lengths)
-    assert ends[-1] == 100 and set(lengths) <= {1, k}  # two programs: one step and k steps
+    assert ends[-1] == 100 and max(lengths) <= k
     acting = [s for s in range(1, 101) if acts_at(s, config)]
     assert set(acting) <= set(ends.tolist())  # logging, eval, checkpoints, the end
-    # single steps only where a chunk of k would pass the next step where the host acts
-    for end, length in zip(ends.tolist(), lengths, strict=True):
-        if length == 1 and k > 1:
-            assert any(end - 1 < s < end - 1 + k for s in acting)
+    # a chunk shorter than k ends where the host acts, and no chunk passes such a step
+    starts = np.concatenate([[0], ends[:-1]])
+    for start, end, length in zip(starts.tolist(), ends.tolist(), lengths, strict=True):
+        assert not any(start < s < end for s in acting)
+        if length < k:
+            assert end in acting
     if k == 1:
         assert lengths == [1] * 100
-    if k == 16:  # 10-step logging: no room for 16, one step per call
-        assert lengths == [1] * 100
-    if k == 3:  # three chunks of 3, then a single step up to each log step
+    if k >= 10:  # 10-step logging (a 5-step gap before 25 and after it, to 30 and 40, ...)
+        assert lengths[:6] == [10, 10, 5, 5, 10, 10]
+    if k == 3:  # three chunks of 3, then one step up to each log step
         assert lengths[:8] == [3, 3, 3, 1, 3, 3, 3, 1]
+    if k == 8:  # a chunk of 8, then the 2 steps left up to each log step
+        assert lengths[:4] == [8, 2, 8, 2]
     assert all(next_action(s, config) == min(a for a in acting if a > s) for s in range(100))
     # resuming at any chunk end continues with the uninterrupted run's chunks
-    starts = np.concatenate([[0], ends[:-1]])
     for i, s in enumerate(starts.tolist()):
         assert list(chunk_lengths(s, config)) == lengths[i:]
 
 
 def test_a_resume_from_another_chunking_continues_from_its_step():
     config = _schedule(8, steps=40, log=40, evaluate=40, save=40)
-    assert list(chunk_lengths(5, config)) == [8, 8, 8, 8, 1, 1, 1]  # saved at 5 by another k
+    assert list(chunk_lengths(5, config)) == [8, 8, 8, 8, 3]  # saved at 5 by another k
 
 
 def test_chunked_batches_stack_each_chunk_and_keep_the_wrapped_state():
@@ -80,7 +83,7 @@ def _rows(workdir):
 
 
 def test_a_chunked_run_logs_the_rows_of_one_step_per_call(tmp_path):
-    """Chunks of 4 (and single steps before logging, eval and checkpoint steps) give the
+    """Chunks of 4 (and shorter ones up to logging, eval and checkpoint steps) give the
     steps, metrics and evaluations of the run that calls one step at a time, with the
     batches read together in this process or one by one from a grain worker."""
     rows = {}
@@ -107,6 +110,6 @@ def test_a_chunked_run_logs_the_rows_of_one_step_per_call(tmp_path):
 def test_more_steps_per_call_than_an_interval_is_said_in_one_line():
     assert chunking_note(_schedule(4)) is None and chunking_note(_schedule(1, log=1)) is None
     assert chunking_note(_schedule(12)) == (
-        "config.steps_per_call=12 is more than config.log_every_steps=10, so every step runs "
-        "in a call of its own; lower steps_per_call to at most the shortest of those intervals")
-    assert list(chunk_lengths(0, _schedule(12))) == [1] * 100
+        "config.steps_per_call=12 is more than config.log_every_steps=10: a call runs at "
+        "most 10 steps, since chunks end where the host acts")
+    assert set(chunk_lengths(0, _schedule(12))) == {5, 10}

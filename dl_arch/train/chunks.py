@@ -3,10 +3,10 @@
 A small model's step costs less than the host's work to launch it (dispatch, placing the
 batch); a chunk of k steps is one call of a `lax.scan` over k stacked batches, so that work
 is paid once per chunk. Chunks never cross a step where the host acts (logging, evaluation,
-a checkpoint, the last step): where k more steps would, the steps up to it run one per
-call, so a run compiles two programs (one step, k steps) whatever its intervals. Where a
-chunk ends is a function of the step and the config alone, so a resumed run continues with
-the chunks an uninterrupted run has.
+a checkpoint, the last step): where k more steps would, the steps up to it run as one
+shorter chunk, so a run compiles a program for each chunk length it meets (at most k; one
+where k divides every interval). Where a chunk ends is a function of the step and the
+config alone, so a resumed run continues with the chunks an uninterrupted run has.
 """
 
 from __future__ import annotations
@@ -27,22 +27,20 @@ def next_action(step: int, config: ml_collections.ConfigDict) -> int:
 
 
 def chunk_end(step: int, config: ml_collections.ConfigDict) -> int:
-    """The last step of the call that starts after `step`: k steps on, or one where k
-    would pass the next step where the host acts."""
-    k = int(config.steps_per_call)
-    return step + k if step + k <= next_action(step, config) else step + 1
+    """The last step of the call that starts after `step`: k steps on, or the next step
+    where the host acts if that comes first."""
+    return min(step + int(config.steps_per_call), next_action(step, config))
 
 
 def chunking_note(config: ml_collections.ConfigDict) -> str | None:
-    """Why `config.steps_per_call` cannot take effect, if so: an interval shorter than it."""
-    short = [f"config.{f}={config[f]}" for f in ("log_every_steps", "eval_every_steps",
-                                                 "checkpoint_every_steps")
-             if config[f] < config.steps_per_call]
-    if config.steps_per_call == 1 or not short:
+    """What caps `config.steps_per_call`, if anything does: an interval shorter than it."""
+    fields = ("log_every_steps", "eval_every_steps", "checkpoint_every_steps")
+    short = [f"config.{f}={config[f]}" for f in fields if config[f] < config.steps_per_call]
+    if not short:
         return None
-    return (f"config.steps_per_call={config.steps_per_call} is more than {', '.join(short)}, "
-            f"so every step runs in a call of its own; lower steps_per_call to at most the "
-            f"shortest of those intervals")
+    return (f"config.steps_per_call={config.steps_per_call} is more than {', '.join(short)}: "
+            f"a call runs at most {min(config[f] for f in fields)} steps, since chunks end "
+            f"where the host acts")
 
 
 def chunk_lengths(start: int, config: ml_collections.ConfigDict) -> Iterator[int]:

@@ -193,16 +193,24 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     traced = trainer.loop_step(state_sharding).trace(state, example_batch, probe_window)
     flops = jaxpr_flops(traced.jaxpr)
     compiled = traced.lower().compile()
-    executables = {1: compiled}  # per chunk length: 1 and steps_per_call (`train.chunks`)
+    executables = {1: compiled}  # per chunk length (`train.chunks`)
     note = chunking_note(config)
     if note:
-        log.warning("%s", note)
-    if config.steps_per_call > 1:
-        k, stacked = config.steps_per_call, mesh_lib.batch_sharding(mesh, stacked=True)
-        executables[k] = trainer.loop_chunk(state_sharding).lower(
-            state, jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(
-                (k,) + x.shape, x.dtype, sharding=stacked), example_batch),
-            probe_window).compile()
+        log.info("%s", note)
+    state_spec = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(
+        x.shape, x.dtype, sharding=x.sharding) if isinstance(x, jax.Array) else x, state)
+    stacked, chunk_fn = mesh_lib.batch_sharding(mesh, stacked=True), trainer.loop_chunk(
+        state_sharding)
+
+    def executable(length: int) -> Any:
+        """The compiled call of a chunk of `length` steps, compiled at its first use."""
+        if length not in executables:
+            executables[length] = chunk_fn.lower(state_spec, jax.tree_util.tree_map(
+                lambda x: jax.ShapeDtypeStruct((length,) + x.shape, x.dtype, sharding=stacked),
+                example_batch), probe_window).compile()
+        return executables[length]
+
+    executable(config.steps_per_call)  # the usual length, compiled before the first step
     log.info("FLOPs per train step (matmuls and convolutions, from the jaxpr): %.4g", flops)
     eval_fn = trainer.eval_step()
     evaluators = trainer.evaluators()
@@ -223,9 +231,17 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     final_metrics: dict[str, Any] = {}
     last_loss: float | None = None
 
-    def fresh_window() -> dict[str, Any]:
-        return jax.device_put(metric_window.fresh(metric_shapes, first_losses),
-                              trainer.replicated)
+    fresh_windows: dict[tuple, Any] = {}
+
+    def fresh_window() -> Any:
+        """An empty window on the devices. The steps do not donate their window, so one
+        placed window serves every drain until the run's first losses change."""
+        key = tuple(sorted(first_losses.items()))
+        if key not in fresh_windows:
+            fresh_windows.clear()
+            fresh_windows[key] = jax.device_put(metric_window.fresh(metric_shapes, first_losses),
+                                                trainer.replicated)
+        return fresh_windows[key]
 
     window = fresh_window()
 
@@ -310,7 +326,7 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
     try:
         while step < config.num_train_steps:
             length, batch = input_wait.next(batches)
-            state, window, ticket = executables[length](state, batch, window)
+            state, window, ticket = executable(length)(state, batch, window)
             step += length
             in_flight.append(ticket)
             if len(in_flight) > RUN_AHEAD:  # a SIGTERM waits for at most RUN_AHEAD queued calls
