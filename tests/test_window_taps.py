@@ -2,7 +2,8 @@
 few input channels, transposed, the input gradient with few channels; against XLA's
 convolution, values and gradients, the depthwise one, its kernel gradient and the input
 gradient against numpy loops), the max-pool (against XLA's reduce-window and
-select-and-scatter, ties included), and `keep_in_memory` (exact; the backward's transposed
+select-and-scatter, ties included; its phase taps and their transpose against `window_taps`
+and autodiff), and `keep_in_memory` (exact; the backward's transposed
 copies of a convolution input read one array)."""
 
 import re
@@ -127,12 +128,15 @@ def test_depthwise_kernel_grad_of_bfloat16_sums_in_float32(monkeypatch):
 
 @pytest.mark.parametrize("window,stride,padding", [(3, 1, ((1, 1), (1, 1))),
                                                    (3, 2, ((1, 1), (1, 1))),
-                                                   (3, 2, ((0, 1), (0, 0))), (2, 1, ((0, 0), (0, 0)))])
+                                                   (3, 2, ((0, 1), (0, 0))), (2, 1, ((0, 0), (0, 0))),
+                                                   (3, 2, ((1, 2), (0, 1))),  # ceil_mode's extra
+                                                   (5, 3, ((2, 1), (1, 2))), (2, 2, ((1, 1), (0, 1)))])
 @pytest.mark.parametrize("ties", [False, True])
 def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, stride, padding,
                                                                       ties):
     """With ties (small integers) the gradient must go where select-and-scatter sends it: to the
-    first maximum of each window, not shared."""
+    first maximum of each window, not shared. The gradient of a linear and of a square loss
+    (whose dy XLA could recompute from the pool's taps)."""
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, (2, 7, 8, 3)).astype(np.float32) if ties else rng.standard_normal(
         (2, 7, 8, 3), np.float32)
@@ -141,8 +145,61 @@ def test_max_pool_by_taps_equals_reduce_window_and_select_and_scatter(window, st
     y = jax.jit(ours)(x)
     np.testing.assert_array_equal(y, jax.jit(theirs)(x))
     g = rng.standard_normal(y.shape, np.float32)
-    grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x) * g)))(x)
-    np.testing.assert_allclose(grad(ours), grad(theirs), rtol=1e-6, atol=1e-6)
+    for loss in (lambda y: jnp.sum(y * g), lambda y: jnp.sum(y ** 2)):
+        grad = lambda f: jax.jit(jax.grad(lambda x: loss(f(x))))(x)
+        np.testing.assert_allclose(grad(ours), grad(theirs), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("window,strides,padding", [
+    ((3, 3), (2, 2), ((1, 1), (1, 1))), ((3, 2), (1, 2), ((0, 2), (1, 0))),
+    ((5, 5), (3, 2), ((2, 4), (3, 1))), ((2, 2), (2, 2), ((0, 0), (0, 0))),
+    ((1, 1), (3, 3), ((0, 0), (0, 0))), ((4, 3), (2, 3), ((3, 0), (0, 2)))])
+def test_phase_taps_and_their_transpose_equal_window_taps_and_its_vjp(window, strides, padding):
+    """Taps from the stride phases of the unpadded input are `window_taps`' (odd sizes the
+    strides do not divide, padding up to the window), and `taps_transpose_by_phases` sends
+    per-tap arrays back as autodiff's transpose of `window_taps` does."""
+    x = jax.random.normal(jax.random.key(0), (2, 11, 10, 3))
+    want = taps.window_taps(x, window, strides, padding, -7.0)
+    got = jax.jit(lambda x: taps.phase_taps(x, window, strides, padding, -7.0))(x)
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    per_tap = [jax.random.normal(jax.random.key(u + 1), t.shape) for u, t in enumerate(want)]
+    _, back = jax.vjp(lambda x: taps.window_taps(x, window, strides, padding), x)
+    (want_dx,) = back(per_tap)
+    got_dx = jax.jit(lambda p: taps.taps_transpose_by_phases(p, x.shape, window, strides,
+                                                             padding))(per_tap)
+    np.testing.assert_allclose(got_dx, want_dx, rtol=1e-6, atol=1e-6)
+
+
+def test_max_pool_by_taps_sends_no_gradient_into_a_window_holding_nan():
+    """A window whose maximum is NaN sends its dy nowhere (no tap equals NaN), as before the
+    index of the first maximum was kept; windows beside it are unchanged."""
+    x = np.arange(2 * 6 * 6 * 1, dtype=np.float32).reshape(2, 6, 6, 1)
+    x[0, 0, 0, 0] = np.nan
+    pool = lambda x: max_pool_by_taps(x, 2, 2, ((0, 0), (0, 0)))
+    y = jax.jit(pool)(x)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(np.asarray(y)[1]).all()
+    _, back = jax.vjp(pool, x)
+    (dx,) = jax.jit(back)(jnp.ones_like(y))
+    assert (np.asarray(dx)[0, :2, :2] == 0).all()  # the NaN window's pixels
+    assert np.asarray(dx).sum() == y.size - 1  # every other window sends its 1 to one pixel
+
+
+def test_max_pool_by_taps_writes_the_first_maximum_once_and_runs_bfloat16():
+    """The gradient program reads the first maximum's tap (int8) from a conditional's output,
+    rather than recomputing nine taps in the pass that writes dx; bfloat16 pools and
+    gradients equal XLA's."""
+    x = jax.random.normal(jax.random.key(0), (2, 12, 12, 4), jnp.bfloat16)
+    pool = lambda x: max_pool_by_taps(x, 3, 2, ((1, 1), (1, 1)))
+    hlo = jax.jit(jax.grad(lambda x: jnp.sum(pool(x).astype(jnp.float32) ** 2))).lower(
+        x).compile().as_text()
+    assert re.search(r"s8\[2,6,6,4\].*conditional\(", hlo)
+    theirs = lambda x: nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+    np.testing.assert_array_equal(jax.jit(pool)(x), jax.jit(theirs)(x))
+    grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x).astype(jnp.float32) ** 2)))(x)
+    np.testing.assert_array_equal(np.asarray(grad(pool), np.float32),
+                                  np.asarray(grad(theirs), np.float32))
 
 
 @pytest.mark.parametrize("channels,size,stride,pad", [

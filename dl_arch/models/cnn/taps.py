@@ -35,6 +35,63 @@ def window_taps(x_BHWC: jax.Array, window: tuple[int, int], strides: tuple[int, 
             for u in range(kh) for v in range(kw)]
 
 
+def phase_taps(x_BHWC: jax.Array, window: tuple[int, int], strides: tuple[int, int],
+               padding: Sequence[tuple[int, int]], pad_value: float) -> list[jax.Array]:
+    """`window_taps` without the padded copy of the input: tap (u, v) is a strided slice of
+    the input (the stride phase its rows and columns fall in), padded to the output's size.
+
+    Each tap has a pad of its own, which XLA fuses into the tap's consumer; `window_taps`'
+    one padded input feeds every tap, so XLA writes it out first (at ResNet's stem a
+    106 MB copy, most of the max-pool's forward)."""
+    kh, kw = window
+    sh, sw = strides
+    (top, bottom), (left, right) = padding
+    batch, height, width, channels = x_BHWC.shape
+    out_h, out_w = (height + top + bottom - kh) // sh + 1, (width + left + right - kw) // sw + 1
+    fill = jnp.asarray(pad_value, x_BHWC.dtype)
+    taps = []
+    for u in range(kh):
+        for v in range(kw):
+            # input row i*sh + u - top = (phase row) * sh + a, so the tap is phase a shifted
+            (first_h, a), (first_w, b) = divmod(u - top, sh), divmod(v - left, sw)
+            phase = jax.lax.slice(x_BHWC, (0, a, b, 0), (batch, height, width, channels),
+                                  (1, sh, sw, 1))
+            taps.append(jax.lax.pad(phase, fill, (
+                (0, 0, 0), (-first_h, out_h - phase.shape[1] + first_h, 0),
+                (-first_w, out_w - phase.shape[2] + first_w, 0), (0, 0, 0))))
+    return taps
+
+
+def taps_transpose_by_phases(per_tap: list[jax.Array], x_shape: tuple[int, ...],
+                             window: tuple[int, int], strides: tuple[int, int],
+                             padding: Sequence[tuple[int, int]]) -> jax.Array:
+    """The transpose of `window_taps`: each output-shaped `per_tap[u * kw + v]` sent back to
+    the input pixels its tap read, summed (padding dropped). Built one stride phase of the
+    padded input at a time (the taps that land in it, each shifted by whole output rows and
+    columns), then interleaved: one fused pass that writes the input's gradient once."""
+    kh, kw = window
+    sh, sw = strides
+    (top, bottom), (left, right) = padding
+    batch, height, width, channels = x_shape
+    out_h, out_w = per_tap[0].shape[1:3]
+    rows, cols = -(-(height + top + bottom) // sh), -(-(width + left + right) // sw)
+    zero = jnp.zeros((), per_tap[0].dtype)
+    phase_rows = []
+    for a in range(sh):
+        phases = []
+        for b in range(sw):
+            total = jnp.zeros((batch, rows, cols, channels), per_tap[0].dtype)
+            for u in range(a, kh, sh):
+                for v in range(b, kw, sw):
+                    q, r = u // sh, v // sw  # padded pixel (i*sh + u) is phase row i + q
+                    total = total + jax.lax.pad(per_tap[u * kw + v], zero, (
+                        (0, 0, 0), (q, rows - out_h - q, 0), (r, cols - out_w - r, 0), (0, 0, 0)))
+            phases.append(total)
+        phase_rows.append(jnp.stack(phases, axis=3))  # [B, rows, cols, sw, C]
+    padded = jnp.stack(phase_rows, axis=2).reshape(batch, rows * sh, cols * sw, channels)
+    return padded[:, top:top + height, left:left + width]
+
+
 def _max_of(taps: list[jax.Array]) -> jax.Array:
     out = taps[0]
     for tap in taps[1:]:
@@ -42,29 +99,46 @@ def _max_of(taps: list[jax.Array]) -> jax.Array:
     return out
 
 
+def _first_max_tap(taps: list[jax.Array]) -> jax.Array:
+    """int8: the first tap (row-major) holding each window's maximum; -1 where the window
+    holds a NaN (its maximum, which no tap equals: no gradient, as before)."""
+    best, index = taps[0], jnp.zeros(taps[0].shape, jnp.int8)
+    for u, tap in enumerate(taps[1:], 1):
+        index = jnp.where(tap > best, jnp.int8(u), index)
+        best = jnp.maximum(best, tap)
+    return jnp.where(best == best, index, jnp.int8(-1))
+
+
+def written_out(f: Any, x: jax.Array) -> Any:
+    """f(x), computed where XLA must write it to memory: inside a conditional whose predicate
+    it cannot fold (both branches are f). XLA:CPU otherwise fuses a cheap result into each
+    consumer, recomputing it there as many times as the consumer reads it."""
+    first = jax.lax.stop_gradient(x.reshape(-1)[0])
+    return jax.lax.cond(first == first, f, f, x)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def max_pool_by_taps(x_BHWC: jax.Array, window: int, stride: int,
                      padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
     """Max-pool (padding counts as -inf) whose gradient goes, as XLA's select-and-scatter
     sends it, to the first maximum of each window in row-major order."""
-    return _max_of(window_taps(x_BHWC, (window, window), (stride, stride), padding, -jnp.inf))
+    return _max_of(phase_taps(x_BHWC, (window, window), (stride, stride), padding, -jnp.inf))
 
 
 def _max_pool_fwd(x_BHWC, window, stride, padding):
-    return max_pool_by_taps(x_BHWC, window, stride, padding), x_BHWC
+    """The maximum, and the index of the tap that gave it, written to memory once (int8,
+    written_out): the backward pass then reads it rather than recomputing nine taps for
+    every window that covers a pixel."""
+    taps = lambda x: phase_taps(x, (window, window), (stride, stride), padding, -jnp.inf)
+    first = written_out(lambda x: _first_max_tap(taps(x)), x_BHWC)
+    return written_out(lambda x: _max_of(taps(x)), x_BHWC), (first, x_BHWC.shape)
 
 
-def _max_pool_bwd(window, stride, padding, x_BHWC, dy):
-    taps, back = jax.vjp(lambda x: window_taps(x, (window, window), (stride, stride), padding,
-                                               -jnp.inf), x_BHWC)
-    y = _max_of(taps)
-    taken = jnp.zeros(y.shape, bool)
-    grads = []
-    for tap in taps:
-        first = (tap == y) & ~taken
-        taken = taken | first
-        grads.append(jnp.where(first, dy, jnp.zeros_like(dy)))
-    return back(grads)
+def _max_pool_bwd(window, stride, padding, residuals, dy):
+    first, x_shape = residuals
+    per_tap = [jnp.where(first == u, dy, jnp.zeros_like(dy)) for u in range(window * window)]
+    return (taps_transpose_by_phases(per_tap, x_shape, (window, window), (stride, stride),
+                                     padding),)
 
 
 max_pool_by_taps.defvjp(_max_pool_fwd, _max_pool_bwd)
