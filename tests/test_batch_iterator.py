@@ -14,6 +14,8 @@ from dl_arch.testing import load_config
 # reads of 1, 3 or 5 batches (as chunks of steps make them), the singles crossing blocks of
 # 16, the 5 starting in one block and ending past it
 READS = [1] * 5 + [3] + [1] * 14 + [3] + [1] * 5 + [5] + [1] * 3
+# chunks of 16 steps with 2 left before a log row, and a chunk that ends inside a block
+CHUNKS = [16, 2, 16, 3]
 
 
 def _dataset(name: str, **fields):
@@ -40,16 +42,17 @@ def _counting_blocks(monkeypatch) -> list[int]:
     return counts
 
 
-@pytest.mark.parametrize("name,batch,blocks", [("xor", 8, [16, 16, 2, 16]),
-                                               ("shapes", 32, [3, 3, 5])])
+@pytest.mark.parametrize("name,batch,reads,blocks", [
+    ("xor", 8, READS, [16, 16, 16]), ("shapes", 32, READS, [3, 3, 5]),
+    ("xor", 8, CHUNKS, [16, 16, 16])])
 def test_reads_equal_one_batch_at_a_time_and_only_small_batches_take_blocks(
-        name, batch, blocks, monkeypatch):
+        name, batch, reads, blocks, monkeypatch):
     dataset = _dataset(name, image_size=32)
     expected = _one_at_a_time(dataset, batch, monkeypatch)
     counts = _counting_blocks(monkeypatch)
     it = iter(train_dataset(dataset, 3, batch, lambda ex, rng, train: ex))
     position = 0
-    for count in READS:
+    for count in reads:
         got = it.read(count)
         if count == 1:
             chex.assert_trees_all_equal(got, expected[position])
@@ -59,9 +62,10 @@ def test_reads_equal_one_batch_at_a_time_and_only_small_batches_take_blocks(
                                             expected[position + j])
         position += count
         assert it.get_state() == {"next_index": position}
-    # the first single read is alone (its size decides); the xor batches (8 points, under
+    # the first read is alone (its size decides); the xor batches (8 points, under
     # BLOCK_BYTES) then come 16 to a read, and a longer read takes what the last block holds
-    # and reads the rest (2 of the 5); the 32 RGB images of shapes come one at a time
+    # and starts a new block for the rest (2 of the 5; of the chunks, 2 of the second 16),
+    # whose rest the next reads take; the 32 RGB images of shapes come one at a time
     assert counts == blocks
 
 

@@ -7,7 +7,8 @@ source read and one preprocessing, which is what a chunk of steps (`config.steps
 takes. Batches under `BLOCK_BYTES` are read `BLOCK_BATCHES` at a time even one a call, and
 handed out one by one: a tiny batch's reading is mostly the fixed cost of its numpy calls,
 which a block pays once (about 3x less Python a batch of `mlp_xor`'s, whose input thread
-otherwise holds the interpreter lock most of the loop's time). Every batch is a function of
+otherwise holds the interpreter lock most of the loop's time); a read of several batches
+past the last block starts a new block at its first missing batch. Every batch is a function of
 its position alone, so a block's batches equal those read one at a time. The state is
 grain's (`{"next_index": i}`, the batches handed out), so checkpoints hold the same position
 with or without workers, blocks or not.
@@ -54,11 +55,10 @@ class BatchIterator(grain.DatasetIterator):
         if count == 1:
             return self._single(first)
         have, held = self._held(first, count)
-        if not have:
-            return self._load.many(first, count)
         if have == count:
             return held
-        return concatenate_batches([held, self._load.many(first + have, count - have)])
+        rest = self._read_new(first + have, count - have)
+        return concatenate_batches([held, rest]) if have else rest
 
     def _held(self, first: int, count: int) -> tuple[int, Batch | None]:
         """(how many, stacked) of batches `first ..` that the last block holds, at most
@@ -71,21 +71,32 @@ class BatchIterator(grain.DatasetIterator):
         end = min(first + count, start + size)
         return end - first, example_at(rows, slice(first - start, end - start))
 
+    def _read_new(self, first: int, count: int) -> Batch:
+        """Batches `first .. first + count - 1` (stacked), read now: where blocks pay, as the
+        head of a new block of at least `BLOCK_BATCHES`, whose rest the next reads take (so
+        a chunk of steps shorter than a block, or one that starts inside a block, does not
+        leave every later read a short one)."""
+        if self._block_size <= 1:  # blocks do not pay, or no read has said yet
+            rows = self._load.many(first, count)
+            if not self._block_size:
+                self._block_size = block_size(batch_bytes(rows) // count)
+            return rows
+        size = min(max(count, self._block_size), self._length - first)
+        self._block = (first, size, self._load.many(first, size))
+        return self._held(first, count)[1]
+
     def _single(self, index: int) -> Batch:
         """Batch `index`, from the block read last if it holds it, else from a new block
         (the first batch alone: its size says whether blocks pay)."""
         have, held = self._held(index, 1)
         if have:
             return example_at(held, 0)
+        if self._block_size > 1:
+            return example_at(self._read_new(index, 1), 0)
+        batch = self._load(index)
         if not self._block_size:
-            batch = self._load(index)
             self._block_size = block_size(batch_bytes(batch))
-            return batch
-        if self._block_size == 1:
-            return self._load(index)
-        count = min(self._block_size, self._length - index)
-        self._block = (index, count, self._load.many(index, count))
-        return example_at(self._block[2], 0)
+        return batch
 
     def get_state(self) -> dict[str, Any]:
         return {"next_index": self._next}
