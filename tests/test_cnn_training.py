@@ -28,7 +28,9 @@ def test_tiny_model_overfits_one_batch(name):
     # Dropout off: this checks capacity and gradient flow (dropout is tested in test_cnn_models).
     fields = {} if name.startswith(("lenet", "resnet")) else {"dropout_rate": 0.0}
     model = MODELS.get(name)(num_classes=4, **fields)
-    lr = 3e-3 if name.startswith("googlenet") else 1e-2  # no BatchNorm in the paper layout
+    # no BatchNorm in GoogLeNet's paper layout: at 3e-3 its loss spiked on the way down
+    # (to 2.0 or 9.2), and rounding in the last bit decided whether it came back in 60 steps
+    lr = 1e-3 if name.startswith("googlenet") else 1e-2
     losses, variables = adam_on_one_batch(model, numpy_init(model, x), (x,),
                                           lambda logits: cross_entropy(logits, labels).mean(),
                                           steps=60, lr=lr)
