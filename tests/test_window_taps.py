@@ -223,6 +223,27 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_a_large_convolution_on_taps_is_written_out_once_with_xla_values(monkeypatch):
+    """From `KEEP_MIN_BYTES` of output up, the taps convolution's output comes out of a
+    conditional (written once; XLA recomputed its taps in each consumer), below it not;
+    values and gradients stay XLA's either way."""
+    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 1))
+    k = jax.random.normal(jax.random.key(1), (5, 5, 1, 8))
+    nhwc = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+    ours = lambda x, k: window_conv(x, k, (1, 1), ((2, 2), (2, 2)), dimension_numbers=nhwc)
+    theirs = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), ((2, 2), (2, 2)),
+                                                       dimension_numbers=nhwc)
+    step = lambda f: jax.grad(lambda x, k: jnp.sum(jax.nn.relu(f(x, k)) ** 2), argnums=(0, 1))
+    for limit, written in ((4 * 32 * 32 * 8 * 4, True), (4 * 32 * 32 * 8 * 4 + 1, False)):
+        monkeypatch.setattr(taps, "KEEP_MIN_BYTES", limit)
+        hlo = jax.jit(step(ours)).lower(x, k).compile().as_text()
+        assert bool(re.search(r"f32\[4,32,32,8\].*conditional\(", hlo)) == written
+        np.testing.assert_allclose(jax.jit(ours)(x, k), jax.jit(theirs)(x, k), rtol=1e-5,
+                                   atol=1e-5)
+        for a, b in zip(jax.jit(step(ours))(x, k), jax.jit(step(theirs))(x, k), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def _conv_input_grad_numpy(x_shape, kernel, dy, strides, padding):
     """d sum(conv(x) * dy) / dx of a strided, padded convolution in float64: each output
     position sends dy times its weights back to the input pixels its window read."""
