@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_arch.models.cnn import taps
+from dl_arch.models.cnn import common, taps
 from dl_arch.models.cnn.taps import (
     _input_grad_by_taps,
     keep_in_memory,
@@ -223,25 +223,29 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_a_large_convolution_on_taps_is_written_out_once_with_xla_values(monkeypatch):
-    """From `KEEP_MIN_BYTES` of output up, the taps convolution's output comes out of a
-    conditional (written once; XLA recomputed its taps in each consumer), below it not;
-    values and gradients stay XLA's either way."""
-    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 1))
-    k = jax.random.normal(jax.random.key(1), (5, 5, 1, 8))
+@pytest.mark.parametrize("channels,pad,shape", [(1, 2, r"f32\[4,32,32,8\]"),  # forward on taps
+                                               (6, 0, r"f32\[4,36,36,6\]")])  # input grad
+def test_sums_of_taps_are_written_out_once_with_xla_values(channels, pad, shape):
+    """A convolution's output on taps (few input channels) and its input gradient on taps
+    (few channels, unpadded) come out of a conditional: written once, where XLA recomputed
+    their sums of taps in each consumer. Values and gradients stay XLA's."""
+    x = jax.random.normal(jax.random.key(0), (4, 32, 32, channels))
+    k = jax.random.normal(jax.random.key(1), (5, 5, channels, 8))
+    x_in = x if pad else jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
     nhwc = jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
-    ours = lambda x, k: window_conv(x, k, (1, 1), ((2, 2), (2, 2)), dimension_numbers=nhwc)
-    theirs = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), ((2, 2), (2, 2)),
+    pads = ((pad, pad), (pad, pad))
+    ours = lambda x, k: window_conv(x, k, (1, 1), pads, dimension_numbers=nhwc)
+    theirs = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), pads,
                                                        dimension_numbers=nhwc)
-    step = lambda f: jax.grad(lambda x, k: jnp.sum(jax.nn.relu(f(x, k)) ** 2), argnums=(0, 1))
-    for limit, written in ((4 * 32 * 32 * 8 * 4, True), (4 * 32 * 32 * 8 * 4 + 1, False)):
-        monkeypatch.setattr(taps, "KEEP_MIN_BYTES", limit)
-        hlo = jax.jit(step(ours)).lower(x, k).compile().as_text()
-        assert bool(re.search(r"f32\[4,32,32,8\].*conditional\(", hlo)) == written
-        np.testing.assert_allclose(jax.jit(ours)(x, k), jax.jit(theirs)(x, k), rtol=1e-5,
-                                   atol=1e-5)
-        for a, b in zip(jax.jit(step(ours))(x, k), jax.jit(step(theirs))(x, k), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # the max-pool of the ReLU reads each output (and its gradient) four times
+    pooled = lambda f: lambda x, k: common.tiled_max_pool(jax.nn.relu(f(x, k)), 2)
+    step = lambda f: jax.grad(lambda x, k: jnp.sum(pooled(f)(x, k) ** 2), argnums=(0, 1))
+    hlo = jax.jit(step(ours)).lower(x_in, k).compile().as_text()
+    assert re.search(shape + r".*conditional\(", hlo)
+    np.testing.assert_allclose(jax.jit(ours)(x_in, k), jax.jit(theirs)(x_in, k), rtol=1e-5,
+                               atol=1e-5)
+    for a, b in zip(jax.jit(step(ours))(x_in, k), jax.jit(step(theirs))(x_in, k), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def _conv_input_grad_numpy(x_shape, kernel, dy, strides, padding):

@@ -353,12 +353,9 @@ def _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
 def _cpu_conv(x_BHWC, kernel, strides, padding, dilation, forward, input_grad):
-    if forward == "taps":  # written out once when large: XLA recomputed its many taps in
-        # every consumer (LeNet-5's ReLU and max-pool, forward and backward)
-        conv = lambda x: _conv_by_taps(x, kernel, strides, padding)  # noqa: E731
-        out = jax.eval_shape(conv, x_BHWC)
-        return (conv(x_BHWC) if out.size * out.dtype.itemsize < KEEP_MIN_BYTES
-                else written_out(conv, x_BHWC))
+    if forward == "taps":  # written out: XLA recomputed its many taps in every consumer
+        # (LeNet-5's ReLU and max-pool, forward and backward)
+        return written_out(lambda x: _conv_by_taps(x, kernel, strides, padding), x_BHWC)
     if forward == "phases":
         return _dilated_conv_by_phases(x_BHWC, kernel, padding, dilation)
     return _xla_dilated_conv(x_BHWC, kernel, strides, padding, dilation)
@@ -378,8 +375,9 @@ def _cpu_conv_bwd(strides, padding, dilation, forward, input_grad, residuals, dy
     dx, dk = back(dy)
     if dilation != (1, 1):
         dk = _kernel_grad_of_dilated_input(x_BHWC, dy, kernel.shape, dilation, padding)
-    if input_grad == "taps":
-        dx = _input_grad_by_taps(x_BHWC, kernel, dy)
+    if input_grad == "taps":  # written out: a consumer that reads it more than once (a
+        # max-pool's backward) recomputed its kh * kw shifted adds at every read
+        dx = written_out(lambda x: _input_grad_by_taps(x, kernel, dy), x_BHWC)
     elif input_grad == "phases":
         dx = _input_grad_by_phases(x_BHWC.shape, kernel, dy, strides, padding)
     return dx.astype(x_BHWC.dtype), dk.astype(kernel.dtype)
@@ -436,16 +434,16 @@ def window_conv(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int], p
       `_depthwise_kernel_grad` with `DEPTHWISE_GRAD_MIN_CHANNELS` channels or more;
     - a stride-1 forward with at most `FEW_CHANNELS` input channels runs on taps (XLA ran
       LeNet-5's one-channel convolution at 2 GFLOP/s; ResNet's 7x7 stride-2 stem lost on taps:
-      2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), its output written to memory once from
-      `KEEP_MIN_BYTES` up (`written_out`; LeNet-5's b128 step 4.6-4.7 -> 4.4-4.5 ms), its
-      gradients XLA's;
+      2.7 -> 3.6 ms, compile 0.05 -> 0.37 s), its output written to memory once
+      (`written_out`; LeNet-5's b128 step 4.6-4.7 -> 4.4-4.5 ms), its gradients XLA's;
     - a stride-1 convolution of a dilated input (a transposed convolution) takes its kernel
       gradient as one matrix product over all taps (XLA's took 117 ms of DCGAN's 143 ms step),
       and its forward by phases (`_dilated_conv_by_phases`) where XLA's would map a column
       buffer of `PHASES_MIN_COLUMN_BYTES` afresh at every call;
     - a stride-1 unpadded convolution with at most `FEW_CHANNELS_INPUT_GRAD` input channels
       takes its input gradient as one matrix product and shifted adds (LeNet-5's conv2,
-      6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied);
+      6 -> 16 at 14x14: 3.4 -> 1.3 ms; padded or with 12 and more channels it lost or tied),
+      written out once (its max-pool's backward had recomputed the adds at every read);
     - a strided convolution takes its input gradient by phases (`_input_grad_by_phases`)
       where XLA's would map a column buffer of `PHASES_MIN_COLUMN_BYTES` afresh at every
       call (DCGAN's 4x4 and ResNet-18's first 3x3 stride-2 layers at their batches);

@@ -1,8 +1,10 @@
-"""A/B (stop 60): one train step with the output of each convolution whose forward runs on
-taps (at most 3 input channels, stride 1: LeNet-5's conv1, the small stems' first layer)
-recomputed by XLA in its consumers (the code before) against written to memory once from
-`KEEP_MIN_BYTES` up (`taps.written_out`, as `_cpu_conv` now does), in one process; prints
-ms a step per round.
+"""A/B (stop 60): one train step with the sums of taps of `_cpu_conv` (the output of a
+convolution whose forward runs on taps: at most 3 input channels, stride 1, as LeNet-5's
+conv1 and the small stems' first layer; the input gradient on taps: at most 8 channels,
+unpadded, as LeNet-5's conv2) recomputed by XLA in their consumers (the code before)
+against written to memory once (`taps.written_out`, as `_cpu_conv` now does), in one
+process; prints ms a step per round. (`taps_output_written_ab.log` opens with a first
+version: the output alone, from `KEEP_MIN_BYTES` up.)
 
     PYTHONPATH=. python docs/results/cpu_zen5_2026-12-05/taps_output_written_ab.py TARGET
 
