@@ -50,7 +50,8 @@ def build(target):
     hw, ch = (28, 1) if name.startswith("lenet") else (32, 3)
     images = jnp.asarray(rng.standard_normal((int(batch), hw, hw, ch), np.float32))
     labels = jnp.asarray(rng.integers(0, 10, int(batch)).astype(np.int32))
-    fields = {"dropout_rate": 0.0} if name.startswith(("mobilenet", "googlenet")) else {}
+    fields = ({"dropout_rate": 0.0} if name.startswith(("mobilenet", "googlenet", "vgg", "alexnet"))
+              else {})
     return our_sgd_step(MODELS.get(name)(num_classes=10, stem="small", **fields), images,
                         labels)[0]
 
