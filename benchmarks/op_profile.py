@@ -1,6 +1,7 @@
 """Where a benchmark row's step spends its time, op by op (XLA's CPU ops from a profiler trace).
 
-    python -m benchmarks.op_profile lstm gpt resnet18 lenet5 mlp_xor mlp_shapes [--quick] [--top 8]
+    python -m benchmarks.op_profile lstm gpt resnet18 lenet5 mobilenet_v2 mlp_xor mlp_shapes [--quick]
+        [--top 8]
         [--steps 5]
 
 Runs the row's jitted step (built as the row builds it) under `jax.profiler.trace` with XLA's
@@ -65,15 +66,16 @@ def _row_gpt(quick: bool) -> tuple[Callable[[], Any], Any]:
     return run, lowered
 
 
-def _cnn_row(name: str, batch: int, hw: int, channels: int) -> tuple[Callable[[], Any], Any]:
+def _cnn_row(name: str, batch: int, hw: int, channels: int, **fields: Any
+             ) -> tuple[Callable[[], Any], Any]:
     from benchmarks.bench_cnn import our_sgd_step
     from dl_arch.registry import MODELS
 
     rng = np.random.default_rng(0)
     images = jax.numpy.asarray(rng.standard_normal((batch, hw, hw, channels), np.float32))
     labels = jax.numpy.asarray(rng.integers(0, 10, batch).astype(np.int32))
-    run, step, holder = our_sgd_step(MODELS.get(name)(num_classes=10, stem="small"), images,
-                                     labels)
+    run, step, holder = our_sgd_step(MODELS.get(name)(num_classes=10, stem="small", **fields),
+                                     images, labels)
     return run, step.lower(holder["state"], images, labels)
 
 
@@ -96,6 +98,7 @@ ROWS: dict[str, Callable[[bool], tuple[Callable[[], Any], Any]]] = {
     "gpt": _row_gpt,
     "resnet18": lambda quick: _cnn_row("resnet18", 32 if quick else 128, 32, 3),
     "lenet5": lambda quick: _cnn_row("lenet5", 128, 28, 1),
+    "mobilenet_v2": lambda quick: _cnn_row("mobilenet_v2", 32, 32, 3, dropout_rate=0.0),
 }
 
 
