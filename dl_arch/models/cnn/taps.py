@@ -117,31 +117,34 @@ def written_out(f: Any, x: jax.Array) -> Any:
     return jax.lax.cond(first == first, f, f, x)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def max_pool_by_taps(x_BHWC: jax.Array, window: int, stride: int,
                      padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
     """Max-pool (padding counts as -inf) whose gradient goes, as XLA's select-and-scatter
     sends it, to the first maximum of each window in row-major order."""
+    return _max_pool(x_BHWC, window, stride, padding, tuple(x_BHWC.shape))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool(x_BHWC, window, stride, padding, x_shape):
     return _max_of(phase_taps(x_BHWC, (window, window), (stride, stride), padding, -jnp.inf))
 
 
-def _max_pool_fwd(x_BHWC, window, stride, padding):
+def _max_pool_fwd(x_BHWC, window, stride, padding, x_shape):
     """The maximum, and the index of the tap that gave it, written to memory once (int8,
     written_out): the backward pass then reads it rather than recomputing nine taps for
     every window that covers a pixel."""
     taps = lambda x: phase_taps(x, (window, window), (stride, stride), padding, -jnp.inf)
     first = written_out(lambda x: _first_max_tap(taps(x)), x_BHWC)
-    return written_out(lambda x: _max_of(taps(x)), x_BHWC), (first, x_BHWC.shape)
+    return written_out(lambda x: _max_of(taps(x)), x_BHWC), first
 
 
-def _max_pool_bwd(window, stride, padding, residuals, dy):
-    first, x_shape = residuals
+def _max_pool_bwd(window, stride, padding, x_shape, first, dy):
     per_tap = [jnp.where(first == u, dy, jnp.zeros_like(dy)) for u in range(window * window)]
     return (taps_transpose_by_phases(per_tap, x_shape, (window, window), (stride, stride),
                                      padding),)
 
 
-max_pool_by_taps.defvjp(_max_pool_fwd, _max_pool_bwd)
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def _depthwise_by_taps(x_BHWC, kernel, strides, padding):
