@@ -223,6 +223,20 @@ def test_window_conv_equals_xla_with_gradients(channels, size, stride, pad):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_written_out_stays_a_conditional_under_vmap():
+    """vmap batches a predicate read from its input, and a conditional on a batched
+    predicate becomes a select of both branches (each fused, recomputed as before): the
+    predicate is one scalar for the whole batch, and per-example max-pool gradients equal
+    the batch's."""
+    x = jax.random.normal(jax.random.key(0), (3, 2, 9, 9, 4))
+    pool = lambda x: max_pool_by_taps(x, 3, 2, ((1, 1), (1, 1)))
+    grad = jax.grad(lambda x: jnp.sum(pool(x) ** 2))
+    per_example = jax.jit(jax.vmap(grad))
+    assert "cond[" in str(jax.make_jaxpr(jax.vmap(grad))(x))
+    assert "conditional(" in per_example.lower(x).compile().as_text()
+    np.testing.assert_array_equal(per_example(x), jnp.stack([grad(e) for e in x]))
+
+
 @pytest.mark.parametrize("channels,pad,shape", [(1, 2, r"f32\[4,32,32,8\]"),  # forward on taps
                                                (6, 0, r"f32\[4,36,36,6\]")])  # input grad
 def test_sums_of_taps_are_written_out_once_with_xla_values(channels, pad, shape):

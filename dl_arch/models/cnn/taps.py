@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax import custom_batching
 
 
 def window_taps(x_BHWC: jax.Array, window: tuple[int, int], strides: tuple[int, int],
@@ -109,12 +110,25 @@ def _first_max_tap(taps: list[jax.Array]) -> jax.Array:
     return jnp.where(best == best, index, jnp.int8(-1))
 
 
+@custom_batching.custom_vmap
+def _runtime_true(x: jax.Array) -> jax.Array:
+    """A predicate XLA cannot fold (x's first element equals itself, NaN aside): one
+    scalar under vmap too (the batch's first element), so a conditional on it stays one."""
+    first = x.reshape(-1)[0]
+    return first == first
+
+
+@_runtime_true.def_vmap
+def _runtime_true_batched(axis_size, in_batched, x):
+    return _runtime_true(x), False
+
+
 def written_out(f: Any, x: jax.Array) -> Any:
     """f(x), computed where XLA must write it to memory: inside a conditional whose predicate
     it cannot fold (both branches are f). XLA:CPU otherwise fuses a cheap result into each
-    consumer, recomputing it there as many times as the consumer reads it."""
-    first = jax.lax.stop_gradient(x.reshape(-1)[0])
-    return jax.lax.cond(first == first, f, f, x)
+    consumer, recomputing it there as many times as the consumer reads it. (A predicate
+    batched by vmap would turn the conditional into a select of both branches.)"""
+    return jax.lax.cond(_runtime_true(jax.lax.stop_gradient(x)), f, f, x)
 
 
 def max_pool_by_taps(x_BHWC: jax.Array, window: int, stride: int,
