@@ -4,9 +4,10 @@ A small model's step costs less than the host's work to launch it (dispatch, pla
 batch); a chunk of k steps is one call of a `lax.scan` over k stacked batches, so that work
 is paid once per chunk. Chunks never cross a step where the host acts (logging, evaluation,
 a checkpoint, the last step): where k more steps would, the steps up to it run as one
-shorter chunk, so a run compiles a program for each chunk length it meets (at most k; one
-where k divides every interval). Where a chunk ends is a function of the step and the
-config alone, so a resumed run continues with the chunks an uninterrupted run has.
+shorter chunk. A run compiles the one-step and k-step programs, and one for each shorter
+length it meets, at its first use: none where k divides every interval, never more than
+k - 2. Where a chunk ends is a function of the step and the config alone, so a resumed run
+continues with the chunks an uninterrupted run has.
 """
 
 from __future__ import annotations
