@@ -277,22 +277,14 @@ def _input_grad_by_taps(x_BHWC: jax.Array, kernel: jax.Array, dy_BHWF: jax.Array
                                   kernel.reshape(kh * kw * channels, features),
                                   (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
     per_tap = per_tap.reshape(batch, out_h, out_w, kh, kw, channels)
-    zero = jnp.zeros((), per_tap.dtype)
-
-    def shifted_sum(parts: list[jax.Array], axis: int, size: int) -> jax.Array:
-        """sum over t of parts[t] shifted by t along `axis`, to length `size`."""
-        total = None
-        for t, part in enumerate(parts):
-            config = [(0, 0, 0)] * part.ndim
-            config[axis] = (t, size - part.shape[axis] - t, 0)
-            part = jax.lax.pad(part, zero, config)
-            total = part if total is None else total + part
-        return total
-
-    # [B, out_h, W, kh, C]: each tap row's shares placed along the width
-    rows = written_out(lambda p: shifted_sum([p[:, :, :, :, v] for v in range(kw)], 2, width),
-                       per_tap)
-    return shifted_sum([rows[:, :, :, u] for u in range(kh)], 1, height)
+    unpadded = ((0, 0), (0, 0))
+    # each tap row's shares placed along the width: [B, out_h, W, kh, C], written out
+    rows = written_out(lambda p: taps_transpose_by_phases(
+        [p[:, :, :, :, v].reshape(batch, out_h, out_w, kh * channels) for v in range(kw)],
+        (batch, out_h, width, kh * channels), (1, kw), (1, 1), unpadded), per_tap)
+    rows = rows.reshape(batch, out_h, width, kh, channels)
+    return taps_transpose_by_phases([rows[:, :, :, u] for u in range(kh)],
+                                    (batch, height, width, channels), (kh, 1), (1, 1), unpadded)
 
 
 def _strided_conv_by_phases(x_BHWC: jax.Array, kernel: jax.Array, strides: tuple[int, int],
