@@ -421,7 +421,10 @@ def keep_in_memory(x: jax.Array) -> jax.Array:
     blocks (`python -m benchmarks.op_profile resnet18`). XLA does not duplicate a division,
     so x / 1, with a 1 it cannot fold, stops that. It changes no value (x / 1 == x, NaN and
     inf included; subnormals flush to zero, as in every elementwise op of XLA:CPU), nor the
-    gradient.
+    gradient. A consumer that reads each element more than once through slices (a
+    max-pool's backward) had the division fused in all the same: `written_out` computes
+    such results inside a conditional instead (a conditional that only passes x through
+    is removed by XLA, so it cannot serve here).
     """
     if x.size == 0 or not jnp.issubdtype(x.dtype, jnp.floating):
         return x
