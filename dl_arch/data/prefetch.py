@@ -82,6 +82,14 @@ def _produce(iterator: Iterator[Any], place: Callable[[Any], Any], stateful: boo
     _put(out, item, stop)
 
 
+def closes_wrapped(iterator: Any) -> bool:
+    """Whether a grain iterator wrapping `iterator` must close it itself: grain closes the
+    grain iterators it was built on as its parents, not a generator, say. Decided when the
+    wrapper is made, since its close may run at interpreter exit, when module globals such
+    as `grain` are already None."""
+    return not isinstance(iterator, grain.DatasetIterator) and hasattr(iterator, "close")
+
+
 class Prefetcher(grain.DatasetIterator):
     """`size` batches of `iterator`, placed by `place`, kept ready ahead of the consumer.
 
@@ -98,6 +106,7 @@ class Prefetcher(grain.DatasetIterator):
         stateful = isinstance(iterator, grain.DatasetIterator)
         super().__init__(iterator if stateful else ())
         self._iterator, self._place, self._size = iterator, place, int(size)
+        self._close_wrapped = closes_wrapped(iterator)
         self._stateful = stateful or hasattr(iterator, "get_state")
         self._state = self._read_state()
         self._thread: threading.Thread | None = None
@@ -174,9 +183,8 @@ class Prefetcher(grain.DatasetIterator):
             return
         self._halt()
         super().close()
-        if not isinstance(self._iterator, grain.DatasetIterator) and hasattr(self._iterator,
-                                                                               "close"):
-            self._iterator.close()  # a generator, say (grain's iterators closed as parents)
+        if self._close_wrapped:
+            self._iterator.close()
 
     def __del__(self) -> None:
         if "_stop" in vars(self):  # (absent when __init__ failed)

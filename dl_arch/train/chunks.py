@@ -19,6 +19,7 @@ import grain
 import ml_collections
 
 from dl_arch.data.batching import stack_examples
+from dl_arch.data.prefetch import closes_wrapped
 
 
 def next_action(step: int, config: ml_collections.ConfigDict) -> int:
@@ -61,6 +62,7 @@ class ChunkedBatches(grain.DatasetIterator):
     def __init__(self, iterator: Any, lengths: Iterator[int]):
         super().__init__(iterator if isinstance(iterator, grain.DatasetIterator) else ())
         self._iterator, self._lengths = iterator, lengths
+        self._close_wrapped = closes_wrapped(iterator)
 
     def __next__(self) -> tuple[int, Any]:
         length = next(self._lengths)
@@ -78,6 +80,5 @@ class ChunkedBatches(grain.DatasetIterator):
     def close(self) -> None:
         if not self._closed:
             super().close()
-            if not isinstance(self._iterator, grain.DatasetIterator) and hasattr(
-                    self._iterator, "close"):
+            if self._close_wrapped:
                 self._iterator.close()
