@@ -77,6 +77,29 @@ def test_read_ahead_is_bounded_by_the_queue_size():
     prefetcher.close()
 
 
+def _settled(source, reads, timeout=10.0):
+    """Waits until `source` has been read `reads` times (the thread then waits on a full
+    queue); whether it got there."""
+    deadline = time.monotonic() + timeout
+    while source.read != reads and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return source.read == reads
+
+
+def test_a_full_queue_is_refilled_once_half_of_it_is_left():
+    source = _Counting(100)
+    prefetcher = Prefetcher(source, size=8)
+    prefetcher.start_prefetch()
+    assert _settled(source, 8 + 1)  # a full queue, one in hand
+    assert [next(prefetcher) for _ in range(3)] == [0, 1, 2]  # 5 left: the thread waits on
+    time.sleep(0.2)
+    assert source.read == 9
+    assert next(prefetcher) == 3  # 4 left: it resumes and fills the queue again
+    assert _settled(source, 4 + 8 + 1)
+    assert [next(prefetcher) for _ in range(20)] == list(range(4, 24))
+    prefetcher.close()
+
+
 def test_nothing_is_read_before_the_first_batch_is_asked_for():
     source = _Counting(10)
     prefetcher = Prefetcher(source, size=2)

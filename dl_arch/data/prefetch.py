@@ -17,9 +17,9 @@ even when no batch is late.
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,19 +50,57 @@ def _state_of(iterator: Any, stateful: bool) -> Any:
     return copy.deepcopy(iterator.get_state()) if stateful else None
 
 
-def _put(out: queue.Queue, item: Any, stop: threading.Event) -> bool:
+class _Channel:
+    """The bounded queue from the thread to the consumer. A full channel's producer waits
+    until only half of it is left, not until one slot frees: where it holds many small
+    batches, the thread then wakes once per several batches instead of once per batch (each
+    wake costs the consumer a system call, and both threads the interpreter lock)."""
+
+    def __init__(self, maxsize: int):
+        self._items: collections.deque[Any] = collections.deque()
+        self._maxsize, self._refill_at = maxsize, maxsize // 2
+        lock = threading.Lock()
+        self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
+        self._full = False  # since it was last full, not yet down to `_refill_at` items
+        self._producer_waits = False
+
+    def put(self, item: Any, timeout: float) -> bool:
+        """Appends `item`, waiting at most `timeout` seconds for the refill; whether it did."""
+        with self._not_full:
+            if self._full:
+                self._producer_waits = True
+                self._not_full.wait(timeout)
+                self._producer_waits = False
+                if self._full:
+                    return False
+            self._items.append(item)
+            self._full = len(self._items) >= self._maxsize
+            self._not_empty.notify()
+            return True
+
+    def get(self) -> Any:
+        """The oldest item, waiting for one; lets the producer refill once half is left."""
+        with self._not_empty:
+            while not self._items:
+                self._not_empty.wait()
+            item = self._items.popleft()
+            if self._full and len(self._items) <= self._refill_at:
+                self._full = False
+                if self._producer_waits:
+                    self._not_full.notify()
+            return item
+
+
+def _put(out: _Channel, item: Any, stop: threading.Event) -> bool:
     """Queues `item` unless told to stop first; whether it was queued."""
     while not stop.is_set():
-        try:
-            out.put(item, timeout=_POLL_S)
+        if out.put(item, timeout=_POLL_S):
             return True
-        except queue.Full:
-            continue
     return False
 
 
 def _produce(iterator: Iterator[Any], place: Callable[[Any], Any], stateful: bool,
-             stop: threading.Event, out: queue.Queue, clock: _CpuClock) -> None:
+             stop: threading.Event, out: _Channel, clock: _CpuClock) -> None:
     """The thread: read, note the state, place, queue; until stopped, exhausted or failed.
     The CPU time of each read and placement goes to `clock` (not the waits on a full queue)."""
     try:
@@ -93,10 +131,11 @@ def closes_wrapped(iterator: Any) -> bool:
 class Prefetcher(grain.DatasetIterator):
     """`size` batches of `iterator`, placed by `place`, kept ready ahead of the consumer.
 
-    At most `size` placed batches wait in the queue (one more may be in the making). The
-    thread starts on the first `next()` (or `start_prefetch()`), so the wrapped iterator can
-    be restored before anything is read ahead. `close()` stops it; `set_state` drops what
-    was read ahead and repositions the wrapped iterator.
+    At most `size` placed batches wait in the queue (one more may be in the making); a full
+    queue's thread resumes once `size // 2` are left. The thread starts on the first
+    `next()` (or `start_prefetch()`), so the wrapped iterator can be restored before
+    anything is read ahead. `close()` stops it; `set_state` drops what was read ahead and
+    repositions the wrapped iterator.
     """
 
     def __init__(self, iterator: Iterator[Any], place: Callable[[Any], Any] = lambda b: b,
@@ -111,7 +150,7 @@ class Prefetcher(grain.DatasetIterator):
         self._state = self._read_state()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self._size)
+        self._queue = _Channel(self._size)
         self._failure: _Failure | None = None
         self._ended = False
         self._clock = _CpuClock()
@@ -128,7 +167,7 @@ class Prefetcher(grain.DatasetIterator):
         """Starts reading ahead (idempotent); `next()` does it too."""
         if self._thread is None and not self._closed:
             self._stop = threading.Event()
-            self._queue = queue.Queue(maxsize=self._size)
+            self._queue = _Channel(self._size)
             # the thread holds no reference to self, so an unclosed prefetcher can be collected
             self._thread = threading.Thread(
                 target=_produce, name="dl_arch-prefetch", daemon=True,

@@ -312,31 +312,34 @@ def _run(config: ml_collections.ConfigDict, workdir: str, preempted: Preempted,
 
     # chunks of steps (one step each unless config.steps_per_call > 1), each made ready for
     # the step (placed on the devices; on one CPU device, left to the step's call) by the
-    # prefetch thread: two ahead, or for small batches, read in blocks, a block and one more
-    # (`block_size`), so that a block's read overlaps the steps of the one before
-    local_bytes = batch_bytes(example_batch) // pcount
+    # prefetch thread: two ahead, or for small batches, read in blocks, two blocks and one
+    # more (`block_size`); the thread refills once half is left, so a block's read overlaps
+    # the steps of the one before
+    block = block_size(batch_bytes(example_batch) // pcount)
     batches = Prefetcher(ChunkedBatches(train_iter, chunk_lengths(start, config)),
                          lambda c: (c[0], mesh_lib.to_step_input(c[1], mesh,
                                                                  stacked=c[0] > 1)),
-                         size=1 + block_size(local_bytes))
+                         size=1 + (2 * block if block > 1 else 1))
     closers.append(batches.close)
     in_flight: collections.deque[jax.Array] = collections.deque()
     input_wait = InputWait(config.dataset.num_workers, lambda: batches.busy_seconds)
+    # the intervals read once: a ConfigDict attribute costs about 1.5 µs, five a step
+    total, log_every = int(config.num_train_steps), int(config.log_every_steps)
+    eval_every, save_every = int(config.eval_every_steps), int(config.checkpoint_every_steps)
     step = start
     try:
-        while step < config.num_train_steps:
+        while step < total:
             length, batch = input_wait.next(batches)
             state, window, ticket = executable(length)(state, batch, window)
             step += length
             in_flight.append(ticket)
             if len(in_flight) > RUN_AHEAD:  # a SIGTERM waits for at most RUN_AHEAD queued calls
                 in_flight.popleft().block_until_ready()
-            stop = preempted.flag if pcount == 1 else any_process(preempted.flag, step,
-                                                                   config.log_every_steps)
-            last = step == config.num_train_steps
-            evaluate_now = step % config.eval_every_steps == 0 and not last
-            save_now = step % config.checkpoint_every_steps == 0 or last or stop
-            if step % config.log_every_steps == 0 or evaluate_now or save_now:
+            stop = preempted.flag if pcount == 1 else any_process(preempted.flag, step, log_every)
+            last = step == total
+            evaluate_now = step % eval_every == 0 and not last
+            save_now = step % save_every == 0 or last or stop
+            if step % log_every == 0 or evaluate_now or save_now:
                 drain(step)  # the only host reads of the loop: no other step waits
             progress.update(step, last_loss)
             if evaluate_now:
