@@ -106,7 +106,8 @@ def test_wrappers_close_a_wrapped_generator_and_exit_quietly_when_left_unclosed(
         print("done")
     """)
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+                       env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))},
+                       timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "done", p.stderr
     assert "Exception ignored" not in p.stderr and "Error" not in p.stderr, p.stderr
 
