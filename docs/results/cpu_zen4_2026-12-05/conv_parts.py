@@ -8,15 +8,16 @@ channels_last tensors; best of 3 x 10 calls, ms.
 # ruff: noqa: E402, E741, E501, B007
 
 import sys
-import time
 
 from dl_arch.train.host_memory import keep_freed_memory
 
 keep_freed_memory()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
+from best_of import best_ms
 
 B, H, C, O = (
     128,
@@ -47,15 +48,7 @@ tdw = lambda: torch.nn.grad.conv2d_weight(tx, tw.shape, tdy, padding=1)
 
 
 def t(f, n=10):
-    for _ in range(2):
-        jax.block_until_ready(f())
-    best = 1e9
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            jax.block_until_ready(f())
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e3
+    return best_ms(f, n)
 
 
 with torch.no_grad():

@@ -7,14 +7,15 @@ T256 B32 D128 H256, best of 3 x 10 calls.
 """
 # ruff: noqa: E402, E741, E501, B007
 
-import time
 
 from dl_arch.train.host_memory import keep_freed_memory
 
 keep_freed_memory()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from best_of import best_ms
 
 from dl_arch.models.layers.recurrence import _fused_fwd, fused_recurrence
 from dl_arch.train.compile_options import model_jit
@@ -74,15 +75,7 @@ fs = {
 
 
 def t(f, a, n=10):
-    for _ in range(2):
-        jax.block_until_ready(f(a, w_hh))
-    best = 1e9
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            jax.block_until_ready(f(a, w_hh))
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e3
+    return best_ms(lambda: f(a, w_hh), n)
 
 
 for r_ in range(2):

@@ -6,14 +6,15 @@
 """
 # ruff: noqa: E402, E741, E501, B007
 
-import time
 
 from dl_arch.train.host_memory import keep_freed_memory
 
 keep_freed_memory()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from best_of import best_ms
 
 from dl_arch.train.compile_options import model_jit
 
@@ -43,15 +44,7 @@ f1, f2 = model_jit(bh), model_jit(hb)
 
 
 def t(f, *a, n=20):
-    for _ in range(2):
-        jax.block_until_ready(f(*a))
-    best = 1e9
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            jax.block_until_ready(f(*a))
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e3
+    return best_ms(lambda: f(*a), n)
 
 
 for _ in range(2):

@@ -11,9 +11,11 @@ import time
 from dl_arch.train.host_memory import keep_freed_memory
 
 keep_freed_memory()
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from best_of import best_ms
 
 from dl_arch.train.compile_options import model_jit
 
@@ -45,15 +47,7 @@ fns = {
 
 
 def t(f, n=20):
-    for _ in range(2):
-        jax.block_until_ready(f(z0, xs))
-    best = 1e9
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            jax.block_until_ready(f(z0, xs))
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e3
+    return best_ms(lambda: f(z0, xs), n)
 
 
 for k, fn in fns.items():
