@@ -11,7 +11,10 @@ their share of the step. An op is named as XLA's HLO names it (`convolution.3`, 
 `dot.5`); `--hlo` prints each top op's HLO text so a fusion can be read. CPU only.
 It keeps JAX's asynchronous CPU dispatch, under which the trace names the ops (dispatched
 synchronously, as `keep_freed_memory` does for the loop and `benchmarks.run`, most of a step
-shows as the executable's own time), so its step times are above `benchmarks.run`'s.
+shows as the executable's own time). Its heap is kept as theirs, with one arena, so the
+dispatch thread's buffers are reused rather than mapped and faulted afresh each step
+(`host_memory.keep_freed_heap`): MobileNetV2's b32 step read 422-427 ms with it and 538-707
+without, against 342 in `benchmarks.run` (docs/results/cpu_zen4_2026-12-05).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+
+from dl_arch.train.host_memory import keep_freed_heap  # noqa: E402
+
+keep_freed_heap(one_arena=True)  # before JAX starts its threads
 
 # Trace events that wrap a whole program or its dispatch, not one op of it.
 _WRAPPERS = re.compile(r"^(PjitFunction|Thunk|TfrtCpu|PjRt|Execute|ExecuteHelper|"

@@ -18,6 +18,8 @@ import ctypes, ctypes.util, sys, threading
 from dl_arch.train import host_memory
 if sys.argv[1] == "keep":
     assert host_memory.keep_freed_memory()
+if sys.argv[1] == "one_arena":
+    assert host_memory.keep_freed_heap(one_arena=True)
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
 libc.free.argtypes = (ctypes.c_void_p,)
@@ -59,6 +61,13 @@ def test_a_thread_of_its_own_maps_a_block_past_its_arena_afresh():
     """Why CPU steps are dispatched on the calling thread: a thread's arena maps a block over
     64 MiB whatever the thresholds."""
     assert _kept_mib("keep", 100, "thread") < 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_with_one_arena_a_threads_block_comes_from_the_kept_heap():
+    """What `benchmarks.op_profile` needs under asynchronous dispatch, where a thread of
+    XLA's allocates each step's buffers."""
+    assert _kept_mib("one_arena", 100, "thread") >= 99
 
 
 # In a fresh interpreter: the page faults of each of 10 calls of a jitted step whose output

@@ -31,6 +31,7 @@ import jax
 # glibc's mallopt parameters (malloc.h) and the values set here
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
+M_ARENA_MAX = -8
 NEVER_TRIM = -1  # mallopt(3): a trim threshold of -1 turns trimming off
 NO_MMAP = 0  # at most this many blocks mapped on their own: none
 
@@ -44,6 +45,18 @@ def keep_freed_memory() -> bool:
     global _done
     if _done:
         return True
+    _done = keep_freed_heap()
+    if _done:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+    return _done
+
+
+def keep_freed_heap(one_arena: bool = False) -> bool:
+    """The heap part of `keep_freed_memory` alone, for a process that keeps JAX's
+    asynchronous dispatch (`benchmarks.op_profile`: its trace names the ops only then).
+    `one_arena`: threads allocate from the main heap too (glibc's `M_ARENA_MAX` 1), so the
+    dispatch thread's step buffers are reused as well; set it before JAX starts its threads.
+    Whether it was set (False without glibc's `mallopt`)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -52,7 +65,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    _done = bool(mallopt(M_MMAP_MAX, NO_MMAP) and mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
-    if _done:
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
-    return _done
+    kept = bool(mallopt(M_MMAP_MAX, NO_MMAP) and mallopt(M_TRIM_THRESHOLD, NEVER_TRIM))
+    return kept and (not one_arena or bool(mallopt(M_ARENA_MAX, 1)))
