@@ -29,8 +29,9 @@ BLOCK_BATCHES = 16  # ... of this many
 
 def block_size(nbytes: int) -> int:
     """Batches one read takes at once, for batches of `nbytes` bytes: `BLOCK_BATCHES` under
-    `BLOCK_BYTES`, else 1. A consumer that reads ahead should hold a whole block beside
-    what it holds anyway, or it waits for each block's read (the loop's prefetch queue)."""
+    `BLOCK_BYTES`, else 1. A consumer that reads ahead should still hold a whole block when
+    a block's read starts, or it waits for it: the loop's prefetch queue, refilled once half
+    of it is left, holds two blocks and one."""
     return BLOCK_BATCHES if nbytes < BLOCK_BYTES else 1
 
 
