@@ -69,40 +69,52 @@ def corrupt(x_BHWC: jax.Array, rng: jax.Array, kind: str, level: float) -> jax.A
     raise ConfigError(f"config.task.corruption='{kind}'; use one of {CORRUPTIONS}")
 
 
-def reconstruction_error(logits_BHWC: jax.Array, x_BHWC: jax.Array, kind: str,
+def reconstruction_error(logits: jax.Array, x: jax.Array, kind: str,
                          decoder_std: float = DECODER_STD) -> jax.Array:
-    """Per-image reconstruction term (B,), summed over pixels: -log p(x|z) for 'bce'/'gaussian'."""
-    logits_BHWC = logits_BHWC.astype(jnp.float32)
-    x_BHWC = x_BHWC.astype(jnp.float32)
+    """Per-image reconstruction term (B,), summed over pixels: -log p(x|z) for 'bce'/'gaussian'.
+    `logits` and `x`: (B, ...) of the same shape."""
+    logits = logits.astype(jnp.float32)
+    x = x.astype(jnp.float32)
     if kind == "bce":
-        per_pixel = optax.sigmoid_binary_cross_entropy(logits_BHWC, x_BHWC)
+        per_pixel = optax.sigmoid_binary_cross_entropy(logits, x)
     elif kind == "gaussian":
-        z = (jax.nn.sigmoid(logits_BHWC) - x_BHWC) / decoder_std
+        z = (jax.nn.sigmoid(logits) - x) / decoder_std
         per_pixel = 0.5 * jnp.square(z) + jnp.log(decoder_std) + 0.5 * jnp.log(2.0 * jnp.pi)
     elif kind == "mse":
-        per_pixel = jnp.square(jax.nn.sigmoid(logits_BHWC) - x_BHWC)
+        per_pixel = jnp.square(jax.nn.sigmoid(logits) - x)
     else:
         raise ConfigError(f"config.task.reconstruction_loss='{kind}'; use one of {LOSSES}")
     return per_pixel.reshape(per_pixel.shape[0], -1).sum(axis=1)
 
 
-def psnr(a_BHWC: jax.Array, b_BHWC: jax.Array) -> jax.Array:
-    """Peak signal-to-noise ratio per image (B,), in dB, for pixel values in [0, 1]."""
-    diff = (a_BHWC.astype(jnp.float32) - b_BHWC.astype(jnp.float32)).reshape(a_BHWC.shape[0], -1)
+def psnr(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Peak signal-to-noise ratio per image (B,), in dB, for pixel values in [0, 1] ((B, ...))."""
+    diff = (a.astype(jnp.float32) - b.astype(jnp.float32)).reshape(a.shape[0], -1)
     return -10.0 * jnp.log10(jnp.mean(jnp.square(diff), axis=1) + 1e-10)
+
+
+def pixel_rows(images: jax.Array) -> jax.Array:
+    """Images (B, H, W, C) as rows of pixels (B, H*W*C).
+
+    On CPU, XLA's elementwise loops and reductions over images of one channel (a trailing
+    dimension of 1) ran five times slower than over rows (docs/results/benchmarks.md, stop
+    62), so the per-pixel terms are computed on rows.
+    """
+    return images.reshape(images.shape[0], -1)
 
 
 def autoencoder_terms(out: dict[str, jax.Array], clean_BHWC: jax.Array, noisy_BHWC: jax.Array,
                       loss_kind: str, beta: float, decoder_std: float = DECODER_STD
                       ) -> dict[str, jax.Array]:
     """Per-image loss terms (each (B,)) of a model output against the clean images."""
-    recon = reconstruction_error(out["logits"], clean_BHWC, loss_kind, decoder_std)
-    pixels = jax.nn.sigmoid(out["logits"])
+    logits_BP, clean_BP = pixel_rows(out["logits"]), pixel_rows(clean_BHWC)
+    recon = reconstruction_error(logits_BP, clean_BP, loss_kind, decoder_std)
+    pixels_BP = jax.nn.sigmoid(logits_BP)
     terms = {
         "recon": recon,
-        "mse": jnp.mean(jnp.square(pixels - clean_BHWC).reshape(recon.shape[0], -1), axis=1),
-        "psnr": psnr(pixels, clean_BHWC),
-        "psnr_noisy": psnr(noisy_BHWC, clean_BHWC),
+        "mse": jnp.mean(jnp.square(pixels_BP - clean_BP), axis=1),
+        "psnr": psnr(pixels_BP, clean_BP),
+        "psnr_noisy": psnr(pixel_rows(noisy_BHWC), clean_BP),
     }
     if "mean" in out:  # the model's KL (a mixture prior's is an estimate), else N(0, I)'s
         kl = out["kl"] if "kl" in out else gaussian_kl(out["mean"], out["logvar"])
