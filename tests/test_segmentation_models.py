@@ -10,6 +10,7 @@ paper's Fig. 1 and the FCN paper's layers (VGG-16 convs, fc6/fc7 as convs, score
 from __future__ import annotations
 
 import chex
+import flax.linen as flax_nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +25,7 @@ from dl_arch.interop.torchvision import convert_resnet
 from dl_arch.models.cnn.common import numpy_init, param_count
 from dl_arch.models.cnn.vgg import VGG_STAGES
 from dl_arch.models.segmentation.upsample import (
+    BlockConvTranspose,
     bilinear_conv_transpose,
     bilinear_init,
     resize_bilinear,
@@ -543,6 +545,57 @@ def test_transposed_conv_starts_as_bilinear_upsampling(factor):
     resized = resize_bilinear(jnp.asarray(x), 5 * factor, 6 * factor)
     inner = (slice(None), slice(factor, -factor), slice(factor, -factor))
     np.testing.assert_allclose(y[inner], resized[inner], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride,shape,features", [(2, (2, 3, 4, 5), 6), (3, (1, 2, 3, 4), 2)])
+def test_block_conv_transpose_is_flax_conv_transpose(stride, shape, features):
+    """Each input pixel writes an s x s block (numpy, float64, taps flipped as lax applies
+    them); flax's nn.ConvTranspose(k = s, stride s, VALID) with the same variables gives the
+    same values and gradients, and its parameters have the same names and shapes."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    theirs = nn_conv_transpose(features, stride)
+    ours = BlockConvTranspose(features, stride)
+    variables = theirs.init(jax.random.key(0), x)
+    chex.assert_trees_all_equal_shapes_and_dtypes(variables, ours.init(jax.random.key(0), x))
+    variables = jax.tree.map(lambda a: a + jnp.asarray(rng.standard_normal(a.shape), a.dtype),
+                             variables)
+    kernel = np.asarray(variables["params"]["kernel"], np.float64)
+    b, h, w, _ = shape
+    expected = np.zeros((b, h * stride, w * stride, features)) + np.asarray(
+        variables["params"]["bias"], np.float64)
+    for p in range(stride):
+        for q in range(stride):
+            expected[:, p::stride, q::stride] += np.einsum(
+                "bhwc,cf->bhwf", np.asarray(x, np.float64), kernel[stride - 1 - p, stride - 1 - q])
+    np.testing.assert_allclose(ours.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+    cotangent = jnp.asarray(rng.standard_normal(expected.shape), jnp.float32)
+
+    def loss(module):
+        return lambda v, x: jnp.sum(module.apply(v, x) * cotangent)
+
+    chex.assert_trees_all_close(jax.value_and_grad(loss(ours), argnums=(0, 1))(variables, x),
+                                jax.value_and_grad(loss(theirs), argnums=(0, 1))(variables, x),
+                                rtol=1e-5, atol=1e-5)
+
+
+def test_block_conv_transpose_dtypes_follow_flax():
+    x = jnp.asarray(np.random.default_rng(5).standard_normal((2, 3, 3, 4)), jnp.bfloat16)
+    for kwargs in ({}, {"dtype": jnp.bfloat16}, {"dtype": jnp.float32},
+                   {"param_dtype": jnp.bfloat16}):
+        theirs = nn_conv_transpose(3, 2, **kwargs)
+        variables = theirs.init(jax.random.key(0), x)
+        mine = BlockConvTranspose(3, 2, **kwargs).apply(variables, x)
+        expected = theirs.apply(variables, x)
+        assert mine.dtype == expected.dtype, kwargs
+        np.testing.assert_allclose(np.asarray(mine, np.float32), np.asarray(expected, np.float32),
+                                   rtol=2e-2, atol=2e-2)
+
+
+def nn_conv_transpose(features, stride, **kwargs):
+    """flax's transposed convolution that `BlockConvTranspose` stands for."""
+    return flax_nn.ConvTranspose(features, (stride, stride), strides=(stride, stride),
+                                 padding="VALID", **kwargs)
 
 
 def test_fcn8s_starts_from_the_fcn32s_prediction():

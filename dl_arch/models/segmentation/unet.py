@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from dl_arch.models.cnn.common import batch_norm, conv_init_fan_in, max_pool
 from dl_arch.models.segmentation.common import check_sides
+from dl_arch.models.segmentation.upsample import BlockConvTranspose
 from dl_arch.registry import register_model
 
 
@@ -71,9 +72,8 @@ class UNet(nn.Module):
         self.sow("intermediates", "bottom", x)
         for i in range(self.depth, 0, -1):
             channels = self.width * 2 ** (i - 1)
-            x = nn.ConvTranspose(channels, (2, 2), strides=(2, 2), padding="VALID",
-                                 dtype=self.dtype, param_dtype=self.param_dtype,
-                                 kernel_init=conv_init_fan_in, name=f"up{i}_upconv")(x)
+            x = BlockConvTranspose(channels, 2, dtype=self.dtype, param_dtype=self.param_dtype,
+                                   kernel_init=conv_init_fan_in, name=f"up{i}_upconv")(x)
             if self.skip_connections:
                 x = jnp.concatenate([skips[i - 1], x], axis=-1)
             x = self._double_conv(x, channels, f"up{i}", train)

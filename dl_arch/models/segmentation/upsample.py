@@ -57,3 +57,31 @@ def bilinear_conv_transpose(features: int, factor: int, name: str, dtype: Any = 
                             padding=((pad, pad), (pad, pad)), use_bias=False,
                             kernel_init=bilinear_init, dtype=dtype, param_dtype=param_dtype,
                             name=name)
+
+
+class BlockConvTranspose(nn.Module):
+    """`nn.ConvTranspose(features, (s, s), strides=(s, s), padding="VALID")` (U-Net's up-convolution)
+    as the one matrix product it is: each input pixel writes its own s x s block of outputs, so
+    the layer is a 1 x 1 convolution to s * s * features channels laid out as blocks. The same
+    `kernel` (s, s, C_in, features) and `bias`, and the same outputs: lax applies the kernel's
+    taps flipped. On CPU, XLA's transposed convolution took 4-11x longer forward and backward
+    at U-Net's shapes, its kernel gradient a third of `unet_shapes`' step
+    (docs/results/benchmarks.md, stop 62)."""
+
+    features: int
+    stride: int = 2
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x_BHWC: jax.Array) -> jax.Array:
+        s = self.stride
+        kernel = self.param("kernel", self.kernel_init, (s, s, x_BHWC.shape[-1], self.features),
+                            self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        x_BHWC, kernel, bias = nn.dtypes.promote_dtype(x_BHWC, kernel, bias, dtype=self.dtype)
+        b, h, w, _ = x_BHWC.shape
+        blocks = jnp.einsum("bhwc,pqcf->bhpwqf", x_BHWC, kernel[::-1, ::-1])
+        return blocks.reshape(b, h * s, w * s, self.features) + bias[None, None, None]
