@@ -17,14 +17,12 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from swapped_step import print_ab  # noqa: E402
 
 from benchmarks.harness import alternate  # noqa: E402
-from benchmarks.loop_step import loop_stepper  # noqa: E402
 from dl_arch.models.segmentation import unet  # noqa: E402
 from dl_arch.models.segmentation.upsample import BlockConvTranspose  # noqa: E402
-from dl_arch.testing import load_config  # noqa: E402
 from dl_arch.train.compile_options import model_jit  # noqa: E402
-from dl_arch.train.trainer import Trainer  # noqa: E402
 
 
 def flax_conv_transpose(features: int, stride: int, **kwargs) -> nn.ConvTranspose:
@@ -50,23 +48,5 @@ for shape, features in (((32, 4, 4, 128), 64), ((32, 8, 8, 64), 32), ((32, 16, 1
           f"now {now * 1e3:.2f} ms, {before / now:.2f}x", flush=True)
 
 
-def stepper(spec: str, layer):
-    unet.BlockConvTranspose = layer
-    try:
-        trainer = Trainer(load_config(spec))
-        run, held = loop_stepper(trainer, trainer.first_batch())
-        jax.block_until_ready(run())  # traced and compiled here
-        return run, jax.device_get(held["window"].stats)
-    finally:
-        unet.BlockConvTranspose = BlockConvTranspose
-
-
 for spec in ("configs/unet_shapes.py", "configs/unet_shapes.py:smoke"):
-    (run_before, stats_before), (run_now, stats_now) = (stepper(spec, flax_conv_transpose),
-                                                        stepper(spec, BlockConvTranspose))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                 stats_before, stats_now)
-    for rnd in range(3):
-        before, now = alternate([run_before, run_now])
-        print(f"{spec} loop step, round {rnd}: before {before * 1e3:.2f} ms, now "
-              f"{now * 1e3:.2f} ms, {before / now:.2f}x", flush=True)
+    print_ab(spec, unet, "BlockConvTranspose", flax_conv_transpose, BlockConvTranspose)

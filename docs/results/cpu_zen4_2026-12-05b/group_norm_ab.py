@@ -21,12 +21,10 @@ import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from swapped_step import print_ab  # noqa: E402
 
 from benchmarks.harness import alternate  # noqa: E402
-from benchmarks.loop_step import loop_stepper  # noqa: E402
-from dl_arch.testing import load_config  # noqa: E402
 from dl_arch.train.compile_options import model_jit  # noqa: E402
-from dl_arch.train.trainer import Trainer  # noqa: E402
 
 
 class GroupNorm(nn.Module):
@@ -82,27 +80,5 @@ for shape in ((64, 16, 16, 32), (64, 8, 8, 64), (32, 16, 16, 64), (64, 32, 32, 3
           f"{before / now:.2f}x", flush=True)
 
 
-flax_group_norm = nn.GroupNorm
-
-
-def stepper(spec: str, norm: type):
-    nn.GroupNorm = norm
-    try:
-        trainer = Trainer(load_config(spec))
-        run, held = loop_stepper(trainer, trainer.first_batch())
-        jax.block_until_ready(run())  # traced and compiled here
-        return run, jax.device_get(held["window"].stats)
-    finally:
-        nn.GroupNorm = flax_group_norm
-
-
-for spec in ("configs/vae_shapes.py", "configs/dae_shapes.py",
-             "configs/detector_shapes.py"):
-    (run_before, stats_before), (run_now, stats_now) = (stepper(spec, flax_group_norm),
-                                                        stepper(spec, GroupNorm))
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                 stats_before, stats_now)
-    for rnd in range(3):
-        before, now = alternate([run_before, run_now])
-        print(f"{spec} loop step, round {rnd}: before {before * 1e3:.2f} ms, now "
-              f"{now * 1e3:.2f} ms, {before / now:.2f}x", flush=True)
+for spec in ("configs/vae_shapes.py", "configs/dae_shapes.py", "configs/detector_shapes.py"):
+    print_ab(spec, nn, "GroupNorm", nn.GroupNorm, GroupNorm)
