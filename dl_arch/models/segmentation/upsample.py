@@ -64,7 +64,7 @@ class BlockConvTranspose(nn.Module):
     as the one matrix product it is: each input pixel writes its own s x s block of outputs, so
     the layer is a 1 x 1 convolution to s * s * features channels laid out as blocks. The same
     `kernel` (s, s, C_in, features) and `bias`, and the same outputs: lax applies the kernel's
-    taps flipped. On CPU, XLA's transposed convolution took 4-11x longer forward and backward
+    taps flipped. On CPU, XLA's transposed convolution took 5-12x longer forward and backward
     at U-Net's shapes, its kernel gradient a third of `unet_shapes`' step
     (docs/results/benchmarks.md, stop 62)."""
 
