@@ -547,6 +547,12 @@ def test_transposed_conv_starts_as_bilinear_upsampling(factor):
     np.testing.assert_allclose(y[inner], resized[inner], rtol=1e-5, atol=1e-5)
 
 
+def nn_conv_transpose(features, stride, **kwargs):
+    """flax's transposed convolution that `BlockConvTranspose` stands for."""
+    return flax_nn.ConvTranspose(features, (stride, stride), strides=(stride, stride),
+                                 padding="VALID", **kwargs)
+
+
 @pytest.mark.parametrize("stride,shape,features", [(2, (2, 3, 4, 5), 6), (3, (1, 2, 3, 4), 2)])
 def test_block_conv_transpose_is_flax_conv_transpose(stride, shape, features):
     """Each input pixel writes an s x s block (numpy, float64, taps flipped as lax applies
@@ -590,12 +596,6 @@ def test_block_conv_transpose_dtypes_follow_flax():
         assert mine.dtype == expected.dtype, kwargs
         np.testing.assert_allclose(np.asarray(mine, np.float32), np.asarray(expected, np.float32),
                                    rtol=2e-2, atol=2e-2)
-
-
-def nn_conv_transpose(features, stride, **kwargs):
-    """flax's transposed convolution that `BlockConvTranspose` stands for."""
-    return flax_nn.ConvTranspose(features, (stride, stride), strides=(stride, stride),
-                                 padding="VALID", **kwargs)
 
 
 def test_fcn8s_starts_from_the_fcn32s_prediction():

@@ -62,15 +62,12 @@ class _Channel:
         lock = threading.Lock()
         self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
         self._full = False  # since it was last full, not yet down to `_refill_at` items
-        self._producer_waits = False
 
     def put(self, item: Any, timeout: float) -> bool:
         """Appends `item`, waiting at most `timeout` seconds for the refill; whether it did."""
         with self._not_full:
             if self._full:
-                self._producer_waits = True
                 self._not_full.wait(timeout)
-                self._producer_waits = False
                 if self._full:
                     return False
             self._items.append(item)
@@ -86,8 +83,7 @@ class _Channel:
             item = self._items.popleft()
             if self._full and len(self._items) <= self._refill_at:
                 self._full = False
-                if self._producer_waits:
-                    self._not_full.notify()
+                self._not_full.notify()  # once a refill; no-op if the producer is not waiting
             return item
 
 
